@@ -1,0 +1,75 @@
+/*
+ * config.h - the server's configuration, built once at startup from the
+ * command line (config.c) and then read-only for every thread.
+ *
+ * An "export line" (struct onfs_export_conf) is what the user wrote; an
+ * "export instance" (struct onfs_export, overlay.h) is the object that owns
+ * the layers, key, caches and locks. Today one line makes one instance; a
+ * per-client upper template will let one line own many instances.
+ */
+#ifndef OVLNFSD_CONFIG_H
+#define OVLNFSD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ONFS_MAX_LOWER 64
+#define ONFS_DEFAULT_PORT 2049
+#define ONFS_DEFAULT_MAX_RECORD (1024 * 1024 + 4096)
+#define ONFS_DEFAULT_STATE_DIR "/var/lib/ovlnfsd"
+
+struct onfs_export_conf {
+	char *name;        /* owned; "default" for the -o export */
+	char *path;        /* owned; the path clients mount, e.g. "/" */
+	char *lowerdir[ONFS_MAX_LOWER]; /* owned; [0] is the TOP lower layer */
+	size_t nlower;
+	char *upperdir;    /* owned; NULL: read-only export */
+	char *workdir;     /* owned; NULL iff upperdir is NULL */
+};
+
+struct onfs_config {
+	char *listen_host;   /* owned; "127.0.0.1", "0.0.0.0", "::" ... */
+	int listen_port;     /* 0: pick a free port */
+	char *portmap_host;  /* owned; NULL: no separate portmap listener */
+	int portmap_port;
+	char *port_file;     /* owned; NULL: none */
+	char *state_dir;     /* owned */
+	bool foreground;
+	int verbose;         /* count of -v */
+	int threads;         /* worker pool size (UV_THREADPOOL_SIZE) */
+	size_t max_record;   /* TCP record cap, bytes */
+	bool demo;           /* no -o/-c given: build and serve ./demo-overlay */
+	struct onfs_export_conf exports[8]; /* owned */
+	size_t nexports;
+};
+
+/*
+ * Parse argv into *cfg (zeroed by the caller). Returns 0, 1 when the caller
+ * should exit 0 (--help, --version: already printed), or -1 with a message
+ * naming the option at fault in err.
+ */
+int onfs_config_parse_args(int argc, char **argv, struct onfs_config *cfg,
+			   char *err, size_t errlen);
+
+/*
+ * Parse a kernel overlay option string ("lowerdir=A:B,upperdir=U,workdir=W")
+ * into *ec. Colons in lowerdir may be escaped as "\:" (and commas as "\,").
+ * Returns 0 or -1 with err naming the option at fault.
+ */
+int onfs_config_parse_overlay_opts(const char *opts, struct onfs_export_conf *ec,
+				   char *err, size_t errlen);
+
+/* Parse "ADDR:PORT", "[v6]:PORT" or "PORT". Returns 0 or -1. host is malloc'd. */
+int onfs_config_parse_hostport(const char *s, char **host, int *port);
+
+void onfs_config_free(struct onfs_config *cfg);
+
+/*
+ * Create the demo overlay under dir (two lower layers and an upper with a
+ * whiteout and an opaque directory) if it does not exist yet, and fill
+ * cfg->exports[0] to serve it. Returns 0 or -1 with err naming the path.
+ */
+int onfs_demo_setup(const char *dir, struct onfs_config *cfg, char *err, size_t errlen);
+
+#endif

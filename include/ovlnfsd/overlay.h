@@ -1,0 +1,158 @@
+/*
+ * overlay.h - the merged view of one export instance: layers, handles,
+ * lookup, attributes, reads and readdir (server/overlay/).
+ *
+ * Every function here may block on the filesystem: call them from pool
+ * workers only, never from the loop thread. They are thread-safe; nodes are
+ * refcounted and immutable once built. Errors are negative errno values,
+ * plus the ONFS_E* values of common.h. Nothing here knows about XDR or RPC.
+ *
+ * Layer numbering inside an export: layer 0 is the upper layer when the
+ * export has one, then the lowers top-down (lowerdir's leftmost first).
+ */
+#ifndef OVLNFSD_OVERLAY_H
+#define OVLNFSD_OVERLAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/statvfs.h>
+#include <time.h>
+
+#include "ovlnfsd/config.h"
+
+#define ONFS_FH_MAX 64
+
+struct onfs_export;
+struct onfs_node;
+
+/* An encoded NFS file handle (version, fs index, export id, fh, MAC). */
+struct onfs_fh {
+	uint32_t len;
+	uint8_t data[ONFS_FH_MAX];
+};
+
+/* Attributes of a merged object, as the client sees them. */
+struct onfs_attr {
+	uint32_t mode;   /* S_IFMT type bits | permission bits */
+	uint32_t nlink;
+	uint32_t uid, gid;
+	uint64_t size;
+	uint64_t used;   /* bytes allocated */
+	uint32_t rdev_major, rdev_minor;
+	uint64_t fsid;   /* one per export */
+	uint64_t fileid; /* origin inode, xino style; stable across copy-up */
+	struct timespec atime, mtime, ctime;
+};
+
+/* --- export instance (export.c) --- */
+
+/*
+ * Open the layers of one export line, load or create its handle key and
+ * id, and report the handle mode in force. Returns 0 or -1 with err naming
+ * the path or option at fault.
+ */
+int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
+		     struct onfs_export **out, char *err, size_t errlen);
+void onfs_export_close(struct onfs_export *ex);
+
+const char *onfs_export_path(const struct onfs_export *ex); /* what clients mount */
+const char *onfs_export_name(const struct onfs_export *ex);
+uint16_t onfs_export_id(const struct onfs_export *ex);
+uint64_t onfs_export_fsid(const struct onfs_export *ex);
+/* True when mutations must answer NFS3ERR_ROFS. */
+bool onfs_export_readonly(const struct onfs_export *ex);
+
+/* --- handles (handle.c) --- */
+
+/*
+ * Read the export id out of a handle without trusting it (the MAC is
+ * checked by onfs_node_from_fh). Returns 0 or -ONFS_EBADHANDLE.
+ */
+int onfs_fh_export_id(const uint8_t *fh, size_t len, uint16_t *id);
+
+/*
+ * Resolve a handle of this export. -ONFS_EBADHANDLE for a wrong length or
+ * version; -ESTALE for a failed MAC, another export's handle, or an object
+ * that is gone or no longer visible in the merged view.
+ */
+int onfs_node_from_fh(struct onfs_export *ex, const uint8_t *fh, size_t len,
+		      struct onfs_node **out);
+const struct onfs_fh *onfs_node_fh(const struct onfs_node *n);
+
+struct onfs_node *onfs_node_get(struct onfs_node *n);
+void onfs_node_put(struct onfs_node *n);
+
+/* S_IFMT bits of the merged object. */
+uint32_t onfs_node_type(const struct onfs_node *n);
+/* Merged path relative to the export root, "" for the root (for logs). */
+const char *onfs_node_path(const struct onfs_node *n);
+
+/* --- lookup (lookup.c) --- */
+
+int onfs_root(struct onfs_export *ex, struct onfs_node **out);
+
+/*
+ * Look a name up in a merged directory. "." is dir itself; ".." is its
+ * parent, and the root's parent is the root. -ENOTDIR when dir is not a
+ * directory, -ENOENT, -ENAMETOOLONG (> NAME_MAX), -EACCES for a name
+ * containing '/' or an empty name.
+ */
+int onfs_lookup(struct onfs_export *ex, struct onfs_node *dir, const char *name,
+		struct onfs_node **out);
+
+/*
+ * Walk a slash-separated path relative to the export root ("" or "/" is
+ * the root), for MOUNT. No symlink is followed. -ENOENT, -ENOTDIR.
+ */
+int onfs_walk(struct onfs_export *ex, const char *path, struct onfs_node **out);
+
+/* --- attributes and data (inode.c) --- */
+
+int onfs_getattr(struct onfs_export *ex, struct onfs_node *n, struct onfs_attr *attr);
+
+/* Symlink target into buf (not NUL-terminated); returns its length or
+ * -EINVAL when n is not a symlink, -ENAMETOOLONG when cap is too small. */
+ssize_t onfs_readlink(struct onfs_export *ex, struct onfs_node *n, char *buf, size_t cap);
+
+/*
+ * Read up to count bytes at off. Returns the byte count (short only at end
+ * of file) and sets *eof when the read reached the end of the file.
+ * -EISDIR for a directory, -EINVAL for other non-regular files.
+ */
+ssize_t onfs_read(struct onfs_export *ex, struct onfs_node *n, uint64_t off,
+		  void *buf, size_t count, bool *eof);
+
+/* statvfs of the layer the writes go to (upper, else the top lower). */
+int onfs_statvfs(struct onfs_export *ex, struct onfs_node *n, struct statvfs *st);
+
+/* --- readdir (readdir.c) --- */
+
+struct onfs_dirent {
+	const char *name;
+	size_t namelen;
+	uint64_t cookie; /* position AFTER this entry: resume from here */
+	uint64_t fileid; /* equals GETATTR's fileid of the entry */
+};
+
+/*
+ * Return 0 to take the entry and go on, 1 to stop WITHOUT taking it (the
+ * reply is full), or a negative errno to abort.
+ */
+typedef int (*onfs_readdir_cb)(void *ctx, const struct onfs_dirent *de);
+
+/*
+ * List a merged directory from cookie (0: from the start; "." and ".." come
+ * first). verf_in is the client's cookie verifier (all zero is accepted);
+ * verf_out receives this directory's current verifier. *eof is set when
+ * the listing ended without the callback stopping it.
+ * -ENOTDIR, -ONFS_EBADCOOKIE for a cookie this directory cannot resume.
+ * Cookies are stable positions: a listing interrupted by creates and
+ * removes returns every surviving name exactly once.
+ */
+int onfs_readdir(struct onfs_export *ex, struct onfs_node *dir, uint64_t cookie,
+		 const uint8_t verf_in[8], uint8_t verf_out[8], onfs_readdir_cb cb,
+		 void *ctx, bool *eof);
+
+#endif

@@ -1,0 +1,143 @@
+/*
+ * server.h - the objects the request path shares: the server, one RPC call,
+ * the per-program procedure tables.
+ *
+ * Threads: struct onfs_server and everything reached from it is owned by the
+ * loop thread, except the const config and the exports (thread-safe, used by
+ * workers). A struct onfs_call belongs to the loop until it is queued, to one
+ * worker while its procedure runs, and to the loop again from after_work on.
+ * Workers never touch sockets or loop objects.
+ */
+#ifndef OVLNFSD_SERVER_H
+#define OVLNFSD_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <rpc/rpc.h>
+#include <uv.h>
+
+#include "ovlnfsd/config.h"
+
+struct onfs_export;
+struct onfs_conn;
+struct onfs_transport;
+
+#define ONFS_MAX_GROUPS 16
+#define ONFS_MAX_EXPORTS 8
+
+/* RPC auth flavors we use (RFC 5531). */
+#define ONFS_AUTH_NONE 0
+#define ONFS_AUTH_SYS 1
+
+/* The caller's identity from the RPC credential (before squash). */
+struct onfs_cred {
+	uint32_t flavor; /* ONFS_AUTH_NONE or ONFS_AUTH_SYS */
+	uint32_t uid, gid;
+	uint32_t ngroups;
+	uint32_t groups[ONFS_MAX_GROUPS];
+};
+
+struct onfs_server {
+	uv_loop_t *loop;                  /* not owned (main.c) */
+	const struct onfs_config *cfg;    /* not owned (main.c) */
+	struct onfs_export *exports[ONFS_MAX_EXPORTS]; /* owned; closed by main.c */
+	size_t nexports;
+	uint16_t port;                    /* bound NFS/MOUNT/portmap port */
+	struct onfs_transport *transport; /* owned by transport.c */
+	bool stopping;
+};
+
+struct onfs_call;
+
+/*
+ * One procedure. The dispatcher decodes args with xdr_args into a zeroed
+ * buffer of args_size bytes, runs run() on a pool worker, and frees the
+ * args with xdr_free afterwards; procedures never free their args.
+ */
+struct onfs_proc {
+	const char *name;
+	xdrproc_t xdr_args;
+	size_t args_size;
+	/*
+	 * Encode the result body (everything after the accepted-reply header)
+	 * into xdrs. Returns false only when encoding failed (the dispatcher
+	 * then answers SYSTEM_ERR). Runs on a worker unless on_loop is set.
+	 */
+	bool (*run)(struct onfs_call *c, void *args, XDR *xdrs);
+	/* Bytes the encoded result may need; NULL means 4096. */
+	size_t (*reply_size)(const void *args);
+	bool on_loop;      /* cheap and non-blocking: run on the loop thread */
+	bool auth_none_ok; /* AUTH_NONE accepted (NULL, MOUNT EXPORT, portmap) */
+};
+
+struct onfs_program {
+	const char *name;
+	uint32_t prog;
+	uint32_t vers;     /* the one version served; others: PROG_MISMATCH vers..vers */
+	const struct onfs_proc *procs; /* indexed by procedure number */
+	uint32_t nprocs;
+};
+
+extern const struct onfs_program onfs_nfs3_program;   /* nfs3.c */
+extern const struct onfs_program onfs_mount3_program; /* mount.c */
+extern const struct onfs_program onfs_pmap2_program;  /* portmap.c */
+
+/*
+ * One RPC call, from its decoded header to its written reply. Allocated by
+ * the transport per record, freed (buffers back to the pool) once the
+ * reply is written or dropped.
+ */
+struct onfs_call {
+	uv_work_t work;              /* pool hop; container_of gives the call */
+	struct onfs_server *srv;     /* not owned */
+	struct onfs_conn *conn;      /* counted reference; NULL for UDP */
+	struct sockaddr_storage peer;/* client address (TCP and UDP) */
+	int peer_len;
+	uint16_t local_port;         /* which listener received it */
+	uint32_t xid, prog, vers, proc;
+	struct onfs_cred cred;
+	const struct onfs_proc *p;   /* not owned (static table) */
+	void *args;                  /* owned; decoded args (xdr_free + free) */
+
+	uint8_t *rec;                /* owned; the whole record */
+	size_t rec_len;
+	size_t args_off;             /* where the procedure's args begin in rec */
+
+	uint8_t *reply;              /* owned; RPC reply header + result body */
+	size_t reply_cap, reply_len;
+	/*
+	 * Payload written after reply[0..reply_len) without a copy (READ
+	 * data); the procedure encodes the opaque's length itself, the
+	 * transport adds the XDR padding. data_buf owns the memory.
+	 */
+	void *data_buf;              /* owned; freed with the call */
+	const uint8_t *data;
+	size_t data_len;
+};
+
+/* Procedure helpers for READ: get a payload buffer of len bytes. */
+void *onfs_call_data_alloc(struct onfs_call *c, size_t len);
+
+/* The export a handle names, or NULL (the caller answers STALE/BADHANDLE). */
+struct onfs_export *onfs_server_export_by_id(struct onfs_server *srv, uint16_t id);
+
+/* --- transport.c --- */
+/* Bind and listen (TCP+UDP on cfg listen, and the portmap listener). */
+int onfs_transport_start(struct onfs_server *srv, char *err, size_t errlen);
+/* Stop accepting; close all connections once in-flight calls finish. */
+void onfs_transport_stop(struct onfs_server *srv);
+
+/* --- dispatch.c --- */
+/*
+ * Handle one complete record (loop thread). Takes ownership of rec. The
+ * reply comes back through onfs_transport_send_reply (loop thread).
+ */
+void onfs_dispatch_record(struct onfs_server *srv, struct onfs_conn *conn,
+			  const struct sockaddr *peer, int peer_len, uint16_t local_port,
+			  uint8_t *rec, size_t rec_len);
+void onfs_transport_send_reply(struct onfs_call *c);
+void onfs_call_free(struct onfs_call *c);
+
+#endif

@@ -1,0 +1,378 @@
+/*
+ * dispatch.c - from a complete record to a reply: header verdict, program,
+ * version and procedure lookup, credential strength, XDR decode of the
+ * arguments, the hop to the worker pool, and freeing the call.
+ *
+ * Owns: struct onfs_call (through struct onfs_call_ext) and everything a
+ * call owns (record, decoded args, reply buffer, READ payload); the call
+ * and reply-buffer free lists (kept in the transport's pool).
+ * Thread: the loop thread, except onfs_dispatch_run/work_cb and
+ * onfs_call_data_alloc, which run on a pool worker for non-on_loop
+ * procedures (they touch only the call itself).
+ * Never: touches sockets (replies leave through onfs_transport_send_reply),
+ * blocks the loop, or lets a procedure free its own args.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <rpc/rpc.h>
+#include <uv.h>
+
+#include "ovlnfsd/common.h"
+#include "ovlnfsd/rpc.h"
+#include "ovlnfsd/server.h"
+
+#define DEFAULT_REPLY_SIZE 4096
+
+static const struct onfs_program *const programs[] = {
+	&onfs_nfs3_program,
+	&onfs_mount3_program,
+	&onfs_pmap2_program,
+};
+
+static struct onfs_call_ext *call_ext(struct onfs_call *c)
+{
+	return ONFS_CONTAINER_OF(c, struct onfs_call_ext, c);
+}
+
+struct onfs_call *onfs_call_alloc(struct onfs_server *srv)
+{
+	struct onfs_call_pool *pool = onfs_transport_pool(srv);
+	struct onfs_call_ext *e;
+
+	if (pool && pool->free_calls) {
+		e = pool->free_calls;
+		pool->free_calls = e->next_free;
+		pool->nfree_calls--;
+	} else {
+		e = malloc(sizeof(*e));
+		if (!e)
+			return NULL;
+	}
+	memset(e, 0, sizeof(*e));
+	if (pool)
+		pool->live++;
+	e->c.srv = srv;
+	return &e->c;
+}
+
+/* A reply buffer of at least size bytes; standard sizes come from the pool. */
+static int reply_alloc(struct onfs_call *c, size_t size)
+{
+	struct onfs_call_pool *pool = onfs_transport_pool(c->srv);
+	void *buf;
+
+	if (size <= ONFS_POOL_REPLY_SIZE) {
+		size = ONFS_POOL_REPLY_SIZE;
+		if (pool && pool->free_replies) {
+			buf = pool->free_replies;
+			pool->free_replies = pool->free_replies->next;
+			pool->nfree_replies--;
+			goto out_ok;
+		}
+	}
+	buf = malloc(size);
+	if (!buf)
+		return -ENOMEM;
+out_ok:
+	c->reply = buf;
+	c->reply_cap = size;
+	c->reply_len = 0;
+	return 0;
+}
+
+static void reply_release(struct onfs_call_pool *pool, uint8_t *buf, size_t cap)
+{
+	struct onfs_reply_buf *rb;
+
+	if (!buf)
+		return;
+	if (pool && cap == ONFS_POOL_REPLY_SIZE && pool->nfree_replies < ONFS_POOL_MAX_FREE) {
+		rb = (struct onfs_reply_buf *)(void *)buf;
+		rb->next = pool->free_replies;
+		pool->free_replies = rb;
+		pool->nfree_replies++;
+		return;
+	}
+	free(buf);
+}
+
+void onfs_call_pool_destroy(struct onfs_call_pool *pool)
+{
+	while (pool->free_calls) {
+		struct onfs_call_ext *e = pool->free_calls;
+
+		pool->free_calls = e->next_free;
+		free(e);
+	}
+	while (pool->free_replies) {
+		struct onfs_reply_buf *rb = pool->free_replies;
+
+		pool->free_replies = rb->next;
+		free(rb);
+	}
+	pool->nfree_calls = pool->nfree_replies = 0;
+}
+
+static void args_release(struct onfs_call *c)
+{
+	if (!c->args)
+		return;
+	if (c->p && c->p->xdr_args)
+		xdr_free(c->p->xdr_args, c->args);
+	free(c->args);
+	c->args = NULL;
+}
+
+void onfs_call_free(struct onfs_call *c)
+{
+	struct onfs_server *srv = c->srv;
+	struct onfs_call_pool *pool = onfs_transport_pool(srv);
+	struct onfs_conn *conn = c->conn;
+	struct onfs_call_ext *e = call_ext(c);
+
+	args_release(c);
+	free(c->rec);
+	free(c->data_buf);
+	reply_release(pool, c->reply, c->reply_cap);
+	if (pool) {
+		pool->live--;
+		if (pool->nfree_calls < ONFS_POOL_MAX_FREE) {
+			e->next_free = pool->free_calls;
+			pool->free_calls = e;
+			pool->nfree_calls++;
+		} else {
+			free(e);
+		}
+	} else {
+		free(e);
+	}
+	/* These two may free the connection and the transport: last. */
+	if (conn)
+		onfs_transport_conn_put(conn);
+	onfs_transport_call_gone(srv);
+}
+
+void *onfs_call_data_alloc(struct onfs_call *c, size_t len)
+{
+	free(c->data_buf);
+	c->data_buf = malloc(len ? len : 1);
+	c->data = c->data_buf;
+	c->data_len = 0;
+	return c->data_buf;
+}
+
+static void reply_discard(struct onfs_call *c)
+{
+	reply_release(onfs_transport_pool(c->srv), c->reply, c->reply_cap);
+	c->reply = NULL;
+	c->reply_cap = c->reply_len = 0;
+}
+
+static void reply_rpc_mismatch(struct onfs_call *c)
+{
+	int n;
+
+	if (reply_alloc(c, ONFS_RPC_REPLY_HDR_MAX) < 0)
+		goto out_drop;
+	n = onfs_rpc_encode_rpc_mismatch(c->reply, c->reply_cap, c->xid);
+	if (n < 0)
+		goto out_drop;
+	c->reply_len = (size_t)n;
+	onfs_transport_send_reply(c);
+	return;
+out_drop:
+	onfs_call_free(c);
+}
+
+static void reply_accepted(struct onfs_call *c, uint32_t stat, uint32_t low, uint32_t high)
+{
+	int n;
+
+	if (reply_alloc(c, ONFS_RPC_REPLY_HDR_MAX) < 0)
+		goto out_drop;
+	n = onfs_rpc_encode_accepted(c->reply, c->reply_cap, c->xid, stat, low, high);
+	if (n < 0)
+		goto out_drop;
+	c->reply_len = (size_t)n;
+	onfs_transport_send_reply(c);
+	return;
+out_drop:
+	onfs_call_free(c);
+}
+
+static void reply_auth_error(struct onfs_call *c, uint32_t auth_stat)
+{
+	int n;
+
+	if (reply_alloc(c, ONFS_RPC_REPLY_HDR_MAX) < 0)
+		goto out_drop;
+	n = onfs_rpc_encode_auth_error(c->reply, c->reply_cap, c->xid, auth_stat);
+	if (n < 0)
+		goto out_drop;
+	c->reply_len = (size_t)n;
+	onfs_transport_send_reply(c);
+	return;
+out_drop:
+	onfs_call_free(c);
+}
+
+void onfs_dispatch_run(struct onfs_call *c)
+{
+	XDR xdrs;
+	bool ok;
+
+	xdrmem_create(&xdrs, (char *)c->reply, (u_int)c->reply_cap, XDR_ENCODE);
+	ok = onfs_rpc_xdr_accepted(&xdrs, c->xid, SUCCESS, 0, 0) && c->p->run(c, c->args, &xdrs);
+	if (ok) {
+		c->reply_len = xdr_getpos(&xdrs);
+	} else {
+		int n;
+
+		onfs_warn("%s: cannot encode reply (xid %08x)", c->p->name ? c->p->name : "?",
+			  c->xid);
+		free(c->data_buf);
+		c->data_buf = NULL;
+		c->data = NULL;
+		c->data_len = 0;
+		n = onfs_rpc_encode_accepted(c->reply, c->reply_cap, c->xid, SYSTEM_ERR, 0, 0);
+		c->reply_len = n < 0 ? 0 : (size_t)n;
+	}
+	xdr_destroy(&xdrs);
+	args_release(c);
+}
+
+static void work_cb(uv_work_t *req)
+{
+	onfs_dispatch_run(ONFS_CONTAINER_OF(req, struct onfs_call, work));
+}
+
+static void after_work_cb(uv_work_t *req, int status)
+{
+	struct onfs_call *c = ONFS_CONTAINER_OF(req, struct onfs_call, work);
+
+	(void)status; /* never cancelled: stop waits for in-flight calls */
+	if (c->reply_len == 0)
+		onfs_call_free(c);
+	else
+		onfs_transport_send_reply(c);
+}
+
+static const struct onfs_program *find_program(uint32_t prog)
+{
+	size_t i;
+
+	for (i = 0; i < ONFS_ARRAY_SIZE(programs); i++)
+		if (programs[i]->prog == prog)
+			return programs[i];
+	return NULL;
+}
+
+void onfs_dispatch_record(struct onfs_server *srv, struct onfs_conn *conn,
+			  const struct sockaddr *peer, int peer_len, uint16_t local_port,
+			  uint8_t *rec, size_t rec_len)
+{
+	struct onfs_rpc_hdr h;
+	const struct onfs_program *prog;
+	const struct onfs_proc *p;
+	struct onfs_call *c;
+	uint32_t auth_stat;
+	size_t body;
+	XDR xdrs;
+	bool ok;
+
+	c = onfs_call_alloc(srv);
+	if (!c) {
+		free(rec);
+		return;
+	}
+	c->conn = conn;
+	if (conn)
+		onfs_transport_conn_get(conn);
+	if (peer && peer_len > 0 && (size_t)peer_len <= sizeof(c->peer)) {
+		memcpy(&c->peer, peer, (size_t)peer_len);
+		c->peer_len = peer_len;
+	}
+	c->local_port = local_port;
+	c->rec = rec;
+	c->rec_len = rec_len;
+
+	switch (onfs_rpc_decode_call(rec, rec_len, &h, &auth_stat)) {
+	case ONFS_RPC_OK:
+		break;
+	case ONFS_RPC_BAD_RPCVERS:
+		c->xid = h.xid;
+		reply_rpc_mismatch(c);
+		return;
+	case ONFS_RPC_AUTH_ERROR:
+		c->xid = h.xid;
+		reply_auth_error(c, auth_stat);
+		return;
+	case ONFS_RPC_DROP:
+	default:
+		onfs_debug("dropping a record that is not an RPC call (%zu bytes)", rec_len);
+		onfs_call_free(c);
+		return;
+	}
+	c->xid = h.xid;
+	c->prog = h.prog;
+	c->vers = h.vers;
+	c->proc = h.proc;
+	c->cred = h.cred;
+	c->args_off = h.args_off;
+
+	prog = find_program(h.prog);
+	if (!prog) {
+		reply_accepted(c, PROG_UNAVAIL, 0, 0);
+		return;
+	}
+	if (h.vers != prog->vers) {
+		reply_accepted(c, PROG_MISMATCH, prog->vers, prog->vers);
+		return;
+	}
+	if (h.proc >= prog->nprocs || !prog->procs[h.proc].run) {
+		reply_accepted(c, PROC_UNAVAIL, 0, 0);
+		return;
+	}
+	p = &prog->procs[h.proc];
+	if (h.cred.flavor == ONFS_AUTH_NONE && !p->auth_none_ok) {
+		reply_auth_error(c, AUTH_TOOWEAK);
+		return;
+	}
+	c->p = p;
+
+	c->args = calloc(1, p->args_size ? p->args_size : 1);
+	if (!c->args)
+		goto out_system_err;
+	ok = true;
+	if (p->xdr_args) {
+		xdrmem_create(&xdrs, (char *)rec + h.args_off, (u_int)(rec_len - h.args_off),
+			      XDR_DECODE);
+		ok = p->xdr_args(&xdrs, c->args);
+		xdr_destroy(&xdrs);
+	}
+	if (!ok) {
+		onfs_debug("%s: cannot decode arguments (xid %08x)", p->name ? p->name : "?", h.xid);
+		args_release(c);
+		reply_accepted(c, GARBAGE_ARGS, 0, 0);
+		return;
+	}
+
+	body = p->reply_size ? p->reply_size(c->args) : DEFAULT_REPLY_SIZE;
+	if (reply_alloc(c, ONFS_RPC_ACCEPTED_HDR_LEN + body) < 0)
+		goto out_system_err;
+
+	if (p->on_loop) {
+		onfs_dispatch_run(c);
+		after_work_cb(&c->work, 0);
+		return;
+	}
+	if (uv_queue_work(srv->loop, &c->work, work_cb, after_work_cb) < 0)
+		goto out_system_err;
+	return;
+
+out_system_err:
+	args_release(c);
+	reply_discard(c);
+	reply_accepted(c, SYSTEM_ERR, 0, 0);
+}

@@ -1,0 +1,128 @@
+/*
+ * inode.c - attributes and data of merged objects: GETATTR, READLINK, READ
+ * and FSSTAT's statvfs. Attributes come from the topmost part (rule 17);
+ * the fileid is the identity's (stable across copy-up) and a merged
+ * directory reports nlink 1 (rule 25).
+ *
+ * Pool workers only. Read-only: nothing here changes a layer.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/*
+ * The node's cached descriptor of its top part: O_RDONLY for regular
+ * files (reads), O_PATH otherwise. Owned by the node, opened once.
+ */
+static int node_fd(struct onfs_export *ex, struct onfs_node *n)
+{
+	int fd = atomic_load(&n->fd), expect = -1;
+
+	if (fd >= 0)
+		return fd;
+	fd = onfs_node_open(ex, n, S_ISREG(n->type) ? O_RDONLY : O_PATH);
+	if (fd < 0)
+		return fd;
+	if (!atomic_compare_exchange_strong(&n->fd, &expect, fd)) {
+		close(fd);
+		fd = expect;
+	}
+	return fd;
+}
+
+int onfs_getattr(struct onfs_export *ex, struct onfs_node *n, struct onfs_attr *a)
+{
+	struct stat st;
+	int fd = node_fd(ex, n);
+
+	if (fd < 0)
+		return fd == -ENOENT ? -ESTALE : fd;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	memset(a, 0, sizeof(*a));
+	a->mode = st.st_mode;
+	a->nlink = (S_ISDIR(st.st_mode) && n->nparts > 1) ? 1 : (uint32_t)st.st_nlink;
+	a->uid = st.st_uid;
+	a->gid = st.st_gid;
+	a->size = (uint64_t)st.st_size;
+	a->used = (uint64_t)st.st_blocks * 512;
+	a->rdev_major = major(st.st_rdev);
+	a->rdev_minor = minor(st.st_rdev);
+	a->fsid = ex->fsid;
+	a->fileid = n->fileid;
+	a->atime = st.st_atim;
+	a->mtime = st.st_mtim;
+	a->ctime = st.st_ctim;
+	return 0;
+}
+
+ssize_t onfs_readlink(struct onfs_export *ex, struct onfs_node *n, char *buf, size_t cap)
+{
+	ssize_t len;
+	int fd;
+
+	if (!S_ISLNK(n->type))
+		return -EINVAL;
+	fd = node_fd(ex, n);
+	if (fd < 0)
+		return fd;
+	len = readlinkat(fd, "", buf, cap);
+	if (len < 0)
+		return -errno;
+	if ((size_t)len >= cap)
+		return -ENAMETOOLONG;
+	return len;
+}
+
+ssize_t onfs_read(struct onfs_export *ex, struct onfs_node *n, uint64_t off, void *buf,
+		  size_t count, bool *eof)
+{
+	struct stat st;
+	size_t got = 0;
+	ssize_t r;
+	int fd;
+
+	if (S_ISDIR(n->type))
+		return -EISDIR;
+	if (!S_ISREG(n->type))
+		return -EINVAL;
+	fd = node_fd(ex, n);
+	if (fd < 0)
+		return fd;
+	if (off > (uint64_t)INT64_MAX)
+		return -EINVAL;
+	while (got < count) {
+		r = pread(fd, (char *)buf + got, count - got, (off_t)(off + got));
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	if (got < count) {
+		*eof = true;
+	} else {
+		if (fstat(fd, &st) < 0)
+			return -errno;
+		*eof = off + got >= (uint64_t)st.st_size;
+	}
+	return (ssize_t)got;
+}
+
+int onfs_statvfs(struct onfs_export *ex, struct onfs_node *n, struct statvfs *st)
+{
+	(void)n;
+	if (fstatvfs(ex->layers[0].fd, st) < 0)
+		return -errno;
+	return 0;
+}

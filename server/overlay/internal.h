@@ -1,0 +1,134 @@
+/*
+ * internal.h - private to the files of server/overlay/: the export instance, layers,
+ * nodes and the on-disk names of overlayfs. Nothing outside server/overlay/
+ * includes this file.
+ *
+ * Threads: struct onfs_export is immutable after onfs_export_open except
+ * for the caches, which carry their own mutexes. Nodes are immutable once
+ * published; only their refcount and lazily opened fd change (atomics).
+ */
+#ifndef OVLNFSD_OVERLAY_INTERNAL_H
+#define OVLNFSD_OVERLAY_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "ovlnfsd/common.h"
+#include "ovlnfsd/overlay.h"
+
+#define ONFS_MAX_LAYERS (ONFS_MAX_LOWER + 1)
+
+/*
+ * Handle layout (all inside ONFS_FH_MAX = 64 bytes):
+ *   [0]      version (ONFS_FH_VERSION)
+ *   [1]      fs index of the identity object (0..numfs-1)
+ *   [2..3]   export id, big endian
+ *   [4]      fh_type of the underlying handle (name_to_handle_at)
+ *   [5]      length N of the underlying handle
+ *   [6..6+N) underlying handle bytes
+ *   [6+N..)  8-byte MAC: SipHash-2-4 under the export key over [0..6+N)
+ * No boot time, st_dev or mount id: a handle survives restarts.
+ */
+#define ONFS_FH_VERSION 1
+#define ONFS_FH_HDR 6
+#define ONFS_FH_MAC 8
+#define ONFS_FID_MAX (ONFS_FH_MAX - ONFS_FH_HDR - ONFS_FH_MAC)
+
+/* The identity of an object: its origin's underlying handle. */
+struct onfs_ident {
+	uint8_t fsidx;
+	uint8_t type;
+	uint8_t len;
+	uint8_t fid[ONFS_FID_MAX];
+};
+
+struct onfs_layer {
+	char *path;      /* owned; as configured */
+	char *real;      /* owned; realpath, for locating decoded handles */
+	int fd;          /* owned; O_RDONLY|O_DIRECTORY on the layer root */
+	uint8_t fsidx;   /* which filesystem (index into export fs_fd) */
+	bool upper;
+};
+
+struct onfs_node_cache; /* handle.c */
+struct onfs_dir_cache;  /* readdir.c */
+
+struct onfs_export {
+	char *name;          /* owned */
+	char *path;          /* owned; the mount path clients use */
+	uint16_t id;
+	uint64_t fsid;
+	bool readonly;
+	bool has_upper;      /* layers[0] is the upper layer */
+	bool by_handle;      /* open_by_handle_at works: handles survive restarts */
+	struct onfs_layer layers[ONFS_MAX_LAYERS];
+	size_t nlayers;
+	int fs_fd[ONFS_MAX_LAYERS]; /* not owned: a layer fd on each filesystem */
+	dev_t fs_dev[ONFS_MAX_LAYERS];
+	size_t numfs;
+	unsigned xino_shift; /* 0: one filesystem, inode numbers used as they are */
+	uint8_t key[16];     /* handle MAC and cookie key, persistent */
+	char xattr_prefix[20]; /* "trusted.overlay." or "user.overlay." */
+	struct onfs_node_cache *nodes; /* owned */
+	struct onfs_dir_cache *dirs;   /* owned */
+};
+
+/* One layer's part of a merged object: the path inside that layer. */
+struct onfs_part {
+	uint8_t layer;
+	char *rel;      /* owned; "" is the layer root */
+};
+
+struct onfs_node {
+	atomic_int ref;
+	atomic_int fd;  /* lazily opened descriptor of parts[0], -1 if none */
+	struct onfs_fh fh;
+	struct onfs_ident ident;
+	uint32_t type;  /* S_IFMT */
+	uint64_t fileid;
+	char *path;     /* owned; merged path, "" for the root */
+	bool impure;    /* upper dir part may hold entries with an origin */
+	bool wh_xattr;  /* a part is marked opaque=x: xattr whiteouts inside */
+	uint8_t nparts;
+	struct onfs_part parts[]; /* top layer first */
+};
+
+/* --- fsops.c: thin syscall wrappers, -errno --- */
+int onfs_fs_open_beneath(int dirfd, const char *rel, int flags);
+int onfs_fs_getxattr(int fd, const char *name, char *buf, size_t cap);
+int onfs_fs_getxattr_at(int dirfd, const char *name, const char *xattr, char *buf, size_t cap);
+int onfs_fs_name_to_ident(int dirfd, const char *name, struct onfs_ident *id);
+int onfs_fs_open_ident(int mountfd, const struct onfs_ident *id, int flags);
+
+/* --- export.c --- */
+uint64_t onfs_export_fileid(const struct onfs_export *ex, uint8_t fsidx, uint64_t ino);
+/* Full xattr name for an overlay attribute ("opaque", "origin", ...). */
+void onfs_ovl_xattr(const struct onfs_export *ex, const char *attr, char *out, size_t cap);
+
+/* --- handle.c --- */
+void onfs_fh_encode(const struct onfs_export *ex, const struct onfs_ident *id, struct onfs_fh *fh);
+int onfs_node_cache_new(struct onfs_node_cache **out);
+/* Remember n, replacing an older node of the same handle. */
+void onfs_node_cache_put(struct onfs_export *ex, struct onfs_node *n);
+void onfs_node_cache_free(struct onfs_node_cache *c);
+void onfs_node_free(struct onfs_node *n);
+
+/* --- lookup.c --- */
+/* Is this stat (of name in a layer dir) a whiteout? */
+bool onfs_is_whiteout(struct onfs_export *ex, int dirfd, const char *name,
+		      const struct stat *st, bool wh_xattr);
+/* Open parts[0] of a node (O_PATH, beneath its layer root). */
+int onfs_node_open(struct onfs_export *ex, struct onfs_node *n, int flags);
+int onfs_part_open(struct onfs_export *ex, const struct onfs_part *p, int flags);
+
+/* --- readdir.c --- */
+/* The cookie of a name: a keyed 63-bit hash, never 0, 1 or 2. */
+uint64_t onfs_readdir_cookie(const uint8_t key[16], const char *name, size_t len);
+int onfs_dir_cache_new(struct onfs_dir_cache **out);
+void onfs_dir_cache_free(struct onfs_dir_cache *c);
+
+#endif

@@ -1,0 +1,469 @@
+/*
+ * lookup.c - the merged view's name lookup (OVERLAY.md §3): upper wins, a
+ * whiteout ends the search, a non-directory hides everything below it, a
+ * directory stacks with the directories below it until one is opaque, and
+ * redirects (relative or absolute) move the search in the layers below.
+ * It also decides each node's identity (DESIGN §5: the origin) and fileid.
+ *
+ * Pool workers only. Never follows a symlink (fsops.c resolves beneath
+ * the layer roots) and never writes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static char *join(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	char *p = malloc(la + lb + 2);
+
+	if (!p)
+		return NULL;
+	if (la == 0) {
+		memcpy(p, b, lb + 1);
+	} else {
+		memcpy(p, a, la);
+		p[la] = '/';
+		memcpy(p + la + 1, b, lb + 1);
+	}
+	return p;
+}
+
+int onfs_part_open(struct onfs_export *ex, const struct onfs_part *p, int flags)
+{
+	return onfs_fs_open_beneath(ex->layers[p->layer].fd, p->rel, flags);
+}
+
+int onfs_node_open(struct onfs_export *ex, struct onfs_node *n, int flags)
+{
+	return onfs_part_open(ex, &n->parts[0], flags);
+}
+
+/* First byte of an overlay xattr on fd, 0 when absent. */
+static char ovl_flag(struct onfs_export *ex, int fd, const char *attr)
+{
+	char name[64], v[8];
+
+	onfs_ovl_xattr(ex, attr, name, sizeof(name));
+	if (onfs_fs_getxattr(fd, name, v, sizeof(v)) < 1)
+		return 0;
+	return v[0];
+}
+
+bool onfs_is_whiteout(struct onfs_export *ex, int dirfd, const char *name,
+		      const struct stat *st, bool wh_xattr)
+{
+	char attr[64], v[4];
+
+	if (S_ISCHR(st->st_mode) && st->st_rdev == makedev(0, 0))
+		return true;
+	/* xattr whiteouts count only in a directory marked opaque=x (rule 13) */
+	if (wh_xattr && S_ISREG(st->st_mode) && st->st_size == 0) {
+		onfs_ovl_xattr(ex, "whiteout", attr, sizeof(attr));
+		return onfs_fs_getxattr_at(dirfd, name, attr, v, sizeof(v)) >= 0;
+	}
+	return false;
+}
+
+/*
+ * The identity of an upper non-directory with an origin xattr: the lower
+ * object it was copied up from (kernel ovl_fb format, OVERLAY.md §0.2).
+ * Returns 0 and fills id/ino, or -ENOENT when there is no usable origin.
+ */
+static int origin_ident(struct onfs_export *ex, int dirfd, const char *name, uint32_t type,
+			struct onfs_ident *id, uint64_t *ino)
+{
+	char attr[64], proc[64], real[PATH_MAX];
+	uint8_t fb[21 + ONFS_FID_MAX];
+	struct stat st;
+	const char *rel;
+	ssize_t rl;
+	int n, fd;
+
+	if (!ex->by_handle)
+		return -ENOENT;
+	onfs_ovl_xattr(ex, "origin", attr, sizeof(attr));
+	n = onfs_fs_getxattr_at(dirfd, name, attr, (char *)fb, sizeof(fb));
+	if (n < 22 || fb[0] != 0 || fb[1] != 0xfb || fb[2] != n)
+		return -ENOENT;
+	id->type = fb[4];
+	id->len = (uint8_t)(n - 21);
+	memcpy(id->fid, fb + 21, id->len);
+	for (size_t f = 0; f < ex->numfs; f++) {
+		id->fsidx = (uint8_t)f;
+		fd = onfs_fs_open_ident(ex->fs_fd[f], id, O_PATH);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) < 0 || (st.st_mode & S_IFMT) != type) {
+			close(fd);
+			continue;
+		}
+		/* With several filesystems a handle could decode on the wrong
+		 * one: make sure the object lies inside a lower layer. */
+		if (ex->numfs > 1) {
+			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+			rl = readlink(proc, real, sizeof(real) - 1);
+			real[rl > 0 ? rl : 0] = '\0';
+			bool inside = false;
+			for (size_t i = 0; i < ex->nlayers && !inside; i++) {
+				size_t l = strlen(ex->layers[i].real);
+				rel = real;
+				inside = !ex->layers[i].upper && ex->layers[i].fsidx == f &&
+					 strncmp(rel, ex->layers[i].real, l) == 0 &&
+					 (rel[l] == '/' || rel[l] == '\0');
+			}
+			if (!inside) {
+				close(fd);
+				continue;
+			}
+		}
+		close(fd);
+		*ino = st.st_ino;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+struct found {
+	struct onfs_part part;
+	struct stat st;
+};
+
+static int make_node(struct onfs_export *ex, const char *path, struct found *f, size_t nf,
+		     const struct onfs_ident *id, uint64_t ino, bool impure, bool wh_xattr,
+		     struct onfs_node **out)
+{
+	struct onfs_node *n = calloc(1, sizeof(*n) + nf * sizeof(struct onfs_part));
+
+	if (!n)
+		return -ENOMEM;
+	atomic_init(&n->ref, 1);
+	atomic_init(&n->fd, -1);
+	n->path = strdup(path);
+	if (!n->path) {
+		free(n);
+		return -ENOMEM;
+	}
+	n->type = f[0].st.st_mode & S_IFMT;
+	n->ident = *id;
+	n->fileid = onfs_export_fileid(ex, id->fsidx, ino);
+	n->impure = impure;
+	n->wh_xattr = wh_xattr;
+	n->nparts = (uint8_t)nf;
+	for (size_t i = 0; i < nf; i++) {
+		n->parts[i] = f[i].part; /* takes ownership of rel */
+		f[i].part.rel = NULL;
+	}
+	onfs_fh_encode(ex, &n->ident, &n->fh);
+	onfs_node_cache_put(ex, n);
+	*out = n;
+	return 0;
+}
+
+static void free_found(struct found *f, size_t nf)
+{
+	for (size_t i = 0; i < nf; i++)
+		free(f[i].part.rel);
+}
+
+/*
+ * The search of one name below a parent's stack. "where" is the path of
+ * the candidate in its layer; the parent directory is opened beneath the
+ * layer root, then the name is stat'ed without following it.
+ */
+static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, const char *name,
+			struct onfs_node **out)
+{
+	struct found f[ONFS_MAX_LAYERS];
+	struct onfs_ident id = { 0 };
+	char redirect[PATH_MAX], attr[64];
+	char *cur = NULL;      /* owned: name to look up in the parent's parts */
+	char *abs = NULL;      /* owned: absolute redirect (no leading '/') */
+	size_t nf = 0, pi = 0, next_abs = 0;
+	uint64_t ino = 0;
+	bool have_id = false, impure = false, wh_xattr = false;
+	char *path = NULL;
+	int ret = 0;
+
+	cur = strdup(name);
+	if (!cur)
+		return -ENOMEM;
+	for (;;) {
+		struct stat st;
+		char *where, *base, *pdir;
+		size_t layer;
+		int pfd, cfd = -1;
+		bool pwh = false;
+
+		if (abs) {
+			if (next_abs >= ex->nlayers)
+				break;
+			layer = next_abs++;
+			where = strdup(abs);
+		} else {
+			if (pi >= dir->nparts)
+				break;
+			layer = dir->parts[pi].layer;
+			pwh = dir->wh_xattr;
+			where = join(dir->parts[pi].rel, cur);
+			pi++;
+		}
+		if (!where) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		base = strrchr(where, '/');
+		if (base) {
+			*base++ = '\0';
+			pdir = where;
+		} else {
+			base = where;
+			pdir = "";
+		}
+		pfd = onfs_fs_open_beneath(ex->layers[layer].fd, pdir, O_PATH | O_DIRECTORY);
+		if (pfd < 0) {
+			free(where);
+			if (pfd == -ENOENT || pfd == -ENOTDIR || pfd == -ELOOP)
+				continue;
+			ret = pfd;
+			goto out;
+		}
+		if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			ret = -errno;
+			close(pfd);
+			free(where);
+			if (ret == -ENOENT || ret == -ENOTDIR) {
+				ret = 0;
+				continue;
+			}
+			goto out;
+		}
+		if (onfs_is_whiteout(ex, pfd, base, &st,
+				     pwh || (S_ISREG(st.st_mode) && st.st_size == 0 &&
+					     ovl_flag(ex, pfd, "opaque") == 'x'))) {
+			close(pfd);
+			free(where);
+			break;
+		}
+		if (nf > 0 && !S_ISDIR(st.st_mode)) { /* non-dir below a dir: ignored, stop */
+			close(pfd);
+			free(where);
+			break;
+		}
+		/* record this part; where becomes its rel path */
+		if (base != where)
+			base[-1] = '/';
+		f[nf].part.layer = (uint8_t)layer;
+		f[nf].part.rel = where;
+		f[nf].st = st;
+		nf++;
+
+		if (!S_ISDIR(st.st_mode)) {
+			/* the result: identity is the origin if it was copied up */
+			if (ex->layers[layer].upper &&
+			    origin_ident(ex, pfd, base, st.st_mode & S_IFMT, &id, &ino) == 0) {
+				have_id = true;
+			} else {
+				ret = onfs_fs_name_to_ident(pfd, base, &id);
+				id.fsidx = ex->layers[layer].fsidx;
+				ino = st.st_ino;
+				have_id = ret == 0;
+			}
+			close(pfd);
+			if (ret < 0)
+				goto out;
+			break;
+		}
+		cfd = onfs_fs_open_beneath(pfd, base, O_PATH | O_DIRECTORY);
+		if (cfd < 0) {
+			ret = cfd;
+			close(pfd);
+			goto out;
+		}
+		/* a directory's identity: the topmost lower part, else the upper */
+		if (!have_id || (nf == 2 && ex->layers[f[0].part.layer].upper)) {
+			ret = onfs_fs_name_to_ident(cfd, "", &id);
+			if (ret < 0) {
+				close(cfd);
+				close(pfd);
+				goto out;
+			}
+			id.fsidx = ex->layers[layer].fsidx;
+			ino = st.st_ino;
+			have_id = true;
+		}
+		close(pfd);
+		{
+			char op = ovl_flag(ex, cfd, "opaque");
+			if (op == 'x')
+				wh_xattr = true;
+			if (ex->layers[layer].upper && ovl_flag(ex, cfd, "impure") == 'y')
+				impure = true;
+			if (op == 'y') {
+				close(cfd);
+				break;
+			}
+		}
+		/* a redirect moves the search in the layers below (rule 18) */
+		onfs_ovl_xattr(ex, "redirect", attr, sizeof(attr));
+		ret = onfs_fs_getxattr(cfd, attr, redirect, sizeof(redirect) - 1);
+		close(cfd);
+		if (ret > 0) {
+			redirect[ret] = '\0';
+			if (redirect[0] == '/') {
+				char *p = redirect;
+				while (*p == '/')
+					p++;
+				free(abs);
+				abs = strdup(p);
+				next_abs = layer + 1;
+			} else if (!strchr(redirect, '/')) {
+				if (abs) { /* relative inside an absolute walk: a sibling */
+					char *slash = strrchr(abs, '/');
+					char *n2;
+					if (slash) {
+						*slash = '\0';
+						n2 = join(abs, redirect);
+					} else {
+						n2 = strdup(redirect);
+					}
+					free(abs);
+					abs = n2;
+				} else {
+					free(cur);
+					cur = strdup(redirect);
+				}
+			}
+			if ((abs == NULL && cur == NULL) || (redirect[0] == '/' && !abs)) {
+				ret = -ENOMEM;
+				goto out;
+			}
+		}
+		ret = 0;
+	}
+	if (nf == 0) {
+		ret = -ENOENT;
+		goto out;
+	}
+	path = join(dir->path, name);
+	if (!path) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = make_node(ex, path, f, nf, &id, ino, impure, wh_xattr, out);
+out:
+	free_found(f, nf);
+	free(path);
+	free(cur);
+	free(abs);
+	return ret;
+}
+
+int onfs_root(struct onfs_export *ex, struct onfs_node **out)
+{
+	struct found f[ONFS_MAX_LAYERS];
+	struct onfs_ident id = { 0 };
+	size_t i, nf = 0, idl;
+	bool impure = false, wh_xattr = false;
+	int ret;
+
+	/* identity: the top lower root (the upper root's origin) */
+	idl = ex->has_upper ? 1 : 0;
+	ret = onfs_fs_name_to_ident(ex->layers[idl].fd, "", &id);
+	if (ret < 0)
+		return ret;
+	id.fsidx = ex->layers[idl].fsidx;
+	for (i = 0; i < ex->nlayers; i++) {
+		if (fstat(ex->layers[i].fd, &f[nf].st) < 0) {
+			ret = -errno;
+			goto out;
+		}
+		f[nf].part.layer = (uint8_t)i;
+		f[nf].part.rel = strdup("");
+		if (!f[nf].part.rel) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		nf++;
+		if (ovl_flag(ex, ex->layers[i].fd, "opaque") == 'x')
+			wh_xattr = true;
+		if (ex->layers[i].upper && ovl_flag(ex, ex->layers[i].fd, "impure") == 'y')
+			impure = true;
+	}
+	ret = make_node(ex, "", f, nf, &id, f[idl].st.st_ino, impure, wh_xattr, out);
+out:
+	free_found(f, nf);
+	return ret;
+}
+
+int onfs_lookup(struct onfs_export *ex, struct onfs_node *dir, const char *name,
+		struct onfs_node **out)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || strchr(name, '/'))
+		return -EACCES;
+	if (len > NAME_MAX)
+		return -ENAMETOOLONG;
+	if (!S_ISDIR(dir->type))
+		return -ENOTDIR;
+	if (strcmp(name, ".") == 0) {
+		*out = onfs_node_get(dir);
+		return 0;
+	}
+	if (strcmp(name, "..") == 0) {
+		const char *slash = strrchr(dir->path, '/');
+		char parent[PATH_MAX];
+		size_t pl = slash ? (size_t)(slash - dir->path) : 0;
+
+		if (dir->path[0] == '\0' || pl == 0)
+			return onfs_root(ex, out);
+		memcpy(parent, dir->path, pl);
+		parent[pl] = '\0';
+		return onfs_walk(ex, parent, out);
+	}
+	return lookup_child(ex, dir, name, out);
+}
+
+int onfs_walk(struct onfs_export *ex, const char *path, struct onfs_node **out)
+{
+	struct onfs_node *cur, *next;
+	char comp[NAME_MAX + 1];
+	const char *p = path, *e;
+	int ret;
+
+	ret = onfs_root(ex, &cur);
+	if (ret < 0)
+		return ret;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		e = strchr(p, '/');
+		if (!e)
+			e = p + strlen(p);
+		if ((size_t)(e - p) > NAME_MAX) {
+			onfs_node_put(cur);
+			return -ENAMETOOLONG;
+		}
+		memcpy(comp, p, (size_t)(e - p));
+		comp[e - p] = '\0';
+		p = e;
+		ret = onfs_lookup(ex, cur, comp, &next);
+		onfs_node_put(cur);
+		if (ret < 0)
+			return ret;
+		cur = next;
+	}
+	*out = cur;
+	return 0;
+}

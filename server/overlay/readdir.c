@@ -1,0 +1,450 @@
+/*
+ * readdir.c - listing merged directories (OVERLAY.md §4) with cookies that
+ * survive changes (DESIGN §3, §7).
+ *
+ * A listing is a snapshot: the union of the parts' names, upper first, the
+ * first occurrence wins, whiteouts and the names they hide dropped. Each
+ * name's cookie is a keyed 63-bit hash of the name, and the snapshot is
+ * sorted by cookie, so a cookie is a stable position: resuming means
+ * "the first name whose cookie is greater", which returns every surviving
+ * name exactly once even when names come and go between calls, and costs
+ * a binary search, not a rescan (a 100k-entry directory lists in linear
+ * time overall). Cookies 1 and 2 are "." and ".."; 0 is the start; bit 63
+ * is never set.
+ *
+ * The cookie verifier is 4 bytes naming the directory and 4 bytes of its
+ * change state. A cookie with a foreign verifier cannot be resumed
+ * (BAD_COOKIE); a changed state alone is accepted, as knfsd does, because
+ * hash positions stay valid (DESIGN §7: be lenient, never loop clients).
+ *
+ * Snapshots are kept in a small per-export cache keyed by the directory's
+ * identity and rebuilt when its change state differs. Pool workers only.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "ovlnfsd/siphash.h"
+#include "internal.h"
+
+#define DIR_CACHE_SLOTS 8
+#define COOKIE_DOT 1
+#define COOKIE_DOTDOT 2
+#define COOKIE_FIRST 3
+#define COOKIE_MAX 0x7fffffffffffffffULL
+
+struct dent {
+	uint64_t cookie;
+	uint64_t ino;
+	uint32_t name_off;
+	uint16_t namelen;
+	uint8_t layer;
+	uint8_t hidden; /* a whiteout: hides lower names, not listed */
+};
+
+struct snap {
+	atomic_int ref;
+	struct onfs_ident ident;
+	uint64_t change;
+	struct dent *ents; /* owned; sorted by cookie once built */
+	size_t n, cap;
+	char *names;       /* owned; arena of names, not NUL-terminated */
+	size_t names_len, names_cap;
+	uint32_t *set;     /* owned; open-addressing index into ents, +1; 0 empty */
+	size_t set_cap;
+};
+
+struct onfs_dir_cache {
+	pthread_mutex_t lock;
+	struct snap *slot[DIR_CACHE_SLOTS]; /* counted references */
+	uint64_t used[DIR_CACHE_SLOTS];
+	uint64_t clock;
+};
+
+int onfs_dir_cache_new(struct onfs_dir_cache **out)
+{
+	struct onfs_dir_cache *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_init(&c->lock, NULL);
+	*out = c;
+	return 0;
+}
+
+static void snap_put(struct snap *s)
+{
+	if (s && atomic_fetch_sub(&s->ref, 1) == 1) {
+		free(s->ents);
+		free(s->names);
+		free(s->set);
+		free(s);
+	}
+}
+
+void onfs_dir_cache_free(struct onfs_dir_cache *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < DIR_CACHE_SLOTS; i++)
+		snap_put(c->slot[i]);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static bool ident_eq(const struct onfs_ident *a, const struct onfs_ident *b)
+{
+	return a->fsidx == b->fsidx && a->type == b->type && a->len == b->len &&
+	       memcmp(a->fid, b->fid, a->len) == 0;
+}
+
+static struct snap *cache_get(struct onfs_dir_cache *c, const struct onfs_ident *id,
+			      uint64_t change)
+{
+	struct snap *s = NULL;
+
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < DIR_CACHE_SLOTS; i++) {
+		if (c->slot[i] && c->slot[i]->change == change && ident_eq(&c->slot[i]->ident, id)) {
+			s = c->slot[i];
+			atomic_fetch_add(&s->ref, 1);
+			c->used[i] = ++c->clock;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return s;
+}
+
+static void cache_put(struct onfs_dir_cache *c, struct snap *s)
+{
+	struct snap *old;
+	size_t victim = 0;
+
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < DIR_CACHE_SLOTS; i++) {
+		if (c->slot[i] && ident_eq(&c->slot[i]->ident, &s->ident)) {
+			victim = i; /* replace the older snapshot of this directory */
+			break;
+		}
+		if (c->used[i] < c->used[victim])
+			victim = i;
+	}
+	old = c->slot[victim];
+	atomic_fetch_add(&s->ref, 1);
+	c->slot[victim] = s;
+	c->used[victim] = ++c->clock;
+	pthread_mutex_unlock(&c->lock);
+	snap_put(old);
+}
+
+uint64_t onfs_readdir_cookie(const uint8_t key[16], const char *name, size_t len)
+{
+	uint64_t h = onfs_siphash24(key, name, len) & COOKIE_MAX;
+
+	/* leave room below for ".", ".." and above for collision bumps */
+	if (h < COOKIE_FIRST)
+		h += COOKIE_FIRST;
+	if (h > COOKIE_MAX - 4096)
+		h -= 4096;
+	return h;
+}
+
+static int set_grow(struct snap *s)
+{
+	size_t cap = s->set_cap ? s->set_cap * 2 : 1024;
+	uint32_t *set = calloc(cap, sizeof(*set));
+
+	if (!set)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->set_cap; i++) {
+		uint32_t v = s->set[i];
+		if (!v)
+			continue;
+		size_t j = s->ents[v - 1].cookie & (cap - 1);
+		while (set[j])
+			j = (j + 1) & (cap - 1);
+		set[j] = v;
+	}
+	free(s->set);
+	s->set = set;
+	s->set_cap = cap;
+	return 0;
+}
+
+/* Add a name unless an upper layer already had it. Returns 1 if added. */
+static int snap_add(struct snap *s, const uint8_t key[16], const char *name, size_t len,
+		    uint64_t ino, uint8_t layer, bool hidden)
+{
+	uint64_t cookie = onfs_readdir_cookie(key, name, len);
+	size_t j;
+
+	if ((s->n + 1) * 2 > s->set_cap && set_grow(s) < 0)
+		return -ENOMEM;
+	for (j = cookie & (s->set_cap - 1); s->set[j]; j = (j + 1) & (s->set_cap - 1)) {
+		const struct dent *d = &s->ents[s->set[j] - 1];
+		if (d->cookie == cookie && d->namelen == len &&
+		    memcmp(s->names + d->name_off, name, len) == 0)
+			return 0;
+	}
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 256;
+		struct dent *e = realloc(s->ents, cap * sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		s->ents = e;
+		s->cap = cap;
+	}
+	if (s->names_len + len > s->names_cap) {
+		size_t cap = s->names_cap ? s->names_cap * 2 : 16384;
+		while (cap < s->names_len + len)
+			cap *= 2;
+		char *p = realloc(s->names, cap);
+		if (!p)
+			return -ENOMEM;
+		s->names = p;
+		s->names_cap = cap;
+	}
+	memcpy(s->names + s->names_len, name, len);
+	s->ents[s->n] = (struct dent){ .cookie = cookie, .ino = ino,
+				       .name_off = (uint32_t)s->names_len,
+				       .namelen = (uint16_t)len, .layer = layer, .hidden = hidden };
+	s->names_len += len;
+	s->n++;
+	s->set[j] = (uint32_t)s->n;
+	return 1;
+}
+
+struct linux_dirent64 {
+	uint64_t d_ino;
+	int64_t d_off;
+	unsigned short d_reclen;
+	unsigned char d_type;
+	char d_name[];
+};
+
+static char ovl_opaque(struct onfs_export *ex, int fd)
+{
+	char name[64], v[4];
+
+	onfs_ovl_xattr(ex, "opaque", name, sizeof(name));
+	return onfs_fs_getxattr(fd, name, v, sizeof(v)) >= 1 ? v[0] : 0;
+}
+
+static int read_part(struct onfs_export *ex, struct snap *s, int fd, uint8_t layer)
+{
+	enum { BUFSZ = 65536 };
+	char *buf = malloc(BUFSZ);
+	bool wh_xattr = ovl_opaque(ex, fd) == 'x';
+	long n;
+	int ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		n = syscall(SYS_getdents64, fd, buf, BUFSZ);
+		if (n <= 0) {
+			ret = n < 0 ? -errno : 0;
+			break;
+		}
+		for (long off = 0; off < n;) {
+			struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + off);
+			const char *name = d->d_name;
+			size_t len = strlen(name);
+			bool hidden = false;
+			struct stat st;
+
+			off += d->d_reclen;
+			if (name[0] == '.' && (len == 1 || (len == 2 && name[1] == '.')))
+				continue;
+			if (d->d_type == DT_CHR || d->d_type == DT_UNKNOWN ||
+			    (wh_xattr && d->d_type == DT_REG)) {
+				if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+					hidden = onfs_is_whiteout(ex, fd, name, &st, wh_xattr);
+			}
+			ret = snap_add(s, ex->key, name, len, d->d_ino, layer, hidden);
+			if (ret < 0)
+				goto out;
+		}
+	}
+out:
+	free(buf);
+	return ret < 0 ? ret : 0;
+}
+
+static int dent_cmp(const void *a, const void *b)
+{
+	const struct dent *x = a, *y = b;
+
+	return x->cookie < y->cookie ? -1 : x->cookie > y->cookie;
+}
+
+static int snap_build(struct onfs_export *ex, struct onfs_node *dir, const int *fds,
+		      uint64_t change, struct snap **out)
+{
+	struct snap *s = calloc(1, sizeof(*s));
+	size_t i, k;
+	int ret;
+
+	if (!s)
+		return -ENOMEM;
+	atomic_init(&s->ref, 1);
+	s->ident = dir->ident;
+	s->change = change;
+	for (i = 0; i < dir->nparts; i++) {
+		ret = read_part(ex, s, fds[i], dir->parts[i].layer);
+		if (ret < 0) {
+			snap_put(s);
+			return ret;
+		}
+	}
+	free(s->set);
+	s->set = NULL;
+	s->set_cap = 0;
+	for (i = 0, k = 0; i < s->n; i++)
+		if (!s->ents[i].hidden)
+			s->ents[k++] = s->ents[i];
+	s->n = k;
+	qsort(s->ents, s->n, sizeof(*s->ents), dent_cmp);
+	/* equal hashes (rare): bump so cookies never repeat in a listing */
+	for (i = 1; i < s->n; i++)
+		if (s->ents[i].cookie <= s->ents[i - 1].cookie)
+			s->ents[i].cookie = s->ents[i - 1].cookie + 1;
+	*out = s;
+	return 0;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+/* fileid of an entry, equal to what GETATTR of its lookup reports */
+static uint64_t entry_fileid(struct onfs_export *ex, struct onfs_node *dir, const struct dent *d,
+			     const char *name)
+{
+	struct onfs_node *child;
+	uint64_t id;
+
+	if (!ex->layers[d->layer].upper || (dir->nparts == 1 && !dir->impure))
+		return onfs_export_fileid(ex, ex->layers[d->layer].fsidx, d->ino);
+	/* an upper entry in a merged or impure directory may carry an origin */
+	if (onfs_lookup(ex, dir, name, &child) < 0)
+		return onfs_export_fileid(ex, ex->layers[d->layer].fsidx, d->ino);
+	id = child->fileid;
+	onfs_node_put(child);
+	return id;
+}
+
+int onfs_readdir(struct onfs_export *ex, struct onfs_node *dir, uint64_t cookie,
+		 const uint8_t verf_in[8], uint8_t verf_out[8], onfs_readdir_cb cb, void *ctx,
+		 bool *eof)
+{
+	static const uint8_t zero[8];
+	int fds[ONFS_MAX_LAYERS];
+	struct onfs_dirent de;
+	struct onfs_node *parent;
+	struct snap *s = NULL;
+	uint64_t change = 0;
+	size_t i, nfd = 0, lo, hi;
+	char name[NAME_MAX + 1];
+	int ret = 0;
+
+	*eof = false;
+	if (!S_ISDIR(dir->type))
+		return -ENOTDIR;
+	if (cookie > COOKIE_MAX)
+		return -ONFS_EBADCOOKIE;
+	for (i = 0; i < dir->nparts; i++) {
+		struct stat st;
+
+		fds[nfd] = onfs_part_open(ex, &dir->parts[i], O_RDONLY | O_DIRECTORY);
+		if (fds[nfd] < 0) {
+			ret = fds[nfd] == -ENOENT ? -ESTALE : fds[nfd];
+			goto out;
+		}
+		nfd++;
+		if (fstat(fds[i], &st) < 0) {
+			ret = -errno;
+			goto out;
+		}
+		change = change * 1000003 ^ (uint64_t)st.st_ino;
+		change = change * 1000003 ^ ((uint64_t)st.st_mtim.tv_sec * 1000000000ULL + (uint64_t)st.st_mtim.tv_nsec);
+		change = change * 1000003 ^ ((uint64_t)st.st_ctim.tv_sec * 1000000000ULL + (uint64_t)st.st_ctim.tv_nsec);
+		change = change * 1000003 ^ (uint64_t)st.st_size;
+	}
+	put_be32(verf_out, (uint32_t)onfs_siphash24(ex->key, &dir->ident, 3u + dir->ident.len));
+	put_be32(verf_out + 4, (uint32_t)(change ^ (change >> 32)));
+	if (cookie != 0 && memcmp(verf_in, zero, 8) != 0 && memcmp(verf_in, verf_out, 4) != 0) {
+		ret = -ONFS_EBADCOOKIE;
+		goto out;
+	}
+
+	s = cache_get(ex->dirs, &dir->ident, change);
+	if (!s) {
+		ret = snap_build(ex, dir, fds, change, &s);
+		if (ret < 0)
+			goto out;
+		cache_put(ex->dirs, s);
+	}
+
+	if (cookie < COOKIE_DOT) {
+		de = (struct onfs_dirent){ .name = ".", .namelen = 1, .cookie = COOKIE_DOT,
+					   .fileid = dir->fileid };
+		ret = cb(ctx, &de);
+		if (ret != 0)
+			goto out_stop;
+	}
+	if (cookie < COOKIE_DOTDOT) {
+		ret = onfs_lookup(ex, dir, "..", &parent);
+		if (ret < 0)
+			goto out;
+		de = (struct onfs_dirent){ .name = "..", .namelen = 2, .cookie = COOKIE_DOTDOT,
+					   .fileid = parent->fileid };
+		onfs_node_put(parent);
+		ret = cb(ctx, &de);
+		if (ret != 0)
+			goto out_stop;
+	}
+	/* first entry whose cookie is greater than the one we resume from */
+	lo = 0;
+	hi = s->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->ents[mid].cookie <= cookie)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (i = lo; i < s->n; i++) {
+		const struct dent *d = &s->ents[i];
+
+		memcpy(name, s->names + d->name_off, d->namelen);
+		name[d->namelen] = '\0';
+		de = (struct onfs_dirent){ .name = name, .namelen = d->namelen,
+					   .cookie = d->cookie,
+					   .fileid = entry_fileid(ex, dir, d, name) };
+		ret = cb(ctx, &de);
+		if (ret != 0)
+			goto out_stop;
+	}
+	*eof = true;
+	ret = 0;
+	goto out;
+out_stop:
+	if (ret > 0)
+		ret = 0;
+out:
+	snap_put(s);
+	for (i = 0; i < nfd; i++)
+		close(fds[i]);
+	return ret;
+}

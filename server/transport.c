@@ -1,0 +1,753 @@
+/*
+ * transport.c - the sockets: TCP and UDP listeners (the NFS port and the
+ * optional separate portmap address), TCP connections with record marking,
+ * in-flight accounting, and writing replies.
+ *
+ * Owns: struct onfs_transport (srv->transport), every uv handle of the
+ * server, struct onfs_conn (refcounted: the open handle holds one
+ * reference, each call in flight one more), the call pool.
+ * Thread: the loop thread only.
+ * Never: blocks, runs procedures, or frees a uv handle outside its
+ * close_cb. A reply whose connection has gone is dropped, never written.
+ *
+ * Life of a connection: accepted -> reading -> (in-flight cap reached:
+ * reading paused until a call finishes) -> closing (EOF, error, record
+ * over the cap, or stop once its calls are done) -> closed in close_cb ->
+ * freed when the last call referencing it is freed.
+ *
+ * Stop: listeners close at once; connections stop reading and close once
+ * their in-flight calls have been answered (or after ONFS_STOP_GRACE_MS);
+ * UDP sockets close once no call is live. When the last handle is closed
+ * the transport frees itself and sets srv->transport to NULL, so a loop
+ * that serves nothing else simply runs out of handles and uv_run returns.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "ovlnfsd/common.h"
+#include "ovlnfsd/recmark.h"
+#include "ovlnfsd/rpc.h"
+#include "ovlnfsd/server.h"
+
+#define ONFS_MAX_CONNS 1024
+#define ONFS_CONN_MAX_INFLIGHT 64
+#define ONFS_STOP_GRACE_MS 5000
+#define ONFS_READ_BUF (64 * 1024)
+#define ONFS_BACKLOG 128
+#define ONFS_BIND_TRIES 32
+
+struct onfs_listener {
+	struct onfs_transport *t;  /* not owned */
+	uv_tcp_t tcp;
+	uv_udp_t udp;
+	uint16_t port;
+	bool tcp_open, udp_open;   /* initialised and not yet closing */
+	bool udp_closing;
+	char name[80];             /* "host:port" for logs */
+};
+
+struct onfs_conn {
+	uv_tcp_t tcp;
+	struct onfs_transport *t;   /* not owned */
+	struct onfs_listener *lis;  /* not owned */
+	struct onfs_conn *prev, *next; /* t->conns list while open */
+	struct sockaddr_storage peer;
+	int peer_len;
+	struct onfs_recmark rm;     /* owned */
+	unsigned refs;              /* 1 for the open handle + 1 per call */
+	unsigned inflight;          /* calls not yet answered */
+	bool reading;
+	bool closing;
+};
+
+struct onfs_transport {
+	struct onfs_server *srv;       /* not owned */
+	struct onfs_listener lis[2];
+	unsigned nlis;
+	struct onfs_conn *conns;       /* open connections */
+	unsigned nconns;
+	unsigned open_handles;         /* uv handles not yet through close_cb */
+	uv_timer_t stop_timer;
+	bool timer_open;
+	bool stopping;
+	struct onfs_call_pool pool;    /* owned */
+	char rbuf[ONFS_READ_BUF];      /* shared: reads are copied out at once */
+};
+
+static const uint8_t zero_pad[4];
+
+static void transport_maybe_finish(struct onfs_transport *t);
+static void conn_close(struct onfs_conn *conn);
+static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+struct onfs_call_pool *onfs_transport_pool(struct onfs_server *srv)
+{
+	return srv->transport ? &srv->transport->pool : NULL;
+}
+
+static size_t max_record(const struct onfs_server *srv)
+{
+	return srv->cfg && srv->cfg->max_record ? srv->cfg->max_record
+						: ONFS_DEFAULT_MAX_RECORD;
+}
+
+static void fmt_addr(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+
+		uv_ip4_name(in, host, sizeof(host));
+		port = ntohs(in->sin_port);
+		snprintf(buf, len, "%s:%d", host, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+
+		uv_ip6_name(in6, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+		snprintf(buf, len, "[%s]:%d", host, port);
+	} else {
+		snprintf(buf, len, "?");
+	}
+}
+
+/* ---------------------------------------------------------------- handles */
+
+static void handle_closed(uv_handle_t *h)
+{
+	struct onfs_transport *t = h->data;
+
+	t->open_handles--;
+	transport_maybe_finish(t);
+}
+
+static void close_handle(struct onfs_transport *t, uv_handle_t *h)
+{
+	h->data = t;
+	uv_close(h, handle_closed);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct onfs_transport *t;
+
+	(void)suggested;
+	if (h->type == UV_TCP) {
+		struct onfs_conn *conn = ONFS_CONTAINER_OF(h, struct onfs_conn, tcp);
+
+		t = conn->t;
+	} else {
+		struct onfs_listener *lis = ONFS_CONTAINER_OF(h, struct onfs_listener, udp);
+
+		t = lis->t;
+	}
+	/* libuv calls alloc, read, read_cb in one go per handle, so one
+	 * buffer serves every socket; records are copied out in read_cb. */
+	*buf = uv_buf_init(t->rbuf, sizeof(t->rbuf));
+}
+
+/* ---------------------------------------------------------------- connections */
+
+void onfs_transport_conn_get(struct onfs_conn *conn)
+{
+	conn->refs++;
+	conn->inflight++;
+}
+
+static void conn_free(struct onfs_conn *conn)
+{
+	onfs_recmark_free(&conn->rm);
+	free(conn);
+}
+
+void onfs_transport_conn_put(struct onfs_conn *conn)
+{
+	struct onfs_transport *t = conn->t;
+
+	conn->inflight--;
+	if (--conn->refs == 0) {
+		conn_free(conn);
+		return;
+	}
+	if (conn->closing)
+		return;
+	if (t->stopping) {
+		if (conn->inflight == 0)
+			conn_close(conn);
+		return;
+	}
+	if (!conn->reading && conn->inflight < ONFS_CONN_MAX_INFLIGHT) {
+		if (uv_read_start((uv_stream_t *)&conn->tcp, alloc_cb, conn_read_cb) == 0)
+			conn->reading = true;
+		else
+			conn_close(conn);
+	}
+}
+
+static void conn_closed(uv_handle_t *h)
+{
+	struct onfs_conn *conn = ONFS_CONTAINER_OF(h, struct onfs_conn, tcp);
+	struct onfs_transport *t = conn->t;
+
+	onfs_recmark_free(&conn->rm);
+	t->open_handles--;
+	if (--conn->refs == 0)
+		conn_free(conn);
+	transport_maybe_finish(t);
+}
+
+static void conn_close(struct onfs_conn *conn)
+{
+	struct onfs_transport *t = conn->t;
+
+	if (conn->closing)
+		return;
+	conn->closing = true;
+	conn->reading = false;
+	if (conn->prev)
+		conn->prev->next = conn->next;
+	else
+		t->conns = conn->next;
+	if (conn->next)
+		conn->next->prev = conn->prev;
+	conn->prev = conn->next = NULL;
+	t->nconns--;
+	/* pending writes complete with UV_ECANCELED before conn_closed */
+	uv_close((uv_handle_t *)&conn->tcp, conn_closed);
+}
+
+static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct onfs_conn *conn = ONFS_CONTAINER_OF(s, struct onfs_conn, tcp);
+	struct onfs_server *srv = conn->t->srv;
+	const uint8_t *p = (const uint8_t *)buf->base;
+	size_t left;
+
+	if (nread < 0) {
+		if (nread != UV_EOF)
+			onfs_debug("connection read error: %s", uv_strerror((int)nread));
+		conn_close(conn);
+		return;
+	}
+	left = (size_t)nread;
+	while (left > 0 && !conn->closing) {
+		uint8_t *rec;
+		size_t rec_len;
+		ssize_t n = onfs_recmark_feed(&conn->rm, p, left, &rec, &rec_len);
+
+		if (n < 0) {
+			char a[80];
+
+			fmt_addr((struct sockaddr *)&conn->peer, a, sizeof(a));
+			onfs_warn("closing connection from %s: %s", a,
+				  n == -EMSGSIZE ? "record above the size cap" : "out of memory");
+			conn_close(conn);
+			return;
+		}
+		p += n;
+		left -= (size_t)n;
+		if (rec)
+			onfs_dispatch_record(srv, conn, (struct sockaddr *)&conn->peer,
+					     conn->peer_len, conn->lis->port, rec, rec_len);
+	}
+	if (!conn->closing && conn->reading && conn->inflight >= ONFS_CONN_MAX_INFLIGHT) {
+		uv_read_stop(s);
+		conn->reading = false;
+	}
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct onfs_listener *lis = ONFS_CONTAINER_OF(server, struct onfs_listener, tcp);
+	struct onfs_transport *t = lis->t;
+	struct onfs_conn *conn;
+	int len, r;
+
+	if (status < 0) {
+		onfs_warn("accept on %s: %s", lis->name, uv_strerror(status));
+		return;
+	}
+	conn = calloc(1, sizeof(*conn));
+	if (!conn)
+		return;
+	conn->t = t;
+	conn->lis = lis;
+	conn->refs = 1;
+	onfs_recmark_init(&conn->rm, max_record(t->srv));
+	r = uv_tcp_init(t->srv->loop, &conn->tcp);
+	if (r < 0) {
+		free(conn);
+		return;
+	}
+	t->open_handles++;
+	/* linked first so conn_close can unlink it on every path */
+	conn->next = t->conns;
+	if (t->conns)
+		t->conns->prev = conn;
+	t->conns = conn;
+	t->nconns++;
+
+	r = uv_accept(server, (uv_stream_t *)&conn->tcp);
+	if (r < 0)
+		goto out_close;
+	if (t->stopping || t->nconns > ONFS_MAX_CONNS) {
+		onfs_warn("refusing a connection on %s: %s", lis->name,
+			  t->stopping ? "stopping" : "too many connections");
+		goto out_close;
+	}
+	len = sizeof(conn->peer);
+	if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&conn->peer, &len) == 0)
+		conn->peer_len = len;
+	uv_tcp_nodelay(&conn->tcp, 1);
+	uv_tcp_keepalive(&conn->tcp, 1, 60);
+	r = uv_read_start((uv_stream_t *)&conn->tcp, alloc_cb, conn_read_cb);
+	if (r < 0)
+		goto out_close;
+	conn->reading = true;
+	return;
+
+out_close:
+	conn_close(conn);
+}
+
+/* ---------------------------------------------------------------- UDP */
+
+static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
+			const struct sockaddr *addr, unsigned flags)
+{
+	struct onfs_listener *lis = ONFS_CONTAINER_OF(h, struct onfs_listener, udp);
+	struct onfs_transport *t = lis->t;
+	uint8_t *rec;
+	int alen;
+
+	if (nread <= 0 || !addr || (flags & UV_UDP_PARTIAL) || t->stopping)
+		return;
+	alen = addr->sa_family == AF_INET6 ? (int)sizeof(struct sockaddr_in6)
+					   : (int)sizeof(struct sockaddr_in);
+	rec = malloc((size_t)nread);
+	if (!rec)
+		return;
+	memcpy(rec, buf->base, (size_t)nread);
+	onfs_dispatch_record(t->srv, NULL, addr, alen, lis->port, rec, (size_t)nread);
+}
+
+static struct onfs_listener *udp_listener(struct onfs_transport *t, uint16_t port)
+{
+	unsigned i;
+
+	for (i = 0; i < t->nlis; i++)
+		if (t->lis[i].port == port && t->lis[i].udp_open)
+			return &t->lis[i];
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- replies */
+
+static void write_cb(uv_write_t *req, int status)
+{
+	struct onfs_call_ext *e = ONFS_CONTAINER_OF(req, struct onfs_call_ext, req.write);
+	struct onfs_conn *conn = e->c.conn;
+
+	if (status < 0 && status != UV_ECANCELED) {
+		onfs_debug("write: %s", uv_strerror(status));
+		conn_close(conn);
+	}
+	onfs_call_free(&e->c);
+}
+
+static void send_cb(uv_udp_send_t *req, int status)
+{
+	struct onfs_call_ext *e = ONFS_CONTAINER_OF(req, struct onfs_call_ext, req.send);
+
+	if (status < 0)
+		onfs_debug("udp send: %s", uv_strerror(status));
+	onfs_call_free(&e->c);
+}
+
+void onfs_transport_send_reply(struct onfs_call *c)
+{
+	struct onfs_call_ext *e = ONFS_CONTAINER_OF(c, struct onfs_call_ext, c);
+	struct onfs_transport *t = c->srv->transport;
+	uv_buf_t bufs[4];
+	unsigned n = 0;
+	size_t pad = (4 - (c->data_len & 3)) & 3;
+	size_t total = c->reply_len + c->data_len + pad;
+	int r;
+
+	if (!t || c->reply_len == 0)
+		goto out_drop;
+	if (c->conn) {
+		if (c->conn->closing || total > ONFS_RECMARK_LEN_MASK)
+			goto out_drop;
+		onfs_recmark_encode(e->mark, (uint32_t)total, true);
+		bufs[n++] = uv_buf_init((char *)e->mark, sizeof(e->mark));
+	}
+	bufs[n++] = uv_buf_init((char *)c->reply, (unsigned)c->reply_len);
+	if (c->data_len) {
+		bufs[n++] = uv_buf_init((char *)c->data, (unsigned)c->data_len);
+		if (pad)
+			bufs[n++] = uv_buf_init((char *)zero_pad, (unsigned)pad);
+	}
+	if (c->conn) {
+		r = uv_write(&e->req.write, (uv_stream_t *)&c->conn->tcp, bufs, n, write_cb);
+		if (r < 0) {
+			onfs_debug("write: %s", uv_strerror(r));
+			conn_close(c->conn);
+			goto out_drop;
+		}
+	} else {
+		struct onfs_listener *lis = udp_listener(t, c->local_port);
+
+		if (!lis || c->peer_len == 0)
+			goto out_drop;
+		r = uv_udp_send(&e->req.send, &lis->udp, bufs, n,
+				(const struct sockaddr *)&c->peer, send_cb);
+		if (r < 0) {
+			onfs_debug("udp send: %s", uv_strerror(r));
+			goto out_drop;
+		}
+	}
+	return;
+
+out_drop:
+	onfs_call_free(c);
+}
+
+/* ---------------------------------------------------------------- listeners */
+
+static int parse_addr(const char *host, int port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (strchr(host, ':'))
+		return uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss);
+	return uv_ip4_addr(host, port, (struct sockaddr_in *)ss);
+}
+
+static void set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+	if (ss->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+	else
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
+}
+
+static int bound_socket(int family, int type, const struct sockaddr_storage *ss)
+{
+	int fd, one = 1, zero = 0, r;
+	socklen_t len = family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					   : sizeof(struct sockaddr_in);
+
+	fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (type == SOCK_STREAM)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (family == AF_INET6) /* "::" serves IPv4 too */
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	r = bind(fd, (const struct sockaddr *)ss, len);
+	if (r == 0 && type == SOCK_STREAM)
+		r = listen(fd, ONFS_BACKLOG);
+	if (r < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/*
+ * Bind a TCP and a UDP socket on host:port, the same port number for both
+ * (port 0: the kernel picks the TCP port, retried when UDP finds it taken).
+ */
+static int open_sockets(const char *host, int port, int *tcp_fd, int *udp_fd,
+			uint16_t *bound, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss, got;
+	socklen_t glen;
+	int tries, tfd = -1, ufd = -1, r;
+
+	r = parse_addr(host, port, &ss);
+	if (r < 0 || port < 0 || port > 65535) {
+		snprintf(err, errlen, "invalid listen address '%s:%d'", host, port);
+		return -EINVAL;
+	}
+	for (tries = 0; tries < ONFS_BIND_TRIES; tries++) {
+		set_port(&ss, (uint16_t)port);
+		tfd = bound_socket(ss.ss_family, SOCK_STREAM, &ss);
+		if (tfd < 0) {
+			r = tfd;
+			snprintf(err, errlen, "cannot listen on '%s:%d' (tcp): %s", host, port,
+				 strerror(-r));
+			return r;
+		}
+		glen = sizeof(got);
+		if (getsockname(tfd, (struct sockaddr *)&got, &glen) < 0) {
+			r = -errno;
+			close(tfd);
+			snprintf(err, errlen, "cannot listen on '%s:%d': %s", host, port,
+				 strerror(-r));
+			return r;
+		}
+		*bound = ntohs(got.ss_family == AF_INET6
+				       ? ((struct sockaddr_in6 *)&got)->sin6_port
+				       : ((struct sockaddr_in *)&got)->sin_port);
+		set_port(&ss, *bound);
+		ufd = bound_socket(ss.ss_family, SOCK_DGRAM, &ss);
+		if (ufd >= 0)
+			break;
+		close(tfd);
+		r = ufd;
+		if (port != 0 || r != -EADDRINUSE) {
+			snprintf(err, errlen, "cannot listen on '%s:%d' (udp): %s", host, port,
+				 strerror(-r));
+			return r;
+		}
+	}
+	if (ufd < 0) {
+		snprintf(err, errlen, "cannot listen on '%s:%d': no port free for tcp and udp",
+			 host, port);
+		return -EADDRINUSE;
+	}
+	*tcp_fd = tfd;
+	*udp_fd = ufd;
+	return 0;
+}
+
+static int listener_start(struct onfs_transport *t, struct onfs_listener *lis, int tfd,
+			  int ufd, char *err, size_t errlen)
+{
+	uv_loop_t *loop = t->srv->loop;
+	int r;
+
+	r = uv_tcp_init(loop, &lis->tcp);
+	if (r < 0)
+		goto out_err;
+	t->open_handles++;
+	lis->tcp_open = true;
+	r = uv_tcp_open(&lis->tcp, tfd);
+	if (r < 0)
+		goto out_err;
+	tfd = -1; /* the handle owns it now */
+	r = uv_listen((uv_stream_t *)&lis->tcp, ONFS_BACKLOG, on_connection);
+	if (r < 0)
+		goto out_err;
+
+	r = uv_udp_init(loop, &lis->udp);
+	if (r < 0)
+		goto out_err;
+	t->open_handles++;
+	lis->udp_open = true;
+	r = uv_udp_open(&lis->udp, ufd);
+	if (r < 0)
+		goto out_err;
+	ufd = -1;
+	r = uv_udp_recv_start(&lis->udp, alloc_cb, udp_recv_cb);
+	if (r < 0)
+		goto out_err;
+	return 0;
+
+out_err:
+	snprintf(err, errlen, "cannot listen on '%s': %s", lis->name, uv_strerror(r));
+	if (tfd >= 0)
+		close(tfd);
+	if (ufd >= 0)
+		close(ufd);
+	return r;
+}
+
+static void transport_free(struct onfs_transport *t)
+{
+	onfs_call_pool_destroy(&t->pool);
+	t->srv->transport = NULL;
+	free(t);
+}
+
+static void close_listeners(struct onfs_transport *t, bool udp_too)
+{
+	unsigned i;
+
+	for (i = 0; i < t->nlis; i++) {
+		struct onfs_listener *lis = &t->lis[i];
+
+		if (lis->tcp_open) {
+			lis->tcp_open = false;
+			close_handle(t, (uv_handle_t *)&lis->tcp);
+		}
+		if (lis->udp_open) {
+			uv_udp_recv_stop(&lis->udp);
+			if (udp_too) {
+				lis->udp_open = false;
+				close_handle(t, (uv_handle_t *)&lis->udp);
+			}
+		}
+	}
+}
+
+int onfs_transport_start(struct onfs_server *srv, char *err, size_t errlen)
+{
+	const struct onfs_config *cfg = srv->cfg;
+	struct onfs_transport *t;
+	int fds[2][2] = { { -1, -1 }, { -1, -1 } };
+	uint16_t ports[2] = { 0, 0 };
+	const char *hosts[2];
+	int want[2];
+	unsigned i, n = 1;
+	int r;
+
+	hosts[0] = cfg->listen_host ? cfg->listen_host : "127.0.0.1";
+	want[0] = cfg->listen_port;
+	if (cfg->portmap_host) {
+		hosts[1] = cfg->portmap_host;
+		want[1] = cfg->portmap_port;
+		n = 2;
+	}
+
+	/* All sockets first (synchronous), uv handles only once all bound. */
+	for (i = 0; i < n; i++) {
+		r = open_sockets(hosts[i], want[i], &fds[i][0], &fds[i][1], &ports[i], err,
+				 errlen);
+		if (r < 0)
+			goto out_fds;
+	}
+
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		r = -ENOMEM;
+		snprintf(err, errlen, "cannot start the transport: out of memory");
+		goto out_fds;
+	}
+	t->srv = srv;
+	t->nlis = n;
+	srv->transport = t;
+	for (i = 0; i < n; i++) {
+		struct onfs_listener *lis = &t->lis[i];
+
+		lis->t = t;
+		lis->port = ports[i];
+		snprintf(lis->name, sizeof(lis->name), strchr(hosts[i], ':') ? "[%s]:%u" : "%s:%u",
+			 hosts[i], (unsigned)ports[i]);
+	}
+	for (i = 0; i < n; i++) {
+		r = listener_start(t, &t->lis[i], fds[i][0], fds[i][1], err, errlen);
+		fds[i][0] = fds[i][1] = -1;
+		if (r < 0) {
+			for (i++; i < n; i++) {
+				close(fds[i][0]);
+				close(fds[i][1]);
+			}
+			goto out_handles;
+		}
+	}
+	srv->port = ports[0];
+	for (i = 0; i < n; i++)
+		onfs_info("listening on %s (tcp, udp)", t->lis[i].name);
+	return 0;
+
+out_handles:
+	/* Undo synchronously: nothing else runs on the loop yet. */
+	t->stopping = true;
+	close_listeners(t, true);
+	if (t->open_handles == 0)
+		transport_free(t);
+	/* the last close_cb frees t and clears srv->transport */
+	while (srv->transport)
+		uv_run(srv->loop, UV_RUN_NOWAIT);
+	return r;
+
+out_fds:
+	for (i = 0; i < 2; i++) {
+		if (fds[i][0] >= 0)
+			close(fds[i][0]);
+		if (fds[i][1] >= 0)
+			close(fds[i][1]);
+	}
+	return r;
+}
+
+static void transport_maybe_finish(struct onfs_transport *t)
+{
+	unsigned i;
+
+	if (!t->stopping)
+		return;
+	if (t->nconns == 0 && t->pool.live == 0) {
+		for (i = 0; i < t->nlis; i++) {
+			struct onfs_listener *lis = &t->lis[i];
+
+			if (lis->udp_open) {
+				lis->udp_open = false;
+				close_handle(t, (uv_handle_t *)&lis->udp);
+			}
+		}
+		if (t->timer_open) {
+			t->timer_open = false;
+			close_handle(t, (uv_handle_t *)&t->stop_timer);
+		}
+	}
+	if (t->open_handles == 0 && t->pool.live == 0)
+		transport_free(t);
+}
+
+void onfs_transport_call_gone(struct onfs_server *srv)
+{
+	if (srv->transport)
+		transport_maybe_finish(srv->transport);
+}
+
+static void stop_timer_cb(uv_timer_t *timer)
+{
+	struct onfs_transport *t = ONFS_CONTAINER_OF(timer, struct onfs_transport, stop_timer);
+	unsigned i;
+
+	if (t->nconns)
+		onfs_warn("stopping: closing %u connection(s) with calls still in flight",
+			  t->nconns);
+	while (t->conns)
+		conn_close(t->conns);
+	for (i = 0; i < t->nlis; i++) {
+		struct onfs_listener *lis = &t->lis[i];
+
+		if (lis->udp_open) {
+			lis->udp_open = false;
+			close_handle(t, (uv_handle_t *)&lis->udp);
+		}
+	}
+	t->timer_open = false;
+	close_handle(t, (uv_handle_t *)&t->stop_timer);
+}
+
+void onfs_transport_stop(struct onfs_server *srv)
+{
+	struct onfs_transport *t = srv->transport;
+	struct onfs_conn *conn, *next;
+
+	if (!t || t->stopping)
+		return;
+	t->stopping = true;
+	close_listeners(t, false);
+	if (uv_timer_init(srv->loop, &t->stop_timer) == 0) {
+		t->open_handles++;
+		t->timer_open = true;
+		uv_timer_start(&t->stop_timer, stop_timer_cb, ONFS_STOP_GRACE_MS, 0);
+	}
+	for (conn = t->conns; conn; conn = next) {
+		next = conn->next;
+		if (conn->reading) {
+			uv_read_stop((uv_stream_t *)&conn->tcp);
+			conn->reading = false;
+		}
+		if (conn->inflight == 0)
+			conn_close(conn);
+	}
+	transport_maybe_finish(t);
+}
