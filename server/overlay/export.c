@@ -212,6 +212,7 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 	ex = calloc(1, sizeof(*ex));
 	if (!ex)
 		return fail(err, errlen, "out of memory");
+	ex->lock_fd = -1;
 	ex->name = strdup(conf->name ? conf->name : "default");
 	ex->path = strdup(conf->path ? conf->path : "/");
 	if (!ex->name || !ex->path) {
@@ -269,6 +270,8 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 		ex->id = 1;
 	ex->fsid = onfs_siphash24(ex->key, "fsid", 4);
 	ex->by_handle = probe_by_handle(ex);
+	if (conf->workdir && onfs_workdir_setup(ex, conf->workdir, err, errlen) < 0)
+		goto out_free;
 	/* The write path is not there yet: every export is read-only for now. */
 	ex->readonly = true;
 	if (onfs_node_cache_new(&ex->nodes) < 0 || onfs_dir_cache_new(&ex->dirs) < 0) {
@@ -277,8 +280,9 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 	}
 	onfs_info("export '%s' (%s): %zu layer(s) on %zu filesystem(s), id %u, %s, handle mode: %s",
 		  ex->name, ex->path, ex->nlayers, ex->numfs, ex->id,
-		  ex->has_upper ? "upper present (served read-only until the write path lands)"
-				: "read-only",
+		  !ex->has_upper ? "read-only (no upper layer)"
+		  : ex->work_ok ? "work area scrubbed (served read-only until the write path lands)"
+				: "READ-ONLY (work area not usable)",
 		  ex->by_handle ? "kernel file handles (persistent across restarts)"
 				: "in-memory only: no CAP_DAC_READ_SEARCH, handles go stale on restart");
 	*out = ex;
@@ -303,6 +307,8 @@ void onfs_export_close(struct onfs_export *ex)
 		free(ex->layers[i].path);
 		free(ex->layers[i].real);
 	}
+	if (ex->lock_fd >= 0)
+		close(ex->lock_fd);
 	free(ex->name);
 	free(ex->path);
 	free(ex);

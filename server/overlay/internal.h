@@ -65,6 +65,8 @@ struct onfs_export {
 	bool readonly;
 	bool has_upper;      /* layers[0] is the upper layer */
 	bool by_handle;      /* open_by_handle_at works: handles survive restarts */
+	bool work_ok;        /* work area locked and scrubbed: mutations possible */
+	int lock_fd;         /* owned; flock'ed workdir/ovlnfsd/lock, -1 if none */
 	struct onfs_layer layers[ONFS_MAX_LAYERS];
 	size_t nlayers;
 	int fs_fd[ONFS_MAX_LAYERS]; /* not owned: a layer fd on each filesystem */
@@ -108,6 +110,15 @@ int onfs_fs_open_ident(int mountfd, const struct onfs_ident *id, int flags);
 uint64_t onfs_export_fileid(const struct onfs_export *ex, uint8_t fsidx, uint64_t ino);
 /* Full xattr name for an overlay attribute ("opaque", "origin", ...). */
 void onfs_ovl_xattr(const struct onfs_export *ex, const char *attr, char *out, size_t cap);
+
+/* --- workdir.c --- */
+/*
+ * Lock and scrub the work area. Returns -1 with err for a fatal startup
+ * error (in use by another server or kernel overlay); 0 otherwise, with
+ * ex->work_ok false (and the reason logged) when the export must be
+ * served read-only.
+ */
+int onfs_workdir_setup(struct onfs_export *ex, const char *workdir, char *err, size_t errlen);
 
 /* --- handle.c --- */
 void onfs_fh_encode(const struct onfs_export *ex, const struct onfs_ident *id, struct onfs_fh *fh);

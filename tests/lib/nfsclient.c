@@ -742,6 +742,33 @@ void tl_client_mount(struct tl_client *c, int port, const char *path, struct tl_
 	ASSERT(root->len > 0 && root->len <= 64);
 }
 
+int tl_nfs_walk(struct tl_client *c, const struct tl_fh *dir, const char *path,
+		struct tl_fh *out, fattr3 *attr)
+{
+	char buf[4096];
+	struct tl_fh cur = *dir;
+	char *save = NULL;
+	int st = NFS3_OK;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	if (attr) {
+		st = tl_nfs_getattr(c, &cur, attr);
+		if (st != NFS3_OK)
+			return st;
+	}
+	for (char *tok = strtok_r(buf, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
+		struct tl_fh next;
+
+		st = tl_nfs_lookup(c, &cur, tok, &next, attr);
+		if (st != NFS3_OK)
+			return st;
+		cur = next;
+	}
+	if (out)
+		*out = cur;
+	return st;
+}
+
 const char *tl_nfsstat_name(int st)
 {
 	static char buf[600];

@@ -119,6 +119,11 @@ int tl_pmap_getport(struct tl_client *c, uint32_t prog, uint32_t vers, uint32_t 
 /* Connect and MNT "/" (or path): the common first step of a case. */
 void tl_client_mount(struct tl_client *c, int port, const char *path, struct tl_fh *root);
 
+/* LOOKUP each component of a slash-separated path from dir. Returns the
+ * first non-OK status. */
+int tl_nfs_walk(struct tl_client *c, const struct tl_fh *dir, const char *path,
+		struct tl_fh *out, fattr3 *attr);
+
 const char *tl_nfsstat_name(int st);
 
 #define ASSERT_NFS(call, want)                                                   \

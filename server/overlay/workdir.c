@@ -1,0 +1,183 @@
+/*
+ * workdir.c - the export's work area (DESIGN §6): the exclusive lock that
+ * keeps a second server (or a live kernel overlay) off the same upper and
+ * work directories, and the startup scrub of workdir/work.
+ *
+ * Runs once per export on the main thread at startup, before serving.
+ * The scrub follows the kernel's ovl_workdir_cleanup (OVERLAY.md rule 6):
+ * entries of work/ are unlinked or removed; a directory that will not go
+ * is emptied one level further down, where only non-directories and
+ * empty directories are removed. If that is not enough, the export is
+ * served read-only and the log names the path and the reason; other
+ * exports carry on. It never touches workdir/index or a layer.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Remove every entry of dirfd; depth 0 is work/ itself. */
+static int scrub_dir(int dirfd, int depth, char *why, size_t whylen, const char *path)
+{
+	DIR *d;
+	struct dirent *e;
+	int fd, ret = 0;
+
+	fd = dup(dirfd);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	while ((e = readdir(d))) {
+		char sub[PATH_MAX + NAME_MAX + 2];
+		struct stat st;
+
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+		if (fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (!S_ISDIR(st.st_mode)) {
+			if (unlinkat(dirfd, e->d_name, 0) < 0 && errno != ENOENT) {
+				ret = -errno;
+				snprintf(why, whylen, "cannot remove '%.3000s': %s", sub, strerror(errno));
+			}
+			continue;
+		}
+		if (unlinkat(dirfd, e->d_name, AT_REMOVEDIR) == 0 || errno == ENOENT)
+			continue;
+		if (depth >= 1) {
+			/* the kernel's limit: a non-empty directory this deep stays */
+			ret = -errno;
+			snprintf(why, whylen, "cannot remove '%.3000s': %s", sub, strerror(errno));
+			continue;
+		}
+		int sfd = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sfd < 0) {
+			ret = -errno;
+			snprintf(why, whylen, "cannot open '%.3000s': %s", sub, strerror(errno));
+			continue;
+		}
+		int r = scrub_dir(sfd, depth + 1, why, whylen, sub);
+		close(sfd);
+		if (r < 0) {
+			ret = r;
+			continue;
+		}
+		if (unlinkat(dirfd, e->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+			ret = -errno;
+			snprintf(why, whylen, "cannot remove '%.3000s': %s", sub, strerror(errno));
+		}
+	}
+	closedir(d);
+	return ret;
+}
+
+/* Is a kernel overlay mounted with this upper or work directory? */
+static bool kernel_overlay_uses(const char *upper, const char *work)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192], opt[PATH_MAX + 16];
+	bool busy = false;
+
+	if (!f)
+		return false;
+	while (!busy && fgets(line, sizeof(line), f)) {
+		const char *dash = strstr(line, " - overlay ");
+		if (!dash)
+			continue;
+		snprintf(opt, sizeof(opt), "upperdir=%s,", upper);
+		busy = strstr(dash, opt) != NULL;
+		snprintf(opt, sizeof(opt), "upperdir=%s\n", upper);
+		busy = busy || strstr(dash, opt) != NULL;
+		snprintf(opt, sizeof(opt), "workdir=%s,", work);
+		busy = busy || strstr(dash, opt) != NULL;
+		snprintf(opt, sizeof(opt), "workdir=%s\n", work);
+		busy = busy || strstr(dash, opt) != NULL;
+	}
+	fclose(f);
+	return busy;
+}
+
+int onfs_workdir_setup(struct onfs_export *ex, const char *workdir, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 32], real[PATH_MAX], why[PATH_MAX + 128];
+	int wfd, fd, ret;
+
+	if (!realpath(workdir, real)) {
+		snprintf(err, errlen, "workdir '%s': %s", workdir, strerror(errno));
+		return -1;
+	}
+	if (kernel_overlay_uses(ex->layers[0].real, real)) {
+		snprintf(err, errlen, "upperdir '%s' / workdir '%s' are in use by a mounted kernel overlay",
+			 ex->layers[0].path, workdir);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/ovlnfsd/lock", real);
+	ex->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (ex->lock_fd < 0) {
+		snprintf(err, errlen, "cannot open lock file '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(ex->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		char holder[32] = "";
+		ssize_t n = pread(ex->lock_fd, holder, sizeof(holder) - 1, 0);
+		holder[n > 0 ? n : 0] = '\0';
+		holder[strcspn(holder, "\n")] = '\0';
+		snprintf(err, errlen, "workdir '%s' is in use by another ovlnfsd (pid %s)", workdir,
+			 holder[0] ? holder : "unknown");
+		return -1;
+	}
+	{
+		char pid[32];
+		int len = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+		if (ftruncate(ex->lock_fd, 0) < 0 || pwrite(ex->lock_fd, pid, (size_t)len, 0) != len)
+			onfs_warn("cannot record our pid in '%s': %s", path, strerror(errno));
+	}
+
+	/* the scrub: failure makes this export read-only, never fatal */
+	why[0] = '\0';
+	wfd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (wfd < 0) {
+		snprintf(why, sizeof(why), "cannot open '%s': %s", real, strerror(errno));
+		goto out_ro;
+	}
+	fd = openat(wfd, "work", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		/* as the kernel: mode 0000 (root needs no permission bits) */
+		if (mkdirat(wfd, "work", geteuid() == 0 ? 0 : 0700) < 0) {
+			snprintf(why, sizeof(why), "cannot create '%s/work': %s", real, strerror(errno));
+			close(wfd);
+			goto out_ro;
+		}
+		fd = openat(wfd, "work", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	}
+	if (fd < 0) {
+		snprintf(why, sizeof(why), "cannot open '%s/work': %s", real, strerror(errno));
+		close(wfd);
+		goto out_ro;
+	}
+	snprintf(path, sizeof(path), "%s/work", real);
+	ret = scrub_dir(fd, 0, why, sizeof(why), path);
+	close(fd);
+	close(wfd);
+	if (ret < 0)
+		goto out_ro;
+	ex->work_ok = true;
+	return 0;
+out_ro:
+	onfs_err("export '%s' will be served READ-ONLY: work area not usable: %s", ex->name, why);
+	ex->work_ok = false;
+	return 0;
+}

@@ -1,0 +1,118 @@
+#!/bin/sh
+# tests/run-all.sh - install what is missing (Debian 12, as root), build with
+# warnings as errors, run the whole test suite, then again under
+# AddressSanitizer + UndefinedBehaviorSanitizer, then run each libFuzzer
+# target for a bounded time (when tests/fuzz exists and clang is there).
+#
+# Usage: sh tests/run-all.sh            (from anywhere in the tree)
+# Environment: FUZZ_SECONDS (total fuzzing time, default 60),
+#              SKIP_SAN=1 / SKIP_FUZZ=1 to leave a stage out.
+# Build directories: build-ci, build-ci-san, build-ci-fuzz (at the top).
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+PKGS="meson ninja-build pkg-config gcc libuv1-dev libtirpc-dev rpcsvc-proto libnfs-dev
+libnfs-utils libinih-dev attr clang libclang-rt-14-dev"
+
+t0=$(date +%s)
+stage_t0=$t0
+stage() {
+	now=$(date +%s)
+	echo
+	echo "=== [$((now - t0))s total, last stage $((now - stage_t0))s] $*"
+	stage_t0=$now
+}
+
+install_missing() {
+	missing=""
+	for p in $PKGS; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+			missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	if [ "$(id -u)" != 0 ]; then
+		echo "run-all: missing packages:$missing (run as root, or: apt-get install$missing)" >&2
+		exit 1
+	fi
+	echo "run-all: installing$missing"
+	apt-get update -q
+	# shellcheck disable=SC2086
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
+}
+
+# setup DIR [meson options...]: configure (or reconfigure) a build directory
+setup() {
+	dir=$1
+	shift
+	if [ -f "$dir/build.ninja" ]; then
+		meson setup --reconfigure "$dir" "$@"
+	else
+		meson setup "$dir" "$@"
+	fi
+}
+
+# suite DIR: build and run every test in DIR; print the failed tests' logs
+suite() {
+	ninja -C "$1" -j2
+	if ! meson test -C "$1" --print-errorlogs --num-processes 2; then
+		echo "run-all: tests failed in $1; full log: $1/meson-logs/testlog.txt" >&2
+		exit 1
+	fi
+}
+
+stage "dependencies"
+install_missing
+
+stage "build (gcc, -Werror) and test: build-ci"
+setup build-ci -Dwerror=true
+suite build-ci
+
+if [ "${SKIP_SAN:-0}" != 1 ]; then
+	stage "build and test under ASan+UBSan: build-ci-san"
+	setup build-ci-san -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
+	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
+	UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1} \
+		suite build-ci-san
+fi
+
+if [ "${SKIP_FUZZ:-0}" != 1 ] && [ -f tests/fuzz/meson.build ] && command -v clang >/dev/null; then
+	stage "fuzzers (clang, libFuzzer): build-ci-fuzz"
+	if [ -f build-ci-fuzz/build.ninja ]; then
+		meson setup --reconfigure build-ci-fuzz -Dfuzz=true
+	else
+		CC=clang meson setup build-ci-fuzz -Dfuzz=true
+	fi
+	ninja -C build-ci-fuzz -j2
+	fuzzers=$(find build-ci-fuzz/tests/fuzz -maxdepth 1 -type f -perm -u+x -name 'fuzz-*' | sort)
+	n=$(echo "$fuzzers" | grep -c . || true)
+	if [ "$n" -gt 0 ]; then
+		total=${FUZZ_SECONDS:-60}
+		each=$((total / n))
+		[ "$each" -lt 5 ] && each=5
+		work=$(mktemp -d)
+		for f in $fuzzers; do
+			name=$(basename "$f")
+			mkdir -p "$work/$name"
+			# seeds (read-only in the tree) go after the scratch corpus
+			seeds=""
+			[ -d "tests/fuzz/corpus/$name" ] && seeds="tests/fuzz/corpus/$name"
+			echo "--- $name for ${each}s"
+			# shellcheck disable=SC2086
+			if ! "$f" -max_total_time="$each" -print_final_stats=1 \
+				-artifact_prefix="$work/$name/" "$work/$name" $seeds \
+				>"$work/$name.log" 2>&1; then
+				tail -n 60 "$work/$name.log"
+				echo "run-all: $name found a crash; input under $work/$name/" >&2
+				exit 1
+			fi
+			grep -E '^stat::number_of_executed_units|^Done' "$work/$name.log" || true
+		done
+		rm -rf "$work"
+	else
+		echo "run-all: no fuzz-* executables in build-ci-fuzz/tests/fuzz"
+	fi
+fi
+
+stage "all passed"
