@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "ovlnfsd/common.h"
+#include "ovlnfsd/overlay.h"
 #include "ovlnfsd/rpc.h"
 #include "ovlnfsd/server.h"
 
@@ -160,6 +161,16 @@ void *onfs_call_data_alloc(struct onfs_call *c, size_t len)
 	c->data = c->data_buf;
 	c->data_len = 0;
 	return c->data_buf;
+}
+
+struct onfs_export *onfs_server_export_by_id(struct onfs_server *srv, uint16_t id)
+{
+	size_t i;
+
+	for (i = 0; i < srv->nexports; i++)
+		if (srv->exports[i] && onfs_export_id(srv->exports[i]) == id)
+			return srv->exports[i];
+	return NULL;
 }
 
 static void reply_discard(struct onfs_call *c)

@@ -39,7 +39,7 @@
 
 #define ONFS_MAX_CONNS 1024
 #define ONFS_CONN_MAX_INFLIGHT 64
-#define ONFS_STOP_GRACE_MS 5000
+#define ONFS_STOP_GRACE_MS 4000 /* below main.c's 5 s grace */
 #define ONFS_READ_BUF (64 * 1024)
 #define ONFS_BACKLOG 128
 #define ONFS_BIND_TRIES 32
@@ -64,7 +64,14 @@ struct onfs_conn {
 	struct onfs_recmark rm;     /* owned */
 	unsigned refs;              /* 1 for the open handle + 1 per call */
 	unsigned inflight;          /* calls not yet answered */
+	/*
+	 * Bytes read but not yet parsed because the in-flight cap was reached
+	 * in the middle of a read: parsed before reading resumes.
+	 */
+	uint8_t *stash;             /* owned */
+	size_t stash_len, stash_off;
 	bool reading;
+	bool feeding;               /* inside conn_feed: no re-entry */
 	bool closing;
 };
 
@@ -167,7 +174,80 @@ void onfs_transport_conn_get(struct onfs_conn *conn)
 static void conn_free(struct onfs_conn *conn)
 {
 	onfs_recmark_free(&conn->rm);
+	free(conn->stash);
 	free(conn);
+}
+
+/*
+ * Parse bytes into records and dispatch them until the in-flight cap is
+ * reached. Bytes from the socket buffer that are left over are copied into
+ * conn->stash; when feeding from the stash, only stash_off moves.
+ */
+static void conn_feed(struct onfs_conn *conn, const uint8_t *p, size_t left, bool from_stash)
+{
+	struct onfs_server *srv = conn->t->srv;
+
+	conn->feeding = true;
+	while (left > 0 && !conn->closing) {
+		uint8_t *rec;
+		size_t rec_len;
+		ssize_t n;
+
+		if (conn->inflight >= ONFS_CONN_MAX_INFLIGHT)
+			break;
+		n = onfs_recmark_feed(&conn->rm, p, left, &rec, &rec_len);
+		if (n < 0) {
+			char a[80];
+
+			fmt_addr((struct sockaddr *)&conn->peer, a, sizeof(a));
+			onfs_warn("closing connection from %s: %s", a,
+				  n == -EMSGSIZE ? "record above the size cap" : "out of memory");
+			conn_close(conn);
+			break;
+		}
+		p += n;
+		left -= (size_t)n;
+		if (rec)
+			onfs_dispatch_record(srv, conn, (struct sockaddr *)&conn->peer,
+					     conn->peer_len, conn->lis->port, rec, rec_len);
+	}
+	conn->feeding = false;
+	if (from_stash) {
+		conn->stash_off = conn->stash_len - left;
+		if (left == 0 || conn->closing) {
+			free(conn->stash);
+			conn->stash = NULL;
+			conn->stash_len = conn->stash_off = 0;
+		}
+	} else if (left > 0 && !conn->closing) {
+		conn->stash = malloc(left);
+		if (!conn->stash) {
+			conn_close(conn);
+			return;
+		}
+		memcpy(conn->stash, p, left);
+		conn->stash_len = left;
+		conn->stash_off = 0;
+	}
+	if (!conn->closing && conn->reading &&
+	    (conn->stash || conn->inflight >= ONFS_CONN_MAX_INFLIGHT)) {
+		uv_read_stop((uv_stream_t *)&conn->tcp);
+		conn->reading = false;
+	}
+}
+
+/* Below the cap again: parse what was stashed, then read more. */
+static void conn_resume(struct onfs_conn *conn)
+{
+	if (conn->stash)
+		conn_feed(conn, conn->stash + conn->stash_off, conn->stash_len - conn->stash_off,
+			  true);
+	if (conn->closing || conn->stash || conn->inflight >= ONFS_CONN_MAX_INFLIGHT)
+		return;
+	if (uv_read_start((uv_stream_t *)&conn->tcp, alloc_cb, conn_read_cb) == 0)
+		conn->reading = true;
+	else
+		conn_close(conn);
 }
 
 void onfs_transport_conn_put(struct onfs_conn *conn)
@@ -186,12 +266,10 @@ void onfs_transport_conn_put(struct onfs_conn *conn)
 			conn_close(conn);
 		return;
 	}
-	if (!conn->reading && conn->inflight < ONFS_CONN_MAX_INFLIGHT) {
-		if (uv_read_start((uv_stream_t *)&conn->tcp, alloc_cb, conn_read_cb) == 0)
-			conn->reading = true;
-		else
-			conn_close(conn);
-	}
+	/* some hysteresis: resume a quarter below the cap */
+	if (!conn->reading && !conn->feeding &&
+	    conn->inflight <= ONFS_CONN_MAX_INFLIGHT - ONFS_CONN_MAX_INFLIGHT / 4)
+		conn_resume(conn);
 }
 
 static void conn_closed(uv_handle_t *h)
@@ -229,9 +307,6 @@ static void conn_close(struct onfs_conn *conn)
 static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct onfs_conn *conn = ONFS_CONTAINER_OF(s, struct onfs_conn, tcp);
-	struct onfs_server *srv = conn->t->srv;
-	const uint8_t *p = (const uint8_t *)buf->base;
-	size_t left;
 
 	if (nread < 0) {
 		if (nread != UV_EOF)
@@ -239,31 +314,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		conn_close(conn);
 		return;
 	}
-	left = (size_t)nread;
-	while (left > 0 && !conn->closing) {
-		uint8_t *rec;
-		size_t rec_len;
-		ssize_t n = onfs_recmark_feed(&conn->rm, p, left, &rec, &rec_len);
-
-		if (n < 0) {
-			char a[80];
-
-			fmt_addr((struct sockaddr *)&conn->peer, a, sizeof(a));
-			onfs_warn("closing connection from %s: %s", a,
-				  n == -EMSGSIZE ? "record above the size cap" : "out of memory");
-			conn_close(conn);
-			return;
-		}
-		p += n;
-		left -= (size_t)n;
-		if (rec)
-			onfs_dispatch_record(srv, conn, (struct sockaddr *)&conn->peer,
-					     conn->peer_len, conn->lis->port, rec, rec_len);
-	}
-	if (!conn->closing && conn->reading && conn->inflight >= ONFS_CONN_MAX_INFLIGHT) {
-		uv_read_stop(s);
-		conn->reading = false;
-	}
+	conn_feed(conn, (const uint8_t *)buf->base, (size_t)nread, false);
 }
 
 static void on_connection(uv_stream_t *server, int status)

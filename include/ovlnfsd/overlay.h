@@ -155,4 +155,97 @@ int onfs_readdir(struct onfs_export *ex, struct onfs_node *dir, uint64_t cookie,
 		 const uint8_t verf_in[8], uint8_t verf_out[8], onfs_readdir_cb cb,
 		 void *ctx, bool *eof);
 
+/* --- the write path (copyup.c, dirops.c, data.c) ---
+ *
+ * Every change is made in the upper layer under the export owner's
+ * credentials: lower objects are copied up first, removals of lower names
+ * leave whiteouts, multi-step changes are prepared in workdir/work and
+ * renamed into place. Permission checks against the CLIENT's identity are
+ * the caller's (perm.h); these functions only enforce the overlay rules.
+ * All return -EROFS on a read-only export.
+ */
+
+/* The owner of a created object: the client's (squashed) uid and gid. */
+struct onfs_who {
+	uint32_t uid, gid;
+};
+
+enum onfs_time_how { ONFS_TIME_KEEP = 0, ONFS_TIME_NOW, ONFS_TIME_SET };
+
+/* What SETATTR (and CREATE/MKDIR/... initial attributes) change. */
+struct onfs_sattr {
+	bool set_mode, set_uid, set_gid, set_size;
+	uint32_t mode; /* permission bits (07777) */
+	uint32_t uid, gid;
+	uint64_t size;
+	enum onfs_time_how atime_how, mtime_how;
+	struct timespec atime, mtime;
+};
+
+/* Weak cache consistency data of one object around a change. */
+struct onfs_wcc {
+	bool have_pre;       /* pre-op attributes, taken under the object's lock */
+	uint64_t pre_size;
+	struct timespec pre_mtime, pre_ctime;
+	bool have_post;
+	struct onfs_attr post;
+};
+
+/*
+ * SETATTR. guard_ctime (NULL: no guard) must equal the object's ctime or
+ * the call fails with -ONFS_ENOTSYNC. A size change of a directory is
+ * -EISDIR; of another non-regular file -EINVAL.
+ */
+int onfs_setattr(struct onfs_export *ex, struct onfs_node *n, const struct onfs_sattr *sa,
+		 const struct timespec *guard_ctime, struct onfs_wcc *wcc);
+
+enum onfs_stable { ONFS_UNSTABLE = 0, ONFS_DATA_SYNC = 1, ONFS_FILE_SYNC = 2 };
+
+/* WRITE: returns the bytes written; DATA_SYNC/FILE_SYNC really sync. */
+ssize_t onfs_write(struct onfs_export *ex, struct onfs_node *n, uint64_t off, const void *buf,
+		   size_t count, enum onfs_stable stable, struct onfs_wcc *wcc);
+/* COMMIT: fsync the object (a failure changes the write verifier). */
+int onfs_commit(struct onfs_export *ex, struct onfs_node *n, struct onfs_wcc *wcc);
+/* The export's write verifier: new at every start and after a lost write. */
+void onfs_write_verf(struct onfs_export *ex, uint8_t verf[8]);
+
+enum onfs_create_how { ONFS_CREATE_UNCHECKED = 0, ONFS_CREATE_GUARDED, ONFS_CREATE_EXCLUSIVE };
+
+/*
+ * CREATE of a regular file. UNCHECKED on an existing regular file applies
+ * sa (a size of 0 truncates) and succeeds; GUARDED on an existing name is
+ * -EEXIST; EXCLUSIVE stores verf in the times (as knfsd) so that a
+ * retransmission with the same verifier succeeds and another is -EEXIST.
+ */
+int onfs_create(struct onfs_export *ex, struct onfs_node *dir, const char *name,
+		enum onfs_create_how how, const struct onfs_sattr *sa, const uint8_t verf[8],
+		const struct onfs_who *who, struct onfs_node **out, struct onfs_wcc *dir_wcc);
+int onfs_mkdir(struct onfs_export *ex, struct onfs_node *dir, const char *name,
+	       const struct onfs_sattr *sa, const struct onfs_who *who, struct onfs_node **out,
+	       struct onfs_wcc *dir_wcc);
+int onfs_symlink(struct onfs_export *ex, struct onfs_node *dir, const char *name,
+		 const char *target, const struct onfs_sattr *sa, const struct onfs_who *who,
+		 struct onfs_node **out, struct onfs_wcc *dir_wcc);
+/* MKNOD: type is S_IFCHR, S_IFBLK, S_IFIFO or S_IFSOCK. */
+int onfs_mknod(struct onfs_export *ex, struct onfs_node *dir, const char *name, uint32_t type,
+	       uint32_t major, uint32_t minor, const struct onfs_sattr *sa,
+	       const struct onfs_who *who, struct onfs_node **out, struct onfs_wcc *dir_wcc);
+/* REMOVE of a non-directory (-EISDIR for a directory). */
+int onfs_remove(struct onfs_export *ex, struct onfs_node *dir, const char *name,
+		struct onfs_wcc *dir_wcc);
+/* RMDIR: -ENOTEMPTY unless empty in the merged view; -ENOTDIR; "." -EINVAL. */
+int onfs_rmdir(struct onfs_export *ex, struct onfs_node *dir, const char *name,
+	       struct onfs_wcc *dir_wcc);
+/*
+ * RENAME, with Linux rename(2) semantics on the merged view: over an
+ * existing target of a compatible type, -EINVAL for a directory into its
+ * own subtree, a no-op for a name onto the same object.
+ */
+int onfs_rename(struct onfs_export *ex, struct onfs_node *fdir, const char *fname,
+		struct onfs_node *tdir, const char *tname, struct onfs_wcc *fwcc,
+		struct onfs_wcc *twcc);
+/* LINK: a new name for a non-directory. */
+int onfs_link(struct onfs_export *ex, struct onfs_node *n, struct onfs_node *dir,
+	      const char *name, struct onfs_wcc *dir_wcc);
+
 #endif

@@ -213,6 +213,16 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 	if (!ex)
 		return fail(err, errlen, "out of memory");
 	ex->lock_fd = -1;
+	ex->work_fd = -1;
+	ex->index_fd = -1;
+	pthread_mutex_init(&ex->ns_lock, NULL);
+	pthread_mutex_init(&ex->verf_lock, NULL);
+	for (i = 0; i < ONFS_ARRAY_SIZE(ex->obj_lock); i++)
+		pthread_mutex_init(&ex->obj_lock[i], NULL);
+	if (getrandom(ex->write_verf, sizeof(ex->write_verf), 0) != sizeof(ex->write_verf)) {
+		free(ex);
+		return fail(err, errlen, "cannot get random bytes for the write verifier");
+	}
 	ex->name = strdup(conf->name ? conf->name : "default");
 	ex->path = strdup(conf->path ? conf->path : "/");
 	if (!ex->name || !ex->path) {
@@ -270,10 +280,11 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 		ex->id = 1;
 	ex->fsid = onfs_siphash24(ex->key, "fsid", 4);
 	ex->by_handle = probe_by_handle(ex);
+	for (i = 0; i < ex->numfs; i++)
+		onfs_upper_fs_uuid(ex->fs_fd[i], ex->fs_uuid[i]);
 	if (conf->workdir && onfs_workdir_setup(ex, conf->workdir, err, errlen) < 0)
 		goto out_free;
-	/* The write path is not there yet: every export is read-only for now. */
-	ex->readonly = true;
+	ex->readonly = !ex->has_upper || !ex->work_ok;
 	if (onfs_node_cache_new(&ex->nodes) < 0 || onfs_dir_cache_new(&ex->dirs) < 0) {
 		fail(err, errlen, "out of memory");
 		goto out_free;
@@ -281,7 +292,7 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 	onfs_info("export '%s' (%s): %zu layer(s) on %zu filesystem(s), id %u, %s, handle mode: %s",
 		  ex->name, ex->path, ex->nlayers, ex->numfs, ex->id,
 		  !ex->has_upper ? "read-only (no upper layer)"
-		  : ex->work_ok ? "work area scrubbed (served read-only until the write path lands)"
+		  : ex->work_ok ? "read-write, work area scrubbed"
 				: "READ-ONLY (work area not usable)",
 		  ex->by_handle ? "kernel file handles (persistent across restarts)"
 				: "in-memory only: no CAP_DAC_READ_SEARCH, handles go stale on restart");
@@ -309,6 +320,10 @@ void onfs_export_close(struct onfs_export *ex)
 	}
 	if (ex->lock_fd >= 0)
 		close(ex->lock_fd);
+	if (ex->work_fd >= 0)
+		close(ex->work_fd);
+	if (ex->index_fd >= 0)
+		close(ex->index_fd);
 	free(ex->name);
 	free(ex->path);
 	free(ex);

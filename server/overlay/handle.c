@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "ovlnfsd/siphash.h"
@@ -74,10 +77,12 @@ struct onfs_node *onfs_node_get(struct onfs_node *n)
 
 void onfs_node_free(struct onfs_node *n)
 {
-	int fd = atomic_load(&n->fd);
+	int fd = atomic_load(&n->fd), wfd = atomic_load(&n->wfd);
 
 	if (fd >= 0)
 		close(fd);
+	if (wfd >= 0)
+		close(wfd);
 	for (unsigned i = 0; i < n->nparts; i++)
 		free(n->parts[i].rel);
 	free(n->path);
@@ -162,6 +167,51 @@ void onfs_node_cache_put(struct onfs_export *ex, struct onfs_node *n)
 	onfs_node_put(old);
 }
 
+void onfs_node_cache_drop(struct onfs_export *ex, const struct onfs_fh *fh)
+{
+	struct onfs_node_cache *c = ex->nodes;
+	struct onfs_node *old = NULL, **s;
+
+	pthread_mutex_lock(&c->lock);
+	s = c->slot[bucket_of(fh->data, fh->len)];
+	for (size_t w = 0; w < CACHE_WAYS; w++) {
+		if (s[w] && s[w]->fh.len == fh->len && memcmp(s[w]->fh.data, fh->data, fh->len) == 0) {
+			old = s[w];
+			memmove(s + w, s + w + 1, (CACHE_WAYS - 1 - w) * sizeof(*s));
+			s[CACHE_WAYS - 1] = NULL;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	onfs_node_put(old);
+}
+
+/*
+ * Forget every cached node: after a directory moves, the paths of the
+ * nodes below it are wrong. Rare (directory renames), and only costs
+ * re-resolution.
+ */
+void onfs_node_cache_flush(struct onfs_export *ex)
+{
+	struct onfs_node_cache *c = ex->nodes;
+	struct onfs_node **all = malloc(sizeof(c->slot));
+	size_t k = 0;
+
+	pthread_mutex_lock(&c->lock);
+	for (size_t b = 0; b < CACHE_BUCKETS; b++)
+		for (size_t w = 0; w < CACHE_WAYS; w++) {
+			if (c->slot[b][w] && all)
+				all[k++] = c->slot[b][w];
+			else if (c->slot[b][w])
+				onfs_node_put(c->slot[b][w]); /* no memory: put under the lock */
+			c->slot[b][w] = NULL;
+		}
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < k; i++)
+		onfs_node_put(all[i]);
+	free(all);
+}
+
 /* --- decoding --- */
 
 /* Which layer on filesystem fsidx holds this real path? Longest root wins. */
@@ -198,9 +248,286 @@ static bool ident_eq(const struct onfs_ident *a, const struct onfs_ident *b)
 	       memcmp(a->fid, b->fid, a->len) == 0;
 }
 
+/* Where does a decoded object live? Its real path, without " (deleted)". */
+static int real_path_of(int fd, char *real, size_t cap)
+{
+	char proc[64];
+	ssize_t rl;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	rl = readlink(proc, real, cap - 1);
+	if (rl <= 0)
+		return -ESTALE;
+	real[rl] = '\0';
+	return 0;
+}
+
+/*
+ * A copied-up origin is found through the index (nfs_export format):
+ * a whiteout means deleted (STALE); a directory names its upper copy in
+ * its upper xattr; a non-directory is a hard link of the upper copy.
+ * -ENOENT when the index says nothing about this identity.
+ */
+static int from_index(struct onfs_export *ex, const struct onfs_ident *id,
+		      struct onfs_node **out)
+{
+	char idx[2 * (21 + ONFS_FID_MAX) + 1], attr[64], real[PATH_MAX];
+	uint8_t fb[21 + ONFS_FID_MAX];
+	struct onfs_ident uid = { 0 };
+	struct onfs_node *n;
+	struct stat st;
+	const char *rel;
+	int fd, len, ret;
+
+	if (ex->index_fd < 0)
+		return -ENOENT;
+	onfs_upper_index_name(ex, id, idx, sizeof(idx));
+	if (!idx[0] || fstatat(ex->index_fd, idx, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -ENOENT;
+	if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0))
+		return -ESTALE;
+	if (S_ISDIR(st.st_mode)) {
+		onfs_ovl_xattr(ex, "upper", attr, sizeof(attr));
+		len = onfs_fs_getxattr_at(ex->index_fd, idx, attr, (char *)fb, sizeof(fb));
+		if (len < 22 || fb[1] != 0xfb || fb[2] != len || !ex->has_upper)
+			return -ENOENT;
+		uid.fsidx = ex->layers[0].fsidx;
+		uid.type = fb[4];
+		uid.len = (uint8_t)(len - 21);
+		memcpy(uid.fid, fb + 21, uid.len);
+		fd = onfs_fs_open_ident(ex->fs_fd[uid.fsidx], &uid, O_PATH);
+		if (fd < 0)
+			return -ESTALE;
+		ret = real_path_of(fd, real, sizeof(real));
+		close(fd);
+		if (ret < 0 || !layer_of(ex, uid.fsidx, real, &rel))
+			return -ESTALE;
+		ret = onfs_walk(ex, rel, &n);
+		if (ret < 0)
+			return -ESTALE;
+		if (!ident_eq(&n->ident, id)) {
+			onfs_node_put(n);
+			return -ESTALE;
+		}
+		*out = n;
+		return 0;
+	}
+	/* a non-directory: serve the upper inode through its index name */
+	n = calloc(1, sizeof(*n) + sizeof(struct onfs_part));
+	if (!n)
+		return -ENOMEM;
+	atomic_init(&n->ref, 1);
+	atomic_init(&n->fd, -1);
+	atomic_init(&n->wfd, -1);
+	n->path = strdup("");
+	n->parts[0].rel = strdup(idx);
+	if (!n->path || !n->parts[0].rel) {
+		onfs_node_free(n);
+		return -ENOMEM;
+	}
+	n->parts[0].layer = ONFS_LAYER_INDEX;
+	n->nparts = 1;
+	n->type = st.st_mode & S_IFMT;
+	n->ident = *id;
+	n->ident_lower = true;
+	n->unnamed = true;
+	/* fileid: the origin's inode number, as for any copied-up object */
+	fd = onfs_fs_open_ident(ex->fs_fd[id->fsidx], id, O_PATH);
+	if (fd >= 0 && fstat(fd, &st) == 0)
+		n->fileid = onfs_export_fileid(ex, id->fsidx, st.st_ino);
+	if (fd >= 0)
+		close(fd);
+	onfs_fh_encode(ex, &n->ident, &n->fh);
+	onfs_node_cache_put(ex, n);
+	*out = n;
+	return 0;
+}
+
+/*
+ * Is the directory that held rel no longer at its path in the merged view
+ * (renamed away)? Then its entries moved with it. If it is still there,
+ * the name itself is gone (whited out): STALE.
+ */
+static bool parent_moved(struct onfs_export *ex, const char *rel)
+{
+	const char *slash = strrchr(rel, '/');
+	char parent[PATH_MAX];
+	struct onfs_node *p;
+	size_t len = slash ? (size_t)(slash - rel) : 0;
+
+	if (len == 0)
+		return false; /* the root never moves */
+	memcpy(parent, rel, len);
+	parent[len] = '\0';
+	if (onfs_walk(ex, parent, &p) < 0)
+		return true;
+	onfs_node_put(p);
+	return false;
+}
+
+/*
+ * Find where the lower directory dirname(rel) shows in the merged view now
+ * that it was renamed: walk the upper layer's directories breadth first,
+ * tracking which lower path each one stands for (its name, or its
+ * redirect, OVERLAY.md rule 18), until one stands for it. Bounded.
+ */
+struct reloc_ent {
+	char *upper; /* merged (= upper) path */
+	char *lower; /* the lower path it stands for */
+};
+
+static int relocate(struct onfs_export *ex, const struct onfs_ident *id, const char *rel,
+		    struct onfs_node **out)
+{
+	enum { MAX_DIRS = 200000 };
+	const char *slash = strrchr(rel, '/');
+	size_t plen = slash ? (size_t)(slash - rel) : 0;
+	struct reloc_ent *q = NULL;
+	size_t head = 0, tail = 0, cap = 0;
+	char attr[64], redir[PATH_MAX], *found = NULL;
+	int ret = -ENOENT;
+
+	if (!ex->has_upper || plen == 0)
+		return -ENOENT;
+	onfs_ovl_xattr(ex, "redirect", attr, sizeof(attr));
+	q = malloc(sizeof(*q) * 1024);
+	if (!q)
+		return -ENOMEM;
+	cap = 1024;
+	q[tail++] = (struct reloc_ent){ strdup(""), strdup("") };
+	while (head < tail && !found && tail < MAX_DIRS) {
+		struct reloc_ent cur = q[head++];
+		int dfd = onfs_fs_open_beneath(ex->layers[0].fd, cur.upper, O_RDONLY | O_DIRECTORY);
+		DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+		struct dirent *e;
+
+		if (!d && dfd >= 0)
+			close(dfd);
+		while (d && (e = readdir(d)) && !found) {
+			char *up, *low;
+			int n;
+
+			if (e->d_type != DT_DIR || strcmp(e->d_name, ".") == 0 ||
+			    strcmp(e->d_name, "..") == 0)
+				continue;
+			n = onfs_fs_getxattr_at(dirfd(d), e->d_name, attr, redir, sizeof(redir) - 1);
+			if (n > 0) {
+				redir[n] = '\0';
+				if (redir[0] == '/')
+					low = strdup(redir + 1);
+				else if (cur.lower[0])
+					low = NULL, (void)asprintf(&low, "%s/%s", cur.lower, redir);
+				else
+					low = strdup(redir);
+			} else if (cur.lower[0]) {
+				low = NULL;
+				(void)asprintf(&low, "%s/%s", cur.lower, e->d_name);
+			} else {
+				low = strdup(e->d_name);
+			}
+			up = NULL;
+			if (cur.upper[0])
+				(void)asprintf(&up, "%s/%s", cur.upper, e->d_name);
+			else
+				up = strdup(e->d_name);
+			if (!up || !low) {
+				free(up);
+				free(low);
+				continue;
+			}
+			if (n > 0 && strlen(low) == plen && strncmp(low, rel, plen) == 0) {
+				found = up;
+				free(low);
+				break;
+			}
+			if (tail == cap) {
+				struct reloc_ent *nq = realloc(q, sizeof(*q) * cap * 2);
+				if (!nq) {
+					free(up);
+					free(low);
+					break;
+				}
+				q = nq;
+				cap *= 2;
+			}
+			q[tail++] = (struct reloc_ent){ up, low };
+		}
+		if (d)
+			closedir(d);
+		free(cur.upper);
+		free(cur.lower);
+	}
+	for (size_t i = head; i < tail; i++) {
+		free(q[i].upper);
+		free(q[i].lower);
+	}
+	free(q);
+	if (found) {
+		struct onfs_node *n;
+		char *path = NULL;
+
+		if (asprintf(&path, "%s/%s", found, rel + plen + 1) > 0 &&
+		    onfs_walk(ex, path, &n) == 0) {
+			if (ident_eq(&n->ident, id)) {
+				*out = n;
+				ret = 0;
+			} else {
+				onfs_node_put(n);
+			}
+		}
+		free(path);
+		free(found);
+	}
+	return ret;
+}
+
+static int unnamed_lower(struct onfs_export *ex, const struct onfs_ident *id,
+			 const struct onfs_layer *lay, const char *rel, struct onfs_node **out)
+{
+	struct onfs_node *n;
+	struct stat st;
+
+	if (fstatat(lay->fd, *rel ? rel : ".", &st, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(st.st_mode))
+		return -ESTALE;
+	n = calloc(1, sizeof(*n) + sizeof(struct onfs_part));
+	if (!n)
+		return -ENOMEM;
+	atomic_init(&n->ref, 1);
+	atomic_init(&n->fd, -1);
+	atomic_init(&n->wfd, -1);
+	n->path = strdup("");
+	n->parts[0].rel = strdup(rel);
+	if (!n->path || !n->parts[0].rel) {
+		onfs_node_free(n);
+		return -ENOMEM;
+	}
+	n->parts[0].layer = (uint8_t)(lay - ex->layers);
+	n->nparts = 1;
+	n->type = st.st_mode & S_IFMT;
+	n->ident = *id;
+	n->ident_lower = true;
+	n->unnamed = true;
+	n->fileid = onfs_export_fileid(ex, id->fsidx, st.st_ino);
+	onfs_fh_encode(ex, &n->ident, &n->fh);
+	onfs_node_cache_put(ex, n);
+	*out = n;
+	return 0;
+}
+
+int onfs_fh_decode_ident(struct onfs_export *ex, const struct onfs_ident *id,
+			 struct onfs_node **out)
+{
+	struct onfs_fh fh;
+
+	onfs_fh_encode(ex, id, &fh);
+	onfs_node_cache_drop(ex, &fh);
+	return onfs_node_from_fh(ex, fh.data, fh.len, out);
+}
+
 int onfs_node_from_fh(struct onfs_export *ex, const uint8_t *fh, size_t len,
 		      struct onfs_node **out)
 {
+	const struct onfs_layer *lay;
 	struct onfs_ident id;
 	struct onfs_node *n;
 	char proc[64], real[PATH_MAX];
@@ -226,10 +553,14 @@ int onfs_node_from_fh(struct onfs_export *ex, const uint8_t *fh, size_t len,
 	if (!ex->by_handle)
 		return -ESTALE;
 
+	memset(&id, 0, sizeof(id));
 	id.fsidx = fh[1];
 	id.type = fh[4];
 	id.len = fh[5];
 	memcpy(id.fid, fh + ONFS_FH_HDR, id.len);
+	ret = from_index(ex, &id, out);
+	if (ret != -ENOENT)
+		return ret;
 	fd = onfs_fs_open_ident(ex->fs_fd[id.fsidx], &id, O_PATH);
 	if (fd < 0)
 		return -ESTALE;
@@ -244,15 +575,27 @@ int onfs_node_from_fh(struct onfs_export *ex, const uint8_t *fh, size_t len,
 	 * the merged lookup of that path must find this very identity: a
 	 * hidden, renamed-away or foreign object is STALE, never another one.
 	 */
-	if (!layer_of(ex, id.fsidx, real, &rel))
+	lay = layer_of(ex, id.fsidx, real, &rel);
+	if (!lay)
 		return -ESTALE;
 	ret = onfs_walk(ex, rel, &n);
-	if (ret < 0)
-		return -ESTALE;
-	if (!ident_eq(&n->ident, &id)) {
-		onfs_node_put(n);
-		return -ESTALE;
+	if (ret == 0 && ident_eq(&n->ident, &id)) {
+		*out = n;
+		return 0;
 	}
-	*out = n;
-	return 0;
+	if (ret == 0)
+		onfs_node_put(n);
+	/*
+	 * A lower non-directory whose path moved (its directory was renamed)
+	 * is still itself: removals of lower names leave index whiteouts,
+	 * checked above, so what is left is visible somewhere. Serve it
+	 * unnamed, as the kernel serves a disconnected lower dentry.
+	 */
+	if (lay && !lay->upper && parent_moved(ex, rel)) {
+		ret = relocate(ex, &id, rel, out);
+		if (ret != -ENOENT)
+			return ret;
+		return unnamed_lower(ex, &id, lay, rel, out);
+	}
+	return -ESTALE;
 }

@@ -37,6 +37,11 @@ static int node_fd(struct onfs_export *ex, struct onfs_node *n)
 	return fd;
 }
 
+static bool is_upper_part(const struct onfs_export *ex, const struct onfs_part *p)
+{
+	return p->layer == ONFS_LAYER_INDEX || ex->layers[p->layer].upper;
+}
+
 int onfs_getattr(struct onfs_export *ex, struct onfs_node *n, struct onfs_attr *a)
 {
 	struct stat st;
@@ -49,6 +54,20 @@ int onfs_getattr(struct onfs_export *ex, struct onfs_node *n, struct onfs_attr *
 	memset(a, 0, sizeof(*a));
 	a->mode = st.st_mode;
 	a->nlink = (S_ISDIR(st.st_mode) && n->nparts > 1) ? 1 : (uint32_t)st.st_nlink;
+	if (n->ident_lower && !S_ISDIR(st.st_mode) && is_upper_part(ex, &n->parts[0])) {
+		/* an indexed copy-up: overlay nlink = upper nlink + N (rule 30) */
+		char attr[64], v[16];
+		int l;
+
+		onfs_ovl_xattr(ex, "nlink", attr, sizeof(attr));
+		l = onfs_fs_getxattr(fd, attr, v, sizeof(v) - 1);
+		if (l > 1 && v[0] == 'U') {
+			v[l] = '\0';
+			long d = strtol(v + 1, NULL, 10);
+			if ((long)st.st_nlink + d >= 1)
+				a->nlink = (uint32_t)((long)st.st_nlink + d);
+		}
+	}
 	a->uid = st.st_uid;
 	a->gid = st.st_gid;
 	a->size = (uint64_t)st.st_size;

@@ -67,6 +67,21 @@ struct onfs_export {
 	bool by_handle;      /* open_by_handle_at works: handles survive restarts */
 	bool work_ok;        /* work area locked and scrubbed: mutations possible */
 	int lock_fd;         /* owned; flock'ed workdir/ovlnfsd/lock, -1 if none */
+	int work_fd;         /* owned; workdir/work, -1 if none */
+	int index_fd;        /* owned; workdir/index, -1 if none */
+	atomic_uint tmp_counter; /* temp names "#%x" in work/ */
+	/*
+	 * Locks of the write path. ns_lock serialises namespace changes of the
+	 * export (create, remove, rename, link, the final rename of a copy-up);
+	 * obj_lock[] stripes by identity so an object is copied up once and its
+	 * pre-op attributes are taken atomically with its change. Order:
+	 * obj_lock before ns_lock. Reads take neither.
+	 */
+	pthread_mutex_t ns_lock;
+	pthread_mutex_t obj_lock[64];
+	uint8_t fs_uuid[ONFS_MAX_LAYERS][16];
+	uint8_t write_verf[8];
+	pthread_mutex_t verf_lock;
 	struct onfs_layer layers[ONFS_MAX_LAYERS];
 	size_t nlayers;
 	int fs_fd[ONFS_MAX_LAYERS]; /* not owned: a layer fd on each filesystem */
@@ -79,6 +94,9 @@ struct onfs_export {
 	struct onfs_dir_cache *dirs;   /* owned */
 };
 
+/* parts[].layer of an object reached through workdir/index (path unknown) */
+#define ONFS_LAYER_INDEX 255
+
 /* One layer's part of a merged object: the path inside that layer. */
 struct onfs_part {
 	uint8_t layer;
@@ -88,12 +106,15 @@ struct onfs_part {
 struct onfs_node {
 	atomic_int ref;
 	atomic_int fd;  /* lazily opened descriptor of parts[0], -1 if none */
+	atomic_int wfd; /* lazily opened O_RDWR descriptor of an upper regular file */
 	struct onfs_fh fh;
 	struct onfs_ident ident;
 	uint32_t type;  /* S_IFMT */
 	uint64_t fileid;
 	char *path;     /* owned; merged path, "" for the root */
 	bool impure;    /* upper dir part may hold entries with an origin */
+	bool ident_lower; /* the identity (origin) is a lower object */
+	bool unnamed;   /* reached through the index: path unknown, non-dir only */
 	bool wh_xattr;  /* a part is marked opaque=x: xattr whiteouts inside */
 	uint8_t nparts;
 	struct onfs_part parts[]; /* top layer first */
@@ -135,6 +156,41 @@ bool onfs_is_whiteout(struct onfs_export *ex, int dirfd, const char *name,
 /* Open parts[0] of a node (O_PATH, beneath its layer root). */
 int onfs_node_open(struct onfs_export *ex, struct onfs_node *n, int flags);
 int onfs_part_open(struct onfs_export *ex, const struct onfs_part *p, int flags);
+
+/* --- upper.c: every write to the upper layer and work area --- */
+void onfs_upper_tmpname(struct onfs_export *ex, char *buf, size_t cap);
+int onfs_upper_mkdir(int dirfd, const char *name, mode_t mode);
+int onfs_upper_unlink(int dirfd, const char *name, int flags);
+int onfs_upper_rename(int fdir, const char *from, int tdir, const char *to, unsigned flags);
+int onfs_upper_whiteout_tmp(struct onfs_export *ex, char *tmp, size_t cap);
+int onfs_upper_setxattr(int fd, const char *name, const void *v, size_t len);
+int onfs_upper_set_ovl(struct onfs_export *ex, int fd, const char *attr, const void *v, size_t len);
+int onfs_upper_remove_ovl(struct onfs_export *ex, int fd, const char *attr);
+void onfs_upper_fs_uuid(int fd, uint8_t uuid[16]);
+size_t onfs_upper_encode_fb(const struct onfs_export *ex, const struct onfs_ident *id,
+			    bool upper, uint8_t *out);
+void onfs_upper_index_name(const struct onfs_export *ex, const struct onfs_ident *id, char *out,
+			   size_t cap);
+int onfs_upper_mark_impure(struct onfs_export *ex, int dirfd);
+
+/* --- copyup.c --- */
+/* The upper directory at a merged path, copying up missing ancestors; ns_lock held. */
+int onfs_copyup_dir_path(struct onfs_export *ex, const char *path, int *fd_out);
+/* Copy a node up (no-op when it has an upper part); returns the fresh node. */
+int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
+		struct onfs_node **out);
+pthread_mutex_t *onfs_obj_lock(struct onfs_export *ex, const struct onfs_ident *id);
+
+/* --- handle.c / lookup.c helpers for the write path --- */
+void onfs_node_cache_drop(struct onfs_export *ex, const struct onfs_fh *fh);
+/* Resolve an identity afresh (cache entry dropped first). */
+int onfs_fh_decode_ident(struct onfs_export *ex, const struct onfs_ident *id,
+			 struct onfs_node **out);
+void onfs_node_cache_flush(struct onfs_export *ex);
+/* Does any lower part of dir hold a visible (non-whiteout) object named name? */
+bool onfs_lower_has(struct onfs_export *ex, struct onfs_node *dir, const char *name);
+/* Is a directory empty in the merged view? 1 yes, 0 no, -errno */
+int onfs_dir_is_empty(struct onfs_export *ex, struct onfs_node *dir);
 
 /* --- readdir.c --- */
 /* The cookie of a name: a keyed 63-bit hash, never 0, 1 or 2. */

@@ -39,6 +39,8 @@ static char *join(const char *a, const char *b)
 
 int onfs_part_open(struct onfs_export *ex, const struct onfs_part *p, int flags)
 {
+	if (p->layer == ONFS_LAYER_INDEX)
+		return onfs_fs_open_beneath(ex->index_fd, p->rel, flags);
 	return onfs_fs_open_beneath(ex->layers[p->layer].fd, p->rel, flags);
 }
 
@@ -137,9 +139,28 @@ struct found {
 	struct stat st;
 };
 
+static void use_index_copy(struct onfs_export *ex, struct found *f, const struct onfs_ident *id)
+{
+	char idx[2 * (21 + ONFS_FID_MAX) + 1];
+	struct stat st;
+	char *rel;
+
+	onfs_upper_index_name(ex, id, idx, sizeof(idx));
+	if (!idx[0] || fstatat(ex->index_fd, idx, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    (st.st_mode & S_IFMT) != (f->st.st_mode & S_IFMT))
+		return; /* none, or a whiteout: the lower object is what we have */
+	rel = strdup(idx);
+	if (!rel)
+		return;
+	free(f->part.rel);
+	f->part.rel = rel;
+	f->part.layer = ONFS_LAYER_INDEX;
+	f->st = st;
+}
+
 static int make_node(struct onfs_export *ex, const char *path, struct found *f, size_t nf,
-		     const struct onfs_ident *id, uint64_t ino, bool impure, bool wh_xattr,
-		     struct onfs_node **out)
+		     const struct onfs_ident *id, bool id_lower, uint64_t ino, bool impure,
+		     bool wh_xattr, bool cache, struct onfs_node **out)
 {
 	struct onfs_node *n = calloc(1, sizeof(*n) + nf * sizeof(struct onfs_part));
 
@@ -147,6 +168,7 @@ static int make_node(struct onfs_export *ex, const char *path, struct found *f, 
 		return -ENOMEM;
 	atomic_init(&n->ref, 1);
 	atomic_init(&n->fd, -1);
+	atomic_init(&n->wfd, -1);
 	n->path = strdup(path);
 	if (!n->path) {
 		free(n);
@@ -154,6 +176,7 @@ static int make_node(struct onfs_export *ex, const char *path, struct found *f, 
 	}
 	n->type = f[0].st.st_mode & S_IFMT;
 	n->ident = *id;
+	n->ident_lower = id_lower;
 	n->fileid = onfs_export_fileid(ex, id->fsidx, ino);
 	n->impure = impure;
 	n->wh_xattr = wh_xattr;
@@ -163,7 +186,8 @@ static int make_node(struct onfs_export *ex, const char *path, struct found *f, 
 		f[i].part.rel = NULL;
 	}
 	onfs_fh_encode(ex, &n->ident, &n->fh);
-	onfs_node_cache_put(ex, n);
+	if (cache)
+		onfs_node_cache_put(ex, n);
 	*out = n;
 	return 0;
 }
@@ -180,7 +204,7 @@ static void free_found(struct found *f, size_t nf)
  * layer root, then the name is stat'ed without following it.
  */
 static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, const char *name,
-			struct onfs_node **out)
+			bool cache, struct onfs_node **out)
 {
 	struct found f[ONFS_MAX_LAYERS];
 	struct onfs_ident id = { 0 };
@@ -189,7 +213,7 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 	char *abs = NULL;      /* owned: absolute redirect (no leading '/') */
 	size_t nf = 0, pi = 0, next_abs = 0;
 	uint64_t ino = 0;
-	bool have_id = false, impure = false, wh_xattr = false;
+	bool have_id = false, impure = false, wh_xattr = false, id_lower = false;
 	char *path = NULL;
 	int ret = 0;
 
@@ -271,15 +295,24 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 			if (ex->layers[layer].upper &&
 			    origin_ident(ex, pfd, base, st.st_mode & S_IFMT, &id, &ino) == 0) {
 				have_id = true;
+				id_lower = true;
 			} else {
 				ret = onfs_fs_name_to_ident(pfd, base, &id);
 				id.fsidx = ex->layers[layer].fsidx;
 				ino = st.st_ino;
 				have_id = ret == 0;
+				id_lower = !ex->layers[layer].upper;
 			}
 			close(pfd);
 			if (ret < 0)
 				goto out;
+			/*
+			 * A lower non-directory may have been copied up without a
+			 * name (through a handle, after its directory moved): the
+			 * index entry is then its upper copy (index=on lookup).
+			 */
+			if (id_lower && !ex->layers[layer].upper && ex->index_fd >= 0)
+				use_index_copy(ex, &f[0], &id);
 			break;
 		}
 		cfd = onfs_fs_open_beneath(pfd, base, O_PATH | O_DIRECTORY);
@@ -299,6 +332,7 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 			id.fsidx = ex->layers[layer].fsidx;
 			ino = st.st_ino;
 			have_id = true;
+			id_lower = !ex->layers[layer].upper;
 		}
 		close(pfd);
 		{
@@ -358,7 +392,7 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 		ret = -ENOMEM;
 		goto out;
 	}
-	ret = make_node(ex, path, f, nf, &id, ino, impure, wh_xattr, out);
+	ret = make_node(ex, path, f, nf, &id, id_lower, ino, impure, wh_xattr, cache, out);
 out:
 	free_found(f, nf);
 	free(path);
@@ -398,7 +432,7 @@ int onfs_root(struct onfs_export *ex, struct onfs_node **out)
 		if (ex->layers[i].upper && ovl_flag(ex, ex->layers[i].fd, "impure") == 'y')
 			impure = true;
 	}
-	ret = make_node(ex, "", f, nf, &id, f[idl].st.st_ino, impure, wh_xattr, out);
+	ret = make_node(ex, "", f, nf, &id, true, f[idl].st.st_ino, impure, wh_xattr, true, out);
 out:
 	free_found(f, nf);
 	return ret;
@@ -430,7 +464,29 @@ int onfs_lookup(struct onfs_export *ex, struct onfs_node *dir, const char *name,
 		parent[pl] = '\0';
 		return onfs_walk(ex, parent, out);
 	}
-	return lookup_child(ex, dir, name, out);
+	return lookup_child(ex, dir, name, true, out);
+}
+
+bool onfs_lower_has(struct onfs_export *ex, struct onfs_node *dir, const char *name)
+{
+	struct onfs_node *view, *n;
+	size_t k = 0;
+	int ret;
+
+	view = calloc(1, sizeof(*view) + dir->nparts * sizeof(struct onfs_part));
+	if (!view)
+		return true; /* err on the side of a whiteout */
+	*view = (struct onfs_node){ .type = dir->type, .path = dir->path,
+				    .wh_xattr = dir->wh_xattr };
+	for (size_t i = 0; i < dir->nparts; i++)
+		if (dir->parts[i].layer != ONFS_LAYER_INDEX && !ex->layers[dir->parts[i].layer].upper)
+			view->parts[k++] = dir->parts[i]; /* borrowed rel */
+	view->nparts = (uint8_t)k;
+	ret = k ? lookup_child(ex, view, name, false, &n) : -ENOENT;
+	free(view);
+	if (ret == 0)
+		onfs_node_put(n);
+	return ret != -ENOENT;
 }
 
 int onfs_walk(struct onfs_export *ex, const char *path, struct onfs_node **out)

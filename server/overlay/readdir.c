@@ -319,6 +319,31 @@ static int snap_build(struct onfs_export *ex, struct onfs_node *dir, const int *
 	return 0;
 }
 
+int onfs_dir_is_empty(struct onfs_export *ex, struct onfs_node *dir)
+{
+	int fds[ONFS_MAX_LAYERS] = { 0 };
+	struct snap *s = NULL;
+	size_t i, nfd = 0;
+	int ret = 0;
+
+	for (i = 0; i < dir->nparts; i++) {
+		fds[nfd] = onfs_part_open(ex, &dir->parts[i], O_RDONLY | O_DIRECTORY);
+		if (fds[nfd] < 0) {
+			ret = fds[nfd];
+			goto out;
+		}
+		nfd++;
+	}
+	ret = snap_build(ex, dir, fds, 0, &s);
+	if (ret == 0)
+		ret = s->n == 0;
+out:
+	snap_put(s);
+	for (i = 0; i < nfd; i++)
+		close(fds[i]);
+	return ret;
+}
+
 static void put_be32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t)(v >> 24);

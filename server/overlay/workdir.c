@@ -170,10 +170,26 @@ int onfs_workdir_setup(struct onfs_export *ex, const char *workdir, char *err, s
 	}
 	snprintf(path, sizeof(path), "%s/work", real);
 	ret = scrub_dir(fd, 0, why, sizeof(why), path);
-	close(fd);
-	close(wfd);
-	if (ret < 0)
+	if (ret < 0) {
+		close(fd);
+		close(wfd);
 		goto out_ro;
+	}
+	/* index/ is kept as it is (persistent: origin -> upper, deletions) */
+	if (mkdirat(wfd, "index", geteuid() == 0 ? 0 : 0700) < 0 && errno != EEXIST) {
+		snprintf(why, sizeof(why), "cannot create '%s/index': %s", real, strerror(errno));
+		close(fd);
+		close(wfd);
+		goto out_ro;
+	}
+	ex->index_fd = openat(wfd, "index", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	close(wfd);
+	if (ex->index_fd < 0) {
+		snprintf(why, sizeof(why), "cannot open '%s/index': %s", real, strerror(errno));
+		close(fd);
+		goto out_ro;
+	}
+	ex->work_fd = fd;
 	ex->work_ok = true;
 	return 0;
 out_ro:

@@ -3,7 +3,9 @@
  *
  * Runs in the test process (root: trusted.* xattrs, chown). No libnfs.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "fixture.h"
 
 #include <stdlib.h>

@@ -5,7 +5,9 @@
  * Runs in the test process; blocking sockets with poll() deadlines, so no
  * call can hang a test. Never includes libnfs, rpcgen or libtirpc headers.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "rawrpc.h"
 
 #include <arpa/inet.h>

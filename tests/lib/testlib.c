@@ -7,7 +7,9 @@
  * each server it started by that server's PID. Never includes libnfs or
  * rpcgen headers.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "testlib.h"
 
 #include <errno.h>
@@ -39,6 +41,7 @@ struct tl_cleanup {
 static struct tl_cleanup cleanups[TL_MAX_CLEANUPS];
 static int ncleanups;
 static bool tl_failing;
+static int live_servers; /* started by this case and not yet stopped */
 static const char *current_case = "?";
 
 int tl_cleanup_push(void (*fn)(void *), void *arg)
@@ -526,8 +529,6 @@ void tl_server_dump_log(const struct tl_server *s)
 		(int)s->pid, s->log, start);
 	free(log);
 }
-
-static int live_servers;
 
 /* A private copy of the server's identity, for the same reason as above. */
 struct server_rec {

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#define TL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
 /* ---------- runner ---------- */
 
 struct tl_case {

@@ -3,12 +3,17 @@
  * host:port forms, "\:" and "\," escapes, defaults, and that every error
  * names the option at fault.
  *
- * Single-threaded test process; touches no files and no network.
+ * Single-threaded test process; no network. Only the demo case touches
+ * files, in its own directory under /tmp, removed at the end.
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "ovlnfsd/config.h"
@@ -309,6 +314,95 @@ static void config_help_and_version_exit_zero(void)
 		fclose(devnull);
 }
 
+static bool is_file_mode(const char *root, const char *rel, mode_t mode)
+{
+	char p[4096];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/%s", root, rel);
+	if (lstat(p, &st) < 0) {
+		fprintf(stderr, "note: lstat '%s' failed\n", p);
+		return false;
+	}
+	return (st.st_mode & (S_IFMT | 07777)) == mode;
+}
+
+static void config_demo_setup_builds_once(void)
+{
+	char tmpl[] = "/tmp/onfs-test-config-XXXXXX";
+	char *top = mkdtemp(tmpl);
+	char dir[256], p[4096], val[8];
+	struct onfs_config cfg;
+	char err[512];
+	struct stat st;
+	ssize_t n;
+
+	CHECK(top != NULL);
+	if (!top)
+		return;
+	snprintf(dir, sizeof(dir), "%s/demo", top);
+
+	memset(&cfg, 0, sizeof(cfg));
+	CHECK(onfs_demo_setup(dir, &cfg, err, sizeof(err)) == 0);
+	CHECK(cfg.nexports == 1);
+	CHECK_STR(cfg.exports[0].name, "demo");
+	CHECK_STR(cfg.exports[0].path, "/");
+	CHECK(cfg.exports[0].nlower == 2);
+	snprintf(p, sizeof(p), "%s/lower1", dir);
+	CHECK_STR(cfg.exports[0].lowerdir[0], p);
+	snprintf(p, sizeof(p), "%s/lower2", dir);
+	CHECK_STR(cfg.exports[0].lowerdir[1], p);
+	snprintf(p, sizeof(p), "%s/upper", dir);
+	CHECK_STR(cfg.exports[0].upperdir, p);
+	snprintf(p, sizeof(p), "%s/work", dir);
+	CHECK_STR(cfg.exports[0].workdir, p);
+	snprintf(p, sizeof(p), "%s/state", dir);
+	CHECK_STR(cfg.state_dir, p);
+	onfs_config_free(&cfg);
+
+	CHECK(is_file_mode(dir, "lower1/bin/hello.sh", S_IFREG | 0755));
+	CHECK(is_file_mode(dir, "lower1/etc/motd", S_IFREG | 0644));
+	CHECK(is_file_mode(dir, "lower2/etc/motd", S_IFREG | 0644));
+	CHECK(is_file_mode(dir, "lower2/docs/old.txt", S_IFREG | 0644));
+	CHECK(is_file_mode(dir, "lower2/readme-link", S_IFLNK | 0777));
+	CHECK(is_file_mode(dir, "upper/upper.txt", S_IFREG | 0644));
+	snprintf(p, sizeof(p), "%s/upper/docs/old.txt", dir);
+	if (geteuid() == 0) {
+		/* the whiteout: a 0/0 character device */
+		CHECK(lstat(p, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0));
+		snprintf(p, sizeof(p), "%s/upper/data", dir);
+		n = lgetxattr(p, "trusted.overlay.opaque", val, sizeof(val));
+		CHECK(n == 1 && val[0] == 'y');
+	} else {
+		fprintf(stderr, "note: not root, whiteout and trusted xattr not checked\n");
+	}
+
+	/* a second setup keeps what the user changed: the tree is theirs now */
+	snprintf(p, sizeof(p), "%s/upper/upper.txt", dir);
+	CHECK(unlink(p) == 0);
+	memset(&cfg, 0, sizeof(cfg));
+	CHECK(onfs_demo_setup(dir, &cfg, err, sizeof(err)) == 0);
+	CHECK(cfg.exports[0].nlower == 2);
+	CHECK(access(p, F_OK) != 0);
+	onfs_config_free(&cfg);
+
+	/* an explicit --state-dir wins over the demo's */
+	CHECK(parse(&cfg, err, sizeof(err), "--state-dir", "/tmp/elsewhere", NULL) == 0);
+	CHECK(onfs_demo_setup(dir, &cfg, err, sizeof(err)) == 0);
+	CHECK_STR(cfg.state_dir, "/tmp/elsewhere");
+	onfs_config_free(&cfg);
+
+	/* a path that cannot be a directory: the error names it */
+	snprintf(p, sizeof(p), "%s/upper/data/only-upper.txt/x", dir);
+	memset(&cfg, 0, sizeof(cfg));
+	CHECK(onfs_demo_setup(p, &cfg, err, sizeof(err)) == -1);
+	CHECK(strstr(err, p) != NULL);
+	onfs_config_free(&cfg);
+
+	snprintf(p, sizeof(p), "rm -rf '%s'", top);
+	CHECK(system(p) == 0);
+}
+
 int main(void)
 {
 	config_hostport_forms();
@@ -318,6 +412,7 @@ int main(void)
 	config_overlay_export();
 	config_errors_name_the_option();
 	config_help_and_version_exit_zero();
+	config_demo_setup_builds_once();
 	if (failures) {
 		fprintf(stderr, "%d check(s) failed\n", failures);
 		return 1;

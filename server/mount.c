@@ -1,0 +1,392 @@
+/*
+ * mount.c - the MOUNT version 3 program (RFC 1813 Appendix I): NULL, MNT,
+ * DUMP, UMNT, UMNTALL, EXPORT, and the list of mounts DUMP reports.
+ *
+ * Threads: NULL and EXPORT run on the loop (memory only: the export list
+ * is fixed after startup); MNT runs on a pool worker (it walks the merged
+ * tree); DUMP, UMNT and UMNTALL on workers too. The mount list is the one
+ * piece of mutable state here; it is shared by every worker and guarded by
+ * mount_lock, which is never held across a filesystem call.
+ * Never: frees its args, touches sockets, or hands out a handle for a path
+ * outside an export (paths are normalised lexically before they are
+ * matched, and onfs_walk follows no symlink).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "mount3.h"
+#include "ovlnfsd/common.h"
+#include "ovlnfsd/errmap.h"
+#include "ovlnfsd/overlay.h"
+#include "ovlnfsd/server.h"
+
+/* DUMP is informational (clients forget to UMNT): keep it bounded. */
+#define MOUNT_LIST_MAX 1024
+#define MOUNT_HOST_MAX 64 /* an IPv6 address in text, with room */
+
+struct mount_entry {
+	struct mount_entry *next; /* owned by the list */
+	char host[MOUNT_HOST_MAX];
+	char path[];              /* normalised */
+};
+
+/*
+ * The mount list is process-wide: DUMP must show mounts made through any
+ * listener, and struct onfs_server has no slot for it. Informational only
+ * (RFC 1813: "the server may not be able to keep it accurate").
+ */
+static pthread_mutex_t mount_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mount_entry *mount_list; /* guarded by mount_lock */
+static size_t mount_count;             /* guarded by mount_lock */
+
+/* --- paths --- */
+
+/*
+ * Normalise a path lexically into out: "/" + components with one slash
+ * between them, "." dropped, ".." removes the previous component, no
+ * trailing slash; a relative or empty path is taken from "/". Lexical is
+ * exact here because the merged view follows no symlink. Returns 0,
+ * -EACCES (".." climbing above "/": an attempt to leave the exports) or
+ * -ENAMETOOLONG.
+ */
+static int mount_normalize(const char *in, char *out, size_t cap)
+{
+	size_t len = 0;
+	const char *p = in;
+	int err = 0;
+
+	if (cap < 2) {
+		err = -ENAMETOOLONG;
+		goto out;
+	}
+	/* libnfs mounts the parent of a file URL, "" for a file at the top */
+	if (!p)
+		p = "";
+	while (*p) {
+		const char *comp;
+		size_t clen;
+
+		while (*p == '/')
+			p++;
+		comp = p;
+		while (*p && *p != '/')
+			p++;
+		clen = (size_t)(p - comp);
+		if (clen == 0 || (clen == 1 && comp[0] == '.'))
+			continue;
+		if (clen == 2 && comp[0] == '.' && comp[1] == '.') {
+			if (len == 0) {
+				err = -EACCES;
+				goto out;
+			}
+			while (len > 0 && out[--len] != '/')
+				;
+			out[len] = '\0';
+			continue;
+		}
+		if (len + 1 + clen + 1 > cap) {
+			err = -ENAMETOOLONG;
+			goto out;
+		}
+		out[len++] = '/';
+		memcpy(out + len, comp, clen);
+		len += clen;
+		out[len] = '\0';
+	}
+	if (len == 0)
+		out[len++] = '/';
+	out[len] = '\0';
+out:
+	return err;
+}
+
+/*
+ * The export that holds path (normalised), the longest export path that
+ * is path itself or a directory above it; *rest is what follows it,
+ * relative ("" for the export root). NULL when no export holds path.
+ */
+static struct onfs_export *mount_find_export(struct onfs_server *srv, const char *path,
+					     const char **rest)
+{
+	struct onfs_export *best = NULL;
+	size_t best_len = 0;
+	char ep[MNTPATHLEN + 1];
+
+	for (size_t i = 0; i < srv->nexports; i++) {
+		size_t elen;
+
+		if (!srv->exports[i] ||
+		    mount_normalize(onfs_export_path(srv->exports[i]), ep, sizeof(ep)) < 0)
+			continue;
+		elen = strlen(ep);
+		if (elen == 1) /* "/" holds everything */
+			elen = 0;
+		else if (strncmp(path, ep, elen) != 0 || (path[elen] != '\0' && path[elen] != '/'))
+			continue;
+		if (!best || elen > best_len) {
+			best = srv->exports[i];
+			best_len = elen;
+		}
+	}
+	if (best) {
+		*rest = path + best_len;
+		while (**rest == '/')
+			(*rest)++;
+	}
+	return best;
+}
+
+/* The client's address as DUMP shows it. */
+static void mount_peer_name(const struct onfs_call *c, char *out, size_t cap)
+{
+	const struct sockaddr_storage *ss = &c->peer;
+
+	out[0] = '\0';
+	if (ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out, (socklen_t)cap);
+	else if (ss->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, out,
+			  (socklen_t)cap);
+	if (!out[0])
+		snprintf(out, cap, "unknown");
+}
+
+/* --- the mount list --- */
+
+static void mount_list_add(const char *host, const char *path)
+{
+	struct mount_entry *e;
+	size_t plen = strlen(path);
+
+	pthread_mutex_lock(&mount_lock);
+	for (e = mount_list; e; e = e->next)
+		if (strcmp(e->host, host) == 0 && strcmp(e->path, path) == 0)
+			goto out_unlock;
+	if (mount_count >= MOUNT_LIST_MAX)
+		goto out_unlock;
+	e = malloc(sizeof(*e) + plen + 1);
+	if (!e)
+		goto out_unlock;
+	snprintf(e->host, sizeof(e->host), "%s", host);
+	memcpy(e->path, path, plen + 1);
+	e->next = mount_list;
+	mount_list = e;
+	mount_count++;
+out_unlock:
+	pthread_mutex_unlock(&mount_lock);
+}
+
+/* Remove host's entries for path, or all of host's when path is NULL. */
+static void mount_list_remove(const char *host, const char *path)
+{
+	struct mount_entry **pp, *e;
+
+	pthread_mutex_lock(&mount_lock);
+	pp = &mount_list;
+	while ((e = *pp)) {
+		if (strcmp(e->host, host) == 0 && (!path || strcmp(e->path, path) == 0)) {
+			*pp = e->next;
+			free(e);
+			mount_count--;
+		} else {
+			pp = &e->next;
+		}
+	}
+	pthread_mutex_unlock(&mount_lock);
+}
+
+static size_t xdr_string_size(size_t len)
+{
+	return 4 + ((len + 3) & ~(size_t)3);
+}
+
+/* --- 0 NULL --- */
+
+static bool mount3_null(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	(void)c;
+	(void)args;
+	(void)xdrs;
+	return true;
+}
+
+/* --- 1 MNT --- */
+
+/*
+ * A path that no export holds answers MNT3ERR_NOENT: the client's view of
+ * this server is the exports, and there the path does not exist (knfsd's
+ * mountd says ACCES, which mount.nfs reports as "access denied" and sends
+ * people hunting for permission problems). Client address rules (issue 5)
+ * will answer ACCES.
+ */
+static bool mount3_mnt(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	dirpath *dp = args;
+	mountres3 res;
+	char path[MNTPATHLEN + 1];
+	char host[MOUNT_HOST_MAX];
+	struct onfs_export *ex = NULL;
+	struct onfs_node *n = NULL;
+	const char *rest = "";
+	int flavors[] = { ONFS_AUTH_SYS };
+	int err;
+	bool ok;
+
+	memset(&res, 0, sizeof(res));
+	err = mount_normalize(*dp, path, sizeof(path));
+	if (err == 0) {
+		ex = mount_find_export(c->srv, path, &rest);
+		if (!ex)
+			err = -ENOENT;
+	}
+	if (err == 0)
+		err = onfs_walk(ex, rest, &n);
+	if (err == 0 && !S_ISDIR(onfs_node_type(n)))
+		err = -ENOTDIR;
+	res.fhs_status = onfs_errmap_mount3(err);
+	if (res.fhs_status == MNT3_OK) {
+		const struct onfs_fh *fh = onfs_node_fh(n);
+
+		res.mountres3_u.mountinfo.fhandle.fhandle3_len = fh->len;
+		res.mountres3_u.mountinfo.fhandle.fhandle3_val = (char *)fh->data;
+		res.mountres3_u.mountinfo.auth_flavors.auth_flavors_len = ONFS_ARRAY_SIZE(flavors);
+		res.mountres3_u.mountinfo.auth_flavors.auth_flavors_val = flavors;
+		mount_peer_name(c, host, sizeof(host));
+		mount_list_add(host, path);
+		onfs_debug("mount: %s mounted %s", host, path);
+	} else {
+		onfs_debug("mount: MNT '%s' refused: %d", *dp ? *dp : "", err);
+	}
+	ok = xdr_mountres3(xdrs, &res);
+	if (n)
+		onfs_node_put(n);
+	return ok;
+}
+
+/* --- 2 DUMP: hand-encoded (rpcgen's mountlist encoder recurses per entry) --- */
+
+static bool mount3_dump(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	struct mount_entry *e;
+	bool_t more = TRUE, last = FALSE;
+	bool ok = true;
+
+	(void)args;
+	pthread_mutex_lock(&mount_lock);
+	for (e = mount_list; e && ok; e = e->next) {
+		char *host = e->host, *path = e->path;
+		size_t need = 4 + xdr_string_size(strlen(host)) + xdr_string_size(strlen(path));
+
+		/* the list may have grown since reply_size: stop where it is full */
+		if (xdr_getpos(xdrs) + need + 4 > c->reply_cap)
+			break;
+		ok = xdr_bool(xdrs, &more) && xdr_name(xdrs, &host) && xdr_dirpath(xdrs, &path);
+	}
+	pthread_mutex_unlock(&mount_lock);
+	return ok && xdr_bool(xdrs, &last);
+}
+
+static size_t mount3_dump_size(const void *args)
+{
+	struct mount_entry *e;
+	size_t size = 64;
+
+	(void)args;
+	pthread_mutex_lock(&mount_lock);
+	for (e = mount_list; e; e = e->next)
+		size += 4 + xdr_string_size(strlen(e->host)) + xdr_string_size(strlen(e->path));
+	pthread_mutex_unlock(&mount_lock);
+	return size;
+}
+
+/* --- 3 UMNT, 4 UMNTALL: void results --- */
+
+static bool mount3_umnt(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	dirpath *dp = args;
+	char path[MNTPATHLEN + 1];
+	char host[MOUNT_HOST_MAX];
+
+	(void)xdrs;
+	mount_peer_name(c, host, sizeof(host));
+	if (mount_normalize(*dp, path, sizeof(path)) == 0)
+		mount_list_remove(host, path);
+	return true;
+}
+
+static bool mount3_umntall(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	char host[MOUNT_HOST_MAX];
+
+	(void)args;
+	(void)xdrs;
+	mount_peer_name(c, host, sizeof(host));
+	mount_list_remove(host, NULL);
+	return true;
+}
+
+/* --- 5 EXPORT --- */
+
+/*
+ * Every export with the group "*": who may mount is decided by the
+ * listener's address today; per-export client lists come with the config
+ * file (issue 5) and will be listed here.
+ */
+static bool mount3_export(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	struct exportnode nodes[ONFS_MAX_EXPORTS];
+	struct groupnode anyone;
+	struct exportnode *head = NULL;
+	size_t n = c->srv->nexports < ONFS_MAX_EXPORTS ? c->srv->nexports : ONFS_MAX_EXPORTS;
+
+	(void)args;
+	anyone.gr_name = "*";
+	anyone.gr_next = NULL;
+	for (size_t i = n; i-- > 0;) {
+		if (!c->srv->exports[i])
+			continue;
+		nodes[i].ex_dir = (char *)onfs_export_path(c->srv->exports[i]);
+		nodes[i].ex_groups = &anyone;
+		nodes[i].ex_next = head;
+		head = &nodes[i];
+	}
+	return xdr_exports(xdrs, &head);
+}
+
+static size_t mount3_export_size(const void *args)
+{
+	(void)args;
+	return ONFS_MAX_EXPORTS * (4 + xdr_string_size(MNTPATHLEN) + 4 + xdr_string_size(1) + 4) +
+	       64;
+}
+
+/* --- the table --- */
+
+static const struct onfs_proc mount3_procs[] = {
+	[MOUNTPROC3_NULL] = { .name = "MOUNT NULL", .run = mount3_null, .on_loop = true,
+			      .auth_none_ok = true },
+	[MOUNTPROC3_MNT] = { .name = "MNT", .xdr_args = (xdrproc_t)xdr_dirpath,
+			     .args_size = sizeof(dirpath), .run = mount3_mnt },
+	[MOUNTPROC3_DUMP] = { .name = "DUMP", .run = mount3_dump,
+			      .reply_size = mount3_dump_size },
+	[MOUNTPROC3_UMNT] = { .name = "UMNT", .xdr_args = (xdrproc_t)xdr_dirpath,
+			      .args_size = sizeof(dirpath), .run = mount3_umnt },
+	[MOUNTPROC3_UMNTALL] = { .name = "UMNTALL", .run = mount3_umntall },
+	[MOUNTPROC3_EXPORT] = { .name = "EXPORT", .run = mount3_export,
+				.reply_size = mount3_export_size, .on_loop = true,
+				.auth_none_ok = true },
+};
+
+const struct onfs_program onfs_mount3_program = {
+	.name = "mount",
+	.prog = MOUNT_PROGRAM,
+	.vers = MOUNT_V3,
+	.procs = mount3_procs,
+	.nprocs = ONFS_ARRAY_SIZE(mount3_procs),
+};

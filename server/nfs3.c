@@ -1,0 +1,1019 @@
+/*
+ * nfs3.c - the NFS version 3 program (RFC 1813): one short function per
+ * procedure, each resolving its handles, asking the merged view
+ * (overlay.h), mapping errors through errmap.c and encoding the RFC's
+ * result with the rpcgen routines. READDIR and READDIRPLUS are encoded as
+ * a stream while the directory is walked (rpcgen's list encoder recurses
+ * once per entry); READ's payload leaves through the call's data buffer.
+ *
+ * Threads: NULL runs on the loop; every other procedure on a pool worker
+ * (they all touch the filesystem).
+ * Never: frees its args (the dispatcher does), touches sockets or loop
+ * objects, follows the client's identity into the kernel (permissions are
+ * decided by perm.c against the merged attributes), or answers
+ * NFS3ERR_NOTSUPP for a procedure.
+ *
+ * Mutating procedures resolve and check their handles and names, then
+ * answer NFS3ERR_ROFS with wcc data: the write path is a later issue and
+ * drops in per procedure.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "nfs3.h"
+#include "ovlnfsd/common.h"
+#include "ovlnfsd/errmap.h"
+#include "ovlnfsd/overlay.h"
+#include "ovlnfsd/perm.h"
+#include "ovlnfsd/server.h"
+
+/* rtmax, wtmax, READ's cap and the largest READDIR(PLUS) reply we build. */
+#define NFS3_IO_MAX (1024u * 1024u)
+#define NFS3_IO_MULT 4096u
+#define NFS3_DTPREF (64u * 1024u)
+/* Room for a READDIR(PLUS) reply's fixed part around the client's count. */
+#define NFS3_DIR_SLACK 512u
+#define NFS3_FATTR_XDR 84u
+/* status + post_op_attr (with attributes) + symlink target + slack */
+#define NFS3_READLINK_REPLY (4u + 4u + NFS3_FATTR_XDR + 4u + PATH_MAX + 64u)
+
+/*
+ * The write path is a later issue: until it lands, every export answers as
+ * a read-only one (mutations NFS3ERR_ROFS, ACCESS without MODIFY, EXTEND,
+ * DELETE), so that a client never sees a right it cannot use.
+ */
+static bool export_readonly(struct onfs_export *ex)
+{
+	(void)ex;
+	return true;
+}
+
+/*
+ * The identity permission checks use. Hook for squashing (issue 5:
+ * root -> anonuid/anongid per export); today the credential as sent.
+ */
+static void effective_cred(const struct onfs_call *c, struct onfs_export *ex,
+			   struct onfs_cred *out)
+{
+	(void)ex;
+	*out = c->cred;
+}
+
+static size_t xdr_pad4(size_t n)
+{
+	return (n + 3) & ~(size_t)3;
+}
+
+/* --- objects: a resolved handle, its export and its attributes --- */
+
+struct nfs3_obj {
+	struct onfs_export *ex;   /* not owned */
+	struct onfs_node *n;      /* owned reference, or NULL */
+	struct onfs_attr attr;
+	bool have_attr;
+};
+
+static void obj_put(struct nfs3_obj *o)
+{
+	if (o->n)
+		onfs_node_put(o->n);
+	o->n = NULL;
+}
+
+/*
+ * Handle -> export -> node -> attributes. A wrong length or version is
+ * BADHANDLE; an unknown export, a failed MAC or a vanished object STALE.
+ */
+static int obj_get(struct onfs_call *c, const nfs_fh3 *fh, struct nfs3_obj *o)
+{
+	const uint8_t *data = (const uint8_t *)fh->data.data_val;
+	size_t len = fh->data.data_len;
+	uint16_t id;
+	int err;
+
+	memset(o, 0, sizeof(*o));
+	if (len == 0 || len > ONFS_FH_MAX || !data) {
+		err = -ONFS_EBADHANDLE;
+		goto out;
+	}
+	err = onfs_fh_export_id(data, len, &id);
+	if (err < 0)
+		goto out;
+	o->ex = onfs_server_export_by_id(c->srv, id);
+	if (!o->ex) {
+		err = -ESTALE;
+		goto out;
+	}
+	err = onfs_node_from_fh(o->ex, data, len, &o->n);
+	if (err < 0) {
+		o->n = NULL;
+		goto out;
+	}
+	err = onfs_getattr(o->ex, o->n, &o->attr);
+	o->have_attr = err == 0;
+out:
+	return err;
+}
+
+/* A child of a resolved directory, with its attributes. */
+static int obj_lookup(const struct nfs3_obj *dir, const char *name, struct nfs3_obj *o)
+{
+	int err;
+
+	memset(o, 0, sizeof(*o));
+	o->ex = dir->ex;
+	err = onfs_lookup(dir->ex, dir->n, name ? name : "", &o->n);
+	if (err < 0) {
+		o->n = NULL;
+		goto out;
+	}
+	err = onfs_getattr(o->ex, o->n, &o->attr);
+	o->have_attr = err == 0;
+out:
+	return err;
+}
+
+/* --- attribute encoding helpers --- */
+
+static ftype3 mode_to_ftype3(uint32_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFDIR:
+		return NF3DIR;
+	case S_IFBLK:
+		return NF3BLK;
+	case S_IFCHR:
+		return NF3CHR;
+	case S_IFLNK:
+		return NF3LNK;
+	case S_IFSOCK:
+		return NF3SOCK;
+	case S_IFIFO:
+		return NF3FIFO;
+	default:
+		return NF3REG;
+	}
+}
+
+static nfstime3 ts_to_nfstime3(const struct timespec *ts)
+{
+	nfstime3 t;
+
+	t.seconds = (u_int)ts->tv_sec;
+	t.nseconds = (u_int)ts->tv_nsec;
+	return t;
+}
+
+static void fill_fattr3(const struct onfs_attr *a, fattr3 *f)
+{
+	f->type = mode_to_ftype3(a->mode);
+	f->mode = a->mode & 07777;
+	f->nlink = a->nlink;
+	f->uid = a->uid;
+	f->gid = a->gid;
+	f->size = a->size;
+	f->used = a->used;
+	f->rdev.specdata1 = a->rdev_major;
+	f->rdev.specdata2 = a->rdev_minor;
+	f->fsid = a->fsid;
+	f->fileid = a->fileid;
+	f->atime = ts_to_nfstime3(&a->atime);
+	f->mtime = ts_to_nfstime3(&a->mtime);
+	f->ctime = ts_to_nfstime3(&a->ctime);
+}
+
+static void fill_post_op(const struct nfs3_obj *o, post_op_attr *p)
+{
+	p->attributes_follow = o->have_attr;
+	if (o->have_attr)
+		fill_fattr3(&o->attr, &p->post_op_attr_u.attributes);
+}
+
+/* No pre-op attributes until the write path takes them under the lock. */
+static void fill_wcc(const struct nfs3_obj *o, wcc_data *w)
+{
+	w->before.attributes_follow = FALSE;
+	fill_post_op(o, &w->after);
+}
+
+/* The handle points into the node: valid while the reference is held. */
+static void fill_fh(const struct onfs_node *n, nfs_fh3 *fh)
+{
+	const struct onfs_fh *f = onfs_node_fh(n);
+
+	fh->data.data_len = f->len;
+	fh->data.data_val = (char *)f->data;
+}
+
+/* --- checks shared by several procedures --- */
+
+/* A name the RFC's dir ops accept (knfsd refuses the others while decoding). */
+static int check_name(const char *name)
+{
+	size_t len = name ? strlen(name) : 0;
+
+	if (len == 0 || strchr(name, '/'))
+		return -EACCES;
+	if (len > NAME_MAX)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* The directory of a diropargs3: NOTDIR when the handle names something else. */
+static int get_dir(struct onfs_call *c, const nfs_fh3 *fh, struct nfs3_obj *dir)
+{
+	int err = obj_get(c, fh, dir);
+
+	if (err == 0 && !S_ISDIR(dir->attr.mode))
+		err = -ENOTDIR;
+	return err;
+}
+
+/* What READ and WRITE say about a non-regular file (knfsd's nfsd_mode_check). */
+static int check_regular(const struct onfs_attr *a)
+{
+	if (S_ISREG(a->mode))
+		return 0;
+	return S_ISDIR(a->mode) ? -EISDIR : -EINVAL;
+}
+
+/*
+ * The common end of every mutation until the write path lands (it will
+ * answer EROFS only for export_readonly() exports and go on otherwise).
+ */
+static int check_writable(const struct nfs3_obj *o)
+{
+	(void)o;
+	return -EROFS;
+}
+
+/* --- 0 NULL --- */
+
+static bool nfs3_null(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	(void)c;
+	(void)args;
+	(void)xdrs;
+	return true;
+}
+
+/* --- 1 GETATTR --- */
+
+static bool nfs3_getattr(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	GETATTR3args *a = args;
+	GETATTR3res res;
+	struct nfs3_obj o;
+	bool ok;
+
+	memset(&res, 0, sizeof(res));
+	res.status = onfs_errmap_nfs3(obj_get(c, &a->object, &o));
+	if (res.status == NFS3_OK)
+		fill_fattr3(&o.attr, &res.GETATTR3res_u.resok.obj_attributes);
+	ok = xdr_GETATTR3res(xdrs, &res);
+	obj_put(&o);
+	return ok;
+}
+
+/* --- 2 SETATTR --- */
+
+static bool nfs3_setattr(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	SETATTR3args *a = args;
+	SETATTR3res res;
+	struct nfs3_obj o;
+	int err;
+	bool ok;
+
+	memset(&res, 0, sizeof(res));
+	err = obj_get(c, &a->object, &o);
+	if (err == 0)
+		err = check_writable(&o);
+	res.status = onfs_errmap_nfs3(err);
+	fill_wcc(&o, &res.SETATTR3res_u.resfail.obj_wcc);
+	ok = xdr_SETATTR3res(xdrs, &res);
+	obj_put(&o);
+	return ok;
+}
+
+/* --- 3 LOOKUP --- */
+
+static bool nfs3_lookup(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	LOOKUP3args *a = args;
+	LOOKUP3res res;
+	struct nfs3_obj dir, o;
+	struct onfs_cred cred;
+	int err;
+	bool ok;
+
+	memset(&res, 0, sizeof(res));
+	memset(&o, 0, sizeof(o));
+	err = get_dir(c, &a->what.dir, &dir);
+	if (err == 0) {
+		effective_cred(c, dir.ex, &cred);
+		err = onfs_perm_check(&dir.attr, &cred, ONFS_MAY_EXEC);
+	}
+	if (err == 0)
+		err = obj_lookup(&dir, a->what.name, &o);
+	res.status = onfs_errmap_nfs3(err);
+	if (res.status == NFS3_OK) {
+		fill_fh(o.n, &res.LOOKUP3res_u.resok.object);
+		fill_post_op(&o, &res.LOOKUP3res_u.resok.obj_attributes);
+		fill_post_op(&dir, &res.LOOKUP3res_u.resok.dir_attributes);
+	} else {
+		fill_post_op(&dir, &res.LOOKUP3res_u.resfail.dir_attributes);
+	}
+	ok = xdr_LOOKUP3res(xdrs, &res);
+	obj_put(&o);
+	obj_put(&dir);
+	return ok;
+}
+
+/* --- 4 ACCESS --- */
+
+static bool nfs3_access(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	ACCESS3args *a = args;
+	ACCESS3res res;
+	struct nfs3_obj o;
+	struct onfs_cred cred;
+	bool ok;
+
+	memset(&res, 0, sizeof(res));
+	res.status = onfs_errmap_nfs3(obj_get(c, &a->object, &o));
+	if (res.status == NFS3_OK) {
+		effective_cred(c, o.ex, &cred);
+		res.ACCESS3res_u.resok.access =
+			onfs_perm_access(&o.attr, &cred, export_readonly(o.ex), a->access);
+	}
+	/* resok and resfail both start with the post-op attributes */
+	fill_post_op(&o, &res.ACCESS3res_u.resok.obj_attributes);
+	ok = xdr_ACCESS3res(xdrs, &res);
+	obj_put(&o);
+	return ok;
+}
+
+/* --- 5 READLINK --- */
+
+static bool nfs3_readlink(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	READLINK3args *a = args;
+	READLINK3res res;
+	struct nfs3_obj o;
+	char target[PATH_MAX + 1];
+	ssize_t len = 0;
+	int err;
+	bool ok;
+
+	memset(&res, 0, sizeof(res));
+	err = obj_get(c, &a->symlink, &o);
+	if (err == 0 && !S_ISLNK(o.attr.mode))
+		err = -EINVAL;
+	if (err == 0) {
+		len = onfs_readlink(o.ex, o.n, target, sizeof(target) - 1);
+		err = len < 0 ? (int)len : 0;
+	}
+	res.status = onfs_errmap_nfs3(err);
+	if (res.status == NFS3_OK) {
+		target[len] = '\0';
+		res.READLINK3res_u.resok.data = target;
+	}
+	fill_post_op(&o, &res.READLINK3res_u.resok.symlink_attributes);
+	ok = xdr_READLINK3res(xdrs, &res);
+	obj_put(&o);
+	return ok;
+}
+
+static size_t nfs3_readlink_size(const void *args)
+{
+	(void)args;
+	return NFS3_READLINK_REPLY;
+}
+
+/* --- 6 READ --- */
+
+/*
+ * The data leaves through c->data (no copy into the reply): encode
+ * everything up to and including the opaque's length here, the transport
+ * writes the bytes and their XDR padding.
+ */
+static bool nfs3_read(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	READ3args *a = args;
+	READ3res res;
+	struct nfs3_obj o;
+	struct onfs_cred cred;
+	uint8_t none;
+	void *buf = &none;
+	size_t count = a->count < NFS3_IO_MAX ? a->count : NFS3_IO_MAX;
+	ssize_t n = 0;
+	bool eof = false;
+	u_int len;
+	int err;
+	bool ok;
+
+	memset(&res, 0, sizeof(res));
+	err = obj_get(c, &a->file, &o);
+	if (err == 0)
+		err = check_regular(&o.attr);
+	if (err == 0) {
+		effective_cred(c, o.ex, &cred);
+		err = onfs_perm_check(&o.attr, &cred, ONFS_MAY_READ | ONFS_MAY_OWNER_OVERRIDE |
+							      ONFS_MAY_READ_IF_EXEC);
+	}
+	if (err == 0 && count > 0) {
+		buf = onfs_call_data_alloc(c, count);
+		if (!buf)
+			err = -ENOMEM;
+	}
+	if (err == 0) {
+		n = onfs_read(o.ex, o.n, a->offset, buf, count, &eof);
+		err = n < 0 ? (int)n : 0;
+	}
+	res.status = onfs_errmap_nfs3(err);
+	fill_post_op(&o, &res.READ3res_u.resok.file_attributes);
+	if (res.status != NFS3_OK) {
+		c->data = NULL;
+		c->data_len = 0;
+		ok = xdr_READ3res(xdrs, &res);
+		goto out;
+	}
+	res.READ3res_u.resok.count = (count3)n;
+	res.READ3res_u.resok.eof = eof;
+	len = (u_int)n;
+	ok = xdr_nfsstat3(xdrs, &res.status) &&
+	     xdr_post_op_attr(xdrs, &res.READ3res_u.resok.file_attributes) &&
+	     xdr_count3(xdrs, &res.READ3res_u.resok.count) &&
+	     xdr_bool(xdrs, &res.READ3res_u.resok.eof) && xdr_u_int(xdrs, &len);
+	if (ok && n > 0) {
+		c->data = buf;
+		c->data_len = (size_t)n;
+	}
+out:
+	obj_put(&o);
+	return ok;
+}
+
+/* --- 7 WRITE --- */
+
+static bool nfs3_write(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	WRITE3args *a = args;
+	WRITE3res res;
+	struct nfs3_obj o;
+	int err;
+	bool ok;
+
+	memset(&res, 0, sizeof(res));
+	err = obj_get(c, &a->file, &o);
+	if (err == 0)
+		err = check_regular(&o.attr);
+	if (err == 0)
+		err = check_writable(&o);
+	res.status = onfs_errmap_nfs3(err);
+	fill_wcc(&o, &res.WRITE3res_u.resfail.file_wcc);
+	ok = xdr_WRITE3res(xdrs, &res);
+	obj_put(&o);
+	return ok;
+}
+
+/* --- 8 CREATE, 9 MKDIR, 10 SYMLINK, 11 MKNOD: a new name in a directory --- */
+
+/* A directory operation's handle, then its name, then writability: knfsd's order. */
+static int check_dirop(struct onfs_call *c, const diropargs3 *where, struct nfs3_obj *dir)
+{
+	int err = get_dir(c, &where->dir, dir);
+
+	if (err == 0)
+		err = check_name(where->name);
+	if (err == 0)
+		err = check_writable(dir);
+	return err;
+}
+
+static bool nfs3_create(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	CREATE3args *a = args;
+	CREATE3res res;
+	struct nfs3_obj dir;
+	bool ok;
+
+	memset(&res, 0, sizeof(res));
+	res.status = onfs_errmap_nfs3(check_dirop(c, &a->where, &dir));
+	fill_wcc(&dir, &res.CREATE3res_u.resfail.dir_wcc);
+	ok = xdr_CREATE3res(xdrs, &res);
+	obj_put(&dir);
+	return ok;
+}
+
+static bool nfs3_mkdir(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	MKDIR3args *a = args;
+	MKDIR3res res;
+	struct nfs3_obj dir;
+	bool ok;
+
+	memset(&res, 0, sizeof(res));
+	res.status = onfs_errmap_nfs3(check_dirop(c, &a->where, &dir));
+	fill_wcc(&dir, &res.MKDIR3res_u.resfail.dir_wcc);
+	ok = xdr_MKDIR3res(xdrs, &res);
+	obj_put(&dir);
+	return ok;
+}
+
+static bool nfs3_symlink(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	SYMLINK3args *a = args;
+	SYMLINK3res res;
+	struct nfs3_obj dir;
+	bool ok;
+
+	memset(&res, 0, sizeof(res));
+	res.status = onfs_errmap_nfs3(check_dirop(c, &a->where, &dir));
+	fill_wcc(&dir, &res.SYMLINK3res_u.resfail.dir_wcc);
+	ok = xdr_SYMLINK3res(xdrs, &res);
+	obj_put(&dir);
+	return ok;
+}
+
+static bool nfs3_mknod(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	MKNOD3args *a = args;
+	MKNOD3res res;
+	struct nfs3_obj dir;
+	int err;
+	bool ok;
+
+	memset(&res, 0, sizeof(res));
+	err = get_dir(c, &a->where.dir, &dir);
+	if (err == 0)
+		err = check_name(a->where.name);
+	/* knfsd refuses a type MKNOD cannot make before it tries to create */
+	if (err == 0 && a->what.type != NF3CHR && a->what.type != NF3BLK &&
+	    a->what.type != NF3SOCK && a->what.type != NF3FIFO)
+		err = -ONFS_EBADTYPE;
+	if (err == 0)
+		err = check_writable(&dir);
+	res.status = onfs_errmap_nfs3(err);
+	fill_wcc(&dir, &res.MKNOD3res_u.resfail.dir_wcc);
+	ok = xdr_MKNOD3res(xdrs, &res);
+	obj_put(&dir);
+	return ok;
+}
+
+/* --- 12 REMOVE, 13 RMDIR --- */
+
+static bool nfs3_remove(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	REMOVE3args *a = args;
+	REMOVE3res res;
+	struct nfs3_obj dir;
+	bool ok;
+
+	memset(&res, 0, sizeof(res));
+	res.status = onfs_errmap_nfs3(check_dirop(c, &a->object, &dir));
+	fill_wcc(&dir, &res.REMOVE3res_u.resfail.dir_wcc);
+	ok = xdr_REMOVE3res(xdrs, &res);
+	obj_put(&dir);
+	return ok;
+}
+
+static bool nfs3_rmdir(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	RMDIR3args *a = args;
+	RMDIR3res res;
+	struct nfs3_obj dir;
+	bool ok;
+
+	memset(&res, 0, sizeof(res));
+	res.status = onfs_errmap_nfs3(check_dirop(c, &a->object, &dir));
+	fill_wcc(&dir, &res.RMDIR3res_u.resfail.dir_wcc);
+	ok = xdr_RMDIR3res(xdrs, &res);
+	obj_put(&dir);
+	return ok;
+}
+
+/* --- 14 RENAME --- */
+
+static bool nfs3_rename(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	RENAME3args *a = args;
+	RENAME3res res;
+	struct nfs3_obj from, to;
+	int err;
+	bool ok;
+
+	memset(&res, 0, sizeof(res));
+	memset(&to, 0, sizeof(to));
+	err = get_dir(c, &a->from.dir, &from);
+	if (err == 0)
+		err = get_dir(c, &a->to.dir, &to);
+	if (err == 0 && from.ex != to.ex)
+		err = -EXDEV;
+	if (err == 0)
+		err = check_name(a->from.name);
+	if (err == 0)
+		err = check_name(a->to.name);
+	if (err == 0)
+		err = check_writable(&from);
+	res.status = onfs_errmap_nfs3(err);
+	fill_wcc(&from, &res.RENAME3res_u.resfail.fromdir_wcc);
+	fill_wcc(&to, &res.RENAME3res_u.resfail.todir_wcc);
+	ok = xdr_RENAME3res(xdrs, &res);
+	obj_put(&to);
+	obj_put(&from);
+	return ok;
+}
+
+/* --- 15 LINK --- */
+
+static bool nfs3_link(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	LINK3args *a = args;
+	LINK3res res;
+	struct nfs3_obj file, dir;
+	int err;
+	bool ok;
+
+	memset(&res, 0, sizeof(res));
+	memset(&dir, 0, sizeof(dir));
+	err = obj_get(c, &a->file, &file);
+	if (err == 0)
+		err = get_dir(c, &a->link.dir, &dir);
+	if (err == 0 && file.ex != dir.ex)
+		err = -EXDEV;
+	if (err == 0)
+		err = check_name(a->link.name);
+	if (err == 0)
+		err = check_writable(&dir);
+	res.status = onfs_errmap_nfs3(err);
+	fill_post_op(&file, &res.LINK3res_u.resfail.file_attributes);
+	fill_wcc(&dir, &res.LINK3res_u.resfail.linkdir_wcc);
+	ok = xdr_LINK3res(xdrs, &res);
+	obj_put(&dir);
+	obj_put(&file);
+	return ok;
+}
+
+/* --- 16 READDIR, 17 READDIRPLUS: streamed --- */
+
+/*
+ * Sizes follow knfsd (nfsd3_init_dirlist_pages): the client's count
+ * (READDIR) or maxcount (READDIRPLUS), capped at 1 MiB, bounds the
+ * entries plus the closing "no more entries" and eof words; the reply's
+ * fixed head (status, directory attributes, verifier) is not counted.
+ * READDIRPLUS's dircount is ignored, as knfsd and nfs-ganesha ignore it:
+ * Linux sends maxcount / 8 there, which would waste most of the reply.
+ */
+struct dir_stream {
+	struct onfs_export *ex;  /* not owned */
+	struct onfs_node *dir;   /* not owned */
+	XDR *xdrs;               /* positioned after the last entry */
+	size_t left;             /* bytes the entries may still take */
+	uint32_t nentries;
+};
+
+static size_t dir_budget(count3 count)
+{
+	size_t cap = count < NFS3_IO_MAX ? count : NFS3_IO_MAX;
+
+	return cap > 8 ? cap - 8 : 0;
+}
+
+/* value_follows, fileid, name, cookie: the part READDIR and READDIRPLUS share. */
+static size_t entry_head_size(const struct onfs_dirent *de)
+{
+	return 4 + 8 + 4 + xdr_pad4(de->namelen) + 8;
+}
+
+static bool encode_entry_head(XDR *xdrs, const struct onfs_dirent *de)
+{
+	bool_t more = TRUE;
+	fileid3 fileid = de->fileid;
+	cookie3 cookie = de->cookie;
+	u_int len = (u_int)de->namelen;
+
+	return xdr_bool(xdrs, &more) && xdr_fileid3(xdrs, &fileid) && xdr_u_int(xdrs, &len) &&
+	       xdr_opaque(xdrs, (char *)de->name, len) && xdr_cookie3(xdrs, &cookie);
+}
+
+static int readdir_cb(void *ctx, const struct onfs_dirent *de)
+{
+	struct dir_stream *ds = ctx;
+	size_t need = entry_head_size(de);
+
+	if (need > ds->left)
+		return 1;
+	if (!encode_entry_head(ds->xdrs, de))
+		return -ONFS_ESERVERFAULT;
+	ds->left -= need;
+	ds->nentries++;
+	return 0;
+}
+
+/*
+ * name_attributes and name_handle from a lookup of the name (also "." and
+ * ".."); an entry that vanished since the listing goes without them.
+ */
+static int readdirplus_cb(void *ctx, const struct onfs_dirent *de)
+{
+	struct dir_stream *ds = ctx;
+	struct nfs3_obj dir = { .ex = ds->ex, .n = ds->dir };
+	struct nfs3_obj o;
+	char name[NAME_MAX + 1];
+	post_op_attr attr;
+	post_op_fh3 fh;
+	size_t need = entry_head_size(de);
+	int ret = 0;
+
+	memset(&o, 0, sizeof(o));
+	memset(&attr, 0, sizeof(attr));
+	memset(&fh, 0, sizeof(fh));
+	if (de->namelen <= NAME_MAX) {
+		memcpy(name, de->name, de->namelen);
+		name[de->namelen] = '\0';
+		if (obj_lookup(&dir, name, &o) == 0) {
+			fill_post_op(&o, &attr);
+			fh.handle_follows = TRUE;
+			fill_fh(o.n, &fh.post_op_fh3_u.handle);
+		}
+	}
+	need += 4 + (attr.attributes_follow ? NFS3_FATTR_XDR : 0);
+	need += 4 + (fh.handle_follows ? 4 + xdr_pad4(fh.post_op_fh3_u.handle.data.data_len) : 0);
+	if (need > ds->left) {
+		ret = 1;
+		goto out;
+	}
+	if (!encode_entry_head(ds->xdrs, de) || !xdr_post_op_attr(ds->xdrs, &attr) ||
+	    !xdr_post_op_fh3(ds->xdrs, &fh)) {
+		ret = -ONFS_ESERVERFAULT;
+		goto out;
+	}
+	ds->left -= need;
+	ds->nentries++;
+out:
+	obj_put(&o);
+	return ret;
+}
+
+/*
+ * READDIR3res and READDIRPLUS3res share their layout up to the entries:
+ * status, dir_attributes, cookieverf, entries..., FALSE, eof; and their
+ * failure: status, dir_attributes. The head is encoded first with a zero
+ * verifier that is rewritten once onfs_readdir has given the real one.
+ */
+static bool readdir_common(struct onfs_call *c, const nfs_fh3 *fh, cookie3 cookie,
+			   const char *verf_in, count3 count, bool plus, XDR *xdrs)
+{
+	struct nfs3_obj dir;
+	struct onfs_cred cred;
+	struct dir_stream ds;
+	post_op_attr dattr;
+	nfsstat3 status;
+	uint8_t verf[NFS3_COOKIEVERFSIZE] = { 0 };
+	u_int start = xdr_getpos(xdrs), verf_pos = 0, end;
+	bool_t no_more = FALSE, eof = FALSE;
+	bool eof_seen = false;
+	int err;
+	bool ok;
+
+	memset(&dattr, 0, sizeof(dattr));
+	err = get_dir(c, fh, &dir);
+	if (err == 0) {
+		effective_cred(c, dir.ex, &cred);
+		err = onfs_perm_check(&dir.attr, &cred, ONFS_MAY_READ);
+	}
+	fill_post_op(&dir, &dattr);
+	if (err < 0)
+		goto out_fail;
+
+	status = NFS3_OK;
+	if (!xdr_nfsstat3(xdrs, &status) || !xdr_post_op_attr(xdrs, &dattr)) {
+		ok = false;
+		goto out;
+	}
+	verf_pos = xdr_getpos(xdrs);
+	if (!xdr_opaque(xdrs, (char *)verf, sizeof(verf))) {
+		ok = false;
+		goto out;
+	}
+	ds.ex = dir.ex;
+	ds.dir = dir.n;
+	ds.xdrs = xdrs;
+	ds.left = dir_budget(count);
+	ds.nentries = 0;
+	err = onfs_readdir(dir.ex, dir.n, cookie, (const uint8_t *)verf_in, verf,
+			   plus ? readdirplus_cb : readdir_cb, &ds, &eof_seen);
+	if (err == 0 && ds.nentries == 0 && !eof_seen)
+		err = -ONFS_ETOOSMALL;
+	if (err < 0) {
+		xdr_setpos(xdrs, start);
+		goto out_fail;
+	}
+	eof = eof_seen;
+	ok = xdr_bool(xdrs, &no_more) && xdr_bool(xdrs, &eof);
+	if (!ok)
+		goto out;
+	end = xdr_getpos(xdrs);
+	ok = xdr_setpos(xdrs, verf_pos) && xdr_opaque(xdrs, (char *)verf, sizeof(verf)) &&
+	     xdr_setpos(xdrs, end);
+	goto out;
+
+out_fail:
+	status = onfs_errmap_nfs3(err);
+	ok = xdr_nfsstat3(xdrs, &status) && xdr_post_op_attr(xdrs, &dattr);
+out:
+	obj_put(&dir);
+	return ok;
+}
+
+static bool nfs3_readdir(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	READDIR3args *a = args;
+
+	return readdir_common(c, &a->dir, a->cookie, a->cookieverf, a->count, false, xdrs);
+}
+
+static size_t nfs3_readdir_size(const void *args)
+{
+	const READDIR3args *a = args;
+
+	return (a->count < NFS3_IO_MAX ? a->count : NFS3_IO_MAX) + NFS3_DIR_SLACK;
+}
+
+static bool nfs3_readdirplus(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	READDIRPLUS3args *a = args;
+
+	return readdir_common(c, &a->dir, a->cookie, a->cookieverf, a->maxcount, true, xdrs);
+}
+
+static size_t nfs3_readdirplus_size(const void *args)
+{
+	const READDIRPLUS3args *a = args;
+
+	return (a->maxcount < NFS3_IO_MAX ? a->maxcount : NFS3_IO_MAX) + NFS3_DIR_SLACK;
+}
+
+/* --- 18 FSSTAT --- */
+
+static bool nfs3_fsstat(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	FSSTAT3args *a = args;
+	FSSTAT3res res;
+	FSSTAT3resok *ok3 = &res.FSSTAT3res_u.resok;
+	struct nfs3_obj o;
+	struct statvfs st;
+	int err;
+	bool ok;
+
+	memset(&res, 0, sizeof(res));
+	err = obj_get(c, &a->fsroot, &o);
+	if (err == 0)
+		err = onfs_statvfs(o.ex, o.n, &st);
+	res.status = onfs_errmap_nfs3(err);
+	if (res.status == NFS3_OK) {
+		uint64_t bs = st.f_frsize ? st.f_frsize : st.f_bsize;
+
+		ok3->tbytes = (uint64_t)st.f_blocks * bs;
+		ok3->fbytes = (uint64_t)st.f_bfree * bs;
+		ok3->abytes = (uint64_t)st.f_bavail * bs;
+		ok3->tfiles = st.f_files;
+		ok3->ffiles = st.f_ffree;
+		ok3->afiles = st.f_favail;
+		ok3->invarsec = 0; /* the layers can change under us at any time */
+	}
+	fill_post_op(&o, &ok3->obj_attributes);
+	ok = xdr_FSSTAT3res(xdrs, &res);
+	obj_put(&o);
+	return ok;
+}
+
+/* --- 19 FSINFO --- */
+
+static bool nfs3_fsinfo(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	FSINFO3args *a = args;
+	FSINFO3res res;
+	FSINFO3resok *ok3 = &res.FSINFO3res_u.resok;
+	struct nfs3_obj o;
+	bool ok;
+
+	memset(&res, 0, sizeof(res));
+	res.status = onfs_errmap_nfs3(obj_get(c, &a->fsroot, &o));
+	if (res.status == NFS3_OK) {
+		ok3->rtmax = NFS3_IO_MAX;
+		ok3->rtpref = NFS3_IO_MAX;
+		ok3->rtmult = NFS3_IO_MULT;
+		ok3->wtmax = NFS3_IO_MAX;
+		ok3->wtpref = NFS3_IO_MAX;
+		ok3->wtmult = NFS3_IO_MULT;
+		ok3->dtpref = NFS3_DTPREF;
+		ok3->maxfilesize = (uint64_t)INT64_MAX;
+		ok3->time_delta.seconds = 0;
+		ok3->time_delta.nseconds = 1;
+		ok3->properties = FSF3_LINK | FSF3_SYMLINK | FSF3_HOMOGENEOUS | FSF3_CANSETTIME;
+	}
+	fill_post_op(&o, &ok3->obj_attributes);
+	ok = xdr_FSINFO3res(xdrs, &res);
+	obj_put(&o);
+	return ok;
+}
+
+/* --- 20 PATHCONF --- */
+
+static bool nfs3_pathconf(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	PATHCONF3args *a = args;
+	PATHCONF3res res;
+	PATHCONF3resok *ok3 = &res.PATHCONF3res_u.resok;
+	struct nfs3_obj o;
+	bool ok;
+
+	memset(&res, 0, sizeof(res));
+	res.status = onfs_errmap_nfs3(obj_get(c, &a->object, &o));
+	if (res.status == NFS3_OK) {
+		/* knfsd's default "at least" value; the layers may allow more */
+		ok3->linkmax = 255;
+		ok3->name_max = NAME_MAX;
+		ok3->no_trunc = TRUE;
+		ok3->chown_restricted = TRUE;
+		ok3->case_insensitive = FALSE;
+		ok3->case_preserving = TRUE;
+	}
+	fill_post_op(&o, &ok3->obj_attributes);
+	ok = xdr_PATHCONF3res(xdrs, &res);
+	obj_put(&o);
+	return ok;
+}
+
+/* --- 21 COMMIT --- */
+
+static bool nfs3_commit(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	COMMIT3args *a = args;
+	COMMIT3res res;
+	struct nfs3_obj o;
+	int err;
+	bool ok;
+
+	memset(&res, 0, sizeof(res));
+	err = obj_get(c, &a->file, &o);
+	if (err == 0)
+		err = check_regular(&o.attr);
+	if (err == 0)
+		err = check_writable(&o);
+	res.status = onfs_errmap_nfs3(err);
+	fill_wcc(&o, &res.COMMIT3res_u.resfail.file_wcc);
+	ok = xdr_COMMIT3res(xdrs, &res);
+	obj_put(&o);
+	return ok;
+}
+
+/* --- the table --- */
+
+#define NFS3_PROC(nm, fn, argt, size_fn)                                       \
+	{ .name = nm, .xdr_args = (xdrproc_t)xdr_##argt, .args_size = sizeof(argt), \
+	  .run = fn, .reply_size = size_fn, .on_loop = false, .auth_none_ok = false }
+
+static const struct onfs_proc nfs3_procs[] = {
+	[NFSPROC3_NULL] = { .name = "NULL", .xdr_args = NULL, .args_size = 0,
+			    .run = nfs3_null, .reply_size = NULL, .on_loop = true,
+			    .auth_none_ok = true },
+	[NFSPROC3_GETATTR] = NFS3_PROC("GETATTR", nfs3_getattr, GETATTR3args, NULL),
+	[NFSPROC3_SETATTR] = NFS3_PROC("SETATTR", nfs3_setattr, SETATTR3args, NULL),
+	[NFSPROC3_LOOKUP] = NFS3_PROC("LOOKUP", nfs3_lookup, LOOKUP3args, NULL),
+	[NFSPROC3_ACCESS] = NFS3_PROC("ACCESS", nfs3_access, ACCESS3args, NULL),
+	[NFSPROC3_READLINK] = NFS3_PROC("READLINK", nfs3_readlink, READLINK3args,
+					nfs3_readlink_size),
+	[NFSPROC3_READ] = NFS3_PROC("READ", nfs3_read, READ3args, NULL),
+	[NFSPROC3_WRITE] = NFS3_PROC("WRITE", nfs3_write, WRITE3args, NULL),
+	[NFSPROC3_CREATE] = NFS3_PROC("CREATE", nfs3_create, CREATE3args, NULL),
+	[NFSPROC3_MKDIR] = NFS3_PROC("MKDIR", nfs3_mkdir, MKDIR3args, NULL),
+	[NFSPROC3_SYMLINK] = NFS3_PROC("SYMLINK", nfs3_symlink, SYMLINK3args, NULL),
+	[NFSPROC3_MKNOD] = NFS3_PROC("MKNOD", nfs3_mknod, MKNOD3args, NULL),
+	[NFSPROC3_REMOVE] = NFS3_PROC("REMOVE", nfs3_remove, REMOVE3args, NULL),
+	[NFSPROC3_RMDIR] = NFS3_PROC("RMDIR", nfs3_rmdir, RMDIR3args, NULL),
+	[NFSPROC3_RENAME] = NFS3_PROC("RENAME", nfs3_rename, RENAME3args, NULL),
+	[NFSPROC3_LINK] = NFS3_PROC("LINK", nfs3_link, LINK3args, NULL),
+	[NFSPROC3_READDIR] = NFS3_PROC("READDIR", nfs3_readdir, READDIR3args, nfs3_readdir_size),
+	[NFSPROC3_READDIRPLUS] = NFS3_PROC("READDIRPLUS", nfs3_readdirplus, READDIRPLUS3args,
+					   nfs3_readdirplus_size),
+	[NFSPROC3_FSSTAT] = NFS3_PROC("FSSTAT", nfs3_fsstat, FSSTAT3args, NULL),
+	[NFSPROC3_FSINFO] = NFS3_PROC("FSINFO", nfs3_fsinfo, FSINFO3args, NULL),
+	[NFSPROC3_PATHCONF] = NFS3_PROC("PATHCONF", nfs3_pathconf, PATHCONF3args, NULL),
+	[NFSPROC3_COMMIT] = NFS3_PROC("COMMIT", nfs3_commit, COMMIT3args, NULL),
+};
+
+const struct onfs_program onfs_nfs3_program = {
+	.name = "nfs",
+	.prog = NFS_PROGRAM,
+	.vers = NFS_V3,
+	.procs = nfs3_procs,
+	.nprocs = ONFS_ARRAY_SIZE(nfs3_procs),
+};

@@ -1,0 +1,450 @@
+/*
+ * copyup.c - copying lower objects into the upper layer (OVERLAY.md §5):
+ * parents first, each object built as a temp "#N" in work/ with its data
+ * (holes kept), xattrs (overlay ones excepted), origin, owner, mode and
+ * times, then renamed into place, so the name appears only when complete.
+ * Every copy-up is indexed (nfs_export=on): index/<hex origin> is a hard
+ * link of a copied-up non-directory, or an empty directory whose upper
+ * xattr names the copied-up directory.
+ *
+ * Pool workers only, under the owner's credentials. A copy-up holds the
+ * object's stripe lock for its whole length (one copy-up per object) and
+ * the export's ns_lock only for the final renames, so a 1 GiB copy-up
+ * does not stop other clients' requests.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "ovlnfsd/siphash.h"
+#include "internal.h"
+
+pthread_mutex_t *onfs_obj_lock(struct onfs_export *ex, const struct onfs_ident *id)
+{
+	uint64_t h = onfs_siphash24(ex->key, id, 3u + id->len);
+
+	return &ex->obj_lock[h % ONFS_ARRAY_SIZE(ex->obj_lock)];
+}
+
+/* Copy every xattr except the overlay ones (rule 28d). */
+static int copy_xattrs(struct onfs_export *ex, int src, int dst)
+{
+	char list[65536], proc_s[64], proc_d[64];
+	char *val = NULL;
+	ssize_t ln, vl;
+	size_t plen = strlen(ex->xattr_prefix);
+	int ret = 0;
+
+	snprintf(proc_s, sizeof(proc_s), "/proc/self/fd/%d", src);
+	snprintf(proc_d, sizeof(proc_d), "/proc/self/fd/%d", dst);
+	/* follow the magic links: they lead to the objects themselves */
+	ln = listxattr(proc_s, list, sizeof(list));
+	if (ln <= 0)
+		return 0; /* none, or not supported by the lower fs */
+	val = malloc(65536);
+	if (!val)
+		return -ENOMEM;
+	for (char *k = list; k < list + ln; k += strlen(k) + 1) {
+		/* trusted.overlay.* and user.overlay.* are never copied (§0.1) */
+		if (strncmp(k, ex->xattr_prefix, plen) == 0 ||
+		    strncmp(k, "trusted.overlay.", 16) == 0 || strncmp(k, "user.overlay.", 13) == 0)
+			continue;
+		vl = getxattr(proc_s, k, val, 65536);
+		if (vl < 0)
+			continue;
+		if (setxattr(proc_d, k, val, (size_t)vl, 0) < 0) {
+			/* security.* and ACL failures are fatal, others ignored */
+			if (strncmp(k, "security.", 9) == 0 || strncmp(k, "system.posix_acl", 16) == 0) {
+				ret = -errno;
+				break;
+			}
+		}
+	}
+	free(val);
+	return ret;
+}
+
+/* Data with holes kept: copy only the data segments (rule 28c). */
+static int copy_data(int src, int dst, off_t size)
+{
+	off_t pos = 0, data, hole;
+
+	while (pos < size) {
+		data = lseek(src, pos, SEEK_DATA);
+		if (data < 0) {
+			if (errno == ENXIO)
+				break; /* only a hole is left */
+			return -errno;
+		}
+		hole = lseek(src, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		for (off_t off = data; off < hole;) {
+			loff_t in = off, outp = off;
+			ssize_t n = copy_file_range(src, &in, dst, &outp,
+						    (size_t)(hole - off > (1 << 20) ? (1 << 20) : hole - off), 0);
+			if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP)) {
+				char buf[65536];
+				n = pread(src, buf, sizeof(buf) < (size_t)(hole - off) ? sizeof(buf) : (size_t)(hole - off), off);
+				if (n > 0 && pwrite(dst, buf, (size_t)n, off) != n)
+					return -EIO;
+			}
+			if (n < 0)
+				return -errno;
+			if (n == 0)
+				break;
+			off += n;
+		}
+		pos = hole;
+	}
+	if (ftruncate(dst, size) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Owner, mode (not for symlinks) and times of st onto work/tmp. */
+static int copy_attrs(struct onfs_export *ex, const char *tmp, const struct stat *st)
+{
+	struct timespec ts[2] = { st->st_atim, st->st_mtim };
+
+	if (fchownat(ex->work_fd, tmp, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (!S_ISLNK(st->st_mode) && fchmodat(ex->work_fd, tmp, st->st_mode & 07777, 0) < 0)
+		return -errno;
+	if (utimensat(ex->work_fd, tmp, ts, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return 0;
+}
+
+static void restore_times(int dirfd, const struct stat *st)
+{
+	struct timespec ts[2] = { st->st_atim, st->st_mtim };
+
+	futimens(dirfd, ts);
+}
+
+/*
+ * Copy the directory `dir` (a merged node without an upper part) up as
+ * name inside the upper directory pfd. Holds ns_lock (the caller's).
+ */
+static int copyup_dir_locked(struct onfs_export *ex, int pfd, const char *name,
+			     struct onfs_node *dir)
+{
+	char tmp[32], idx[2 * (21 + ONFS_FID_MAX) + 1];
+	uint8_t fb[21 + ONFS_FID_MAX];
+	struct stat st, pst;
+	int src = -1, dst = -1, ret;
+	size_t fbl;
+
+	src = onfs_node_open(ex, dir, O_RDONLY | O_DIRECTORY);
+	if (src < 0)
+		return src;
+	if (fstat(src, &st) < 0 || fstat(pfd, &pst) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	onfs_upper_tmpname(ex, tmp, sizeof(tmp));
+	ret = onfs_upper_mkdir(ex->work_fd, tmp, 0);
+	if (ret < 0)
+		goto out;
+	dst = openat(ex->work_fd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dst < 0) {
+		ret = -errno;
+		goto out_tmp;
+	}
+	ret = copy_xattrs(ex, src, dst);
+	if (ret < 0)
+		goto out_tmp;
+	fbl = onfs_upper_encode_fb(ex, &dir->ident, false, fb);
+	ret = onfs_upper_set_ovl(ex, dst, "origin", fb, fbl);
+	if (ret == 0)
+		ret = copy_attrs(ex, tmp, &st);
+	if (ret == 0)
+		ret = onfs_upper_mark_impure(ex, pfd);
+	if (ret == 0)
+		ret = onfs_upper_rename(ex->work_fd, tmp, pfd, name, RENAME_NOREPLACE);
+	if (ret < 0)
+		goto out_tmp;
+	restore_times(pfd, &pst);
+	/* index: an empty directory naming the upper copy (rule 45) */
+	onfs_upper_index_name(ex, &dir->ident, idx, sizeof(idx));
+	if (idx[0] && onfs_upper_mkdir(ex->index_fd, idx, 0) == 0) {
+		struct onfs_ident uid = { 0 };
+		int ifd = openat(ex->index_fd, idx, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (ifd >= 0 && onfs_fs_name_to_ident(dst, "", &uid) == 0) {
+			uid.fsidx = ex->layers[0].fsidx;
+			fbl = onfs_upper_encode_fb(ex, &uid, true, fb);
+			onfs_upper_set_ovl(ex, ifd, "upper", fb, fbl);
+		}
+		if (ifd >= 0)
+			close(ifd);
+	}
+	ret = 0;
+	goto out;
+out_tmp:
+	onfs_upper_unlink(ex->work_fd, tmp, AT_REMOVEDIR);
+out:
+	if (dst >= 0)
+		close(dst);
+	close(src);
+	return ret;
+}
+
+int onfs_copyup_dir_path(struct onfs_export *ex, const char *path, int *fd_out)
+{
+	struct onfs_node *cur, *next;
+	char comp[NAME_MAX + 1];
+	const char *p = path, *e;
+	int fd, nfd, ret;
+
+	fd = dup(ex->layers[0].fd);
+	if (fd < 0)
+		return -errno;
+	ret = onfs_root(ex, &cur);
+	if (ret < 0) {
+		close(fd);
+		return ret;
+	}
+	while (*p) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		e = strchr(p, '/');
+		if (!e)
+			e = p + strlen(p);
+		memcpy(comp, p, (size_t)(e - p));
+		comp[e - p] = '\0';
+		p = e;
+		ret = onfs_lookup(ex, cur, comp, &next);
+		onfs_node_put(cur);
+		cur = NULL;
+		if (ret < 0)
+			goto out;
+		cur = next;
+		if (!S_ISDIR(cur->type)) {
+			ret = -ENOTDIR;
+			goto out;
+		}
+		if (!ex->layers[cur->parts[0].layer].upper) {
+			ret = copyup_dir_locked(ex, fd, comp, cur);
+			if (ret < 0)
+				goto out;
+			/* the fresh node (with its upper part) replaces the cached one */
+			onfs_node_put(cur);
+			cur = NULL;
+			{
+				char prefix[PATH_MAX];
+				memcpy(prefix, path, (size_t)(p - path));
+				prefix[p - path] = '\0';
+				ret = onfs_walk(ex, prefix, &cur);
+			}
+			if (ret < 0)
+				goto out;
+		}
+		nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (nfd < 0) {
+			ret = -errno;
+			goto out;
+		}
+		close(fd);
+		fd = nfd;
+	}
+	*fd_out = fd;
+	fd = -1;
+	ret = 0;
+out:
+	onfs_node_put(cur);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static bool ident_eq(const struct onfs_ident *a, const struct onfs_ident *b)
+{
+	return a->fsidx == b->fsidx && a->type == b->type && a->len == b->len &&
+	       memcmp(a->fid, b->fid, a->len) == 0;
+}
+
+static bool node_is_upper(const struct onfs_export *ex, const struct onfs_node *n)
+{
+	return n->parts[0].layer == ONFS_LAYER_INDEX || ex->layers[n->parts[0].layer].upper;
+}
+
+/* Build work/tmp as a copy of the non-directory src (stat st). */
+static int build_tmp(struct onfs_export *ex, int src, const struct stat *st, bool with_data,
+		     const char *tmp, int *dst_out)
+{
+	char target[PATH_MAX];
+	ssize_t tl;
+	int dst, ret = 0;
+
+	if (S_ISREG(st->st_mode)) {
+		dst = openat(ex->work_fd, tmp, O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0);
+		if (dst < 0)
+			return -errno;
+		if (with_data)
+			ret = copy_data(src, dst, st->st_size);
+		/* the data must be on disk before the name can appear */
+		if (ret == 0 && fsync(dst) < 0)
+			ret = -errno;
+	} else {
+		if (S_ISLNK(st->st_mode)) {
+			tl = readlinkat(src, "", target, sizeof(target) - 1);
+			if (tl < 0)
+				return -errno;
+			target[tl] = '\0';
+			ret = symlinkat(target, ex->work_fd, tmp) < 0 ? -errno : 0;
+		} else {
+			ret = mknodat(ex->work_fd, tmp, st->st_mode & S_IFMT, st->st_rdev) < 0 ? -errno : 0;
+		}
+		if (ret < 0)
+			return ret;
+		dst = openat(ex->work_fd, tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (dst < 0)
+			return -errno;
+	}
+	*dst_out = dst;
+	return ret;
+}
+
+int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
+		struct onfs_node **out)
+{
+	char tmp[32], idx[2 * (21 + ONFS_FID_MAX) + 1], nl[16];
+	uint8_t fb[21 + ONFS_FID_MAX];
+	struct onfs_node *cur = NULL;
+	struct stat st, pst, ust;
+	pthread_mutex_t *lock;
+	const char *base;
+	char *parent = NULL;
+	size_t fbl;
+	int src = -1, dst = -1, pfd = -1, ret;
+	bool have_tmp = false;
+
+	if (node_is_upper(ex, n)) {
+		*out = onfs_node_get(n);
+		return 0;
+	}
+	if (!ex->work_ok)
+		return -EROFS;
+	if (S_ISDIR(n->type)) {
+		pthread_mutex_lock(&ex->ns_lock);
+		ret = onfs_copyup_dir_path(ex, n->path, &pfd);
+		pthread_mutex_unlock(&ex->ns_lock);
+		if (ret < 0)
+			return ret;
+		close(pfd);
+		return onfs_walk(ex, n->path, out);
+	}
+
+	lock = onfs_obj_lock(ex, &n->ident);
+	pthread_mutex_lock(lock);
+	if (n->unnamed) {
+		/*
+		 * Reached through its handle only, and its directory could not
+		 * be found (handle.c relocate): no name to copy up to. The
+		 * kernel's index-only copy-up would be whited out as an orphan
+		 * at its next mount, so refuse instead of losing the data.
+		 */
+		ret = -ESTALE;
+		goto out;
+	}
+	/* someone may have copied it up (or removed it) while we waited */
+	ret = onfs_walk(ex, n->path, &cur);
+	if (ret < 0 || !ident_eq(&cur->ident, &n->ident)) {
+		ret = -ESTALE;
+		goto out;
+	}
+	if (node_is_upper(ex, cur)) {
+		*out = cur;
+		cur = NULL;
+		ret = 0;
+		goto out;
+	}
+	src = onfs_node_open(ex, cur, S_ISREG(cur->type) ? O_RDONLY : O_PATH);
+	if (src < 0) {
+		ret = src;
+		goto out;
+	}
+	if (fstat(src, &st) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	onfs_upper_tmpname(ex, tmp, sizeof(tmp));
+	ret = build_tmp(ex, src, &st, with_data, tmp, &dst);
+	have_tmp = ret == 0 || dst >= 0;
+	if (ret < 0)
+		goto out;
+	ret = copy_xattrs(ex, src, dst);
+	if (ret < 0)
+		goto out;
+	fbl = onfs_upper_encode_fb(ex, &cur->ident, false, fb);
+	ret = onfs_upper_set_ovl(ex, dst, "origin", fb, fbl);
+	if (ret == 0)
+		ret = copy_attrs(ex, tmp, &st);
+	if (ret < 0)
+		goto out;
+
+	parent = strdup(cur->path);
+	if (!parent) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	base = strrchr(parent, '/');
+	if (base) {
+		parent[base - parent] = '\0';
+		base = cur->path + (base - parent) + 1;
+	} else {
+		parent[0] = '\0';
+		base = cur->path;
+	}
+	pthread_mutex_lock(&ex->ns_lock);
+	ret = onfs_copyup_dir_path(ex, parent, &pfd);
+	if (ret == 0 && fstat(pfd, &pst) < 0)
+		ret = -errno;
+	if (ret == 0)
+		ret = onfs_upper_mark_impure(ex, pfd);
+	if (ret == 0)
+		ret = onfs_upper_rename(ex->work_fd, tmp, pfd, base, RENAME_NOREPLACE);
+	if (ret == 0) {
+		have_tmp = false;
+		/* index: a hard link named by the origin (nfs_export=on) */
+		onfs_upper_index_name(ex, &cur->ident, idx, sizeof(idx));
+		if (idx[0]) {
+			if (linkat(pfd, base, ex->index_fd, idx, 0) < 0)
+				onfs_warn("copy-up of '%s': cannot create index entry: %s", cur->path,
+					  strerror(errno));
+			else if (fstatat(pfd, base, &ust, AT_SYMLINK_NOFOLLOW) == 0) {
+				/* overlay nlink = upper nlink + N (rule 30) */
+				int len = snprintf(nl, sizeof(nl), "U%+d",
+						   (int)st.st_nlink - (int)ust.st_nlink);
+				onfs_upper_set_ovl(ex, dst, "nlink", nl, (size_t)len);
+			}
+		}
+		restore_times(pfd, &pst);
+	}
+	pthread_mutex_unlock(&ex->ns_lock);
+	if (ret < 0)
+		goto out;
+	ret = onfs_walk(ex, n->path, out);
+out:
+	if (have_tmp)
+		onfs_upper_unlink(ex->work_fd, tmp, 0);
+	if (pfd >= 0)
+		close(pfd);
+	if (dst >= 0)
+		close(dst);
+	if (src >= 0)
+		close(src);
+	free(parent);
+	onfs_node_put(cur);
+	pthread_mutex_unlock(lock);
+	return ret;
+}

@@ -1,0 +1,254 @@
+/*
+ * data.c - SETATTR, WRITE and COMMIT on merged objects: the first change
+ * of a lower object copies it up (rule 26), then the change is made on
+ * the upper copy. Pre-op attributes are taken under the object's stripe
+ * lock, atomically with the change.
+ *
+ * Pool workers only, under the owner's credentials.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static void wcc_pre(struct onfs_wcc *w, const struct onfs_attr *a)
+{
+	if (!w)
+		return;
+	w->have_pre = true;
+	w->pre_size = a->size;
+	w->pre_mtime = a->mtime;
+	w->pre_ctime = a->ctime;
+}
+
+static void wcc_post(struct onfs_export *ex, struct onfs_node *n, struct onfs_wcc *w)
+{
+	if (w && n)
+		w->have_post = onfs_getattr(ex, n, &w->post) == 0;
+}
+
+void onfs_wcc_pre(struct onfs_export *ex, struct onfs_node *n, struct onfs_wcc *w);
+void onfs_wcc_pre(struct onfs_export *ex, struct onfs_node *n, struct onfs_wcc *w)
+{
+	struct onfs_attr a;
+
+	if (w && onfs_getattr(ex, n, &a) == 0)
+		wcc_pre(w, &a);
+}
+
+void onfs_wcc_post(struct onfs_export *ex, struct onfs_node *n, struct onfs_wcc *w);
+void onfs_wcc_post(struct onfs_export *ex, struct onfs_node *n, struct onfs_wcc *w)
+{
+	wcc_post(ex, n, w);
+}
+
+/* The node's O_RDWR descriptor (an upper regular file), opened once. */
+static int node_wfd(struct onfs_export *ex, struct onfs_node *n)
+{
+	int fd = atomic_load(&n->wfd), expect = -1;
+
+	if (fd >= 0)
+		return fd;
+	fd = onfs_node_open(ex, n, O_RDWR);
+	if (fd < 0)
+		return fd;
+	if (!atomic_compare_exchange_strong(&n->wfd, &expect, fd)) {
+		close(fd);
+		fd = expect;
+	}
+	return fd;
+}
+
+/* Apply sa to the upper object of n (already copied up). */
+int onfs_apply_sattr(struct onfs_export *ex, struct onfs_node *n, const struct onfs_sattr *sa);
+int onfs_apply_sattr(struct onfs_export *ex, struct onfs_node *n, const struct onfs_sattr *sa)
+{
+	int fd = -1, ret = 0;
+	char proc[64];
+
+	fd = onfs_node_open(ex, n, O_PATH);
+	if (fd < 0)
+		return fd;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (sa->set_size) {
+		int wfd = node_wfd(ex, n);
+		if (wfd < 0) {
+			ret = wfd;
+			goto out;
+		}
+		if (ftruncate(wfd, (off_t)sa->size) < 0) {
+			ret = -errno;
+			goto out;
+		}
+	}
+	if (sa->set_uid || sa->set_gid) {
+		if (fchownat(fd, "", sa->set_uid ? sa->uid : (uid_t)-1,
+			     sa->set_gid ? sa->gid : (gid_t)-1, AT_EMPTY_PATH) < 0) {
+			ret = -errno;
+			goto out;
+		}
+	}
+	if (sa->set_mode && !S_ISLNK(n->type)) {
+		/* chmod through the magic link: fchmod refuses O_PATH */
+		if (chmod(proc, sa->mode & 07777) < 0) {
+			ret = -errno;
+			goto out;
+		}
+	}
+	if (sa->atime_how != ONFS_TIME_KEEP || sa->mtime_how != ONFS_TIME_KEEP) {
+		struct timespec ts[2];
+		ts[0].tv_nsec = sa->atime_how == ONFS_TIME_KEEP ? UTIME_OMIT
+				: sa->atime_how == ONFS_TIME_NOW ? UTIME_NOW : sa->atime.tv_nsec;
+		ts[0].tv_sec = sa->atime.tv_sec;
+		ts[1].tv_nsec = sa->mtime_how == ONFS_TIME_KEEP ? UTIME_OMIT
+				: sa->mtime_how == ONFS_TIME_NOW ? UTIME_NOW : sa->mtime.tv_nsec;
+		ts[1].tv_sec = sa->mtime.tv_sec;
+		if (utimensat(fd, "", ts, AT_EMPTY_PATH) < 0) {
+			ret = -errno;
+			goto out;
+		}
+	}
+out:
+	close(fd);
+	return ret;
+}
+
+int onfs_setattr(struct onfs_export *ex, struct onfs_node *n, const struct onfs_sattr *sa,
+		 const struct timespec *guard_ctime, struct onfs_wcc *wcc)
+{
+	struct onfs_node *up = NULL;
+	struct onfs_attr a;
+	pthread_mutex_t *lock;
+	int ret;
+
+	if (ex->readonly)
+		return -EROFS;
+	if (sa->set_size && S_ISDIR(n->type))
+		return -EISDIR;
+	if (sa->set_size && !S_ISREG(n->type))
+		return -EINVAL;
+	lock = onfs_obj_lock(ex, &n->ident);
+	pthread_mutex_lock(lock);
+	ret = onfs_getattr(ex, n, &a);
+	if (ret < 0)
+		goto out;
+	wcc_pre(wcc, &a);
+	if (guard_ctime && (guard_ctime->tv_sec != a.ctime.tv_sec ||
+			    guard_ctime->tv_nsec != a.ctime.tv_nsec)) {
+		ret = -ONFS_ENOTSYNC;
+		goto out;
+	}
+	pthread_mutex_unlock(lock);
+	/* copy-up takes the same stripe lock; O_TRUNC to 0 copies no data (rule 31) */
+	ret = onfs_copyup(ex, n, !(sa->set_size && sa->size == 0), &up);
+	pthread_mutex_lock(lock);
+	if (ret < 0)
+		goto out;
+	ret = onfs_apply_sattr(ex, up, sa);
+out:
+	wcc_post(ex, up ? up : n, wcc);
+	pthread_mutex_unlock(lock);
+	onfs_node_put(up);
+	return ret;
+}
+
+ssize_t onfs_write(struct onfs_export *ex, struct onfs_node *n, uint64_t off, const void *buf,
+		   size_t count, enum onfs_stable stable, struct onfs_wcc *wcc)
+{
+	struct onfs_node *up = NULL;
+	pthread_mutex_t *lock;
+	size_t done = 0;
+	ssize_t ret;
+	int fd;
+
+	if (ex->readonly)
+		return -EROFS;
+	if (S_ISDIR(n->type))
+		return -EISDIR;
+	if (!S_ISREG(n->type))
+		return -EINVAL;
+	if (off > (uint64_t)INT64_MAX || count > (uint64_t)INT64_MAX - off)
+		return -EFBIG;
+	ret = onfs_copyup(ex, n, true, &up);
+	if (ret < 0)
+		return ret;
+	lock = onfs_obj_lock(ex, &up->ident);
+	pthread_mutex_lock(lock);
+	onfs_wcc_pre(ex, up, wcc);
+	fd = node_wfd(ex, up);
+	if (fd < 0) {
+		ret = fd;
+		goto out;
+	}
+	while (done < count) {
+		ssize_t w = pwrite(fd, (const char *)buf + done, count - done, (off_t)(off + done));
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			goto out;
+		}
+		done += (size_t)w;
+	}
+	if (stable == ONFS_DATA_SYNC && fdatasync(fd) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (stable == ONFS_FILE_SYNC && fsync(fd) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	ret = (ssize_t)done;
+out:
+	wcc_post(ex, up, wcc);
+	pthread_mutex_unlock(lock);
+	onfs_node_put(up);
+	return ret;
+}
+
+static void new_verf(struct onfs_export *ex)
+{
+	uint8_t v[8];
+
+	if (getrandom(v, sizeof(v), 0) != sizeof(v))
+		memset(v, 0x5a, sizeof(v));
+	pthread_mutex_lock(&ex->verf_lock);
+	for (size_t i = 0; i < 8; i++)
+		ex->write_verf[i] ^= v[i] | 1;
+	pthread_mutex_unlock(&ex->verf_lock);
+}
+
+void onfs_write_verf(struct onfs_export *ex, uint8_t verf[8])
+{
+	pthread_mutex_lock(&ex->verf_lock);
+	memcpy(verf, ex->write_verf, 8);
+	pthread_mutex_unlock(&ex->verf_lock);
+}
+
+int onfs_commit(struct onfs_export *ex, struct onfs_node *n, struct onfs_wcc *wcc)
+{
+	int fd, ret = 0;
+
+	if (ex->readonly)
+		return -EROFS;
+	onfs_wcc_pre(ex, n, wcc);
+	if (S_ISREG(n->type) && (n->parts[0].layer == ONFS_LAYER_INDEX ||
+				 ex->layers[n->parts[0].layer].upper)) {
+		fd = node_wfd(ex, n);
+		if (fd < 0)
+			ret = fd;
+		else if (fsync(fd) < 0)
+			ret = -errno;
+		/* a lost write-back: clients must resend what they did not commit */
+		if (ret < 0)
+			new_verf(ex);
+	}
+	wcc_post(ex, n, wcc);
+	return ret;
+}

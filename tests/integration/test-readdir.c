@@ -1,0 +1,545 @@
+/*
+ * test-readdir.c - READDIR and READDIRPLUS of merged directories against a
+ * real ovlnfsd: the union of layers (upper wins, whiteouts hidden, opaque
+ * dirs stop the descent, files hide dirs), listed over many calls with
+ * tiny count/maxcount values; cookies never 0 and never repeated; every
+ * name exactly once; fileids equal GETATTR's; BAD_COOKIE for a foreign
+ * verifier; a 100,000-entry merged directory.
+ *
+ * Runs as a test process; each case starts and stops its own server by
+ * PID. Includes libnfs headers (never rpcgen's). Loops are bounded; no
+ * timing is asserted (the 100k case only has a timeout).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "fixture.h"
+#include "nfsclient.h"
+#include "testlib.h"
+
+struct env {
+	struct tl_tree t;
+	struct tl_server s;
+	struct tl_client c;
+	struct tl_fh root;
+};
+
+static void env_start(struct env *e)
+{
+	char opts[8192];
+
+	tl_tree_opts(&e->t, true, opts, sizeof(opts));
+	tl_server_start(&e->s, e->t.root, e->t.state, opts, NULL, NULL);
+	tl_client_mount(&e->c, e->s.port, "/", &e->root);
+}
+
+static void env_down(struct env *e)
+{
+	tl_client_close(&e->c);
+	tl_server_stop(&e->s);
+	tl_tree_free(&e->t);
+}
+
+/* A full listing: names (without "." and ".."), their fileids and handles. */
+struct listing {
+	char **names;
+	uint64_t *fileids;
+	struct tl_fh *fhs;     /* READDIRPLUS only (len 0 when absent) */
+	fattr3 *attrs;         /* READDIRPLUS only */
+	bool *has_attr;
+	size_t n, cap;
+	size_t calls;
+	int ndot, ndotdot;
+	size_t nmissing; /* READDIRPLUS entries without attributes or handle */
+};
+
+static void listing_free(struct listing *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->names[i]);
+	free(l->names);
+	free(l->fileids);
+	free(l->fhs);
+	free(l->attrs);
+	free(l->has_attr);
+	memset(l, 0, sizeof(*l));
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * List dir completely. plus selects READDIRPLUS (dircount = count,
+ * maxcount given). Asserts: progress on every call (bounded by
+ * max_entries), cookies never 0 and never repeated, "." and ".." at most
+ * once, a name at most once (checked by the caller via listing_expect or
+ * its own check).
+ */
+static void list_dir(struct tl_client *c, const struct tl_fh *dir, bool plus, uint32_t count,
+		     uint32_t maxcount, size_t max_entries, bool keep_fh, struct listing *l)
+{
+	uint64_t cookie = 0;
+	uint8_t verf[8] = { 0 };
+	uint64_t *cookies = NULL;
+	size_t ncookies = 0, cookcap = 0;
+	bool eof = false;
+	size_t max_calls = max_entries + 16;
+
+	memset(l, 0, sizeof(*l));
+	while (!eof) {
+		struct tl_dirpage pg;
+		int st;
+
+		ASSERTF(++l->calls <= max_calls, "%s did not reach eof within %zu calls",
+			plus ? "READDIRPLUS" : "READDIR", max_calls);
+		st = plus ? tl_nfs_readdirplus(c, dir, cookie, verf, count, maxcount, &pg)
+			  : tl_nfs_readdir(c, dir, cookie, verf, count, &pg);
+		ASSERTF(st == NFS3_OK, "%s(cookie %llu, count %u/%u) call %zu: %s",
+			plus ? "READDIRPLUS" : "READDIR", (unsigned long long)cookie, count,
+			maxcount, l->calls, tl_nfsstat_name(st));
+		ASSERTF(pg.n > 0 || pg.eof,
+			"%s(cookie %llu, count %u/%u): no entry and no eof (no progress)",
+			plus ? "READDIRPLUS" : "READDIR", (unsigned long long)cookie, count, maxcount);
+		for (size_t i = 0; i < pg.n; i++) {
+			struct tl_dirent *d = &pg.e[i];
+
+			ASSERTF(d->cookie != 0, "entry '%s' has cookie 0", d->name);
+			if (ncookies == cookcap) {
+				cookcap = cookcap ? cookcap * 2 : 256;
+				cookies = realloc(cookies, cookcap * sizeof(*cookies));
+				ASSERT(cookies != NULL);
+			}
+			cookies[ncookies++] = d->cookie;
+			if (strcmp(d->name, ".") == 0) {
+				l->ndot++;
+				continue;
+			}
+			if (strcmp(d->name, "..") == 0) {
+				l->ndotdot++;
+				continue;
+			}
+			if (l->n == l->cap) {
+				l->cap = l->cap ? l->cap * 2 : 64;
+				l->names = realloc(l->names, l->cap * sizeof(*l->names));
+				l->fileids = realloc(l->fileids, l->cap * sizeof(*l->fileids));
+				l->has_attr = realloc(l->has_attr, l->cap * sizeof(*l->has_attr));
+				ASSERT(l->names && l->fileids && l->has_attr);
+				if (keep_fh) {
+					l->fhs = realloc(l->fhs, l->cap * sizeof(*l->fhs));
+					l->attrs = realloc(l->attrs, l->cap * sizeof(*l->attrs));
+					ASSERT(l->fhs && l->attrs);
+				}
+			}
+			l->names[l->n] = d->name;
+			d->name = NULL;
+			l->fileids[l->n] = d->fileid;
+			l->has_attr[l->n] = d->has_attr;
+			if (plus && (!d->has_attr || !d->has_fh)) {
+				if (l->nmissing++ < 5)
+					printf("# READDIRPLUS entry '%s' (call %zu, entry %zu of "
+					       "%zu): %s%s; LOOKUP of it now: %s\n",
+					       l->names[l->n], l->calls, i, pg.n,
+					       d->has_attr ? "" : "no attributes ",
+					       d->has_fh ? "" : "no handle",
+					       tl_nfsstat_name(tl_nfs_lookup(c, dir, l->names[l->n],
+									     NULL, NULL)));
+			}
+			if (plus && d->has_attr) {
+				ASSERTF(d->attr.fileid == d->fileid,
+					"READDIRPLUS '%s': entry fileid %llu != attribute fileid %llu",
+					l->names[l->n], (unsigned long long)d->fileid,
+					(unsigned long long)d->attr.fileid);
+			}
+			if (keep_fh) {
+				l->fhs[l->n] = d->fh;
+				if (!d->has_fh)
+					l->fhs[l->n].len = 0;
+				l->attrs[l->n] = d->attr;
+			}
+			l->n++;
+		}
+		if (pg.n > 0) {
+			cookie = pg.e[pg.n - 1].cookie;
+			memcpy(verf, pg.verf, 8);
+		}
+		eof = pg.eof;
+		for (size_t i = 0; i < pg.n; i++)
+			free(pg.e[i].name);
+		free(pg.e);
+	}
+	ASSERTF(l->nmissing == 0, "%zu READDIRPLUS entries came without attributes or handle",
+		l->nmissing);
+	ASSERTF(l->ndot <= 1 && l->ndotdot <= 1, "'.' listed %d times, '..' %d times", l->ndot,
+		l->ndotdot);
+	qsort(cookies, ncookies, sizeof(*cookies), cmp_u64);
+	for (size_t i = 1; i < ncookies; i++)
+		ASSERTF(cookies[i] != cookies[i - 1], "cookie %llu returned twice",
+			(unsigned long long)cookies[i]);
+	free(cookies);
+}
+
+/* Every expected name exactly once, nothing else. */
+static void listing_expect(const struct listing *l, const char *const *want, const char *what)
+{
+	size_t nw = tl_strv_len(want);
+	char **sorted = malloc((l->n + 1) * sizeof(char *));
+
+	ASSERT(sorted != NULL);
+	memcpy(sorted, l->names, l->n * sizeof(char *));
+	qsort(sorted, l->n, sizeof(char *), cmp_str);
+	for (size_t i = 1; i < l->n; i++)
+		ASSERTF(strcmp(sorted[i], sorted[i - 1]) != 0, "%s: '%s' listed twice", what,
+			sorted[i]);
+	for (size_t i = 0; i < nw; i++) {
+		bool found = false;
+		for (size_t j = 0; j < l->n && !found; j++)
+			found = strcmp(l->names[j], want[i]) == 0;
+		ASSERTF(found, "%s: '%s' missing from the listing (%zu names)", what, want[i],
+			l->n);
+	}
+	for (size_t j = 0; j < l->n; j++) {
+		bool found = false;
+		for (size_t i = 0; i < nw && !found; i++)
+			found = strcmp(l->names[j], want[i]) == 0;
+		ASSERTF(found, "%s: unexpected name '%s' (hidden or foreign)", what, l->names[j]);
+	}
+	ASSERT_EQ(l->n, nw);
+	free(sorted);
+}
+
+static const struct {
+	const char *path;
+	const char *const *want;
+} dirs[] = {
+	{ "", tl_expect_root },   { "d", tl_expect_d },     { "opq", tl_expect_opq },
+	{ "xw", tl_expect_xw },   { "sub", tl_expect_sub }, { "rdir_new", tl_expect_rdir_new },
+};
+
+TEST_IMPL(readdir_merged_union)
+{
+	struct env e;
+
+	tl_fixture_standard(&e.t);
+	env_start(&e);
+	for (size_t i = 0; i < TL_ARRAY_SIZE(dirs); i++) {
+		struct tl_fh fh;
+		struct listing l;
+		char what[128];
+
+		ASSERT_NFS(tl_nfs_walk(&e.c, &e.root, dirs[i].path, &fh, NULL), NFS3_OK);
+		snprintf(what, sizeof(what), "READDIR '/%s'", dirs[i].path);
+		list_dir(&e.c, &fh, false, 8192, 0, 64, false, &l);
+		listing_expect(&l, dirs[i].want, what);
+		listing_free(&l);
+		snprintf(what, sizeof(what), "READDIRPLUS '/%s'", dirs[i].path);
+		list_dir(&e.c, &fh, true, 8192, 32768, 64, false, &l);
+		listing_expect(&l, dirs[i].want, what);
+		listing_free(&l);
+	}
+	env_down(&e);
+	return 0;
+}
+
+TEST_IMPL(readdir_tiny_counts_many_calls)
+{
+	static const uint32_t counts[] = { 200, 256, 333, 512, 1024 };
+	static const uint32_t pluscounts[][2] = { { 64, 600 }, { 100, 777 }, { 512, 1024 },
+						  { 4096, 1500 } };
+	struct env e;
+
+	tl_fixture_standard(&e.t);
+	/* more names in the merged dir, spread over all layers, so that tiny
+	 * counts need many calls */
+	for (int i = 0; i < 40; i++) {
+		char n[32];
+		snprintf(n, sizeof(n), "d/many_l1_%02d", i);
+		tl_write(e.t.lower[1], n, "x", 0644);
+		snprintf(n, sizeof(n), "d/many_l0_%02d", i);
+		tl_write(e.t.lower[0], n, "x", 0644);
+		snprintf(n, sizeof(n), "d/many_up_%02d", i);
+		tl_write(e.t.upper, n, "x", 0644);
+	}
+	/* names in two layers show once; some lower names whited out above */
+	for (int i = 0; i < 10; i++) {
+		char n[32];
+		snprintf(n, sizeof(n), "d/many_l0_%02d", i);
+		tl_write(e.t.upper, n, "up", 0644);
+		snprintf(n, sizeof(n), "d/many_l1_%02d", i + 20);
+		tl_whiteout(e.t.lower[0], n);
+	}
+	env_start(&e);
+	{
+		const char *want[32 + 120 + 1];
+		static char names[120][32];
+		size_t nw = 0, k = 0;
+		struct tl_fh fh;
+
+		for (size_t i = 0; tl_expect_d[i]; i++)
+			want[nw++] = tl_expect_d[i];
+		for (int i = 0; i < 40; i++) {
+			if (!(i >= 20 && i < 30)) {
+				snprintf(names[k], 32, "many_l1_%02d", i);
+				want[nw++] = names[k++];
+			}
+			snprintf(names[k], 32, "many_l0_%02d", i);
+			want[nw++] = names[k++];
+			snprintf(names[k], 32, "many_up_%02d", i);
+			want[nw++] = names[k++];
+		}
+		want[nw] = NULL;
+		ASSERT_NFS(tl_nfs_walk(&e.c, &e.root, "d", &fh, NULL), NFS3_OK);
+		for (size_t i = 0; i < TL_ARRAY_SIZE(counts); i++) {
+			struct listing l;
+			char what[64];
+
+			snprintf(what, sizeof(what), "READDIR count %u", counts[i]);
+			list_dir(&e.c, &fh, false, counts[i], 0, nw + 2, false, &l);
+			listing_expect(&l, want, what);
+			ASSERTF(counts[i] > 300 || l.calls > 10,
+				"count %u: the listing took only %zu calls", counts[i], l.calls);
+			listing_free(&l);
+		}
+		for (size_t i = 0; i < TL_ARRAY_SIZE(pluscounts); i++) {
+			struct listing l;
+			char what[64];
+
+			snprintf(what, sizeof(what), "READDIRPLUS dircount %u maxcount %u",
+				 pluscounts[i][0], pluscounts[i][1]);
+			list_dir(&e.c, &fh, true, pluscounts[i][0], pluscounts[i][1], nw + 2, false,
+				 &l);
+			listing_expect(&l, want, what);
+			ASSERTF(pluscounts[i][1] > 800 || l.calls > 10,
+				"maxcount %u: the listing took only %zu calls", pluscounts[i][1],
+				l.calls);
+			listing_free(&l);
+		}
+	}
+	env_down(&e);
+	return 0;
+}
+
+TEST_IMPL(readdirplus_fileid_equals_getattr)
+{
+	struct env e;
+
+	tl_fixture_standard(&e.t);
+	env_start(&e);
+	for (size_t i = 0; i < TL_ARRAY_SIZE(dirs); i++) {
+		struct tl_fh dfh;
+		struct listing l, lr;
+
+		ASSERT_NFS(tl_nfs_walk(&e.c, &e.root, dirs[i].path, &dfh, NULL), NFS3_OK);
+		list_dir(&e.c, &dfh, true, 1024, 4096, 64, true, &l);
+		list_dir(&e.c, &dfh, false, 1024, 0, 64, false, &lr);
+		for (size_t j = 0; j < l.n; j++) {
+			fattr3 ga, la;
+			struct tl_fh lfh;
+
+			ASSERTF(l.fhs[j].len > 0, "no handle for '%s'", l.names[j]);
+			ASSERT_NFS(tl_nfs_getattr(&e.c, &l.fhs[j], &ga), NFS3_OK);
+			ASSERTF(ga.fileid == l.fileids[j],
+				"'/%s/%s': READDIRPLUS fileid %llu, GETATTR fileid %llu",
+				dirs[i].path, l.names[j], (unsigned long long)l.fileids[j],
+				(unsigned long long)ga.fileid);
+			ASSERT_EQ(ga.type, l.attrs[j].type);
+			ASSERT_EQ(ga.size, l.attrs[j].size);
+			ASSERT_EQ(ga.mode, l.attrs[j].mode);
+			ASSERT_NFS(tl_nfs_lookup(&e.c, &dfh, l.names[j], &lfh, NULL), NFS3_OK);
+			ASSERT_NFS(tl_nfs_getattr(&e.c, &lfh, &la), NFS3_OK);
+			ASSERT_EQ(la.fileid, ga.fileid);
+		}
+		/* READDIR's fileids are the same numbers */
+		for (size_t j = 0; j < lr.n; j++) {
+			fattr3 la;
+			struct tl_fh lfh;
+
+			ASSERT_NFS(tl_nfs_lookup(&e.c, &dfh, lr.names[j], &lfh, NULL), NFS3_OK);
+			ASSERT_NFS(tl_nfs_getattr(&e.c, &lfh, &la), NFS3_OK);
+			ASSERTF(la.fileid == lr.fileids[j],
+				"'/%s/%s': READDIR fileid %llu, GETATTR fileid %llu", dirs[i].path,
+				lr.names[j], (unsigned long long)lr.fileids[j],
+				(unsigned long long)la.fileid);
+		}
+		listing_free(&l);
+		listing_free(&lr);
+	}
+	env_down(&e);
+	return 0;
+}
+
+TEST_IMPL(readdir_bad_cookie_foreign_verifier)
+{
+	struct env e;
+	struct tl_fh d, opq;
+	struct tl_dirpage pg;
+	uint8_t zero[8] = { 0 }, verf[8], bad[8];
+	uint64_t mid;
+
+	tl_fixture_standard(&e.t);
+	env_start(&e);
+	ASSERT_NFS(tl_nfs_walk(&e.c, &e.root, "d", &d, NULL), NFS3_OK);
+	ASSERT_NFS(tl_nfs_walk(&e.c, &e.root, "opq", &opq, NULL), NFS3_OK);
+	ASSERT_NFS(tl_nfs_readdir(&e.c, &d, 0, zero, 200, &pg), NFS3_OK);
+	ASSERTF(pg.n >= 1 && !pg.eof, "READDIR count 200 returned %zu entries, eof %d", pg.n,
+		pg.eof);
+	mid = pg.e[pg.n - 1].cookie;
+	memcpy(verf, pg.verf, 8);
+	tl_dirpage_free(&pg);
+
+	/* the real verifier resumes */
+	ASSERT_NFS(tl_nfs_readdir(&e.c, &d, mid, verf, 200, &pg), NFS3_OK);
+	tl_dirpage_free(&pg);
+	/* a zero verifier is accepted (lenient, as knfsd) */
+	ASSERT_NFS(tl_nfs_readdir(&e.c, &d, mid, zero, 200, &pg), NFS3_OK);
+	tl_dirpage_free(&pg);
+	/* a verifier this directory never issued */
+	memcpy(bad, verf, 8);
+	for (int i = 0; i < 8; i++)
+		bad[i] ^= (uint8_t)(0xa5 + i);
+	ASSERT_NFS(tl_nfs_readdir(&e.c, &d, mid, bad, 200, &pg), NFS3ERR_BAD_COOKIE);
+	ASSERT_NFS(tl_nfs_readdirplus(&e.c, &d, mid, bad, 200, 1000, &pg), NFS3ERR_BAD_COOKIE);
+	/* another directory's verifier, when it differs */
+	ASSERT_NFS(tl_nfs_readdir(&e.c, &opq, 0, zero, 4096, &pg), NFS3_OK);
+	memcpy(bad, pg.verf, 8);
+	tl_dirpage_free(&pg);
+	if (memcmp(bad, verf, 8) != 0 && memcmp(bad, zero, 8) != 0)
+		ASSERT_NFS(tl_nfs_readdir(&e.c, &d, mid, bad, 200, &pg), NFS3ERR_BAD_COOKIE);
+	env_down(&e);
+	return 0;
+}
+
+TEST_IMPL(readdir_errors)
+{
+	struct env e;
+	struct tl_fh f;
+	struct tl_dirpage pg;
+	uint8_t zero[8] = { 0 };
+	int st;
+
+	tl_fixture_standard(&e.t);
+	env_start(&e);
+	ASSERT_NFS(tl_nfs_walk(&e.c, &e.root, "upfile", &f, NULL), NFS3_OK);
+	ASSERT_NFS(tl_nfs_readdir(&e.c, &f, 0, zero, 4096, &pg), NFS3ERR_NOTDIR);
+	ASSERT_NFS(tl_nfs_readdirplus(&e.c, &f, 0, zero, 4096, 8192, &pg), NFS3ERR_NOTDIR);
+	/* a count too small for even one entry: TOOSMALL, never a silent empty
+	 * non-eof reply */
+	st = tl_nfs_readdir(&e.c, &e.root, 0, zero, 8, &pg);
+	ASSERTF(st == NFS3ERR_TOOSMALL || (st == NFS3_OK && (pg.n > 0 || pg.eof)),
+		"READDIR count 8: %s with %zu entries", tl_nfsstat_name(st), pg.n);
+	if (st == NFS3_OK)
+		tl_dirpage_free(&pg);
+	env_down(&e);
+	return 0;
+}
+
+/* ---------- 100,000 entries ---------- */
+
+static void make_many(const char *dir, int from, int to, bool whiteout)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	ASSERTF(dfd >= 0, "open '%s': %s", dir, strerror(errno));
+	for (int i = from; i < to; i++) {
+		char n[16];
+
+		snprintf(n, sizeof(n), "f%06d", i);
+		if (whiteout)
+			ASSERTF(mknodat(dfd, n, S_IFCHR, makedev(0, 0)) == 0, "mknod %s: %s", n,
+				strerror(errno));
+		else
+			ASSERTF(mknodat(dfd, n, S_IFREG | 0644, 0) == 0, "mknod %s: %s", n,
+				strerror(errno));
+	}
+	close(dfd);
+}
+
+#define BIG_N 100000
+
+static void check_big_listing(const struct listing *l)
+{
+	uint8_t *seen = calloc(BIG_N + 1000, 1);
+	size_t count = 0;
+
+	ASSERT(seen != NULL);
+	for (size_t i = 0; i < l->n; i++) {
+		const char *n = l->names[i];
+		char *end;
+		long v;
+
+		ASSERTF(n[0] == 'f' && strlen(n) == 7, "unexpected name '%s'", n);
+		v = strtol(n + 1, &end, 10);
+		ASSERTF(*end == 0 && v >= 0 && v < BIG_N + 1000, "unexpected name '%s'", n);
+		ASSERTF(v >= 1000, "whited-out name '%s' listed", n);
+		ASSERTF(!seen[v], "'%s' listed twice", n);
+		seen[v] = 1;
+		count++;
+	}
+	ASSERTF(count == BIG_N, "listed %zu names, want %d", count, BIG_N);
+	free(seen);
+}
+
+TEST_IMPL(readdir_100k_entries)
+{
+	struct env e;
+	struct tl_fh dir;
+	char p0[PATH_MAX], p1[PATH_MAX], pu[PATH_MAX];
+	struct listing l;
+
+	tl_tree_new(&e.t, 2);
+	tl_mkdir(e.t.lower[1], "big", 0755);
+	tl_mkdir(e.t.lower[0], "big", 0755);
+	tl_mkdir(e.t.upper, "big", 0755);
+	tl_join(p1, sizeof(p1), e.t.lower[1], "big");
+	tl_join(p0, sizeof(p0), e.t.lower[0], "big");
+	tl_join(pu, sizeof(pu), e.t.upper, "big");
+	/* bottom 0..59999, middle 50000..89999, upper 85000..100999 plus
+	 * whiteouts for 0..999: the union is 1000..100999, 100,000 names */
+	make_many(p1, 0, 60000, false);
+	make_many(p0, 50000, 90000, false);
+	make_many(pu, 85000, BIG_N + 1000, false);
+	make_many(pu, 0, 1000, true);
+	env_start(&e);
+	ASSERT_NFS(tl_nfs_walk(&e.c, &e.root, "big", &dir, NULL), NFS3_OK);
+
+	list_dir(&e.c, &dir, false, 32768, 0, BIG_N + 1000, false, &l);
+	check_big_listing(&l);
+	listing_free(&l);
+
+	list_dir(&e.c, &dir, true, 8192, 65536, BIG_N + 1000, false, &l);
+	check_big_listing(&l);
+	listing_free(&l);
+	env_down(&e);
+	return 0;
+}
+
+static const struct tl_case cases[] = {
+	TEST_ENTRY(readdir_merged_union),
+	TEST_ENTRY(readdir_tiny_counts_many_calls),
+	TEST_ENTRY(readdirplus_fileid_equals_getattr),
+	TEST_ENTRY(readdir_bad_cookie_foreign_verifier),
+	TEST_ENTRY(readdir_errors),
+	/* a bound for a stuck or quadratic server, not a speed check */
+	TEST_ENTRY_TIMEOUT(readdir_100k_entries, 400),
+};
+
+int main(int argc, char **argv)
+{
+	return tl_run(argc, argv, cases, TL_ARRAY_SIZE(cases));
+}
