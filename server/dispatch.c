@@ -8,7 +8,9 @@
  * and reply-buffer free lists (kept in the transport's pool).
  * Thread: the loop thread, except onfs_dispatch_run/work_cb and
  * onfs_call_data_alloc, which run on a pool worker for non-on_loop
- * procedures (they touch only the call itself).
+ * procedures (they touch only the call itself, plus the READ-buffer part
+ * of the pool under its lock). onfs_server_export_by_id: any thread (the
+ * export table is fixed once serving).
  * Never: touches sockets (replies leave through onfs_transport_send_reply),
  * blocks the loop, or lets a procedure free its own args.
  */
@@ -98,8 +100,17 @@ static void reply_release(struct onfs_call_pool *pool, uint8_t *buf, size_t cap)
 	free(buf);
 }
 
+int onfs_call_pool_init(struct onfs_call_pool *pool)
+{
+	memset(pool, 0, sizeof(*pool));
+	return uv_mutex_init(&pool->data_lock);
+}
+
 void onfs_call_pool_destroy(struct onfs_call_pool *pool)
 {
+	while (pool->nfree_data > 0)
+		free(pool->free_data[--pool->nfree_data]);
+	uv_mutex_destroy(&pool->data_lock);
 	while (pool->free_calls) {
 		struct onfs_call_ext *e = pool->free_calls;
 
@@ -115,14 +126,40 @@ void onfs_call_pool_destroy(struct onfs_call_pool *pool)
 	pool->nfree_calls = pool->nfree_replies = 0;
 }
 
+/* Any thread: the call's own args. */
 static void args_release(struct onfs_call *c)
 {
 	if (!c->args)
 		return;
 	if (c->p && c->p->xdr_args)
 		xdr_free(c->p->xdr_args, c->args);
-	free(c->args);
+	if (c->args != (void *)call_ext(c)->args_inline.b)
+		free(c->args);
 	c->args = NULL;
+}
+
+/* Any thread: give the READ payload buffer back (pool or heap). */
+static void data_release(struct onfs_call *c)
+{
+	struct onfs_call_ext *e = call_ext(c);
+	struct onfs_call_pool *pool = onfs_transport_pool(c->srv);
+	void *buf = c->data_buf;
+
+	c->data_buf = NULL;
+	c->data = NULL;
+	c->data_len = 0;
+	if (!buf)
+		return;
+	if (pool && e->data_cap == ONFS_DATA_POOL_SIZE) {
+		uv_mutex_lock(&pool->data_lock);
+		if (pool->nfree_data < ONFS_DATA_POOL_MAX) {
+			pool->free_data[pool->nfree_data++] = buf;
+			buf = NULL;
+		}
+		uv_mutex_unlock(&pool->data_lock);
+	}
+	free(buf);
+	e->data_cap = 0;
 }
 
 void onfs_call_free(struct onfs_call *c)
@@ -134,7 +171,7 @@ void onfs_call_free(struct onfs_call *c)
 
 	args_release(c);
 	free(c->rec);
-	free(c->data_buf);
+	data_release(c);
 	reply_release(pool, c->reply, c->reply_cap);
 	if (pool) {
 		pool->live--;
@@ -154,13 +191,31 @@ void onfs_call_free(struct onfs_call *c)
 	onfs_transport_call_gone(srv);
 }
 
+/* Worker (or loop for on_loop procedures). */
 void *onfs_call_data_alloc(struct onfs_call *c, size_t len)
 {
-	free(c->data_buf);
-	c->data_buf = malloc(len ? len : 1);
-	c->data = c->data_buf;
-	c->data_len = 0;
-	return c->data_buf;
+	struct onfs_call_ext *e = call_ext(c);
+	struct onfs_call_pool *pool = onfs_transport_pool(c->srv);
+	void *buf = NULL;
+
+	data_release(c);
+	if (len > ONFS_DATA_POOL_MIN && len <= ONFS_DATA_POOL_SIZE) {
+		if (pool) {
+			uv_mutex_lock(&pool->data_lock);
+			if (pool->nfree_data > 0)
+				buf = pool->free_data[--pool->nfree_data];
+			uv_mutex_unlock(&pool->data_lock);
+		}
+		len = ONFS_DATA_POOL_SIZE;
+	}
+	if (!buf)
+		buf = malloc(len ? len : 1);
+	if (buf) {
+		e->data_cap = len;
+		c->data_buf = buf;
+		c->data = buf;
+	}
+	return buf;
 }
 
 struct onfs_export *onfs_server_export_by_id(struct onfs_server *srv, uint16_t id)
@@ -180,13 +235,32 @@ static void reply_discard(struct onfs_call *c)
 	c->reply_cap = c->reply_len = 0;
 }
 
-static void reply_rpc_mismatch(struct onfs_call *c)
+enum short_reply {
+	SHORT_ACCEPTED,     /* MSG_ACCEPTED stat (low..high for PROG_MISMATCH) */
+	SHORT_RPC_MISMATCH, /* MSG_DENIED RPC_MISMATCH 2..2 */
+	SHORT_AUTH_ERROR,   /* MSG_DENIED AUTH_ERROR stat */
+};
+
+/* Answer with a header-only reply (errors found on the loop). */
+static void reply_short(struct onfs_call *c, enum short_reply kind, uint32_t stat,
+			uint32_t low, uint32_t high)
 {
 	int n;
 
 	if (reply_alloc(c, ONFS_RPC_REPLY_HDR_MAX) < 0)
 		goto out_drop;
-	n = onfs_rpc_encode_rpc_mismatch(c->reply, c->reply_cap, c->xid);
+	switch (kind) {
+	case SHORT_RPC_MISMATCH:
+		n = onfs_rpc_encode_rpc_mismatch(c->reply, c->reply_cap, c->xid);
+		break;
+	case SHORT_AUTH_ERROR:
+		n = onfs_rpc_encode_auth_error(c->reply, c->reply_cap, c->xid, stat);
+		break;
+	case SHORT_ACCEPTED:
+	default:
+		n = onfs_rpc_encode_accepted(c->reply, c->reply_cap, c->xid, stat, low, high);
+		break;
+	}
 	if (n < 0)
 		goto out_drop;
 	c->reply_len = (size_t)n;
@@ -198,34 +272,7 @@ out_drop:
 
 static void reply_accepted(struct onfs_call *c, uint32_t stat, uint32_t low, uint32_t high)
 {
-	int n;
-
-	if (reply_alloc(c, ONFS_RPC_REPLY_HDR_MAX) < 0)
-		goto out_drop;
-	n = onfs_rpc_encode_accepted(c->reply, c->reply_cap, c->xid, stat, low, high);
-	if (n < 0)
-		goto out_drop;
-	c->reply_len = (size_t)n;
-	onfs_transport_send_reply(c);
-	return;
-out_drop:
-	onfs_call_free(c);
-}
-
-static void reply_auth_error(struct onfs_call *c, uint32_t auth_stat)
-{
-	int n;
-
-	if (reply_alloc(c, ONFS_RPC_REPLY_HDR_MAX) < 0)
-		goto out_drop;
-	n = onfs_rpc_encode_auth_error(c->reply, c->reply_cap, c->xid, auth_stat);
-	if (n < 0)
-		goto out_drop;
-	c->reply_len = (size_t)n;
-	onfs_transport_send_reply(c);
-	return;
-out_drop:
-	onfs_call_free(c);
+	reply_short(c, SHORT_ACCEPTED, stat, low, high);
 }
 
 void onfs_dispatch_run(struct onfs_call *c)
@@ -242,10 +289,7 @@ void onfs_dispatch_run(struct onfs_call *c)
 
 		onfs_warn("%s: cannot encode reply (xid %08x)", c->p->name ? c->p->name : "?",
 			  c->xid);
-		free(c->data_buf);
-		c->data_buf = NULL;
-		c->data = NULL;
-		c->data_len = 0;
+		data_release(c);
 		n = onfs_rpc_encode_accepted(c->reply, c->reply_cap, c->xid, SYSTEM_ERR, 0, 0);
 		c->reply_len = n < 0 ? 0 : (size_t)n;
 	}
@@ -313,11 +357,11 @@ void onfs_dispatch_record(struct onfs_server *srv, struct onfs_conn *conn,
 		break;
 	case ONFS_RPC_BAD_RPCVERS:
 		c->xid = h.xid;
-		reply_rpc_mismatch(c);
+		reply_short(c, SHORT_RPC_MISMATCH, 0, 0, 0);
 		return;
 	case ONFS_RPC_AUTH_ERROR:
 		c->xid = h.xid;
-		reply_auth_error(c, auth_stat);
+		reply_short(c, SHORT_AUTH_ERROR, auth_stat, 0, 0);
 		return;
 	case ONFS_RPC_DROP:
 	default:
@@ -347,14 +391,19 @@ void onfs_dispatch_record(struct onfs_server *srv, struct onfs_conn *conn,
 	}
 	p = &prog->procs[h.proc];
 	if (h.cred.flavor == ONFS_AUTH_NONE && !p->auth_none_ok) {
-		reply_auth_error(c, AUTH_TOOWEAK);
+		reply_short(c, SHORT_AUTH_ERROR, AUTH_TOOWEAK, 0, 0);
 		return;
 	}
 	c->p = p;
 
-	c->args = calloc(1, p->args_size ? p->args_size : 1);
-	if (!c->args)
-		goto out_system_err;
+	if (p->args_size <= ONFS_ARGS_INLINE) {
+		/* zeroed by onfs_call_alloc */
+		c->args = call_ext(c)->args_inline.b;
+	} else {
+		c->args = calloc(1, p->args_size);
+		if (!c->args)
+			goto out_system_err;
+	}
 	ok = true;
 	if (p->xdr_args) {
 		xdrmem_create(&xdrs, (char *)rec + h.args_off, (u_int)(rec_len - h.args_off),

@@ -209,7 +209,7 @@ int main(int argc, char **argv)
 	uv_signal_start(&m.sigint, signal_cb, SIGINT);
 	uv_signal_start(&m.sighup, signal_cb, SIGHUP);
 
-	onfs_info("ovlnfsd %s listening on %s port %u, %zu export(s), %s worker threads",
+	onfs_info("ovlnfsd %s ready on %s port %u: %zu export(s), %s worker threads",
 		  ONFS_VERSION, cfg.listen_host, (unsigned)m.srv.port, cfg.nexports, threads);
 	if (cfg.demo)
 		print_demo_help(&cfg, m.srv.port);

@@ -40,7 +40,7 @@ static bool rd_skip(struct rd *r, size_t n)
 	return true;
 }
 
-static size_t xdr_pad4(size_t n)
+static size_t pad4(size_t n)
 {
 	return (n + 3) & ~(size_t)3;
 }
@@ -56,7 +56,7 @@ static bool parse_auth_sys(const uint8_t *body, size_t len, struct onfs_cred *cr
 
 	if (!rd_u32(&r, &stamp) || !rd_u32(&r, &namelen))
 		return false;
-	if (namelen > ONFS_RPC_MAX_MACHINENAME || !rd_skip(&r, xdr_pad4(namelen)))
+	if (namelen > ONFS_RPC_MAX_MACHINENAME || !rd_skip(&r, pad4(namelen)))
 		return false;
 	if (!rd_u32(&r, &cred->uid) || !rd_u32(&r, &cred->gid) || !rd_u32(&r, &n))
 		return false;
@@ -97,10 +97,10 @@ enum onfs_rpc_verdict onfs_rpc_decode_call(const uint8_t *rec, size_t len,
 	*auth_stat = AUTH_BADCRED;
 	if (!rd_u32(&r, &flavor) || !rd_u32(&r, &blen))
 		goto out;
-	if (blen > ONFS_RPC_MAX_AUTH_BYTES || r.left < xdr_pad4(blen))
+	if (blen > ONFS_RPC_MAX_AUTH_BYTES || r.left < pad4(blen))
 		goto out;
 	body = r.p;
-	rd_skip(&r, xdr_pad4(blen));
+	rd_skip(&r, pad4(blen));
 	switch (flavor) {
 	case ONFS_AUTH_NONE:
 		h->cred.flavor = ONFS_AUTH_NONE;
@@ -120,7 +120,7 @@ enum onfs_rpc_verdict onfs_rpc_decode_call(const uint8_t *rec, size_t len,
 	if (!rd_u32(&r, &vflavor) || !rd_u32(&r, &vlen))
 		goto out;
 	if (vflavor != ONFS_AUTH_NONE || vlen > ONFS_RPC_MAX_AUTH_BYTES ||
-	    !rd_skip(&r, xdr_pad4(vlen)))
+	    !rd_skip(&r, pad4(vlen)))
 		goto out;
 
 	*auth_stat = AUTH_OK;

@@ -23,6 +23,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -72,6 +73,7 @@ struct onfs_conn {
 	size_t stash_len, stash_off;
 	bool reading;
 	bool feeding;               /* inside conn_feed: no re-entry */
+	bool eof;                   /* the client shut down its side: answer, then close */
 	bool closing;
 };
 
@@ -244,6 +246,11 @@ static void conn_resume(struct onfs_conn *conn)
 			  true);
 	if (conn->closing || conn->stash || conn->inflight >= ONFS_CONN_MAX_INFLIGHT)
 		return;
+	if (conn->eof) {
+		if (conn->inflight == 0)
+			conn_close(conn);
+		return;
+	}
 	if (uv_read_start((uv_stream_t *)&conn->tcp, alloc_cb, conn_read_cb) == 0)
 		conn->reading = true;
 	else
@@ -268,7 +275,8 @@ void onfs_transport_conn_put(struct onfs_conn *conn)
 	}
 	/* some hysteresis: resume a quarter below the cap */
 	if (!conn->reading && !conn->feeding &&
-	    conn->inflight <= ONFS_CONN_MAX_INFLIGHT - ONFS_CONN_MAX_INFLIGHT / 4)
+	    (conn->inflight <= ONFS_CONN_MAX_INFLIGHT - ONFS_CONN_MAX_INFLIGHT / 4 ||
+	     (conn->eof && conn->inflight == 0)))
 		conn_resume(conn);
 }
 
@@ -308,6 +316,13 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct onfs_conn *conn = ONFS_CONTAINER_OF(s, struct onfs_conn, tcp);
 
+	if (nread == UV_EOF && conn->inflight > 0) {
+		/* a half-close: the calls already read still get their replies */
+		uv_read_stop(s);
+		conn->reading = false;
+		conn->eof = true;
+		return;
+	}
 	if (nread < 0) {
 		if (nread != UV_EOF)
 			onfs_debug("connection read error: %s", uv_strerror((int)nread));
@@ -476,12 +491,32 @@ out_drop:
 
 /* ---------------------------------------------------------------- listeners */
 
+/*
+ * A literal IPv4/IPv6 address, else a name resolved once here (startup,
+ * before the loop runs, so the blocking lookup is harmless).
+ */
 static int parse_addr(const char *host, int port, struct sockaddr_storage *ss)
 {
+	struct addrinfo hints = { .ai_flags = AI_PASSIVE, .ai_socktype = SOCK_STREAM };
+	struct addrinfo *res = NULL;
+	int r;
+
 	memset(ss, 0, sizeof(*ss));
 	if (strchr(host, ':'))
 		return uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss);
-	return uv_ip4_addr(host, port, (struct sockaddr_in *)ss);
+	r = uv_ip4_addr(host, port, (struct sockaddr_in *)ss);
+	if (r == 0)
+		return 0;
+	if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
+		return -EINVAL;
+	if (res->ai_addrlen <= sizeof(*ss)) {
+		memcpy(ss, res->ai_addr, res->ai_addrlen);
+		r = 0;
+	} else {
+		r = -EINVAL;
+	}
+	freeaddrinfo(res);
+	return r;
 }
 
 static void set_port(struct sockaddr_storage *ss, uint16_t port)
@@ -675,6 +710,12 @@ int onfs_transport_start(struct onfs_server *srv, char *err, size_t errlen)
 	if (!t) {
 		r = -ENOMEM;
 		snprintf(err, errlen, "cannot start the transport: out of memory");
+		goto out_fds;
+	}
+	r = onfs_call_pool_init(&t->pool);
+	if (r < 0) {
+		free(t);
+		snprintf(err, errlen, "cannot start the transport: %s", uv_strerror(r));
 		goto out_fds;
 	}
 	t->srv = srv;

@@ -53,13 +53,51 @@ setup() {
 	fi
 }
 
+# Every stage runs even when an earlier one failed; the exit status says
+# whether all passed.
+failed=""
+
 # suite DIR: build and run every test in DIR; print the failed tests' logs
 suite() {
-	ninja -C "$1" -j2
+	if ! ninja -C "$1" -j2; then
+		echo "run-all: build failed in $1" >&2
+		failed="$failed $1(build)"
+		return 0
+	fi
 	if ! meson test -C "$1" --print-errorlogs --num-processes 2; then
 		echo "run-all: tests failed in $1; full log: $1/meson-logs/testlog.txt" >&2
-		exit 1
+		failed="$failed $1(tests)"
 	fi
+}
+
+# fuzz_loop: run every build-ci-fuzz/tests/fuzz/fuzz-* binary for a share of
+# FUZZ_SECONDS (used when tests/fuzz defines no 'fuzz' test suite).
+fuzz_loop() {
+	fuzzers=$(find build-ci-fuzz/tests/fuzz -maxdepth 1 -type f -perm -u+x -name 'fuzz-*' | sort)
+	n=$(echo "$fuzzers" | grep -c . || true)
+	if [ "$n" -eq 0 ]; then
+		echo "run-all: no fuzz-* executables in build-ci-fuzz/tests/fuzz"
+		return 0
+	fi
+	each=$(( ${FUZZ_SECONDS:-60} / n ))
+	[ "$each" -lt 5 ] && each=5
+	work=$(mktemp -d)
+	for f in $fuzzers; do
+		name=$(basename "$f")
+		mkdir -p "$work/$name"
+		seeds=""
+		[ -d "tests/fuzz/corpus/${name#fuzz-}" ] && seeds="tests/fuzz/corpus/${name#fuzz-}"
+		echo "--- $name for ${each}s"
+		# new inputs go to the scratch dir, never into the source corpus
+		# shellcheck disable=SC2086
+		if ! "$f" -max_total_time="$each" -print_final_stats=1 \
+			-artifact_prefix="$work/$name/" "$work/$name" $seeds \
+			>"$work/$name.log" 2>&1; then
+			tail -n 60 "$work/$name.log"
+			echo "run-all: $name failed; input kept under $work/$name/" >&2
+			failed="$failed $name"
+		fi
+	done
 }
 
 stage "dependencies"
@@ -72,9 +110,10 @@ suite build-ci
 if [ "${SKIP_SAN:-0}" != 1 ]; then
 	stage "build and test under ASan+UBSan: build-ci-san"
 	setup build-ci-san -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
-	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
-	UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1} \
-		suite build-ci-san
+	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+	UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+	export ASAN_OPTIONS UBSAN_OPTIONS
+	suite build-ci-san
 fi
 
 if [ "${SKIP_FUZZ:-0}" != 1 ] && [ -f tests/fuzz/meson.build ] && command -v clang >/dev/null; then
@@ -84,35 +123,22 @@ if [ "${SKIP_FUZZ:-0}" != 1 ] && [ -f tests/fuzz/meson.build ] && command -v cla
 	else
 		CC=clang meson setup build-ci-fuzz -Dfuzz=true
 	fi
-	ninja -C build-ci-fuzz -j2
-	fuzzers=$(find build-ci-fuzz/tests/fuzz -maxdepth 1 -type f -perm -u+x -name 'fuzz-*' | sort)
-	n=$(echo "$fuzzers" | grep -c . || true)
-	if [ "$n" -gt 0 ]; then
-		total=${FUZZ_SECONDS:-60}
-		each=$((total / n))
-		[ "$each" -lt 5 ] && each=5
-		work=$(mktemp -d)
-		for f in $fuzzers; do
-			name=$(basename "$f")
-			mkdir -p "$work/$name"
-			# seeds (read-only in the tree) go after the scratch corpus
-			seeds=""
-			[ -d "tests/fuzz/corpus/$name" ] && seeds="tests/fuzz/corpus/$name"
-			echo "--- $name for ${each}s"
-			# shellcheck disable=SC2086
-			if ! "$f" -max_total_time="$each" -print_final_stats=1 \
-				-artifact_prefix="$work/$name/" "$work/$name" $seeds \
-				>"$work/$name.log" 2>&1; then
-				tail -n 60 "$work/$name.log"
-				echo "run-all: $name found a crash; input under $work/$name/" >&2
-				exit 1
-			fi
-			grep -E '^stat::number_of_executed_units|^Done' "$work/$name.log" || true
-		done
-		rm -rf "$work"
+	if ! ninja -C build-ci-fuzz -j2; then
+		echo "run-all: build failed in build-ci-fuzz" >&2
+		failed="$failed build-ci-fuzz(build)"
+	elif meson test -C build-ci-fuzz --list 2>/dev/null | grep -q ':fuzz / '; then
+		# tests/fuzz defines a bounded run of each target (suite 'fuzz')
+		if ! meson test -C build-ci-fuzz --suite fuzz --print-errorlogs; then
+			echo "run-all: a fuzzer failed; log: build-ci-fuzz/meson-logs/testlog.txt" >&2
+			failed="$failed build-ci-fuzz(fuzz)"
+		fi
 	else
-		echo "run-all: no fuzz-* executables in build-ci-fuzz/tests/fuzz"
+		fuzz_loop
 	fi
 fi
 
+if [ -n "$failed" ]; then
+	stage "FAILED:$failed"
+	exit 1
+fi
 stage "all passed"

@@ -76,6 +76,8 @@ bool onfs_rpc_xdr_accepted(XDR *xdrs, uint32_t xid, uint32_t accept_stat, uint32
 
 /* --- dispatch.c <-> transport.c --- */
 
+#define ONFS_ARGS_INLINE 512
+
 /*
  * What the transport needs per call besides struct onfs_call: the write or
  * send request and the bytes of the record mark and XDR padding. Every
@@ -89,6 +91,12 @@ struct onfs_call_ext {
 	} req;
 	uint8_t mark[4];               /* TCP record mark of the reply */
 	struct onfs_call_ext *next_free; /* pool free list (loop thread) */
+	size_t data_cap;               /* bytes at c.data_buf; ONFS_DATA_POOL_SIZE: pooled */
+	/* c.args points here when args_size fits: no malloc per call */
+	union {
+		max_align_t align;
+		uint8_t b[ONFS_ARGS_INLINE];
+	} args_inline;
 };
 
 /* A free list of calls and standard-size reply buffers (loop thread). */
@@ -99,13 +107,26 @@ struct onfs_reply_buf {
 	struct onfs_reply_buf *next;
 };
 
+/*
+ * READ payloads above ONFS_DATA_POOL_MIN get a recycled buffer of
+ * ONFS_DATA_POOL_SIZE bytes (already faulted in); workers take them, the
+ * loop gives them back, hence the lock.
+ */
+#define ONFS_DATA_POOL_MIN (64 * 1024)
+#define ONFS_DATA_POOL_SIZE (1024 * 1024)
+#define ONFS_DATA_POOL_MAX 16
+
 struct onfs_call_pool {
 	struct onfs_call_ext *free_calls;    /* owned */
 	struct onfs_reply_buf *free_replies; /* owned; ONFS_POOL_REPLY_SIZE each */
 	unsigned nfree_calls, nfree_replies;
 	size_t live;                         /* calls allocated and not yet freed */
+	uv_mutex_t data_lock;                /* guards free_data, nfree_data */
+	void *free_data[ONFS_DATA_POOL_MAX]; /* owned; ONFS_DATA_POOL_SIZE each */
+	unsigned nfree_data;
 };
 
+int onfs_call_pool_init(struct onfs_call_pool *pool);
 void onfs_call_pool_destroy(struct onfs_call_pool *pool);
 
 /* Allocate a call (zeroed) for srv; NULL on ENOMEM. */

@@ -48,21 +48,36 @@ void onfs_wcc_post(struct onfs_export *ex, struct onfs_node *n, struct onfs_wcc 
 	wcc_post(ex, n, w);
 }
 
-/* The node's O_RDWR descriptor (an upper regular file), opened once. */
-static int node_wfd(struct onfs_export *ex, struct onfs_node *n)
+/*
+ * The node's O_RDWR descriptor (an upper regular file), kept in the node
+ * while the descriptor budget allows; *tmp tells the caller to close it.
+ */
+static int node_wfd(struct onfs_export *ex, struct onfs_node *n, bool *tmp)
 {
 	int fd = atomic_load(&n->wfd), expect = -1;
 
+	*tmp = false;
 	if (fd >= 0)
 		return fd;
 	fd = onfs_node_open(ex, n, O_RDWR);
 	if (fd < 0)
 		return fd;
+	if (!onfs_fd_budget_take(ex)) {
+		*tmp = true;
+		return fd;
+	}
 	if (!atomic_compare_exchange_strong(&n->wfd, &expect, fd)) {
 		close(fd);
+		onfs_fd_budget_give(ex);
 		fd = expect;
 	}
 	return fd;
+}
+
+static void wfd_done(int fd, bool tmp)
+{
+	if (tmp && fd >= 0)
+		close(fd);
 }
 
 /* Apply sa to the upper object of n (already copied up). */
@@ -77,15 +92,17 @@ int onfs_apply_sattr(struct onfs_export *ex, struct onfs_node *n, const struct o
 		return fd;
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	if (sa->set_size) {
-		int wfd = node_wfd(ex, n);
+		bool tmp;
+		int wfd = node_wfd(ex, n, &tmp);
 		if (wfd < 0) {
 			ret = wfd;
 			goto out;
 		}
-		if (ftruncate(wfd, (off_t)sa->size) < 0) {
+		if (ftruncate(wfd, (off_t)sa->size) < 0)
 			ret = -errno;
+		wfd_done(wfd, tmp);
+		if (ret < 0)
 			goto out;
-		}
 	}
 	if (sa->set_uid || sa->set_gid) {
 		if (fchownat(fd, "", sa->set_uid ? sa->uid : (uid_t)-1,
@@ -165,6 +182,7 @@ ssize_t onfs_write(struct onfs_export *ex, struct onfs_node *n, uint64_t off, co
 	pthread_mutex_t *lock;
 	size_t done = 0;
 	ssize_t ret;
+	bool tmp = false;
 	int fd;
 
 	if (ex->readonly)
@@ -181,7 +199,7 @@ ssize_t onfs_write(struct onfs_export *ex, struct onfs_node *n, uint64_t off, co
 	lock = onfs_obj_lock(ex, &up->ident);
 	pthread_mutex_lock(lock);
 	onfs_wcc_pre(ex, up, wcc);
-	fd = node_wfd(ex, up);
+	fd = node_wfd(ex, up, &tmp);
 	if (fd < 0) {
 		ret = fd;
 		goto out;
@@ -206,6 +224,7 @@ ssize_t onfs_write(struct onfs_export *ex, struct onfs_node *n, uint64_t off, co
 	}
 	ret = (ssize_t)done;
 out:
+	wfd_done(fd, tmp);
 	wcc_post(ex, up, wcc);
 	pthread_mutex_unlock(lock);
 	onfs_node_put(up);
@@ -234,17 +253,19 @@ void onfs_write_verf(struct onfs_export *ex, uint8_t verf[8])
 int onfs_commit(struct onfs_export *ex, struct onfs_node *n, struct onfs_wcc *wcc)
 {
 	int fd, ret = 0;
+	bool tmp;
 
 	if (ex->readonly)
 		return -EROFS;
 	onfs_wcc_pre(ex, n, wcc);
 	if (S_ISREG(n->type) && (n->parts[0].layer == ONFS_LAYER_INDEX ||
 				 ex->layers[n->parts[0].layer].upper)) {
-		fd = node_wfd(ex, n);
+		fd = node_wfd(ex, n, &tmp);
 		if (fd < 0)
 			ret = fd;
 		else if (fsync(fd) < 0)
 			ret = -errno;
+		wfd_done(fd, tmp);
 		/* a lost write-back: clients must resend what they did not commit */
 		if (ret < 0)
 			new_verf(ex);

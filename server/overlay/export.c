@@ -206,6 +206,7 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 
 	if (conf->nlower == 0)
 		return fail(err, errlen, "lowerdir: at least one lower layer is required");
+	onfs_fd_budget_init();
 	if (!conf->upperdir != !conf->workdir)
 		return fail(err, errlen, "%s: upperdir and workdir go together",
 			    conf->upperdir ? "workdir" : "upperdir");

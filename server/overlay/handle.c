@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -83,6 +84,11 @@ void onfs_node_free(struct onfs_node *n)
 		close(fd);
 	if (wfd >= 0)
 		close(wfd);
+	/* every cached descriptor was counted in the budget */
+	if (fd >= 0)
+		atomic_fetch_sub(&onfs_fd_cached, 1);
+	if (wfd >= 0)
+		atomic_fetch_sub(&onfs_fd_cached, 1);
 	for (unsigned i = 0; i < n->nparts; i++)
 		free(n->parts[i].rel);
 	free(n->path);
@@ -93,6 +99,48 @@ void onfs_node_put(struct onfs_node *n)
 {
 	if (n && atomic_fetch_sub(&n->ref, 1) == 1)
 		onfs_node_free(n);
+}
+
+/* --- descriptor budget --- */
+
+/*
+ * Nodes keep descriptors for speed; the cache holds up to 64k nodes, more
+ * than a default RLIMIT_NOFILE. Descriptors kept in nodes are counted
+ * process-wide and capped at half the soft limit (raised to the hard
+ * limit at startup); beyond it, operations open and close as they go.
+ */
+atomic_long onfs_fd_cached;
+static long fd_limit;
+
+void onfs_fd_budget_init(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		if (rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+			getrlimit(RLIMIT_NOFILE, &rl);
+		}
+		fd_limit = rl.rlim_cur == RLIM_INFINITY ? 1L << 20 : (long)rl.rlim_cur / 2;
+	} else {
+		fd_limit = 512;
+	}
+}
+
+bool onfs_fd_budget_take(struct onfs_export *ex)
+{
+	(void)ex;
+	if (atomic_fetch_add(&onfs_fd_cached, 1) < fd_limit)
+		return true;
+	atomic_fetch_sub(&onfs_fd_cached, 1);
+	return false;
+}
+
+void onfs_fd_budget_give(struct onfs_export *ex)
+{
+	(void)ex;
+	atomic_fetch_sub(&onfs_fd_cached, 1);
 }
 
 /* --- cache --- */
@@ -377,68 +425,79 @@ struct reloc_ent {
 };
 
 static int relocate(struct onfs_export *ex, const struct onfs_ident *id, const char *rel,
-		    struct onfs_node **out)
+		    bool isdir, struct onfs_node **out)
 {
 	enum { MAX_DIRS = 200000 };
 	const char *slash = strrchr(rel, '/');
-	size_t plen = slash ? (size_t)(slash - rel) : 0;
+	/* a directory is looked for itself; a file by its directory */
+	size_t plen = isdir ? strlen(rel) : slash ? (size_t)(slash - rel) : 0;
 	struct reloc_ent *q = NULL;
-	size_t head = 0, tail = 0, cap = 0;
-	char attr[64], redir[PATH_MAX], *found = NULL;
+	size_t head = 0, tail = 0, cap = 1024, bestlen = 0;
+	char attr[64], redir[PATH_MAX], *best = NULL;
+	bool exact = false;
 	int ret = -ENOENT;
 
 	if (!ex->has_upper || plen == 0)
 		return -ENOENT;
 	onfs_ovl_xattr(ex, "redirect", attr, sizeof(attr));
-	q = malloc(sizeof(*q) * 1024);
+	q = malloc(sizeof(*q) * cap);
 	if (!q)
 		return -ENOMEM;
-	cap = 1024;
 	q[tail++] = (struct reloc_ent){ strdup(""), strdup("") };
-	while (head < tail && !found && tail < MAX_DIRS) {
+	while (head < tail && !exact && tail < MAX_DIRS) {
 		struct reloc_ent cur = q[head++];
-		int dfd = onfs_fs_open_beneath(ex->layers[0].fd, cur.upper, O_RDONLY | O_DIRECTORY);
+		int dfd = cur.upper ? onfs_fs_open_beneath(ex->layers[0].fd, cur.upper,
+							   O_RDONLY | O_DIRECTORY) : -ENOMEM;
 		DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
 		struct dirent *e;
 
 		if (!d && dfd >= 0)
 			close(dfd);
-		while (d && (e = readdir(d)) && !found) {
-			char *up, *low;
+		while (d && cur.lower && (e = readdir(d)) && !exact) {
+			char *up = NULL, *low = NULL;
+			size_t ll;
 			int n;
 
 			if (e->d_type != DT_DIR || strcmp(e->d_name, ".") == 0 ||
 			    strcmp(e->d_name, "..") == 0)
 				continue;
+			/* the lower path this upper directory stands for (rule 18) */
 			n = onfs_fs_getxattr_at(dirfd(d), e->d_name, attr, redir, sizeof(redir) - 1);
 			if (n > 0) {
 				redir[n] = '\0';
 				if (redir[0] == '/')
 					low = strdup(redir + 1);
-				else if (cur.lower[0])
-					low = NULL, (void)asprintf(&low, "%s/%s", cur.lower, redir);
-				else
+				else if (cur.lower[0] && asprintf(&low, "%s/%s", cur.lower, redir) < 0)
+					low = NULL;
+				else if (!cur.lower[0])
 					low = strdup(redir);
 			} else if (cur.lower[0]) {
-				low = NULL;
-				(void)asprintf(&low, "%s/%s", cur.lower, e->d_name);
+				if (asprintf(&low, "%s/%s", cur.lower, e->d_name) < 0)
+					low = NULL;
 			} else {
 				low = strdup(e->d_name);
 			}
-			up = NULL;
-			if (cur.upper[0])
-				(void)asprintf(&up, "%s/%s", cur.upper, e->d_name);
-			else
+			if (cur.upper[0]) {
+				if (asprintf(&up, "%s/%s", cur.upper, e->d_name) < 0)
+					up = NULL;
+			} else {
 				up = strdup(e->d_name);
+			}
 			if (!up || !low) {
 				free(up);
 				free(low);
 				continue;
 			}
-			if (n > 0 && strlen(low) == plen && strncmp(low, rel, plen) == 0) {
-				found = up;
-				free(low);
-				break;
+			/* the deepest upper directory standing for an ancestor (or itself) */
+			ll = strlen(low);
+			if (ll <= plen && strncmp(low, rel, ll) == 0 && (ll == plen || rel[ll] == '/') &&
+			    ll > bestlen) {
+				free(best);
+				best = NULL;
+				if (asprintf(&best, "%s%.*s", up, (int)(plen - ll), rel + ll) < 0)
+					best = NULL;
+				bestlen = ll;
+				exact = ll == plen;
 			}
 			if (tail == cap) {
 				struct reloc_ent *nq = realloc(q, sizeof(*q) * cap * 2);
@@ -462,11 +521,12 @@ static int relocate(struct onfs_export *ex, const struct onfs_ident *id, const c
 		free(q[i].lower);
 	}
 	free(q);
-	if (found) {
+	if (best) {
 		struct onfs_node *n;
 		char *path = NULL;
 
-		if (asprintf(&path, "%s/%s", found, rel + plen + 1) > 0 &&
+		if ((isdir ? asprintf(&path, "%s", best)
+			   : asprintf(&path, "%s/%s", best, rel + plen + 1)) > 0 &&
 		    onfs_walk(ex, path, &n) == 0) {
 			if (ident_eq(&n->ident, id)) {
 				*out = n;
@@ -476,7 +536,7 @@ static int relocate(struct onfs_export *ex, const struct onfs_ident *id, const c
 			}
 		}
 		free(path);
-		free(found);
+		free(best);
 	}
 	return ret;
 }
@@ -532,6 +592,8 @@ int onfs_node_from_fh(struct onfs_export *ex, const uint8_t *fh, size_t len,
 	struct onfs_node *n;
 	char proc[64], real[PATH_MAX];
 	const char *rel;
+	struct stat st;
+	bool isdir;
 	uint16_t exid;
 	uint8_t mac[8];
 	ssize_t rl;
@@ -566,6 +628,7 @@ int onfs_node_from_fh(struct onfs_export *ex, const uint8_t *fh, size_t len,
 		return -ESTALE;
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	rl = readlink(proc, real, sizeof(real) - 1);
+	isdir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
 	close(fd);
 	if (rl <= 0)
 		return -ESTALE;
@@ -586,16 +649,21 @@ int onfs_node_from_fh(struct onfs_export *ex, const uint8_t *fh, size_t len,
 	if (ret == 0)
 		onfs_node_put(n);
 	/*
-	 * A lower non-directory whose path moved (its directory was renamed)
-	 * is still itself: removals of lower names leave index whiteouts,
-	 * checked above, so what is left is visible somewhere. Serve it
-	 * unnamed, as the kernel serves a disconnected lower dentry.
+	 * A lower object whose path moved (it or its directory was renamed,
+	 * leaving a redirect) is still itself: find where it went. Removals
+	 * of lower names leave index whiteouts (checked above) or whiteouts
+	 * in a directory that is still in place: those are STALE. A file
+	 * whose moved directory cannot be found is served unnamed, as the
+	 * kernel serves a disconnected lower dentry.
 	 */
-	if (lay && !lay->upper && parent_moved(ex, rel)) {
-		ret = relocate(ex, &id, rel, out);
-		if (ret != -ENOENT)
-			return ret;
-		return unnamed_lower(ex, &id, lay, rel, out);
-	}
-	return -ESTALE;
+	if (lay->upper)
+		return -ESTALE;
+	if (isdir)
+		return relocate(ex, &id, rel, true, out) == 0 ? 0 : -ESTALE;
+	if (!parent_moved(ex, rel))
+		return -ESTALE;
+	ret = relocate(ex, &id, rel, false, out);
+	if (ret != -ENOENT)
+		return ret;
+	return unnamed_lower(ex, &id, lay, rel, out);
 }

@@ -18,23 +18,36 @@
 #include "internal.h"
 
 /*
- * The node's cached descriptor of its top part: O_RDONLY for regular
- * files (reads), O_PATH otherwise. Owned by the node, opened once.
+ * A descriptor of the node's top part: O_RDONLY for regular files (kept
+ * in the node for the next READ while the export's descriptor budget
+ * allows), O_PATH otherwise. *tmp is set when the caller must close it.
  */
-static int node_fd(struct onfs_export *ex, struct onfs_node *n)
+static int node_fd(struct onfs_export *ex, struct onfs_node *n, bool *tmp)
 {
 	int fd = atomic_load(&n->fd), expect = -1;
 
+	*tmp = false;
 	if (fd >= 0)
 		return fd;
 	fd = onfs_node_open(ex, n, S_ISREG(n->type) ? O_RDONLY : O_PATH);
 	if (fd < 0)
 		return fd;
+	if (!S_ISREG(n->type) || !onfs_fd_budget_take(ex)) {
+		*tmp = true;
+		return fd;
+	}
 	if (!atomic_compare_exchange_strong(&n->fd, &expect, fd)) {
 		close(fd);
+		onfs_fd_budget_give(ex);
 		fd = expect;
 	}
 	return fd;
+}
+
+static void fd_done(int fd, bool tmp)
+{
+	if (tmp && fd >= 0)
+		close(fd);
 }
 
 static bool is_upper_part(const struct onfs_export *ex, const struct onfs_part *p)
@@ -45,12 +58,15 @@ static bool is_upper_part(const struct onfs_export *ex, const struct onfs_part *
 int onfs_getattr(struct onfs_export *ex, struct onfs_node *n, struct onfs_attr *a)
 {
 	struct stat st;
-	int fd = node_fd(ex, n);
+	bool tmp;
+	int fd = node_fd(ex, n, &tmp);
 
 	if (fd < 0)
 		return fd == -ENOENT ? -ESTALE : fd;
-	if (fstat(fd, &st) < 0)
+	if (fstat(fd, &st) < 0) {
+		fd_done(fd, tmp);
 		return -errno;
+	}
 	memset(a, 0, sizeof(*a));
 	a->mode = st.st_mode;
 	a->nlink = (S_ISDIR(st.st_mode) && n->nparts > 1) ? 1 : (uint32_t)st.st_nlink;
@@ -68,6 +84,7 @@ int onfs_getattr(struct onfs_export *ex, struct onfs_node *n, struct onfs_attr *
 				a->nlink = (uint32_t)((long)st.st_nlink + d);
 		}
 	}
+	fd_done(fd, tmp);
 	a->uid = st.st_uid;
 	a->gid = st.st_gid;
 	a->size = (uint64_t)st.st_size;
@@ -85,14 +102,16 @@ int onfs_getattr(struct onfs_export *ex, struct onfs_node *n, struct onfs_attr *
 ssize_t onfs_readlink(struct onfs_export *ex, struct onfs_node *n, char *buf, size_t cap)
 {
 	ssize_t len;
+	bool tmp;
 	int fd;
 
 	if (!S_ISLNK(n->type))
 		return -EINVAL;
-	fd = node_fd(ex, n);
+	fd = node_fd(ex, n, &tmp);
 	if (fd < 0)
 		return fd;
 	len = readlinkat(fd, "", buf, cap);
+	fd_done(fd, tmp);
 	if (len < 0)
 		return -errno;
 	if ((size_t)len >= cap)
@@ -105,24 +124,26 @@ ssize_t onfs_read(struct onfs_export *ex, struct onfs_node *n, uint64_t off, voi
 {
 	struct stat st;
 	size_t got = 0;
-	ssize_t r;
+	ssize_t r, ret;
+	bool tmp;
 	int fd;
 
 	if (S_ISDIR(n->type))
 		return -EISDIR;
 	if (!S_ISREG(n->type))
 		return -EINVAL;
-	fd = node_fd(ex, n);
-	if (fd < 0)
-		return fd;
 	if (off > (uint64_t)INT64_MAX)
 		return -EINVAL;
+	fd = node_fd(ex, n, &tmp);
+	if (fd < 0)
+		return fd;
 	while (got < count) {
 		r = pread(fd, (char *)buf + got, count - got, (off_t)(off + got));
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			ret = -errno;
+			goto out;
 		}
 		if (r == 0)
 			break;
@@ -131,11 +152,16 @@ ssize_t onfs_read(struct onfs_export *ex, struct onfs_node *n, uint64_t off, voi
 	if (got < count) {
 		*eof = true;
 	} else {
-		if (fstat(fd, &st) < 0)
-			return -errno;
+		if (fstat(fd, &st) < 0) {
+			ret = -errno;
+			goto out;
+		}
 		*eof = off + got >= (uint64_t)st.st_size;
 	}
-	return (ssize_t)got;
+	ret = (ssize_t)got;
+out:
+	fd_done(fd, tmp);
+	return ret;
 }
 
 int onfs_statvfs(struct onfs_export *ex, struct onfs_node *n, struct statvfs *st)

@@ -181,6 +181,12 @@ int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
 		struct onfs_node **out);
 pthread_mutex_t *onfs_obj_lock(struct onfs_export *ex, const struct onfs_ident *id);
 
+/* --- handle.c: the descriptor budget of cached node fds --- */
+extern atomic_long onfs_fd_cached;
+void onfs_fd_budget_init(void);
+bool onfs_fd_budget_take(struct onfs_export *ex);
+void onfs_fd_budget_give(struct onfs_export *ex);
+
 /* --- handle.c / lookup.c helpers for the write path --- */
 void onfs_node_cache_drop(struct onfs_export *ex, const struct onfs_fh *fh);
 /* Resolve an identity afresh (cache entry dropped first). */

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,7 +124,7 @@ static void cred_none(struct msg *m)
 
 /* ------------------------------------------------------------ header decode */
 
-static void rpc_decode_good_auth_sys(void)
+static void test_rpc_decode_good_auth_sys(void)
 {
 	struct msg m;
 	struct onfs_rpc_hdr h;
@@ -165,7 +166,7 @@ static void rpc_decode_good_auth_sys(void)
 	}
 }
 
-static void rpc_decode_groups_limit(void)
+static void test_rpc_decode_groups_limit(void)
 {
 	struct msg m;
 	struct onfs_rpc_hdr h;
@@ -184,7 +185,7 @@ static void rpc_decode_groups_limit(void)
 	CHECK_EQ(h.xid, 7);
 }
 
-static void rpc_decode_bad_creds(void)
+static void test_rpc_decode_bad_creds(void)
 {
 	struct msg m;
 	struct onfs_rpc_hdr h;
@@ -247,7 +248,7 @@ static void rpc_decode_bad_creds(void)
 	CHECK_EQ(h.args_off, m.len);
 }
 
-static void rpc_decode_bad_rpcvers(void)
+static void test_rpc_decode_bad_rpcvers(void)
 {
 	struct msg m;
 	struct onfs_rpc_hdr h;
@@ -261,7 +262,7 @@ static void rpc_decode_bad_rpcvers(void)
 	CHECK_EQ(onfs_rpc_decode_call(m.b, 12, &h, &st), ONFS_RPC_BAD_RPCVERS);
 }
 
-static void rpc_decode_truncated(void)
+static void test_rpc_decode_truncated(void)
 {
 	struct msg m;
 	struct onfs_rpc_hdr h;
@@ -300,7 +301,7 @@ static void check_words(const uint8_t *b, int n, const uint32_t *w, int nw)
 		CHECK_EQ(r32(b + 4 * i), w[i]);
 }
 
-static void rpc_encode_replies(void)
+static void test_rpc_encode_replies(void)
 {
 	uint8_t b[64];
 	int n;
@@ -536,7 +537,7 @@ static void getport_call(struct msg *m, uint32_t xid, uint32_t prog, uint32_t ve
 	w32(m, 0);
 }
 
-static void rpc_loopback_programs(struct lb *lb, int fd)
+static void test_rpc_loopback_programs(struct lb *lb, int fd)
 {
 	struct msg c, r;
 	int port = lb->srv.port;
@@ -686,7 +687,7 @@ static void rpc_loopback_programs(struct lb *lb, int fd)
 }
 
 /* A multi-fragment call, sent one byte per write. */
-static void rpc_loopback_fragments(struct lb *lb, int fd)
+static void test_rpc_loopback_fragments(struct lb *lb, int fd)
 {
 	struct msg c, r;
 	uint8_t wire[256];
@@ -715,7 +716,7 @@ static void rpc_loopback_fragments(struct lb *lb, int fd)
 }
 
 /* 200 calls in one write: more than the in-flight cap; every xid answered. */
-static void rpc_loopback_pipeline(int fd)
+static void test_rpc_loopback_pipeline(int fd)
 {
 	static uint8_t wire[200 * 64];
 	static uint8_t seen[200];
@@ -747,7 +748,7 @@ static void rpc_loopback_pipeline(int fd)
 	}
 }
 
-static void rpc_loopback_udp(int port)
+static void test_rpc_loopback_udp(int port)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	struct timeval tv = { 5, 0 };
@@ -781,7 +782,7 @@ static void rpc_loopback_udp(int port)
 }
 
 /* A record above max_record closes the connection without a reply. */
-static void rpc_loopback_cap(int port)
+static void test_rpc_loopback_cap(int port)
 {
 	uint8_t mark[4], junk[64] = { 0 }, b;
 	int fd = tcp_connect(port);
@@ -796,7 +797,91 @@ static void rpc_loopback_cap(int port)
 	close(fd);
 }
 
-static void rpc_loopback(void)
+/*
+ * Calls that run on the worker pool (NFS GETATTR of a made-up handle: the
+ * answer is an error status, but it is a SUCCESS reply) finishing after
+ * their connection is gone: the replies are dropped, nothing leaks or
+ * crashes, and the server keeps serving.
+ */
+static void test_rpc_loopback_close_in_flight(int port)
+{
+	static uint8_t wire[100 * 128];
+	struct msg c, r;
+	size_t n = 0;
+	uint32_t i;
+	int round, fd;
+
+	for (i = 0; i < 100; i++) {
+		call_start(&c, 2000 + i, 2, 100003, 3, 1);
+		cred_sys(&c, "h", 1000, 1000, 1);
+		w32(&c, 32);
+		memset(c.b + c.len, 0x5a, 32);
+		c.len += 32;
+		onfs_recmark_encode(wire + n, (uint32_t)c.len, 1);
+		memcpy(wire + n + 4, c.b, c.len);
+		n += 4 + c.len;
+	}
+	for (round = 0; round < 20; round++) {
+		fd = tcp_connect(port);
+		CHECK(fd >= 0);
+		if (fd < 0)
+			return;
+		CHECK_EQ(write_all(fd, wire, n), 0);
+		if (round & 1) {
+			/* take a few replies first */
+			CHECK_EQ(recv_record(fd, &r), 0);
+			CHECK_EQ(accepted_stat(&r, r32(r.b)), SUCCESS);
+		}
+		close(fd);
+	}
+	/* still serving, and a pool call answers */
+	fd = tcp_connect(port);
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return;
+	call_start(&c, 3000, 2, 100003, 3, 1);
+	cred_sys(&c, "h", 1000, 1000, 1);
+	w32(&c, 32);
+	memset(c.b + c.len, 0x5a, 32);
+	c.len += 32;
+	CHECK_EQ(roundtrip(fd, &c, &r), 0);
+	CHECK_EQ(accepted_stat(&r, 3000), SUCCESS);
+	CHECK_EQ(r.len, 28); /* GETATTR3res: an error status, no body */
+	CHECK(r32(r.b + 24) != 0);
+	close(fd);
+}
+
+/* A client that shuts down its sending side still gets every reply. */
+static void test_rpc_loopback_half_close(int port)
+{
+	struct msg c, r;
+	uint32_t i;
+	int fd = tcp_connect(port), got = 0;
+	char b;
+
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return;
+	for (i = 0; i < 10; i++) {
+		call_start(&c, 4000 + i, 2, 100003, 3, 1);
+		cred_sys(&c, "h", 1000, 1000, 1);
+		w32(&c, 32);
+		memset(c.b + c.len, 0x5a, 32);
+		c.len += 32;
+		CHECK_EQ(send_record(fd, &c), 0);
+	}
+	shutdown(fd, SHUT_WR);
+	for (i = 0; i < 10; i++) {
+		if (recv_record(fd, &r) < 0)
+			break;
+		got++;
+	}
+	CHECK_EQ(got, 10);
+	CHECK_EQ(read(fd, &b, 1), 0); /* then the server closes */
+	close(fd);
+}
+
+static void test_rpc_loopback(void)
 {
 	struct lb lb;
 	int fd, idle;
@@ -811,13 +896,15 @@ static void rpc_loopback(void)
 	idle = tcp_connect(lb.srv.port); /* left open: stop must close it */
 	CHECK(idle >= 0);
 	if (fd >= 0) {
-		rpc_loopback_programs(&lb, fd);
-		rpc_loopback_fragments(&lb, fd);
-		rpc_loopback_pipeline(fd);
+		test_rpc_loopback_programs(&lb, fd);
+		test_rpc_loopback_fragments(&lb, fd);
+		test_rpc_loopback_pipeline(fd);
 		close(fd);
 	}
-	rpc_loopback_udp(lb.srv.port);
-	rpc_loopback_cap(lb.srv.port);
+	test_rpc_loopback_udp(lb.srv.port);
+	test_rpc_loopback_cap(lb.srv.port);
+	test_rpc_loopback_close_in_flight(lb.srv.port);
+	test_rpc_loopback_half_close(lb.srv.port);
 	lb_stop(&lb);
 	if (idle >= 0) {
 		char b;
@@ -829,7 +916,7 @@ static void rpc_loopback(void)
 
 /* The portmap listener on IPv6 loopback serves the same programs, over TCP
  * and UDP; GETPORT names the NFS port for NFS and its own port for itself. */
-static void rpc_loopback_ipv6_portmap(void)
+static void test_rpc_loopback_ipv6_portmap(void)
 {
 	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6 };
 	socklen_t slen = sizeof(s6);
@@ -886,14 +973,16 @@ static void rpc_loopback_ipv6_portmap(void)
 
 int main(void)
 {
-	rpc_decode_good_auth_sys();
-	rpc_decode_groups_limit();
-	rpc_decode_bad_creds();
-	rpc_decode_bad_rpcvers();
-	rpc_decode_truncated();
-	rpc_encode_replies();
-	rpc_loopback();
-	rpc_loopback_ipv6_portmap();
+	/* the server closes sockets under the client on purpose (cap test) */
+	signal(SIGPIPE, SIG_IGN);
+	test_rpc_decode_good_auth_sys();
+	test_rpc_decode_groups_limit();
+	test_rpc_decode_bad_creds();
+	test_rpc_decode_bad_rpcvers();
+	test_rpc_decode_truncated();
+	test_rpc_encode_replies();
+	test_rpc_loopback();
+	test_rpc_loopback_ipv6_portmap();
 	if (failures) {
 		fprintf(stderr, "%d failure(s)\n", failures);
 		return 1;
