@@ -26,6 +26,7 @@ struct onfs_export_conf {
 	size_t nlower;
 	char *upperdir;    /* owned; NULL: read-only export */
 	char *workdir;     /* owned; NULL iff upperdir is NULL */
+	char *owner;       /* owned; user whose credentials touch the layers; NULL: the process's */
 };
 
 struct onfs_config {

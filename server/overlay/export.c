@@ -230,6 +230,13 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 		ret = fail(err, errlen, "out of memory");
 		goto out_free;
 	}
+	if (onfs_owner_capture(&ex->owner, conf->owner, err, errlen) < 0)
+		goto out_free;
+	/* everything below touches the layers: as the owner */
+	if (onfs_owner_enter(ex) < 0) {
+		fail(err, errlen, "owner '%s': cannot switch credentials", conf->owner);
+		goto out_free;
+	}
 	if (conf->upperdir) {
 		ex->has_upper = true;
 		if (open_layer(ex, conf->upperdir, true, "upperdir", err, errlen) < 0)

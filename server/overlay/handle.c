@@ -606,6 +606,10 @@ int onfs_node_from_fh(struct onfs_export *ex, const uint8_t *fh, size_t len,
 	if (exid != ex->id || memcmp(mac, fh + len - ONFS_FH_MAC, ONFS_FH_MAC) != 0 ||
 	    fh[1] >= ex->numfs)
 		return -ESTALE;
+	/* a request works on one export: its owner's credentials from here on */
+	ret = onfs_owner_enter(ex);
+	if (ret < 0)
+		return ret;
 
 	n = cache_get(ex->nodes, fh, len);
 	if (n) {

@@ -54,6 +54,15 @@ struct onfs_layer {
 	bool upper;
 };
 
+/* The export owner's captured credentials (creds.c). */
+struct onfs_owner {
+	uid_t uid;
+	gid_t gid;
+	gid_t groups[64];
+	size_t ngroups;
+	bool process; /* the same as the server process's own */
+};
+
 struct onfs_node_cache; /* handle.c */
 struct onfs_dir_cache;  /* readdir.c */
 
@@ -80,6 +89,7 @@ struct onfs_export {
 	pthread_mutex_t ns_lock;
 	pthread_mutex_t obj_lock[64];
 	uint8_t fs_uuid[ONFS_MAX_LAYERS][16];
+	struct onfs_owner owner; /* captured at setup; every layer access runs as it */
 	uint8_t write_verf[8];
 	pthread_mutex_t verf_lock;
 	struct onfs_layer layers[ONFS_MAX_LAYERS];
@@ -131,6 +141,11 @@ int onfs_fs_open_ident(int mountfd, const struct onfs_ident *id, int flags);
 uint64_t onfs_export_fileid(const struct onfs_export *ex, uint8_t fsidx, uint64_t ino);
 /* Full xattr name for an overlay attribute ("opaque", "origin", ...). */
 void onfs_ovl_xattr(const struct onfs_export *ex, const char *attr, char *out, size_t cap);
+
+/* --- creds.c --- */
+int onfs_owner_capture(struct onfs_owner *o, const char *user, char *err, size_t errlen);
+/* Put ex's owner in force on this thread (a no-op when already). */
+int onfs_owner_enter(struct onfs_export *ex);
 
 /* --- workdir.c --- */
 /*

@@ -409,6 +409,10 @@ int onfs_root(struct onfs_export *ex, struct onfs_node **out)
 	bool impure = false, wh_xattr = false;
 	int ret;
 
+	/* MOUNT and the walks start here: the owner's credentials */
+	ret = onfs_owner_enter(ex);
+	if (ret < 0)
+		return ret;
 	/* identity: the top lower root (the upper root's origin) */
 	idl = ex->has_upper ? 1 : 0;
 	ret = onfs_fs_name_to_ident(ex->layers[idl].fd, "", &id);
