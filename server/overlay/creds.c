@@ -21,8 +21,12 @@
 
 #include "internal.h"
 
-/* What this thread has in force; NULL: the process's own. */
-static __thread const struct onfs_owner *cur_owner;
+/*
+ * What this thread has in force, by value (an export may be closed and
+ * another allocated at the same address); !cur_set: the process's own.
+ */
+static __thread struct onfs_owner cur_owner;
+static __thread bool cur_set;
 
 int onfs_owner_capture(struct onfs_owner *o, const char *user, char *err, size_t errlen)
 {
@@ -72,29 +76,28 @@ static int apply(const struct onfs_owner *o)
 	return 0;
 }
 
+static bool same(const struct onfs_owner *a, const struct onfs_owner *b)
+{
+	return a->uid == b->uid && a->gid == b->gid && a->ngroups == b->ngroups &&
+	       memcmp(a->groups, b->groups, a->ngroups * sizeof(gid_t)) == 0;
+}
+
 int onfs_owner_enter(struct onfs_export *ex)
 {
 	const struct onfs_owner *o = &ex->owner;
 	int ret;
 
-	if (cur_owner == o)
-		return 0;
-	if (cur_owner == NULL && o->process)
+	if (!cur_set && o->process)
 		return 0; /* the thread already runs as the process */
-	if (cur_owner && cur_owner->uid == o->uid && cur_owner->gid == o->gid &&
-	    cur_owner->ngroups == o->ngroups &&
-	    memcmp(cur_owner->groups, o->groups, o->ngroups * sizeof(gid_t)) == 0) {
-		cur_owner = o;
+	if (cur_set && same(&cur_owner, o))
 		return 0;
-	}
 	ret = apply(o);
 	if (ret < 0) {
 		onfs_err("export '%s': cannot switch to the owner's credentials: %s", ex->name,
 			 strerror(-ret));
-		/* leave the thread in a known state: the process's own */
-		cur_owner = NULL;
 		return ret;
 	}
-	cur_owner = o;
+	cur_owner = *o;
+	cur_set = true;
 	return 0;
 }

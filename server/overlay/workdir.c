@@ -156,7 +156,7 @@ int onfs_workdir_setup(struct onfs_export *ex, const char *workdir, char *err, s
 	fd = openat(wfd, "work", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
 		/* as the kernel: mode 0000 (root needs no permission bits) */
-		if (mkdirat(wfd, "work", geteuid() == 0 ? 0 : 0700) < 0) {
+		if (mkdirat(wfd, "work", ex->owner.uid == 0 ? 0 : 0700) < 0) {
 			snprintf(why, sizeof(why), "cannot create '%s/work': %s", real, strerror(errno));
 			close(wfd);
 			goto out_ro;
@@ -176,7 +176,7 @@ int onfs_workdir_setup(struct onfs_export *ex, const char *workdir, char *err, s
 		goto out_ro;
 	}
 	/* index/ is kept as it is (persistent: origin -> upper, deletions) */
-	if (mkdirat(wfd, "index", geteuid() == 0 ? 0 : 0700) < 0 && errno != EEXIST) {
+	if (mkdirat(wfd, "index", ex->owner.uid == 0 ? 0 : 0700) < 0 && errno != EEXIST) {
 		snprintf(why, sizeof(why), "cannot create '%s/index': %s", real, strerror(errno));
 		close(fd);
 		close(wfd);

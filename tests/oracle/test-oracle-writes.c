@@ -1448,7 +1448,7 @@ static void side_opts(const char *X, char *buf, size_t len, bool kernel)
 {
 	(void)kernel;
 	snprintf(buf, len,
-		 "lowerdir=%s/l0:%s/l1:%s/l2,upperdir=%s/upper,workdir=%s/work,"
+		 "lowerdir=%.700s/l0:%.700s/l1:%.700s/l2,upperdir=%.700s/upper,workdir=%.700s/work,"
 		 "index=on,nfs_export=on,redirect_dir=on", X, X, X, X, X);
 }
 
