@@ -310,7 +310,8 @@ static int snap_build(struct onfs_export *ex, struct onfs_node *dir, const int *
 		if (!s->ents[i].hidden)
 			s->ents[k++] = s->ents[i];
 	s->n = k;
-	qsort(s->ents, s->n, sizeof(*s->ents), dent_cmp);
+	if (s->n > 1) /* an empty directory has no array at all */
+		qsort(s->ents, s->n, sizeof(*s->ents), dent_cmp);
 	/* equal hashes (rare): bump so cookies never repeat in a listing */
 	for (i = 1; i < s->n; i++)
 		if (s->ents[i].cookie <= s->ents[i - 1].cookie)
