@@ -13,6 +13,6 @@ for d in $ONFS_MKDIRS; do
 	mkdir -p "$d"
 done
 if [ $# -eq 0 ] || [ "${1#-}" != "$1" ]; then
-	set -- /usr/sbin/ovlnfsd "$@"
+	set -- /usr/bin/ovlnfsd "$@"
 fi
 exec "$@"

@@ -172,24 +172,25 @@ static size_t field_len(const char *s, size_t len, char sep)
 	return i;
 }
 
+/* what names the value in messages: "-o: 'lowerdir'" or "lowerdir". */
 static int parse_lowerdir(const char *v, size_t vlen, struct onfs_export_conf *ec,
-			  char *err, size_t errlen)
+			  const char *what, char *err, size_t errlen)
 {
 	size_t pos = 0;
 
 	if (vlen == 0)
-		return fail(err, errlen, "-o: 'lowerdir' is empty");
+		return fail(err, errlen, "%s is empty", what);
 	while (pos <= vlen) {
 		size_t n = field_len(v + pos, vlen - pos, ':');
 
 		if (n == 0)
-			return fail(err, errlen, "-o: 'lowerdir' has an empty layer");
+			return fail(err, errlen, "%s has an empty layer", what);
 		if (ec->nlower == ONFS_MAX_LOWER)
-			return fail(err, errlen, "-o: 'lowerdir' has more than %d layers",
+			return fail(err, errlen, "%s has more than %d layers", what,
 				    ONFS_MAX_LOWER);
 		ec->lowerdir[ec->nlower] = unescape(v + pos, n);
 		if (!ec->lowerdir[ec->nlower])
-			return fail(err, errlen, "-o: out of memory");
+			return fail(err, errlen, "out of memory");
 		ec->nlower++;
 		pos += n + 1;
 	}
@@ -240,6 +241,8 @@ static void export_conf_free(struct onfs_export_conf *ec)
 		free(ec->lowerdir[i]);
 	free(ec->upperdir);
 	free(ec->workdir);
+	free(ec->owner);
+	free(ec->clients);
 	memset(ec, 0, sizeof(*ec));
 }
 
@@ -274,7 +277,7 @@ int onfs_config_parse_overlay_opts(const char *opts, struct onfs_export_conf *ec
 				fail(err, errlen, "-o: 'lowerdir' given twice");
 				goto out_free;
 			}
-			if (parse_lowerdir(val, vlen, ec, err, errlen) < 0)
+			if (parse_lowerdir(val, vlen, ec, "-o: 'lowerdir'", err, errlen) < 0)
 				goto out_free;
 		} else if ((klen == 8 && !memcmp(item, "upperdir", 8)) ||
 			   (klen == 7 && !memcmp(item, "workdir", 7))) {

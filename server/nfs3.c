@@ -13,9 +13,11 @@
  * decided by perm.c against the merged attributes), or answers
  * NFS3ERR_NOTSUPP for a procedure.
  *
- * Mutating procedures resolve and check their handles and names, then
- * answer NFS3ERR_ROFS with wcc data: the write path is a later issue and
- * drops in per procedure.
+ * Mutating procedures resolve and check their handles and names, answer
+ * NFS3ERR_ROFS on a read-only export, check the client's identity against
+ * the merged attributes (perm.c, in Linux's order: lookup, then may_create
+ * / may_delete / setattr rules) and only then ask the overlay's write
+ * path, whose wcc data they return.
  */
 #include <errno.h>
 #include <limits.h>
@@ -40,17 +42,6 @@
 #define NFS3_FATTR_XDR 84u
 /* status + post_op_attr (with attributes) + symlink target + slack */
 #define NFS3_READLINK_REPLY (4u + 4u + NFS3_FATTR_XDR + 4u + PATH_MAX + 64u)
-
-/*
- * The write path is a later issue: until it lands, every export answers as
- * a read-only one (mutations NFS3ERR_ROFS, ACCESS without MODIFY, EXTEND,
- * DELETE), so that a client never sees a right it cannot use.
- */
-static bool export_readonly(struct onfs_export *ex)
-{
-	(void)ex;
-	return true;
-}
 
 /*
  * The identity permission checks use. Hook for squashing (issue 5:
@@ -193,11 +184,36 @@ static void fill_post_op(const struct nfs3_obj *o, post_op_attr *p)
 		fill_fattr3(&o->attr, &p->post_op_attr_u.attributes);
 }
 
-/* No pre-op attributes until the write path takes them under the lock. */
+/* Nothing was changed: no pre-op attributes, the ones read before as post-op. */
 static void fill_wcc(const struct nfs3_obj *o, wcc_data *w)
 {
 	w->before.attributes_follow = FALSE;
 	fill_post_op(o, &w->after);
+}
+
+/*
+ * The wcc data of an object the overlay was asked to change: the pre-op
+ * attributes it took under the object's lock, the post-op ones it read
+ * after the change. When it took neither, it stopped before changing
+ * anything and the attributes read before still hold.
+ */
+static void fill_wcc_ovl(const struct nfs3_obj *o, const struct onfs_wcc *ow, wcc_data *w)
+{
+	wcc_attr *pre = &w->before.pre_op_attr_u.attributes;
+
+	if (!ow->have_pre && !ow->have_post) {
+		fill_wcc(o, w);
+		return;
+	}
+	w->before.attributes_follow = ow->have_pre;
+	if (ow->have_pre) {
+		pre->size = ow->pre_size;
+		pre->mtime = ts_to_nfstime3(&ow->pre_mtime);
+		pre->ctime = ts_to_nfstime3(&ow->pre_ctime);
+	}
+	w->after.attributes_follow = ow->have_post;
+	if (ow->have_post)
+		fill_fattr3(&ow->post, &w->after.post_op_attr_u.attributes);
 }
 
 /* The handle points into the node: valid while the reference is held. */
@@ -241,14 +257,132 @@ static int check_regular(const struct onfs_attr *a)
 	return S_ISDIR(a->mode) ? -EISDIR : -EINVAL;
 }
 
-/*
- * The common end of every mutation until the write path lands (it will
- * answer EROFS only for export_readonly() exports and go on otherwise).
- */
+/* knfsd answers NFS3ERR_ROFS before it looks at any permission bit. */
 static int check_writable(const struct nfs3_obj *o)
 {
-	(void)o;
-	return -EROFS;
+	return onfs_export_readonly(o->ex) ? -EROFS : 0;
+}
+
+static bool dot_or_dotdot(const char *name)
+{
+	return strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
+}
+
+static bool same_object(const struct onfs_attr *a, const struct onfs_attr *b)
+{
+	return a->fileid == b->fileid && a->fsid == b->fsid &&
+	       (a->mode & S_IFMT) == (b->mode & S_IFMT);
+}
+
+/*
+ * Before a new name is made in dir, in Linux's order: search permission on
+ * the directory, the lookup (an existing name, returned in old, is left to
+ * the overlay's EEXIST or CREATE's rules: Linux answers EEXIST before it
+ * asks for write permission), then write permission on the directory.
+ */
+static int check_create(const struct nfs3_obj *dir, const char *name,
+			const struct onfs_cred *cred, struct nfs3_obj *old)
+{
+	int err;
+
+	memset(old, 0, sizeof(*old));
+	err = onfs_perm_check(&dir->attr, cred, ONFS_MAY_EXEC);
+	if (err < 0)
+		goto out;
+	err = obj_lookup(dir, name, old);
+	if (err == -ENOENT)
+		err = onfs_perm_may_create(&dir->attr, cred);
+out:
+	return err;
+}
+
+/*
+ * Before name leaves dir (REMOVE, RMDIR, RENAME's source): search
+ * permission, the entry must exist (NOENT), then Linux's may_delete
+ * (write permission on dir, the sticky rule). "." and ".." go straight to
+ * the overlay, which answers them as rmdir(2)/unlink(2) do.
+ */
+static int check_delete(const struct nfs3_obj *dir, const char *name,
+			const struct onfs_cred *cred, struct nfs3_obj *victim)
+{
+	int err;
+
+	memset(victim, 0, sizeof(*victim));
+	err = onfs_perm_check(&dir->attr, cred, ONFS_MAY_EXEC);
+	if (err < 0 || dot_or_dotdot(name))
+		goto out;
+	err = obj_lookup(dir, name, victim);
+	if (err == 0 && !victim->have_attr)
+		err = -ESTALE;
+	if (err == 0)
+		err = onfs_perm_may_delete(&dir->attr, &victim->attr, cred);
+out:
+	return err;
+}
+
+static void time_from3(time_how how, const nfstime3 *t, enum onfs_time_how *out_how,
+		       struct timespec *out)
+{
+	*out_how = how == SET_TO_SERVER_TIME   ? ONFS_TIME_NOW
+		   : how == SET_TO_CLIENT_TIME ? ONFS_TIME_SET
+					       : ONFS_TIME_KEEP;
+	if (*out_how == ONFS_TIME_SET) {
+		out->tv_sec = t->seconds;
+		out->tv_nsec = t->nseconds;
+	}
+}
+
+/* sattr3 -> struct onfs_sattr; the mode keeps its permission bits only. */
+static void sattr_from3(const sattr3 *s3, struct onfs_sattr *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->set_mode = s3->mode.set_it;
+	if (sa->set_mode)
+		sa->mode = s3->mode.set_mode3_u.mode & 07777;
+	sa->set_uid = s3->uid.set_it;
+	if (sa->set_uid)
+		sa->uid = s3->uid.set_uid3_u.uid;
+	sa->set_gid = s3->gid.set_it;
+	if (sa->set_gid)
+		sa->gid = s3->gid.set_gid3_u.gid;
+	sa->set_size = s3->size.set_it;
+	if (sa->set_size)
+		sa->size = s3->size.set_size3_u.size;
+	time_from3(s3->atime.set_it, &s3->atime.set_atime_u.atime, &sa->atime_how, &sa->atime);
+	time_from3(s3->mtime.set_it, &s3->mtime.set_mtime_u.mtime, &sa->mtime_how, &sa->mtime);
+}
+
+/*
+ * The initial attributes and the owner of an object cred creates in dir.
+ * The object belongs to the caller. Its sattr's uid/gid apply for root
+ * only: knfsd (nfsd_create_setattr) silently drops them for anyone else
+ * ("Setting uid/gid works only for root. Irix appears to send along the
+ * gid on create..."), so a non-root client can neither give an object
+ * away nor fail because its client sent its own ids. Linux's
+ * mode_strip_sgid applies to the mode.
+ */
+static void new_object_attrs(const struct nfs3_obj *dir, const struct onfs_cred *cred,
+			     uint32_t type, struct onfs_sattr *sa, struct onfs_who *who)
+{
+	who->uid = cred->uid;
+	who->gid = cred->gid;
+	if (!onfs_perm_is_root(cred))
+		sa->set_uid = sa->set_gid = false;
+	if (sa->set_mode)
+		sa->mode = onfs_perm_create_mode(&dir->attr, cred, type, sa->mode);
+}
+
+/* post_op_fh3 and post_op_attr of a created object (n may be NULL). */
+static void fill_new(struct nfs3_obj *o, post_op_fh3 *fh, post_op_attr *attr)
+{
+	fh->handle_follows = FALSE;
+	attr->attributes_follow = FALSE;
+	if (!o->n)
+		return;
+	fh->handle_follows = TRUE;
+	fill_fh(o->n, &fh->post_op_fh3_u.handle);
+	o->have_attr = onfs_getattr(o->ex, o->n, &o->attr) == 0;
+	fill_post_op(o, attr);
 }
 
 /* --- 0 NULL --- */
@@ -281,20 +415,49 @@ static bool nfs3_getattr(struct onfs_call *c, void *args, XDR *xdrs)
 
 /* --- 2 SETATTR --- */
 
+static bool sattr_empty(const struct onfs_sattr *sa)
+{
+	return !sa->set_mode && !sa->set_uid && !sa->set_gid && !sa->set_size &&
+	       sa->atime_how == ONFS_TIME_KEEP && sa->mtime_how == ONFS_TIME_KEEP;
+}
+
 static bool nfs3_setattr(struct onfs_call *c, void *args, XDR *xdrs)
 {
 	SETATTR3args *a = args;
 	SETATTR3res res;
 	struct nfs3_obj o;
+	struct onfs_cred cred;
+	struct onfs_sattr sa;
+	struct onfs_wcc wcc;
+	struct timespec guard;
 	int err;
 	bool ok;
 
 	memset(&res, 0, sizeof(res));
+	memset(&wcc, 0, sizeof(wcc));
+	sattr_from3(&a->new_attributes, &sa);
 	err = obj_get(c, &a->object, &o);
 	if (err == 0)
 		err = check_writable(&o);
+	/* knfsd's fh_verify(S_IFREG) for a size: ISDIR or INVAL first */
+	if (err == 0 && sa.set_size)
+		err = check_regular(&o.attr);
+	if (err == 0) {
+		effective_cred(c, o.ex, &cred);
+		err = onfs_perm_setattr(&o.attr, &cred, &sa);
+	}
+	/* knfsd: nothing (left) to set is success, guard unchecked, no copy-up */
+	if (err == 0 && sattr_empty(&sa))
+		goto out_reply;
+	if (err == 0) {
+		guard.tv_sec = a->guard.sattrguard3_u.obj_ctime.seconds;
+		guard.tv_nsec = a->guard.sattrguard3_u.obj_ctime.nseconds;
+		err = onfs_setattr(o.ex, o.n, &sa, a->guard.check ? &guard : NULL, &wcc);
+	}
+out_reply:
 	res.status = onfs_errmap_nfs3(err);
-	fill_wcc(&o, &res.SETATTR3res_u.resfail.obj_wcc);
+	/* resok and resfail are both just the wcc data */
+	fill_wcc_ovl(&o, &wcc, &res.SETATTR3res_u.resok.obj_wcc);
 	ok = xdr_SETATTR3res(xdrs, &res);
 	obj_put(&o);
 	return ok;
@@ -349,7 +512,8 @@ static bool nfs3_access(struct onfs_call *c, void *args, XDR *xdrs)
 	if (res.status == NFS3_OK) {
 		effective_cred(c, o.ex, &cred);
 		res.ACCESS3res_u.resok.access =
-			onfs_perm_access(&o.attr, &cred, export_readonly(o.ex), a->access);
+			onfs_perm_access(&o.attr, &cred, onfs_export_readonly(o.ex),
+					 a->access);
 	}
 	/* resok and resfail both start with the post-op attributes */
 	fill_post_op(&o, &res.ACCESS3res_u.resok.obj_attributes);
@@ -461,22 +625,70 @@ out:
 
 /* --- 7 WRITE --- */
 
+/*
+ * Linux's file_remove_privs: a write by a caller without CAP_FSETID (not
+ * root) drops setuid and executable-setgid. The server writes as the
+ * export owner, so the kernel would not: the bits go here. wcc keeps its
+ * pre-op attributes and gets the post-op ones of the last change.
+ */
+static void write_kill_priv(const struct nfs3_obj *o, const struct onfs_cred *cred,
+			    struct onfs_wcc *wcc)
+{
+	struct onfs_sattr sa;
+	struct onfs_wcc w2;
+
+	memset(&sa, 0, sizeof(sa));
+	memset(&w2, 0, sizeof(w2));
+	if (!wcc->have_post || !onfs_perm_kill_priv(&wcc->post, cred, &sa.mode))
+		return;
+	sa.set_mode = true;
+	if (onfs_setattr(o->ex, o->n, &sa, NULL, &w2) == 0 && w2.have_post)
+		wcc->post = w2.post;
+}
+
 static bool nfs3_write(struct onfs_call *c, void *args, XDR *xdrs)
 {
 	WRITE3args *a = args;
 	WRITE3res res;
+	WRITE3resok *ok3 = &res.WRITE3res_u.resok;
 	struct nfs3_obj o;
+	struct onfs_cred cred;
+	struct onfs_wcc wcc;
+	/* knfsd writes DATA_SYNC and FILE_SYNC requests with RWF_SYNC and
+	 * answers FILE_SYNC: what was done is then what is claimed */
+	enum onfs_stable how = a->stable == UNSTABLE ? ONFS_UNSTABLE : ONFS_FILE_SYNC;
+	ssize_t n = 0;
 	int err;
 	bool ok;
 
 	memset(&res, 0, sizeof(res));
+	memset(&wcc, 0, sizeof(wcc));
 	err = obj_get(c, &a->file, &o);
 	if (err == 0)
 		err = check_regular(&o.attr);
 	if (err == 0)
 		err = check_writable(&o);
+	if (err == 0) {
+		effective_cred(c, o.ex, &cred);
+		err = onfs_perm_check(&o.attr, &cred, ONFS_MAY_WRITE | ONFS_MAY_OWNER_OVERRIDE);
+	}
+	/* the payload must hold count bytes (knfsd refuses less) */
+	if (err == 0 && a->count > a->data.data_len)
+		err = -EINVAL;
+	if (err == 0) {
+		n = onfs_write(o.ex, o.n, a->offset, a->data.data_val, a->count, how, &wcc);
+		err = n < 0 ? (int)n : 0;
+	}
+	if (err == 0)
+		write_kill_priv(&o, &cred, &wcc);
 	res.status = onfs_errmap_nfs3(err);
-	fill_wcc(&o, &res.WRITE3res_u.resfail.file_wcc);
+	if (res.status == NFS3_OK) {
+		ok3->count = (count3)n;
+		ok3->committed = how == ONFS_UNSTABLE ? UNSTABLE : FILE_SYNC;
+		onfs_write_verf(o.ex, (uint8_t *)ok3->verf);
+	}
+	/* resok starts with the wcc data, resfail is only that */
+	fill_wcc_ovl(&o, &wcc, &ok3->file_wcc);
 	ok = xdr_WRITE3res(xdrs, &res);
 	obj_put(&o);
 	return ok;
@@ -496,17 +708,63 @@ static int check_dirop(struct onfs_call *c, const diropargs3 *where, struct nfs3
 	return err;
 }
 
+/*
+ * CREATE: UNCHECKED and GUARDED with initial attributes, EXCLUSIVE with
+ * the client's verifier (kept in the times by the overlay, so that a
+ * retransmission succeeds). UNCHECKED on an existing file only applies a
+ * size, which needs write permission on that file (knfsd's
+ * nfsd_create_setattr -> nfsd_setattr).
+ */
 static bool nfs3_create(struct onfs_call *c, void *args, XDR *xdrs)
 {
 	CREATE3args *a = args;
 	CREATE3res res;
-	struct nfs3_obj dir;
+	CREATE3resok *ok3 = &res.CREATE3res_u.resok;
+	struct nfs3_obj dir, old, o;
+	struct onfs_cred cred;
+	struct onfs_sattr sa;
+	struct onfs_who who;
+	struct onfs_wcc wcc;
+	enum onfs_create_how how;
+	int err;
 	bool ok;
 
 	memset(&res, 0, sizeof(res));
-	res.status = onfs_errmap_nfs3(check_dirop(c, &a->where, &dir));
-	fill_wcc(&dir, &res.CREATE3res_u.resfail.dir_wcc);
+	memset(&old, 0, sizeof(old));
+	memset(&o, 0, sizeof(o));
+	memset(&sa, 0, sizeof(sa));
+	memset(&wcc, 0, sizeof(wcc));
+	how = a->how.mode == EXCLUSIVE ? ONFS_CREATE_EXCLUSIVE
+	      : a->how.mode == GUARDED ? ONFS_CREATE_GUARDED
+				       : ONFS_CREATE_UNCHECKED;
+	if (how != ONFS_CREATE_EXCLUSIVE)
+		sattr_from3(&a->how.createhow3_u.obj_attributes, &sa);
+	err = check_dirop(c, &a->where, &dir);
+	if (err == 0) {
+		effective_cred(c, dir.ex, &cred);
+		err = check_create(&dir, a->where.name, &cred, &old);
+	}
+	if (err == 0 && old.n && how == ONFS_CREATE_UNCHECKED && sa.set_size &&
+	    S_ISREG(old.attr.mode))
+		err = onfs_perm_check(&old.attr, &cred, ONFS_MAY_WRITE | ONFS_MAY_OWNER_OVERRIDE);
+	if (err == 0) {
+		o.ex = dir.ex;
+		new_object_attrs(&dir, &cred, S_IFREG, &sa, &who);
+		err = onfs_create(dir.ex, dir.n, a->where.name, how, &sa,
+				  (const uint8_t *)a->how.createhow3_u.verf, &who, &o.n, &wcc);
+		if (err < 0)
+			o.n = NULL;
+	}
+	res.status = onfs_errmap_nfs3(err);
+	if (res.status == NFS3_OK) {
+		fill_new(&o, &ok3->obj, &ok3->obj_attributes);
+		fill_wcc_ovl(&dir, &wcc, &ok3->dir_wcc);
+	} else {
+		fill_wcc_ovl(&dir, &wcc, &res.CREATE3res_u.resfail.dir_wcc);
+	}
 	ok = xdr_CREATE3res(xdrs, &res);
+	obj_put(&o);
+	obj_put(&old);
 	obj_put(&dir);
 	return ok;
 }
@@ -515,13 +773,42 @@ static bool nfs3_mkdir(struct onfs_call *c, void *args, XDR *xdrs)
 {
 	MKDIR3args *a = args;
 	MKDIR3res res;
-	struct nfs3_obj dir;
+	MKDIR3resok *ok3 = &res.MKDIR3res_u.resok;
+	struct nfs3_obj dir, old, o;
+	struct onfs_cred cred;
+	struct onfs_sattr sa;
+	struct onfs_who who;
+	struct onfs_wcc wcc;
+	int err;
 	bool ok;
 
 	memset(&res, 0, sizeof(res));
-	res.status = onfs_errmap_nfs3(check_dirop(c, &a->where, &dir));
-	fill_wcc(&dir, &res.MKDIR3res_u.resfail.dir_wcc);
+	memset(&old, 0, sizeof(old));
+	memset(&o, 0, sizeof(o));
+	memset(&wcc, 0, sizeof(wcc));
+	sattr_from3(&a->attributes, &sa);
+	err = check_dirop(c, &a->where, &dir);
+	if (err == 0) {
+		effective_cred(c, dir.ex, &cred);
+		err = check_create(&dir, a->where.name, &cred, &old);
+	}
+	if (err == 0) {
+		o.ex = dir.ex;
+		new_object_attrs(&dir, &cred, S_IFDIR, &sa, &who);
+		err = onfs_mkdir(dir.ex, dir.n, a->where.name, &sa, &who, &o.n, &wcc);
+		if (err < 0)
+			o.n = NULL;
+	}
+	res.status = onfs_errmap_nfs3(err);
+	if (res.status == NFS3_OK) {
+		fill_new(&o, &ok3->obj, &ok3->obj_attributes);
+		fill_wcc_ovl(&dir, &wcc, &ok3->dir_wcc);
+	} else {
+		fill_wcc_ovl(&dir, &wcc, &res.MKDIR3res_u.resfail.dir_wcc);
+	}
 	ok = xdr_MKDIR3res(xdrs, &res);
+	obj_put(&o);
+	obj_put(&old);
 	obj_put(&dir);
 	return ok;
 }
@@ -530,54 +817,165 @@ static bool nfs3_symlink(struct onfs_call *c, void *args, XDR *xdrs)
 {
 	SYMLINK3args *a = args;
 	SYMLINK3res res;
-	struct nfs3_obj dir;
+	SYMLINK3resok *ok3 = &res.SYMLINK3res_u.resok;
+	struct nfs3_obj dir, old, o;
+	struct onfs_cred cred;
+	struct onfs_sattr sa;
+	struct onfs_who who;
+	struct onfs_wcc wcc;
+	int err;
 	bool ok;
 
 	memset(&res, 0, sizeof(res));
-	res.status = onfs_errmap_nfs3(check_dirop(c, &a->where, &dir));
-	fill_wcc(&dir, &res.SYMLINK3res_u.resfail.dir_wcc);
+	memset(&old, 0, sizeof(old));
+	memset(&o, 0, sizeof(o));
+	memset(&wcc, 0, sizeof(wcc));
+	sattr_from3(&a->symlink.symlink_attributes, &sa);
+	err = check_dirop(c, &a->where, &dir);
+	if (err == 0) {
+		effective_cred(c, dir.ex, &cred);
+		err = check_create(&dir, a->where.name, &cred, &old);
+	}
+	if (err == 0) {
+		o.ex = dir.ex;
+		new_object_attrs(&dir, &cred, S_IFLNK, &sa, &who);
+		err = onfs_symlink(dir.ex, dir.n, a->where.name,
+				   a->symlink.symlink_data ? a->symlink.symlink_data : "", &sa,
+				   &who, &o.n, &wcc);
+		if (err < 0)
+			o.n = NULL;
+	}
+	res.status = onfs_errmap_nfs3(err);
+	if (res.status == NFS3_OK) {
+		fill_new(&o, &ok3->obj, &ok3->obj_attributes);
+		fill_wcc_ovl(&dir, &wcc, &ok3->dir_wcc);
+	} else {
+		fill_wcc_ovl(&dir, &wcc, &res.SYMLINK3res_u.resfail.dir_wcc);
+	}
 	ok = xdr_SYMLINK3res(xdrs, &res);
+	obj_put(&o);
+	obj_put(&old);
 	obj_put(&dir);
 	return ok;
+}
+
+/* ftype3 -> S_IFMT bits of the types MKNOD makes, 0 for the others. */
+static uint32_t mknod_type(ftype3 t)
+{
+	switch (t) {
+	case NF3CHR:
+		return S_IFCHR;
+	case NF3BLK:
+		return S_IFBLK;
+	case NF3SOCK:
+		return S_IFSOCK;
+	case NF3FIFO:
+		return S_IFIFO;
+	default:
+		return 0;
+	}
 }
 
 static bool nfs3_mknod(struct onfs_call *c, void *args, XDR *xdrs)
 {
 	MKNOD3args *a = args;
 	MKNOD3res res;
-	struct nfs3_obj dir;
+	MKNOD3resok *ok3 = &res.MKNOD3res_u.resok;
+	struct nfs3_obj dir, old, o;
+	struct onfs_cred cred;
+	struct onfs_sattr sa;
+	struct onfs_who who;
+	struct onfs_wcc wcc;
+	uint32_t type = mknod_type(a->what.type), major = 0, minor = 0;
 	int err;
 	bool ok;
 
 	memset(&res, 0, sizeof(res));
+	memset(&old, 0, sizeof(old));
+	memset(&o, 0, sizeof(o));
+	memset(&sa, 0, sizeof(sa));
+	memset(&wcc, 0, sizeof(wcc));
+	if (type == S_IFCHR || type == S_IFBLK) {
+		sattr_from3(&a->what.mknoddata3_u.device.dev_attributes, &sa);
+		major = a->what.mknoddata3_u.device.spec.specdata1;
+		minor = a->what.mknoddata3_u.device.spec.specdata2;
+	} else if (type) {
+		sattr_from3(&a->what.mknoddata3_u.pipe_attributes, &sa);
+	}
 	err = get_dir(c, &a->where.dir, &dir);
 	if (err == 0)
 		err = check_name(a->where.name);
 	/* knfsd refuses a type MKNOD cannot make before it tries to create */
-	if (err == 0 && a->what.type != NF3CHR && a->what.type != NF3BLK &&
-	    a->what.type != NF3SOCK && a->what.type != NF3FIFO)
+	if (err == 0 && !type)
 		err = -ONFS_EBADTYPE;
 	if (err == 0)
 		err = check_writable(&dir);
+	if (err == 0) {
+		effective_cred(c, dir.ex, &cred);
+		err = check_create(&dir, a->where.name, &cred, &old);
+	}
+	/* vfs_mknod: devices need CAP_MKNOD, after may_create */
+	if (err == 0 && !old.n && (type == S_IFCHR || type == S_IFBLK) &&
+	    !onfs_perm_is_root(&cred))
+		err = -EPERM;
+	if (err == 0) {
+		o.ex = dir.ex;
+		new_object_attrs(&dir, &cred, type, &sa, &who);
+		err = onfs_mknod(dir.ex, dir.n, a->where.name, type, major, minor, &sa, &who,
+				 &o.n, &wcc);
+		if (err < 0)
+			o.n = NULL;
+	}
 	res.status = onfs_errmap_nfs3(err);
-	fill_wcc(&dir, &res.MKNOD3res_u.resfail.dir_wcc);
+	if (res.status == NFS3_OK) {
+		fill_new(&o, &ok3->obj, &ok3->obj_attributes);
+		fill_wcc_ovl(&dir, &wcc, &ok3->dir_wcc);
+	} else {
+		fill_wcc_ovl(&dir, &wcc, &res.MKNOD3res_u.resfail.dir_wcc);
+	}
 	ok = xdr_MKNOD3res(xdrs, &res);
+	obj_put(&o);
+	obj_put(&old);
 	obj_put(&dir);
 	return ok;
 }
 
 /* --- 12 REMOVE, 13 RMDIR --- */
 
+/* REMOVE and RMDIR: the permission checks, then the overlay's remove or rmdir. */
+static int remove_common(struct onfs_call *c, const diropargs3 *what, bool rmdir,
+			 struct nfs3_obj *dir, struct onfs_wcc *wcc)
+{
+	struct nfs3_obj victim;
+	struct onfs_cred cred;
+	int err;
+
+	memset(&victim, 0, sizeof(victim));
+	err = check_dirop(c, what, dir);
+	if (err == 0) {
+		effective_cred(c, dir->ex, &cred);
+		err = check_delete(dir, what->name, &cred, &victim);
+	}
+	if (err == 0)
+		err = rmdir ? onfs_rmdir(dir->ex, dir->n, what->name, wcc)
+			    : onfs_remove(dir->ex, dir->n, what->name, wcc);
+	obj_put(&victim);
+	return err;
+}
+
 static bool nfs3_remove(struct onfs_call *c, void *args, XDR *xdrs)
 {
 	REMOVE3args *a = args;
 	REMOVE3res res;
 	struct nfs3_obj dir;
+	struct onfs_wcc wcc;
 	bool ok;
 
 	memset(&res, 0, sizeof(res));
-	res.status = onfs_errmap_nfs3(check_dirop(c, &a->object, &dir));
-	fill_wcc(&dir, &res.REMOVE3res_u.resfail.dir_wcc);
+	memset(&wcc, 0, sizeof(wcc));
+	res.status = onfs_errmap_nfs3(remove_common(c, &a->object, false, &dir, &wcc));
+	/* resok and resfail are both just the directory's wcc data */
+	fill_wcc_ovl(&dir, &wcc, &res.REMOVE3res_u.resok.dir_wcc);
 	ok = xdr_REMOVE3res(xdrs, &res);
 	obj_put(&dir);
 	return ok;
@@ -588,11 +986,13 @@ static bool nfs3_rmdir(struct onfs_call *c, void *args, XDR *xdrs)
 	RMDIR3args *a = args;
 	RMDIR3res res;
 	struct nfs3_obj dir;
+	struct onfs_wcc wcc;
 	bool ok;
 
 	memset(&res, 0, sizeof(res));
-	res.status = onfs_errmap_nfs3(check_dirop(c, &a->object, &dir));
-	fill_wcc(&dir, &res.RMDIR3res_u.resfail.dir_wcc);
+	memset(&wcc, 0, sizeof(wcc));
+	res.status = onfs_errmap_nfs3(remove_common(c, &a->object, true, &dir, &wcc));
+	fill_wcc_ovl(&dir, &wcc, &res.RMDIR3res_u.resok.dir_wcc);
 	ok = xdr_RMDIR3res(xdrs, &res);
 	obj_put(&dir);
 	return ok;
@@ -600,16 +1000,68 @@ static bool nfs3_rmdir(struct onfs_call *c, void *args, XDR *xdrs)
 
 /* --- 14 RENAME --- */
 
+/*
+ * vfs_rename's checks: may_delete on the source, may_create (or
+ * may_delete of what it replaces) on the target directory, and write
+ * permission on a directory that moves to another parent (its ".."
+ * changes). A rename of a name onto the same object is a no-op that needs
+ * nothing more than the lookups; "." and ".." are the overlay's (EINVAL).
+ */
+static int check_rename(struct onfs_call *c, const struct nfs3_obj *from, const char *fname,
+			const struct nfs3_obj *to, const char *tname)
+{
+	struct nfs3_obj src, dst;
+	struct onfs_cred cred;
+	int err = 0;
+
+	memset(&src, 0, sizeof(src));
+	memset(&dst, 0, sizeof(dst));
+	if (dot_or_dotdot(fname) || dot_or_dotdot(tname))
+		goto out;
+	effective_cred(c, from->ex, &cred);
+	err = onfs_perm_check(&from->attr, &cred, ONFS_MAY_EXEC);
+	if (err == 0)
+		err = obj_lookup(from, fname, &src);
+	if (err == 0 && !src.have_attr)
+		err = -ESTALE;
+	if (err == 0)
+		err = onfs_perm_check(&to->attr, &cred, ONFS_MAY_EXEC);
+	if (err == 0) {
+		err = obj_lookup(to, tname, &dst);
+		if (err == 0 && !dst.have_attr)
+			err = -ESTALE;
+		if (err == -ENOENT) {
+			obj_put(&dst);
+			err = 0;
+		}
+	}
+	if (err < 0 || (dst.n && same_object(&src.attr, &dst.attr)))
+		goto out;
+	err = onfs_perm_may_delete(&from->attr, &src.attr, &cred);
+	if (err == 0)
+		err = dst.n ? onfs_perm_may_delete(&to->attr, &dst.attr, &cred)
+			    : onfs_perm_may_create(&to->attr, &cred);
+	if (err == 0 && S_ISDIR(src.attr.mode) && !same_object(&from->attr, &to->attr))
+		err = onfs_perm_check(&src.attr, &cred, ONFS_MAY_WRITE);
+out:
+	obj_put(&dst);
+	obj_put(&src);
+	return err;
+}
+
 static bool nfs3_rename(struct onfs_call *c, void *args, XDR *xdrs)
 {
 	RENAME3args *a = args;
 	RENAME3res res;
 	struct nfs3_obj from, to;
+	struct onfs_wcc fwcc, twcc;
 	int err;
 	bool ok;
 
 	memset(&res, 0, sizeof(res));
 	memset(&to, 0, sizeof(to));
+	memset(&fwcc, 0, sizeof(fwcc));
+	memset(&twcc, 0, sizeof(twcc));
 	err = get_dir(c, &a->from.dir, &from);
 	if (err == 0)
 		err = get_dir(c, &a->to.dir, &to);
@@ -621,9 +1073,14 @@ static bool nfs3_rename(struct onfs_call *c, void *args, XDR *xdrs)
 		err = check_name(a->to.name);
 	if (err == 0)
 		err = check_writable(&from);
+	if (err == 0)
+		err = check_rename(c, &from, a->from.name, &to, a->to.name);
+	if (err == 0)
+		err = onfs_rename(from.ex, from.n, a->from.name, to.n, a->to.name, &fwcc, &twcc);
 	res.status = onfs_errmap_nfs3(err);
-	fill_wcc(&from, &res.RENAME3res_u.resfail.fromdir_wcc);
-	fill_wcc(&to, &res.RENAME3res_u.resfail.todir_wcc);
+	/* resok and resfail: the same two wcc data */
+	fill_wcc_ovl(&from, &fwcc, &res.RENAME3res_u.resok.fromdir_wcc);
+	fill_wcc_ovl(&to, &twcc, &res.RENAME3res_u.resok.todir_wcc);
 	ok = xdr_RENAME3res(xdrs, &res);
 	obj_put(&to);
 	obj_put(&from);
@@ -636,12 +1093,16 @@ static bool nfs3_link(struct onfs_call *c, void *args, XDR *xdrs)
 {
 	LINK3args *a = args;
 	LINK3res res;
-	struct nfs3_obj file, dir;
+	struct nfs3_obj file, dir, old;
+	struct onfs_cred cred;
+	struct onfs_wcc wcc;
 	int err;
 	bool ok;
 
 	memset(&res, 0, sizeof(res));
 	memset(&dir, 0, sizeof(dir));
+	memset(&old, 0, sizeof(old));
+	memset(&wcc, 0, sizeof(wcc));
 	err = obj_get(c, &a->file, &file);
 	if (err == 0)
 		err = get_dir(c, &a->link.dir, &dir);
@@ -651,10 +1112,41 @@ static bool nfs3_link(struct onfs_call *c, void *args, XDR *xdrs)
 		err = check_name(a->link.name);
 	if (err == 0)
 		err = check_writable(&dir);
+	/* knfsd (nfsd_link): a directory is ISDIR before anything else */
+	if (err == 0 && S_ISDIR(file.attr.mode))
+		err = -EISDIR;
+	/*
+	 * linkat(2)'s order: search permission and the lookup (an existing
+	 * name is the overlay's EEXIST), then may_linkat with
+	 * fs.protected_hardlinks=1 (Debian's default; knfsd calls vfs_link
+	 * without it, but the local oracle of issue 5 sees it and it is the
+	 * safer rule for a shared tree), then may_create on the directory.
+	 */
+	if (err == 0) {
+		effective_cred(c, dir.ex, &cred);
+		err = onfs_perm_check(&dir.attr, &cred, ONFS_MAY_EXEC);
+	}
+	if (err == 0) {
+		err = obj_lookup(&dir, a->link.name, &old);
+		if (err == -ENOENT)
+			err = onfs_perm_may_link(&file.attr, &cred);
+		if (err == 0 && !old.n)
+			err = onfs_perm_may_create(&dir.attr, &cred);
+	}
+	if (err == 0)
+		err = onfs_link(dir.ex, file.n, dir.n, a->link.name, &wcc);
+	/* the link count changed, and file.n may name the lower copy: resolve again */
+	if (err == 0) {
+		obj_put(&file);
+		if (obj_get(c, &a->file, &file) < 0)
+			file.have_attr = false;
+	}
 	res.status = onfs_errmap_nfs3(err);
-	fill_post_op(&file, &res.LINK3res_u.resfail.file_attributes);
-	fill_wcc(&dir, &res.LINK3res_u.resfail.linkdir_wcc);
+	/* resok and resfail: file attributes, then the directory's wcc data */
+	fill_post_op(&file, &res.LINK3res_u.resok.file_attributes);
+	fill_wcc_ovl(&dir, &wcc, &res.LINK3res_u.resok.linkdir_wcc);
 	ok = xdr_LINK3res(xdrs, &res);
+	obj_put(&old);
 	obj_put(&dir);
 	obj_put(&file);
 	return ok;
@@ -959,17 +1451,29 @@ static bool nfs3_commit(struct onfs_call *c, void *args, XDR *xdrs)
 	COMMIT3args *a = args;
 	COMMIT3res res;
 	struct nfs3_obj o;
+	struct onfs_cred cred;
+	struct onfs_wcc wcc;
 	int err;
 	bool ok;
 
 	memset(&res, 0, sizeof(res));
+	memset(&wcc, 0, sizeof(wcc));
 	err = obj_get(c, &a->file, &o);
 	if (err == 0)
 		err = check_regular(&o.attr);
 	if (err == 0)
 		err = check_writable(&o);
+	/* knfsd: nfsd_file_acquire(NFSD_MAY_WRITE), which adds OWNER_OVERRIDE */
+	if (err == 0) {
+		effective_cred(c, o.ex, &cred);
+		err = onfs_perm_check(&o.attr, &cred, ONFS_MAY_WRITE | ONFS_MAY_OWNER_OVERRIDE);
+	}
+	if (err == 0)
+		err = onfs_commit(o.ex, o.n, &wcc);
 	res.status = onfs_errmap_nfs3(err);
-	fill_wcc(&o, &res.COMMIT3res_u.resfail.file_wcc);
+	if (res.status == NFS3_OK)
+		onfs_write_verf(o.ex, (uint8_t *)res.COMMIT3res_u.resok.verf);
+	fill_wcc_ovl(&o, &wcc, &res.COMMIT3res_u.resok.file_wcc);
 	ok = xdr_COMMIT3res(xdrs, &res);
 	obj_put(&o);
 	return ok;

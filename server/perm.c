@@ -2,7 +2,9 @@
  * perm.c - decides what the client's identity may do with a merged object:
  * mode bits against owner, group and supplementary groups, with uid 0 as
  * Linux root (DAC override), and the ACCESS3 answer built from the same
- * check (DESIGN §4: "the client decides").
+ * check (DESIGN §4: "the client decides"), and the write path's rules:
+ * may_create/may_delete with sticky directories, protected hard links,
+ * who may chmod/chown/set times, and when setuid/setgid bits go.
  *
  * Pure functions, any thread. Never touches the filesystem, never sees
  * process credentials: the client's identity is data here, not a
@@ -128,4 +130,142 @@ uint32_t onfs_perm_access(const struct onfs_attr *a, const struct onfs_cred *cre
 			granted |= row->access;
 	}
 	return granted;
+}
+
+/* --- the write path --- */
+
+int onfs_perm_may_create(const struct onfs_attr *dir, const struct onfs_cred *cred)
+{
+	return onfs_perm_check(dir, cred, ONFS_MAY_WRITE | ONFS_MAY_EXEC);
+}
+
+/* Linux __check_sticky: the entry's owner, the directory's owner and root pass. */
+static bool perm_sticky_denies(const struct onfs_attr *dir, const struct onfs_attr *victim,
+			       const struct onfs_cred *cred)
+{
+	if (!(dir->mode & S_ISVTX))
+		return false;
+	if (cred->uid == victim->uid || cred->uid == dir->uid)
+		return false;
+	return !onfs_perm_is_root(cred);
+}
+
+int onfs_perm_may_delete(const struct onfs_attr *dir, const struct onfs_attr *victim,
+			 const struct onfs_cred *cred)
+{
+	int ret = onfs_perm_may_create(dir, cred);
+
+	if (ret == 0 && perm_sticky_denies(dir, victim, cred))
+		ret = -EPERM;
+	return ret;
+}
+
+int onfs_perm_may_link(const struct onfs_attr *src, const struct onfs_cred *cred)
+{
+	int ret = 0;
+
+	if (cred->uid == src->uid || onfs_perm_is_root(cred))
+		goto out;
+	/* safe_hardlink_source() */
+	if (!S_ISREG(src->mode) || (src->mode & S_ISUID) ||
+	    (src->mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP) ||
+	    onfs_perm_check(src, cred, ONFS_MAY_READ | ONFS_MAY_WRITE) < 0)
+		ret = -EPERM;
+out:
+	return ret;
+}
+
+/* inode_owner_or_capable(): the owner, or root (CAP_FOWNER). */
+static bool perm_owner_or_root(const struct onfs_attr *a, const struct onfs_cred *cred)
+{
+	return cred->uid == a->uid || onfs_perm_is_root(cred);
+}
+
+/* setattr_should_drop_sgid(): an executable setgid always, else outside the group. */
+static bool perm_drop_sgid(uint32_t mode, uint32_t gid, const struct onfs_cred *cred)
+{
+	if (!(mode & S_ISGID))
+		return false;
+	if (mode & S_IXGRP)
+		return true;
+	return !onfs_perm_in_group(cred, gid) && !onfs_perm_is_root(cred);
+}
+
+int onfs_perm_setattr(const struct onfs_attr *a, const struct onfs_cred *cred,
+		      struct onfs_sattr *sa)
+{
+	unsigned int may = 0;
+	uint32_t new_gid = sa->set_gid ? sa->gid : a->gid;
+	bool times_now = sa->atime_how == ONFS_TIME_NOW || sa->mtime_how == ONFS_TIME_NOW;
+	bool times_set = sa->atime_how == ONFS_TIME_SET || sa->mtime_how == ONFS_TIME_SET;
+	int ret;
+
+	/* knfsd (nfsd_setattr): NFSD_MAY_WRITE|NFSD_MAY_OWNER_OVERRIDE for a
+	 * size, and for times unless one of them is set to a client time */
+	if (sa->set_size || (times_now && !times_set))
+		may = ONFS_MAY_WRITE | ONFS_MAY_OWNER_OVERRIDE;
+	ret = may ? onfs_perm_check(a, cred, may) : 0;
+	if (ret < 0)
+		goto out;
+	ret = -EPERM;
+	/* chown_ok(): the owner may "chown" to themselves, root anything */
+	if (sa->set_uid && !onfs_perm_is_root(cred) &&
+	    !(cred->uid == a->uid && sa->uid == a->uid))
+		goto out;
+	/* chgrp_ok(): the owner to the same group or one they are in */
+	if (sa->set_gid && !onfs_perm_is_root(cred) &&
+	    !(cred->uid == a->uid && (sa->gid == a->gid || onfs_perm_in_group(cred, sa->gid))))
+		goto out;
+	if (S_ISLNK(a->mode))
+		sa->set_mode = false; /* nfsd_sanitize_attrs: ignored on symlinks */
+	if (sa->set_mode && !perm_owner_or_root(a, cred))
+		goto out;
+	if (times_set && !perm_owner_or_root(a, cred))
+		goto out;
+	ret = 0;
+	if (sa->set_mode) {
+		sa->mode &= 07777;
+		if (!onfs_perm_in_group(cred, new_gid) && !onfs_perm_is_root(cred))
+			sa->mode &= ~(uint32_t)S_ISGID;
+	}
+	/* nfsd_sanitize_attrs + notify_change: revoke setuid/setgid on chown */
+	if ((sa->set_uid || sa->set_gid) && !S_ISDIR(a->mode) && !S_ISLNK(a->mode)) {
+		if (sa->set_mode) {
+			sa->mode &= ~(uint32_t)S_ISUID;
+			if (sa->mode & S_IXGRP)
+				sa->mode &= ~(uint32_t)S_ISGID;
+		} else if ((a->mode & S_ISUID) || perm_drop_sgid(a->mode, a->gid, cred)) {
+			sa->set_mode = true;
+			sa->mode = a->mode & 07777 & ~(uint32_t)S_ISUID;
+			if (perm_drop_sgid(a->mode, a->gid, cred))
+				sa->mode &= ~(uint32_t)S_ISGID;
+		}
+	}
+out:
+	return ret;
+}
+
+uint32_t onfs_perm_create_mode(const struct onfs_attr *dir, const struct onfs_cred *cred,
+			       uint32_t type, uint32_t mode)
+{
+	mode &= 07777;
+	if ((type & S_IFMT) != S_IFDIR && (dir->mode & S_ISGID) &&
+	    (mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP) &&
+	    !onfs_perm_in_group(cred, dir->gid) && !onfs_perm_is_root(cred))
+		mode &= ~(uint32_t)S_ISGID;
+	return mode;
+}
+
+bool onfs_perm_kill_priv(const struct onfs_attr *a, const struct onfs_cred *cred,
+			 uint32_t *mode)
+{
+	uint32_t m = a->mode & 07777;
+
+	if (onfs_perm_is_root(cred) || !S_ISREG(a->mode))
+		return false;
+	m &= ~(uint32_t)S_ISUID;
+	if ((m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		m &= ~(uint32_t)S_ISGID;
+	*mode = m;
+	return m != (a->mode & 07777);
 }

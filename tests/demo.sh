@@ -12,7 +12,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 PKGS="meson ninja-build pkg-config gcc libuv1-dev libtirpc-dev rpcsvc-proto libnfs-dev
-libnfs-utils libinih-dev attr"
+libnfs-utils libinih-dev liblmdb-dev attr"
 
 missing=""
 for p in $PKGS; do

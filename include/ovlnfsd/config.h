@@ -18,6 +18,18 @@
 #define ONFS_DEFAULT_PORT 2049
 #define ONFS_DEFAULT_MAX_RECORD (1024 * 1024 + 4096)
 #define ONFS_DEFAULT_STATE_DIR "/var/lib/ovlnfsd"
+#define ONFS_DEFAULT_ANON_ID 65534
+
+/* squash= of an export line (access.c applies it). */
+enum onfs_squash { ONFS_SQUASH_ROOT = 0, ONFS_SQUASH_ALL, ONFS_SQUASH_NONE };
+
+/* One entry of clients=: an address and a prefix length. */
+struct onfs_cidr {
+	int family;       /* AF_INET or AF_INET6 */
+	unsigned prefix;  /* 0..32 or 0..128 */
+	uint8_t addr[16]; /* network byte order, host bits zero */
+	char text[64];    /* as the user wrote it, for MOUNT EXPORT and logs */
+};
 
 struct onfs_export_conf {
 	char *name;        /* owned; "default" for the -o export */
@@ -27,6 +39,14 @@ struct onfs_export_conf {
 	char *upperdir;    /* owned; NULL: read-only export */
 	char *workdir;     /* owned; NULL iff upperdir is NULL */
 	char *owner;       /* owned; user whose credentials touch the layers; NULL: the process's */
+	/* access rules (config file; -o and the demo: every client, no squash) */
+	struct onfs_cidr *clients; /* owned; nclients 0: every client */
+	size_t nclients;
+	bool readonly;     /* access=ro */
+	enum onfs_squash squash;
+	uint32_t anonuid, anongid;
+	bool secure;       /* require a source port < 1024 */
+	int line;          /* line of its [export NAME] header in the config file; 0: none */
 };
 
 struct onfs_config {
@@ -41,6 +61,7 @@ struct onfs_config {
 	int threads;         /* worker pool size (UV_THREADPOOL_SIZE) */
 	size_t max_record;   /* TCP record cap, bytes */
 	bool demo;           /* no -o/-c given: build and serve ./demo-overlay */
+	char *config_file;   /* owned; -c FILE (kept for SIGHUP), NULL: none */
 	struct onfs_export_conf exports[8]; /* owned */
 	size_t nexports;
 };
@@ -60,6 +81,21 @@ int onfs_config_parse_args(int argc, char **argv, struct onfs_config *cfg,
  */
 int onfs_config_parse_overlay_opts(const char *opts, struct onfs_export_conf *ec,
 				   char *err, size_t errlen);
+
+/*
+ * Read an INI config file (DESIGN section 1) into *cfg (zeroed by the
+ * caller): [server] listen, portmap, threads, log, verbose, state_dir,
+ * max_record, port_file; one [export NAME] per export. Validates every
+ * value and the export set (unique names, paths and upper layers).
+ * Returns 0 or -1 with err naming the file, the line and the key at fault.
+ * Used at startup (through onfs_config_parse_args) and by SIGHUP reload.
+ */
+int onfs_config_load_file(const char *path, struct onfs_config *cfg, char *err,
+			  size_t errlen);
+
+/* True when two export lines serve different layers (reload needs a restart). */
+bool onfs_config_layers_differ(const struct onfs_export_conf *a,
+			       const struct onfs_export_conf *b);
 
 /* Parse "ADDR:PORT", "[v6]:PORT" or "PORT". Returns 0 or -1. host is malloc'd. */
 int onfs_config_parse_hostport(const char *s, char **host, int *port);

@@ -112,11 +112,34 @@ static int copy_data(int src, int dst, off_t size)
 static int copy_attrs(struct onfs_export *ex, const char *tmp, const struct stat *st)
 {
 	struct timespec ts[2] = { st->st_atim, st->st_mtim };
+	uint32_t u, g, m;
 
-	if (fchownat(ex->work_fd, tmp, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
-	if (!S_ISLNK(st->st_mode) && fchmodat(ex->work_fd, tmp, st->st_mode & 07777, 0) < 0)
-		return -errno;
+	if (ex->no_chown) {
+		/*
+		 * rootless: keep the lower owner and mode as the client sees
+		 * them (an owner xattr copied from the lower wins), and make the
+		 * copy usable by the owner
+		 */
+		int fd = openat(ex->work_fd, tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		bool have = fd >= 0 && onfs_owner_xattr_get(fd, &u, &g, &m) == 0;
+		if (fd >= 0)
+			close(fd);
+		if (!S_ISLNK(st->st_mode) &&
+		    fchmodat(ex->work_fd, tmp,
+			     (st->st_mode | (S_ISDIR(st->st_mode) ? 0700 : 0600)) & 07777, 0) < 0)
+			return -errno;
+		if (!have && (S_ISREG(st->st_mode) || S_ISDIR(st->st_mode))) {
+			int ret = onfs_upper_set_owner(ex->work_fd, tmp, st->st_uid, st->st_gid,
+						       st->st_mode);
+			if (ret < 0)
+				return ret;
+		}
+	} else {
+		if (fchownat(ex->work_fd, tmp, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+		if (!S_ISLNK(st->st_mode) && fchmodat(ex->work_fd, tmp, st->st_mode & 07777, 0) < 0)
+			return -errno;
+	}
 	if (utimensat(ex->work_fd, tmp, ts, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	return 0;
@@ -150,7 +173,7 @@ static int copyup_dir_locked(struct onfs_export *ex, int pfd, const char *name,
 		goto out;
 	}
 	onfs_upper_tmpname(ex, tmp, sizeof(tmp));
-	ret = onfs_upper_mkdir(ex->work_fd, tmp, 0);
+	ret = onfs_upper_mkdir(ex->work_fd, tmp, ex->no_chown ? 0700 : 0);
 	if (ret < 0)
 		goto out;
 	dst = openat(ex->work_fd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -174,7 +197,7 @@ static int copyup_dir_locked(struct onfs_export *ex, int pfd, const char *name,
 	restore_times(pfd, &pst);
 	/* index: an empty directory naming the upper copy (rule 45) */
 	onfs_upper_index_name(ex, &dir->ident, idx, sizeof(idx));
-	if (idx[0] && onfs_upper_mkdir(ex->index_fd, idx, 0) == 0) {
+	if (idx[0] && onfs_upper_mkdir(ex->index_fd, idx, ex->no_chown ? 0700 : 0) == 0) {
 		struct onfs_ident uid = { 0 };
 		int ifd = openat(ex->index_fd, idx, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (ifd >= 0 && onfs_fs_name_to_ident(dst, "", &uid) == 0) {
@@ -286,7 +309,8 @@ static int build_tmp(struct onfs_export *ex, int src, const struct stat *st, boo
 	int dst, ret = 0;
 
 	if (S_ISREG(st->st_mode)) {
-		dst = openat(ex->work_fd, tmp, O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0);
+		dst = openat(ex->work_fd, tmp, O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC,
+			    ex->no_chown ? 0600 : 0); /* user.* xattrs need write access */
 		if (dst < 0)
 			return -errno;
 		if (with_data)

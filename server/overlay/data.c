@@ -104,14 +104,33 @@ int onfs_apply_sattr(struct onfs_export *ex, struct onfs_node *n, const struct o
 		if (ret < 0)
 			goto out;
 	}
-	if (sa->set_uid || sa->set_gid) {
-		if (fchownat(fd, "", sa->set_uid ? sa->uid : (uid_t)-1,
-			     sa->set_gid ? sa->gid : (gid_t)-1, AT_EMPTY_PATH) < 0) {
-			ret = -errno;
+	if (ex->no_chown && (sa->set_uid || sa->set_gid || sa->set_mode) &&
+	    (S_ISREG(n->type) || S_ISDIR(n->type))) {
+		/* rootless: the client's view of owner and mode is the xattr */
+		struct onfs_attr cur;
+		uint32_t mode;
+
+		ret = onfs_getattr(ex, n, &cur);
+		if (ret < 0)
 			goto out;
+		mode = sa->set_mode ? sa->mode : cur.mode;
+		ret = onfs_upper_set_owner(fd, "", sa->set_uid ? sa->uid : cur.uid,
+					   sa->set_gid ? sa->gid : cur.gid, mode);
+		if (ret == 0 && sa->set_mode &&
+		    chmod(proc, (mode | (S_ISDIR(n->type) ? 0700 : 0600)) & 07777) < 0)
+			ret = -errno;
+		if (ret < 0)
+			goto out;
+	} else {
+		if (sa->set_uid || sa->set_gid) {
+			if (fchownat(fd, "", sa->set_uid ? sa->uid : (uid_t)-1,
+				     sa->set_gid ? sa->gid : (gid_t)-1, AT_EMPTY_PATH) < 0) {
+				ret = -errno;
+				goto out;
+			}
 		}
 	}
-	if (sa->set_mode && !S_ISLNK(n->type)) {
+	if (!ex->no_chown && sa->set_mode && !S_ISLNK(n->type)) {
 		/* chmod through the magic link: fchmod refuses O_PATH */
 		if (chmod(proc, sa->mode & 07777) < 0) {
 			ret = -errno;

@@ -148,13 +148,14 @@ static int make_tmp(struct onfs_export *ex, const struct mk *m, const struct onf
 	}
 	switch (m->type) {
 	case S_IFREG:
-		fd = openat(ex->work_fd, tmp, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+		fd = openat(ex->work_fd, tmp, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
+			    ex->no_chown ? 0600 : 0);
 		if (fd < 0)
 			return -errno;
 		close(fd);
 		break;
 	case S_IFDIR:
-		ret = onfs_upper_mkdir(ex->work_fd, tmp, 0);
+		ret = onfs_upper_mkdir(ex->work_fd, tmp, ex->no_chown ? 0700 : 0);
 		if (ret < 0)
 			return ret;
 		if (opaque) {
@@ -174,6 +175,20 @@ static int make_tmp(struct onfs_export *ex, const struct mk *m, const struct onf
 		if (mknodat(ex->work_fd, tmp, m->type, m->rdev) < 0)
 			return -errno;
 		break;
+	}
+	if (ex->no_chown) {
+		/* rootless: the owner keeps access, the client's view is an xattr */
+		uint32_t real = mode | (m->type == S_IFDIR ? 0700 : 0600);
+		if (m->type != S_IFLNK && fchmodat(ex->work_fd, tmp, real & 07777, 0) < 0) {
+			ret = -errno;
+			goto out_rm;
+		}
+		if (m->type == S_IFREG || m->type == S_IFDIR) {
+			ret = onfs_upper_set_owner(ex->work_fd, tmp, who->uid, gid, mode);
+			if (ret < 0)
+				goto out_rm;
+		}
+		return 0;
 	}
 	if (fchownat(ex->work_fd, tmp, who->uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
 		ret = -errno;

@@ -288,6 +288,10 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 		ex->id = 1;
 	ex->fsid = onfs_siphash24(ex->key, "fsid", 4);
 	ex->by_handle = probe_by_handle(ex);
+	if (!ex->by_handle && onfs_idmap_open(ex, dir, err, errlen) < 0)
+		goto out_free;
+	/* without CAP_CHOWN for the owner, client-visible owners go to an xattr */
+	ex->no_chown = !(geteuid() == 0 && ex->owner.uid == 0);
 	for (i = 0; i < ex->numfs; i++)
 		onfs_upper_fs_uuid(ex->fs_fd[i], ex->fs_uuid[i]);
 	if (conf->workdir && onfs_workdir_setup(ex, conf->workdir, err, errlen) < 0)
@@ -303,7 +307,8 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 		  : ex->work_ok ? "read-write, work area scrubbed"
 				: "READ-ONLY (work area not usable)",
 		  ex->by_handle ? "kernel file handles (persistent across restarts)"
-				: "in-memory only: no CAP_DAC_READ_SEARCH, handles go stale on restart");
+				: "rootless: no CAP_DAC_READ_SEARCH, handles resolved through the "
+				  "persistent identity map");
 	*out = ex;
 	return 0;
 
@@ -320,6 +325,7 @@ void onfs_export_close(struct onfs_export *ex)
 		return;
 	onfs_dir_cache_free(ex->dirs);
 	onfs_node_cache_free(ex->nodes);
+	onfs_idmap_close(ex);
 	for (i = 0; i < ex->nlayers; i++) {
 		if (ex->layers[i].fd >= 0)
 			close(ex->layers[i].fd);

@@ -616,14 +616,13 @@ int onfs_node_from_fh(struct onfs_export *ex, const uint8_t *fh, size_t len,
 		*out = n;
 		return 0;
 	}
-	if (!ex->by_handle)
-		return -ESTALE;
-
 	memset(&id, 0, sizeof(id));
 	id.fsidx = fh[1];
 	id.type = fh[4];
 	id.len = fh[5];
 	memcpy(id.fid, fh + ONFS_FH_HDR, id.len);
+	if (!ex->by_handle)
+		return onfs_idmap_resolve(ex, &id, 0, out);
 	ret = from_index(ex, &id, out);
 	if (ret != -ENOENT)
 		return ret;

@@ -64,8 +64,9 @@ int onfs_getattr(struct onfs_export *ex, struct onfs_node *n, struct onfs_attr *
 	if (fd < 0)
 		return fd == -ENOENT ? -ESTALE : fd;
 	if (fstat(fd, &st) < 0) {
+		int err = -errno;
 		fd_done(fd, tmp);
-		return -errno;
+		return err;
 	}
 	memset(a, 0, sizeof(*a));
 	a->mode = st.st_mode;
@@ -84,7 +85,6 @@ int onfs_getattr(struct onfs_export *ex, struct onfs_node *n, struct onfs_attr *
 				a->nlink = (uint32_t)((long)st.st_nlink + d);
 		}
 	}
-	fd_done(fd, tmp);
 	a->uid = st.st_uid;
 	a->gid = st.st_gid;
 	a->size = (uint64_t)st.st_size;
@@ -96,6 +96,16 @@ int onfs_getattr(struct onfs_export *ex, struct onfs_node *n, struct onfs_attr *
 	a->atime = st.st_atim;
 	a->mtime = st.st_mtim;
 	a->ctime = st.st_ctim;
+	if (ex->no_chown && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
+		/* rootless: the owner and mode the client sees (user.ovlnfsd.owner) */
+		uint32_t u, g, m;
+		if (onfs_owner_xattr_get(fd, &u, &g, &m) == 0) {
+			a->uid = u;
+			a->gid = g;
+			a->mode = (st.st_mode & S_IFMT) | m;
+		}
+	}
+	fd_done(fd, tmp);
 	return 0;
 }
 

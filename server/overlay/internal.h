@@ -64,6 +64,7 @@ struct onfs_owner {
 };
 
 struct onfs_node_cache; /* handle.c */
+struct onfs_idmap;      /* idmap.c */
 struct onfs_dir_cache;  /* readdir.c */
 
 struct onfs_export {
@@ -90,6 +91,8 @@ struct onfs_export {
 	pthread_mutex_t obj_lock[64];
 	uint8_t fs_uuid[ONFS_MAX_LAYERS][16];
 	struct onfs_owner owner; /* captured at setup; every layer access runs as it */
+	struct onfs_idmap *idmap; /* owned; rootless handle mode only, else NULL */
+	bool no_chown;       /* the owner cannot chown: owners live in user.ovlnfsd.owner */
 	uint8_t write_verf[8];
 	pthread_mutex_t verf_lock;
 	struct onfs_layer layers[ONFS_MAX_LAYERS];
@@ -147,6 +150,14 @@ int onfs_owner_capture(struct onfs_owner *o, const char *user, char *err, size_t
 /* Put ex's owner in force on this thread (a no-op when already). */
 int onfs_owner_enter(struct onfs_export *ex);
 
+/* --- idmap.c: persistent identity map of rootless handle mode --- */
+int onfs_idmap_open(struct onfs_export *ex, const char *dir, char *err, size_t errlen);
+void onfs_idmap_close(struct onfs_export *ex);
+void onfs_idmap_record(struct onfs_export *ex, const struct onfs_ident *id,
+		       const struct onfs_ident *parent, const char *name);
+int onfs_idmap_resolve(struct onfs_export *ex, const struct onfs_ident *id, int depth,
+		       struct onfs_node **out);
+
 /* --- workdir.c --- */
 /*
  * Lock and scrub the work area. Returns -1 with err for a fatal startup
@@ -187,6 +198,9 @@ size_t onfs_upper_encode_fb(const struct onfs_export *ex, const struct onfs_iden
 void onfs_upper_index_name(const struct onfs_export *ex, const struct onfs_ident *id, char *out,
 			   size_t cap);
 int onfs_upper_mark_impure(struct onfs_export *ex, int dirfd);
+#define ONFS_OWNER_XATTR "user.ovlnfsd.owner"
+int onfs_upper_set_owner(int dirfd, const char *name, uint32_t uid, uint32_t gid, uint32_t mode);
+int onfs_owner_xattr_get(int fd, uint32_t *uid, uint32_t *gid, uint32_t *mode);
 
 /* --- copyup.c --- */
 /* The upper directory at a merged path, copying up missing ancestors; ns_lock held. */

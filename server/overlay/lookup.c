@@ -90,8 +90,6 @@ static int origin_ident(struct onfs_export *ex, int dirfd, const char *name, uin
 	ssize_t rl;
 	int n, fd;
 
-	if (!ex->by_handle)
-		return -ENOENT;
 	onfs_ovl_xattr(ex, "origin", attr, sizeof(attr));
 	n = onfs_fs_getxattr_at(dirfd, name, attr, (char *)fb, sizeof(fb));
 	if (n < 22 || fb[0] != 0 || fb[1] != 0xfb || fb[2] != n)
@@ -99,6 +97,21 @@ static int origin_ident(struct onfs_export *ex, int dirfd, const char *name, uin
 	id->type = fb[4];
 	id->len = (uint8_t)(n - 21);
 	memcpy(id->fid, fb + 21, id->len);
+	if (!ex->by_handle) {
+		/*
+		 * rootless: the origin cannot be opened; it names the lower
+		 * filesystem by uuid (else the first lower layer's), and the
+		 * caller finds its inode number below (rootless_origin_ino)
+		 */
+		id->fsidx = ex->layers[ex->has_upper ? 1 : 0].fsidx;
+		for (size_t f = 0; f < ex->numfs; f++)
+			if (memcmp(fb + 5, ex->fs_uuid[f], 16) == 0 && f != ex->layers[0].fsidx) {
+				id->fsidx = (uint8_t)f;
+				break;
+			}
+		*ino = 0;
+		return 0;
+	}
 	for (size_t f = 0; f < ex->numfs; f++) {
 		id->fsidx = (uint8_t)f;
 		fd = onfs_fs_open_ident(ex->fs_fd[f], id, O_PATH);
@@ -199,6 +212,33 @@ static void free_found(struct found *f, size_t nf)
 }
 
 /*
+ * Rootless: the inode number of an upper file's origin, found as the same
+ * name in the parent's lower parts with the same file handle (fileid stays
+ * stable across copy-up); the upper's own number when it moved.
+ */
+static uint64_t rootless_origin_ino(struct onfs_export *ex, const struct onfs_node *dir,
+				    size_t from, const char *name, const struct onfs_ident *id,
+				    uint64_t fallback)
+{
+	for (size_t i = from; i < dir->nparts; i++) {
+		struct onfs_ident lid;
+		struct stat st;
+		int pfd = onfs_part_open(ex, &dir->parts[i], O_PATH | O_DIRECTORY);
+		bool match;
+
+		if (pfd < 0)
+			continue;
+		match = fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			onfs_fs_name_to_ident(pfd, name, &lid) == 0 && lid.type == id->type &&
+			lid.len == id->len && memcmp(lid.fid, id->fid, id->len) == 0;
+		close(pfd);
+		if (match)
+			return st.st_ino;
+	}
+	return fallback;
+}
+
+/*
  * The search of one name below a parent's stack. "where" is the path of
  * the candidate in its layer; the parent directory is opened beneath the
  * layer root, then the name is stat'ed without following it.
@@ -296,6 +336,8 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 			    origin_ident(ex, pfd, base, st.st_mode & S_IFMT, &id, &ino) == 0) {
 				have_id = true;
 				id_lower = true;
+				if (ino == 0)
+					ino = rootless_origin_ino(ex, dir, pi, cur, &id, st.st_ino);
 			} else {
 				ret = onfs_fs_name_to_ident(pfd, base, &id);
 				id.fsidx = ex->layers[layer].fsidx;
@@ -393,6 +435,8 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 		goto out;
 	}
 	ret = make_node(ex, path, f, nf, &id, id_lower, ino, impure, wh_xattr, cache, out);
+	if (ret == 0 && cache && ex->idmap)
+		onfs_idmap_record(ex, &id, &dir->ident, name);
 out:
 	free_found(f, nf);
 	free(path);

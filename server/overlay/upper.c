@@ -157,3 +157,43 @@ int onfs_upper_mark_impure(struct onfs_export *ex, int dirfd)
 		return 0;
 	return onfs_upper_setxattr(dirfd, name, "y", 1);
 }
+
+/*
+ * Rootless owners: when the export owner cannot chown, the owner and mode
+ * a client sees are kept in user.ovlnfsd.owner ("uid:gid:mode", mode in
+ * octal) on regular files and directories (user.* xattrs exist only on
+ * those), and served from there (inode.c).
+ */
+int onfs_upper_set_owner(int dirfd, const char *name, uint32_t uid, uint32_t gid, uint32_t mode)
+{
+	char v[48], proc[64];
+	int len = snprintf(v, sizeof(v), "%u:%u:%o", uid, gid, mode & 07777), fd, ret;
+
+	/* an empty name: dirfd is the object itself */
+	fd = *name ? openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC) : dirfd;
+	if (fd < 0)
+		return -errno;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	ret = RET(setxattr(proc, ONFS_OWNER_XATTR, v, (size_t)len, 0));
+	if (fd != dirfd)
+		close(fd);
+	return traced(ret, "set-owner", name, v);
+}
+
+/* Parse user.ovlnfsd.owner of fd; 0 when present. */
+int onfs_owner_xattr_get(int fd, uint32_t *uid, uint32_t *gid, uint32_t *mode)
+{
+	char v[48];
+	int n = onfs_fs_getxattr(fd, ONFS_OWNER_XATTR, v, sizeof(v) - 1);
+	unsigned u, g, m;
+
+	if (n <= 0)
+		return -ENODATA;
+	v[n] = '\0';
+	if (sscanf(v, "%u:%u:%o", &u, &g, &m) != 3)
+		return -EINVAL;
+	*uid = u;
+	*gid = g;
+	*mode = m & 07777;
+	return 0;
+}

@@ -660,18 +660,11 @@ TEST_IMPL(libnfs_highlevel_mount_and_read)
 	struct nfsfh *f = NULL;
 	struct nfsdir *dir = NULL;
 	struct nfs_stat_64 st;
-	char url[256], buf[64];
-	struct nfs_url *u;
+	char buf[64];
 	int n = 0;
 
 	env_up(&e, true);
-	nfs = nfs_init_context();
-	ASSERT(nfs != NULL);
-	snprintf(url, sizeof(url), "nfs://127.0.0.1/?nfsport=%d&mountport=%d&version=3",
-		 e.s.port, e.s.port);
-	u = nfs_parse_url_dir(nfs, url);
-	ASSERTF(u != NULL, "parse url: %s", nfs_get_error(nfs));
-	ASSERTF(nfs_mount(nfs, u->server, u->path) == 0, "nfs_mount: %s", nfs_get_error(nfs));
+	nfs = tl_hl_mount(e.s.port, "/");
 	ASSERTF(nfs_stat64(nfs, "/d/a", &st) == 0, "stat: %s", nfs_get_error(nfs));
 	ASSERT_EQ(st.nfs_size, 4);
 	ASSERTF(nfs_open(nfs, "/d/c", O_RDONLY, &f) == 0, "open: %s", nfs_get_error(nfs));
@@ -686,9 +679,14 @@ TEST_IMPL(libnfs_highlevel_mount_and_read)
 			n++;
 	nfs_closedir(nfs, dir);
 	ASSERT_EQ(n, (int)tl_strv_len(tl_expect_d));
-	nfs_umount(nfs);
-	nfs_destroy_url(u);
-	nfs_destroy_context(nfs);
+	tl_hl_close(nfs);
+
+	/* a subdirectory mount, as libnfs does for nfs://host/sub */
+	nfs = tl_hl_mount(e.s.port, "/sub");
+	ASSERTF(nfs_stat64(nfs, "/deeper/f", &st) == 0, "stat in /sub mount: %s",
+		nfs_get_error(nfs));
+	ASSERT_EQ(st.nfs_size, 4);
+	tl_hl_close(nfs);
 	env_down(&e);
 	return 0;
 }

@@ -21,7 +21,8 @@
 # Usage: run.sh [-s OVLNFSD] [-k KCLIENT] [CASE...]
 #   cases: basic posix readdir semantics copytree big attrcache softrestart
 # Env: KC_TMPDIR (scratch parent), KC_KEEP=1 (keep the scratch dir),
-#      KCLIENT_CACHE (kclient's cache), ONFS_SERVER (default for -s).
+#      KCLIENT_CACHE (kclient's cache), ONFS_SERVER (default for -s),
+#      ONFS_TEST_TIMEOUT_MULT (sanitizer builds: multiplies the guest timeouts).
 # Exit: 0 all cases passed, 1 a case failed, 77 skipped (reason printed).
 #
 # Timings under qemu TCG (2 cores, no KVM) were measured on the CI-like
@@ -222,7 +223,7 @@ run_ref() {
 	unshare -m --propagation private sh -c "
 		$tmpmount
 		mount -t overlay overlay -o lowerdir=$d/l1:$d/l2,upperdir=$d/u,workdir=$d/w,$OVL_OPTS $d/mnt || exit 99
-		cd $d/mnt && env -i PATH=$BB HOME=/ KC_REF=1 busybox sh $script $d/mnt >$d/ref.out 2>&1
+		cd $d/mnt && env -i PATH=$BB HOME=/ KC_REF=1 busybox sh $script $d/mnt </dev/null >$d/ref.out 2>&1
 		rc=\$?
 		cd / && umount $d/mnt || echo 'umount of the reference overlay failed' >>$d/ref.out
 		exit \$rc"
@@ -241,6 +242,7 @@ run_case() {
 	softrestart) script=$HERE/g-softrestart.sh opts=soft,timeo=20,retrans=3,lookupcache=none ;;
 	*) script=$HERE/g-$c.sh ;;
 	esac
+	tmo=$((tmo * ${ONFS_TEST_TIMEOUT_MULT:-1}))
 	echo
 	say "=== case $c ($(basename "$script")${opts:+, -o $opts})"
 	t0=$(now)

@@ -324,8 +324,12 @@ static int copy_readdir(void *data, void *out)
 		return res->status;
 	memcpy(pg->verf, res->READDIR3res_u.resok.cookieverf, 8);
 	pg->eof = res->READDIR3res_u.resok.reply.eof != 0;
-	for (entry3 *e = res->READDIR3res_u.resok.reply.entries; e; e = e->nextentry)
-		page_add(pg, e->name, e->fileid, e->cookie);
+	for (entry3 *p = res->READDIR3res_u.resok.reply.entries; p;) {
+		entry3 e;
+		memcpy(&e, p, sizeof(e)); /* possibly misaligned: see copy_export */
+		page_add(pg, e.name, e.fileid, e.cookie);
+		p = e.nextentry;
+	}
 	return res->status;
 }
 
@@ -352,19 +356,22 @@ static int copy_readdirplus(void *data, void *out)
 		return res->status;
 	memcpy(pg->verf, res->READDIRPLUS3res_u.resok.cookieverf, 8);
 	pg->eof = res->READDIRPLUS3res_u.resok.reply.eof != 0;
-	for (entryplus3 *e = res->READDIRPLUS3res_u.resok.reply.entries; e; e = e->nextentry) {
+	for (entryplus3 *p = res->READDIRPLUS3res_u.resok.reply.entries; p;) {
 		struct tl_dirent *d;
+		entryplus3 e;
 
-		page_add(pg, e->name, e->fileid, e->cookie);
+		memcpy(&e, p, sizeof(e)); /* possibly misaligned: see copy_export */
+		page_add(pg, e.name, e.fileid, e.cookie);
 		d = &pg->e[pg->n - 1];
-		if (e->name_attributes.attributes_follow) {
+		if (e.name_attributes.attributes_follow) {
 			d->has_attr = true;
-			d->attr = e->name_attributes.post_op_attr_u.attributes;
+			d->attr = e.name_attributes.post_op_attr_u.attributes;
 		}
-		if (e->name_handle.handle_follows) {
+		if (e.name_handle.handle_follows) {
 			d->has_fh = true;
-			from_nfs(&d->fh, &e->name_handle.post_op_fh3_u.handle);
+			from_nfs(&d->fh, &e.name_handle.post_op_fh3_u.handle);
 		}
+		p = e.nextentry;
 	}
 	return res->status;
 }
@@ -646,18 +653,31 @@ struct strv_out {
 	int *n;
 };
 
+/*
+ * libnfs's decoder may place list nodes at 4-byte aligned addresses;
+ * nodes are copied out with memcpy so that UBSan's alignment check holds.
+ */
 static int copy_export(void *data, void *out)
 {
 	struct strv_out *o = out;
-	exports ex = data ? *(exports *)data : NULL;
+	exports ex = NULL;
 	int n = 0, i = 0;
 
-	for (exports e = ex; e; e = e->ex_next)
-		n++;
+	if (data)
+		memcpy(&ex, data, sizeof(ex));
+	for (exports e = ex; e && n < 10000; n++) {
+		struct exportnode node;
+		memcpy(&node, e, sizeof(node));
+		e = node.ex_next;
+	}
 	*o->v = calloc((size_t)n + 1, sizeof(char *));
 	ASSERT(*o->v != NULL);
-	for (exports e = ex; e; e = e->ex_next)
-		(*o->v)[i++] = strdup(e->ex_dir ? e->ex_dir : "");
+	for (exports e = ex; e && i < n;) {
+		struct exportnode node;
+		memcpy(&node, e, sizeof(node));
+		(*o->v)[i++] = strdup(node.ex_dir ? node.ex_dir : "");
+		e = node.ex_next;
+	}
 	*o->n = n;
 	return 0;
 }
@@ -674,11 +694,17 @@ int tl_mount_export(struct tl_client *c, char ***dirs, int *n)
 
 static int copy_dump(void *data, void *out)
 {
-	mountlist ml = data ? *(mountlist *)data : NULL;
+	mountlist ml = NULL;
 	int n = 0;
 
-	for (; ml; ml = ml->ml_next)
+	if (data)
+		memcpy(&ml, data, sizeof(ml));
+	while (ml && n < 10000) {
+		struct mountbody node;
+		memcpy(&node, ml, sizeof(node));
+		ml = node.ml_next;
 		n++;
+	}
 	*(int *)out = n;
 	return 0;
 }
@@ -768,6 +794,31 @@ int tl_nfs_walk(struct tl_client *c, const struct tl_fh *dir, const char *path,
 	if (out)
 		*out = cur;
 	return st;
+}
+
+struct nfs_context *tl_hl_mount(int port, const char *path)
+{
+	struct nfs_context *nfs = nfs_init_context();
+	struct nfs_url *u;
+	char url[512];
+
+	ASSERT(nfs != NULL);
+	nfs_set_autoreconnect(nfs, 0);
+	nfs_set_timeout(nfs, (int)(CALL_TIMEOUT_S * 1000));
+	snprintf(url, sizeof(url), "nfs://127.0.0.1%s?nfsport=%d&mountport=%d&version=3",
+		 path && *path ? path : "/", port, port);
+	u = nfs_parse_url_dir(nfs, url);
+	ASSERTF(u != NULL, "parse url '%s': %s", url, nfs_get_error(nfs));
+	ASSERTF(nfs_mount(nfs, u->server, u->path) == 0, "nfs_mount '%s': %s", url,
+		nfs_get_error(nfs));
+	nfs_destroy_url(u);
+	return nfs;
+}
+
+void tl_hl_close(struct nfs_context *nfs)
+{
+	nfs_umount(nfs);
+	nfs_destroy_context(nfs);
 }
 
 const char *tl_nfsstat_name(int st)

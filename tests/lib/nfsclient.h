@@ -124,6 +124,14 @@ void tl_client_mount(struct tl_client *c, int port, const char *path, struct tl_
 int tl_nfs_walk(struct tl_client *c, const struct tl_fh *dir, const char *path,
 		struct tl_fh *out, fattr3 *attr);
 
+/*
+ * High-level libnfs context mounted on 127.0.0.1:port at path (asserts),
+ * with reconnects off and a per-call timeout, so that a dead server fails
+ * the case instead of hanging it. Close with tl_hl_close.
+ */
+struct nfs_context *tl_hl_mount(int port, const char *path);
+void tl_hl_close(struct nfs_context *nfs);
+
 const char *tl_nfsstat_name(int st);
 
 #define ASSERT_NFS(call, want)                                                   \

@@ -155,6 +155,8 @@ static int run_one(const struct tl_case *c)
 		struct sigaction sa;
 
 		setpgid(0, 0);
+		/* If the runner dies (meson's timeout), the case cleans up and goes. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		current_case = c->name;
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = on_term;

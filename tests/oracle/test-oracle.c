@@ -552,21 +552,9 @@ TEST_IMPL(oracle_merged_tree_equals_kernel)
 	tl_tree_opts(&t, true, opts, sizeof(opts));
 	tl_server_start(&s, t.root, t.state, opts, NULL, NULL);
 	{
-		struct nfs_context *nfs = nfs_init_context();
-		struct nfs_url *u;
-		char url[256];
-
-		ASSERT(nfs != NULL);
-		snprintf(url, sizeof(url), "nfs://127.0.0.1/?nfsport=%d&mountport=%d&version=3",
-			 s.port, s.port);
-		u = nfs_parse_url_dir(nfs, url);
-		ASSERTF(u != NULL, "parse url: %s", nfs_get_error(nfs));
-		ASSERTF(nfs_mount(nfs, u->server, u->path) == 0, "nfs_mount: %s",
-			nfs_get_error(nfs));
+		struct nfs_context *nfs = tl_hl_mount(s.port, "/");
 		walk_nfs(nfs, "", &ot, 0);
-		nfs_umount(nfs);
-		nfs_destroy_url(u);
-		nfs_destroy_context(nfs);
+		tl_hl_close(nfs);
 	}
 	tl_server_stop(&s);
 
@@ -604,21 +592,9 @@ TEST_IMPL(oracle_lower_only_equals_kernel)
 
 	tl_server_start(&s, t.root, t.state, opts, NULL, NULL);
 	{
-		struct nfs_context *nfs = nfs_init_context();
-		struct nfs_url *u;
-		char url[256];
-
-		ASSERT(nfs != NULL);
-		snprintf(url, sizeof(url), "nfs://127.0.0.1/?nfsport=%d&mountport=%d&version=3",
-			 s.port, s.port);
-		u = nfs_parse_url_dir(nfs, url);
-		ASSERT(u != NULL);
-		ASSERTF(nfs_mount(nfs, u->server, u->path) == 0, "nfs_mount: %s",
-			nfs_get_error(nfs));
+		struct nfs_context *nfs = tl_hl_mount(s.port, "/");
 		walk_nfs(nfs, "", &ot, 0);
-		nfs_umount(nfs);
-		nfs_destroy_url(u);
-		nfs_destroy_context(nfs);
+		tl_hl_close(nfs);
 	}
 	tl_server_stop(&s);
 	compare(&kt, &ot);

@@ -798,7 +798,7 @@ static void test_mount(void)
 	dirpath p;
 	mountres3 r;
 	int flavors[] = { 1, 0, 390003 };
-	char fhb[64];
+	char fhb[80]; /* room for the 65-byte refusal case */
 	mountlist ml;
 	mountbody mb[3];
 	exports ex;
