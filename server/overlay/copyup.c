@@ -289,12 +289,6 @@ out:
 	return ret;
 }
 
-static bool ident_eq(const struct onfs_ident *a, const struct onfs_ident *b)
-{
-	return a->fsidx == b->fsidx && a->type == b->type && a->len == b->len &&
-	       memcmp(a->fid, b->fid, a->len) == 0;
-}
-
 static bool node_is_upper(const struct onfs_export *ex, const struct onfs_node *n)
 {
 	return n->parts[0].layer == ONFS_LAYER_INDEX || ex->layers[n->parts[0].layer].upper;
@@ -382,7 +376,7 @@ int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
 	}
 	/* someone may have copied it up (or removed it) while we waited */
 	ret = onfs_walk(ex, n->path, &cur);
-	if (ret < 0 || !ident_eq(&cur->ident, &n->ident)) {
+	if (ret < 0 || !onfs_ident_eq(&cur->ident, &n->ident)) {
 		ret = -ESTALE;
 		goto out;
 	}

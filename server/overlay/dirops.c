@@ -27,12 +27,6 @@ void onfs_wcc_pre(struct onfs_export *ex, struct onfs_node *n, struct onfs_wcc *
 void onfs_wcc_post(struct onfs_export *ex, struct onfs_node *n, struct onfs_wcc *w);
 int onfs_apply_sattr(struct onfs_export *ex, struct onfs_node *n, const struct onfs_sattr *sa);
 
-static bool ident_eq(const struct onfs_ident *a, const struct onfs_ident *b)
-{
-	return a->fsidx == b->fsidx && a->type == b->type && a->len == b->len &&
-	       memcmp(a->fid, b->fid, a->len) == 0;
-}
-
 static bool is_upper(const struct onfs_export *ex, const struct onfs_node *n)
 {
 	return n->parts[0].layer == ONFS_LAYER_INDEX || ex->layers[n->parts[0].layer].upper;
@@ -674,7 +668,7 @@ int onfs_rename(struct onfs_export *ex, struct onfs_node *fdir, const char *fnam
 		goto out;
 	ret = 0;
 	if (dst) {
-		if (ident_eq(&src->ident, &dst->ident) && src->type == dst->type)
+		if (onfs_ident_eq(&src->ident, &dst->ident) && src->type == dst->type)
 			goto out; /* the same object: nothing to do */
 		if (isdir && !S_ISDIR(dst->type)) {
 			ret = -ENOTDIR;

@@ -290,12 +290,6 @@ static const struct onfs_layer *layer_of(const struct onfs_export *ex, uint8_t f
 	return best;
 }
 
-static bool ident_eq(const struct onfs_ident *a, const struct onfs_ident *b)
-{
-	return a->fsidx == b->fsidx && a->type == b->type && a->len == b->len &&
-	       memcmp(a->fid, b->fid, a->len) == 0;
-}
-
 /* Where does a decoded object live? Its real path, without " (deleted)". */
 static int real_path_of(int fd, char *real, size_t cap)
 {
@@ -307,6 +301,39 @@ static int real_path_of(int fd, char *real, size_t cap)
 	if (rl <= 0)
 		return -ESTALE;
 	real[rl] = '\0';
+	return 0;
+}
+
+/*
+ * A node for a lower origin reached without a name (through the index, or
+ * after its directory moved): one part, path unknown, non-directory only.
+ */
+static int unnamed_node(struct onfs_export *ex, const struct onfs_ident *id, uint8_t layer,
+			const char *rel, uint32_t type, uint64_t ino, struct onfs_node **out)
+{
+	struct onfs_node *n = calloc(1, sizeof(*n) + sizeof(struct onfs_part));
+
+	if (!n)
+		return -ENOMEM;
+	atomic_init(&n->ref, 1);
+	atomic_init(&n->fd, -1);
+	atomic_init(&n->wfd, -1);
+	n->path = strdup("");
+	n->parts[0].rel = strdup(rel);
+	if (!n->path || !n->parts[0].rel) {
+		onfs_node_free(n);
+		return -ENOMEM;
+	}
+	n->parts[0].layer = layer;
+	n->nparts = 1;
+	n->type = type;
+	n->ident = *id;
+	n->ident_lower = true;
+	n->unnamed = true;
+	n->fileid = onfs_export_fileid(ex, id->fsidx, ino);
+	onfs_fh_encode(ex, &n->ident, &n->fh);
+	onfs_node_cache_put(ex, n);
+	*out = n;
 	return 0;
 }
 
@@ -325,6 +352,8 @@ static int from_index(struct onfs_export *ex, const struct onfs_ident *id,
 	struct onfs_node *n;
 	struct stat st;
 	const char *rel;
+	uint64_t ino;
+	uint32_t type;
 	int fd, len, ret;
 
 	if (ex->index_fd < 0)
@@ -353,42 +382,23 @@ static int from_index(struct onfs_export *ex, const struct onfs_ident *id,
 		ret = onfs_walk(ex, rel, &n);
 		if (ret < 0)
 			return -ESTALE;
-		if (!ident_eq(&n->ident, id)) {
+		if (!onfs_ident_eq(&n->ident, id)) {
 			onfs_node_put(n);
 			return -ESTALE;
 		}
 		*out = n;
 		return 0;
 	}
-	/* a non-directory: serve the upper inode through its index name */
-	n = calloc(1, sizeof(*n) + sizeof(struct onfs_part));
-	if (!n)
-		return -ENOMEM;
-	atomic_init(&n->ref, 1);
-	atomic_init(&n->fd, -1);
-	atomic_init(&n->wfd, -1);
-	n->path = strdup("");
-	n->parts[0].rel = strdup(idx);
-	if (!n->path || !n->parts[0].rel) {
-		onfs_node_free(n);
-		return -ENOMEM;
-	}
-	n->parts[0].layer = ONFS_LAYER_INDEX;
-	n->nparts = 1;
-	n->type = st.st_mode & S_IFMT;
-	n->ident = *id;
-	n->ident_lower = true;
-	n->unnamed = true;
-	/* fileid: the origin's inode number, as for any copied-up object */
+	/* a non-directory: serve the upper inode through its index name; its
+	 * fileid is the origin's inode number, as for any copied-up object */
+	ino = st.st_ino;
+	type = st.st_mode & S_IFMT;
 	fd = onfs_fs_open_ident(ex->fs_fd[id->fsidx], id, O_PATH);
 	if (fd >= 0 && fstat(fd, &st) == 0)
-		n->fileid = onfs_export_fileid(ex, id->fsidx, st.st_ino);
+		ino = st.st_ino;
 	if (fd >= 0)
 		close(fd);
-	onfs_fh_encode(ex, &n->ident, &n->fh);
-	onfs_node_cache_put(ex, n);
-	*out = n;
-	return 0;
+	return unnamed_node(ex, id, ONFS_LAYER_INDEX, idx, type, ino, out);
 }
 
 /*
@@ -528,7 +538,7 @@ static int relocate(struct onfs_export *ex, const struct onfs_ident *id, const c
 		if ((isdir ? asprintf(&path, "%s", best)
 			   : asprintf(&path, "%s/%s", best, rel + plen + 1)) > 0 &&
 		    onfs_walk(ex, path, &n) == 0) {
-			if (ident_eq(&n->ident, id)) {
+			if (onfs_ident_eq(&n->ident, id)) {
 				*out = n;
 				ret = 0;
 			} else {
@@ -544,34 +554,12 @@ static int relocate(struct onfs_export *ex, const struct onfs_ident *id, const c
 static int unnamed_lower(struct onfs_export *ex, const struct onfs_ident *id,
 			 const struct onfs_layer *lay, const char *rel, struct onfs_node **out)
 {
-	struct onfs_node *n;
 	struct stat st;
 
 	if (fstatat(lay->fd, *rel ? rel : ".", &st, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(st.st_mode))
 		return -ESTALE;
-	n = calloc(1, sizeof(*n) + sizeof(struct onfs_part));
-	if (!n)
-		return -ENOMEM;
-	atomic_init(&n->ref, 1);
-	atomic_init(&n->fd, -1);
-	atomic_init(&n->wfd, -1);
-	n->path = strdup("");
-	n->parts[0].rel = strdup(rel);
-	if (!n->path || !n->parts[0].rel) {
-		onfs_node_free(n);
-		return -ENOMEM;
-	}
-	n->parts[0].layer = (uint8_t)(lay - ex->layers);
-	n->nparts = 1;
-	n->type = st.st_mode & S_IFMT;
-	n->ident = *id;
-	n->ident_lower = true;
-	n->unnamed = true;
-	n->fileid = onfs_export_fileid(ex, id->fsidx, st.st_ino);
-	onfs_fh_encode(ex, &n->ident, &n->fh);
-	onfs_node_cache_put(ex, n);
-	*out = n;
-	return 0;
+	return unnamed_node(ex, id, (uint8_t)(lay - ex->layers), rel, st.st_mode & S_IFMT,
+			    st.st_ino, out);
 }
 
 int onfs_fh_decode_ident(struct onfs_export *ex, const struct onfs_ident *id,
@@ -645,7 +633,7 @@ int onfs_node_from_fh(struct onfs_export *ex, const uint8_t *fh, size_t len,
 	if (!lay)
 		return -ESTALE;
 	ret = onfs_walk(ex, rel, &n);
-	if (ret == 0 && ident_eq(&n->ident, &id)) {
+	if (ret == 0 && onfs_ident_eq(&n->ident, &id)) {
 		*out = n;
 		return 0;
 	}

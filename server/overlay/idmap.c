@@ -136,12 +136,6 @@ static int idmap_get(struct onfs_export *ex, const struct onfs_ident *id,
 	return ret;
 }
 
-static bool ident_eq(const struct onfs_ident *a, const struct onfs_ident *b)
-{
-	return a->fsidx == b->fsidx && a->type == b->type && a->len == b->len &&
-	       memcmp(a->fid, b->fid, a->len) == 0;
-}
-
 /*
  * Resolve an identity from the map: the chain of parents up to the root,
  * each step a real lookup whose identity must match. -ESTALE otherwise.
@@ -157,7 +151,7 @@ int onfs_idmap_resolve(struct onfs_export *ex, const struct onfs_ident *id, int 
 	ret = onfs_root(ex, &root);
 	if (ret < 0)
 		return ret;
-	if (ident_eq(&root->ident, id)) {
+	if (onfs_ident_eq(&root->ident, id)) {
 		*out = root;
 		return 0;
 	}
@@ -171,7 +165,7 @@ int onfs_idmap_resolve(struct onfs_export *ex, const struct onfs_ident *id, int 
 	onfs_node_put(p);
 	if (ret < 0)
 		return -ESTALE;
-	if (!ident_eq(&n->ident, id)) {
+	if (!onfs_ident_eq(&n->ident, id)) {
 		onfs_node_put(n);
 		return -ESTALE;
 	}

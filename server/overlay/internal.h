@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -45,6 +46,12 @@ struct onfs_ident {
 	uint8_t len;
 	uint8_t fid[ONFS_FID_MAX];
 };
+
+static inline bool onfs_ident_eq(const struct onfs_ident *a, const struct onfs_ident *b)
+{
+	return a->fsidx == b->fsidx && a->type == b->type && a->len == b->len &&
+	       memcmp(a->fid, b->fid, a->len) == 0;
+}
 
 struct onfs_layer {
 	char *path;      /* owned; as configured */

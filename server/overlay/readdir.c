@@ -97,12 +97,6 @@ void onfs_dir_cache_free(struct onfs_dir_cache *c)
 	free(c);
 }
 
-static bool ident_eq(const struct onfs_ident *a, const struct onfs_ident *b)
-{
-	return a->fsidx == b->fsidx && a->type == b->type && a->len == b->len &&
-	       memcmp(a->fid, b->fid, a->len) == 0;
-}
-
 static struct snap *cache_get(struct onfs_dir_cache *c, const struct onfs_ident *id,
 			      uint64_t change)
 {
@@ -110,7 +104,7 @@ static struct snap *cache_get(struct onfs_dir_cache *c, const struct onfs_ident 
 
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < DIR_CACHE_SLOTS; i++) {
-		if (c->slot[i] && c->slot[i]->change == change && ident_eq(&c->slot[i]->ident, id)) {
+		if (c->slot[i] && c->slot[i]->change == change && onfs_ident_eq(&c->slot[i]->ident, id)) {
 			s = c->slot[i];
 			atomic_fetch_add(&s->ref, 1);
 			c->used[i] = ++c->clock;
@@ -128,7 +122,7 @@ static void cache_put(struct onfs_dir_cache *c, struct snap *s)
 
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < DIR_CACHE_SLOTS; i++) {
-		if (c->slot[i] && ident_eq(&c->slot[i]->ident, &s->ident)) {
+		if (c->slot[i] && onfs_ident_eq(&c->slot[i]->ident, &s->ident)) {
 			victim = i; /* replace the older snapshot of this directory */
 			break;
 		}
