@@ -6,7 +6,7 @@
 #
 # Arguments starting with "-" are ovlnfsd options (the image's CMD); any
 # other command runs as given (e.g. `docker run ... IMAGE sh`).
-# ONFS_MKDIRS lists the directories to create (empty: none).
+# ONFS_MKDIRS lists the directories to create (set it empty for none).
 set -eu
 : "${ONFS_MKDIRS=/srv/upper/upper /srv/upper/work /srv/upper/state}"
 for d in $ONFS_MKDIRS; do

@@ -144,6 +144,10 @@ int onfs_access_parse_clients(const char *list, struct onfs_cidr **out, size_t *
 		memcpy(item, p, len);
 		item[len] = '\0';
 		p += len;
+		if (count == ONFS_ACCESS_MAX_CLIENTS) {
+			ret = -E2BIG;
+			goto out_free;
+		}
 		if (count == cap) {
 			size_t ncap = cap ? cap * 2 : 4;
 			struct onfs_cidr *nv = realloc(v, ncap * sizeof(*nv));

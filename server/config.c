@@ -3,9 +3,14 @@
  * option string, turned into a struct onfs_config that is read-only once
  * main.c has it.
  *
- * Runs on the main thread before the loop and the pool exist. Never logs
- * (errors go back in err, naming the option at fault) and never touches the
- * filesystem: whether paths exist is checked by onfs_export_open.
+ * The config file (-c, INI through libinih): [server] and [export NAME]
+ * sections into the same struct; every error names the file, the line and
+ * the key at fault.
+ *
+ * Runs on the main thread (startup, and SIGHUP reload on the loop thread).
+ * Never logs (errors go back in err, naming the option at fault) and never
+ * touches the filesystem beyond reading the config file: whether paths
+ * exist is checked by onfs_export_open.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -15,7 +20,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include <ini.h>
+
+#include "ovlnfsd/access.h"
 #include "ovlnfsd/common.h"
 #include "ovlnfsd/config.h"
 
@@ -38,7 +47,8 @@ static const char usage_text[] =
 	"  -o OPTS               kernel overlay options: lowerdir= (':' separated, leftmost\n"
 	"                        is the top layer, '\\:' escapes a colon, '\\,' a comma),\n"
 	"                        upperdir= and workdir= (both or neither; neither: read-only)\n"
-	"  -c FILE               configuration file (not supported yet)\n"
+	"  -c FILE               configuration file (INI: [server], [export NAME]...);\n"
+	"                        SIGHUP reloads it. Not with -o or --export\n"
 	"  --listen ADDR:PORT    NFS, MOUNT and portmap address (default 127.0.0.1:2049;\n"
 	"                        [::]:PORT for IPv6; port 0 picks a free port)\n"
 	"  --portmap ADDR:PORT   also answer portmap (PMAP v2) there, normally port 111\n"
@@ -443,10 +453,656 @@ static int replace_str(char **dst, const char *v)
 	return 0;
 }
 
+/* A plain decimal number (no size suffix) up to max. */
+static int parse_uint_plain(const char *s, unsigned long long max, unsigned long long *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end != '\0' || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* --- the config file (-c FILE) --- */
+
+/*
+ * libinih reads the file through cfg_reader below, which also counts lines
+ * (the library's handler gets no line number), spots section headers (so
+ * that an [export NAME] without keys still exists and errors can name its
+ * line) and continuation lines (a long lowerdir or clients value may go on
+ * over indented lines: libinih's lines are at most INI_MAX_LINE bytes).
+ */
+enum ini_key {
+	K_PATH = 1u << 0, K_LOWER = 1u << 1, K_UPPER = 1u << 2, K_WORK = 1u << 3,
+	K_CLIENTS = 1u << 4, K_ACCESS = 1u << 5, K_SQUASH = 1u << 6, K_ANONUID = 1u << 7,
+	K_ANONGID = 1u << 8, K_SECURE = 1u << 9, K_OWNER = 1u << 10,
+	/* [server] */
+	K_LISTEN = 1u << 16, K_PORTMAP = 1u << 17, K_THREADS = 1u << 18, K_LOG = 1u << 19,
+	K_VERBOSE = 1u << 20, K_STATE_DIR = 1u << 21, K_MAX_RECORD = 1u << 22,
+	K_PORT_FILE = 1u << 23,
+};
+
+static const struct {
+	const char *name;
+	enum ini_key key;
+	bool server; /* a [server] key; else an [export] key */
+} ini_keys[] = {
+	{ "path", K_PATH, false }, { "lowerdir", K_LOWER, false },
+	{ "upperdir", K_UPPER, false }, { "workdir", K_WORK, false },
+	{ "clients", K_CLIENTS, false }, { "access", K_ACCESS, false },
+	{ "squash", K_SQUASH, false }, { "anonuid", K_ANONUID, false },
+	{ "anongid", K_ANONGID, false }, { "secure", K_SECURE, false },
+	{ "owner", K_OWNER, false },
+	{ "listen", K_LISTEN, true }, { "portmap", K_PORTMAP, true },
+	{ "threads", K_THREADS, true }, { "log", K_LOG, true }, { "verbose", K_VERBOSE, true },
+	{ "state_dir", K_STATE_DIR, true }, { "max_record", K_MAX_RECORD, true },
+	{ "port_file", K_PORT_FILE, true },
+};
+
+struct ini_state {
+	const char *file;
+	FILE *f;
+	char *buf;            /* owned; getline's buffer */
+	size_t bufcap;
+	int line;             /* number of the line libinih is working on */
+	bool cont;            /* that line is a continuation (starts with blanks) */
+	bool in_server;       /* current section is [server] */
+	int server_line;      /* 0: no [server] yet */
+	struct onfs_export_conf *ex; /* current [export]; NULL in [server] or before */
+	struct onfs_config *cfg;
+	unsigned seen[ONFS_MAX_EXPORTS + 1]; /* keys given per export; [ONFS_MAX_EXPORTS]: server */
+	int key_line[ONFS_MAX_EXPORTS][11];  /* line of each export key (bit index) */
+	char *raw_lower[ONFS_MAX_EXPORTS];   /* owned; lowerdir text incl. continuations */
+	char *raw_clients[ONFS_MAX_EXPORTS]; /* owned */
+	char *err;
+	size_t errlen;
+	int err_line;         /* 0: no error recorded yet */
+};
+
+static int ini_fail(struct ini_state *st, int line, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Record the first error only: "FILE:LINE: [SECTION] KEY: message". */
+static int ini_fail(struct ini_state *st, int line, const char *key, const char *fmt, ...)
+{
+	char msg[512];
+	char sect[160] = "";
+	va_list ap;
+
+	if (st->err_line)
+		return 0;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (st->ex)
+		snprintf(sect, sizeof(sect), " [export %s]", st->ex->name);
+	else if (st->in_server)
+		snprintf(sect, sizeof(sect), " [server]");
+	snprintf(st->err, st->errlen, "%s:%d:%s%s%s%s %s", st->file, line, sect,
+		 key ? " " : "", key ? key : "", key ? ":" : "", msg);
+	st->err_line = line;
+	return 0; /* libinih: handler error */
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
+		*--e = '\0';
+	return s;
+}
+
+/* A section header line: switch the current section (errors recorded). */
+static void ini_header(struct ini_state *st, char *start)
+{
+	char *close = strchr(start, ']');
+	char *name;
+
+	if (!close)
+		return; /* libinih reports the syntax error */
+	*close = '\0';
+	name = trim(start + 1);
+	st->ex = NULL;
+	st->in_server = false;
+	if (strcmp(name, "server") == 0) {
+		if (st->server_line) {
+			ini_fail(st, st->line, NULL, "[server] given twice (first at line %d)",
+				 st->server_line);
+			return;
+		}
+		st->in_server = true;
+		st->server_line = st->line;
+		return;
+	}
+	if (strncmp(name, "export", 6) == 0 && (name[6] == ' ' || name[6] == '\t')) {
+		struct onfs_config *cfg = st->cfg;
+		struct onfs_export_conf *ec;
+
+		name = trim(name + 6);
+		if (!*name || strpbrk(name, " \t")) {
+			ini_fail(st, st->line, NULL,
+				 "bad section name: want [export NAME] with a NAME without blanks");
+			return;
+		}
+		for (size_t i = 0; i < cfg->nexports; i++) {
+			if (strcmp(cfg->exports[i].name, name) == 0) {
+				ini_fail(st, st->line, NULL,
+					 "[export %s] given twice (first at line %d)", name,
+					 cfg->exports[i].line);
+				return;
+			}
+		}
+		if (cfg->nexports == ONFS_MAX_EXPORTS) {
+			ini_fail(st, st->line, NULL, "more than %d exports", ONFS_MAX_EXPORTS);
+			return;
+		}
+		ec = &cfg->exports[cfg->nexports];
+		ec->name = strdup(name);
+		if (!ec->name) {
+			ini_fail(st, st->line, NULL, "out of memory");
+			return;
+		}
+		ec->line = st->line;
+		ec->squash = ONFS_SQUASH_ROOT;
+		ec->anonuid = ec->anongid = ONFS_DEFAULT_ANON_ID;
+		cfg->nexports++;
+		st->ex = ec;
+		return;
+	}
+	ini_fail(st, st->line, NULL, "unknown section [%s] (want [server] or [export NAME])",
+		 name);
+}
+
+static char *cfg_reader(char *str, int num, void *stream)
+{
+	struct ini_state *st = stream;
+	ssize_t n;
+	char *start;
+
+	n = getline(&st->buf, &st->bufcap, st->f);
+	if (n < 0)
+		return NULL;
+	st->line++;
+	start = st->buf;
+	if (st->line == 1 && (unsigned char)start[0] == 0xef &&
+	    (unsigned char)start[1] == 0xbb && (unsigned char)start[2] == 0xbf)
+		start += 3;
+	st->cont = false;
+	if (n >= num) {
+		ini_fail(st, st->line, NULL,
+			 "line longer than %d characters (continue a long value on indented lines)",
+			 num - 2);
+		str[0] = '\0';
+		return str;
+	}
+	memcpy(str, st->buf, (size_t)n + 1);
+	if (start[0] == ' ' || start[0] == '\t') {
+		char *t = start + strspn(start, " \t\r\n");
+
+		st->cont = *t && *t != ';' && *t != '#';
+	} else {
+		char *t = start;
+
+		if (*t == '[') {
+			char tmp[1024];
+
+			snprintf(tmp, sizeof(tmp), "%s", t);
+			ini_header(st, tmp);
+		}
+	}
+	return str;
+}
+
+static int parse_yesno(const char *v, bool *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < ONFS_ARRAY_SIZE(yes); i++) {
+		if (strcasecmp(v, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(v, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int parse_id(const char *v, uint32_t *out)
+{
+	unsigned long long n;
+
+	if (parse_uint_plain(v, 4294967294ull, &n) < 0)
+		return -1;
+	*out = (uint32_t)n;
+	return 0;
+}
+
+/* Append a continuation to *raw with sep between. */
+static int append_raw(char **raw, const char *sep, const char *v)
+{
+	size_t a = *raw ? strlen(*raw) : 0;
+	char *n = malloc(a + strlen(sep) + strlen(v) + 1);
+
+	if (!n)
+		return -1;
+	snprintf(n, a + strlen(sep) + strlen(v) + 1, "%s%s%s", *raw ? *raw : "",
+		 *raw ? sep : "", v);
+	free(*raw);
+	*raw = n;
+	return 0;
+}
+
+static int absolute_path(const char *v)
+{
+	return v[0] == '/';
+}
+
+static int ini_export_key(struct ini_state *st, enum ini_key k, unsigned bit, const char *name,
+			  const char *v)
+{
+	struct onfs_export_conf *ec = st->ex;
+	size_t idx = (size_t)(ec - st->cfg->exports);
+
+	switch (k) {
+	case K_PATH:
+		free(ec->path);
+		ec->path = normalize_export_path(v);
+		if (!ec->path)
+			return ini_fail(st, st->line, name,
+					"'%s' must be an absolute path without '.' or '..'", v);
+		return 1;
+	case K_LOWER: {
+		/* parsed by ini_finish, once continuation lines are in */
+		const char *raw = st->raw_lower[idx];
+		bool open_end = raw && raw[0] && raw[strlen(raw) - 1] == ':';
+
+		if (append_raw(&st->raw_lower[idx], open_end ? "" : ":", v) < 0)
+			return ini_fail(st, st->line, name, "out of memory");
+		return 1;
+	}
+	case K_UPPER:
+	case K_WORK:
+		if (!absolute_path(v))
+			return ini_fail(st, st->line, name, "'%s' must be an absolute path", v);
+		if (replace_str(k == K_UPPER ? &ec->upperdir : &ec->workdir, v) < 0)
+			return ini_fail(st, st->line, name, "out of memory");
+		return 1;
+	case K_CLIENTS:
+		if (append_raw(&st->raw_clients[idx], " ", v) < 0)
+			return ini_fail(st, st->line, name, "out of memory");
+		return 1;
+	case K_ACCESS:
+		if (strcmp(v, "ro") == 0)
+			ec->readonly = true;
+		else if (strcmp(v, "rw") == 0)
+			ec->readonly = false;
+		else
+			return ini_fail(st, st->line, name, "'%s': want ro or rw", v);
+		return 1;
+	case K_SQUASH:
+		if (strcmp(v, "root") == 0)
+			ec->squash = ONFS_SQUASH_ROOT;
+		else if (strcmp(v, "all") == 0)
+			ec->squash = ONFS_SQUASH_ALL;
+		else if (strcmp(v, "none") == 0)
+			ec->squash = ONFS_SQUASH_NONE;
+		else
+			return ini_fail(st, st->line, name, "'%s': want root, all or none", v);
+		return 1;
+	case K_ANONUID:
+	case K_ANONGID:
+		if (parse_id(v, k == K_ANONUID ? &ec->anonuid : &ec->anongid) < 0)
+			return ini_fail(st, st->line, name,
+					"'%s' is not a number from 0 to 4294967294", v);
+		return 1;
+	case K_SECURE:
+		if (parse_yesno(v, &ec->secure) < 0)
+			return ini_fail(st, st->line, name, "'%s': want yes or no", v);
+		return 1;
+	case K_OWNER:
+		if (!*v)
+			return ini_fail(st, st->line, name, "empty user name");
+		if (replace_str(&ec->owner, v) < 0)
+			return ini_fail(st, st->line, name, "out of memory");
+		return 1;
+	default:
+		break;
+	}
+	(void)bit;
+	return ini_fail(st, st->line, name, "internal error");
+}
+
+static int ini_server_key(struct ini_state *st, enum ini_key k, const char *name, const char *v)
+{
+	struct onfs_config *cfg = st->cfg;
+	unsigned long long n;
+	char *host = NULL;
+	int port;
+
+	switch (k) {
+	case K_LISTEN:
+	case K_PORTMAP:
+		if (onfs_config_parse_hostport(v, &host, &port) < 0)
+			return ini_fail(st, st->line, name,
+					"invalid address '%s' (want ADDR:PORT, [IPV6]:PORT or PORT)",
+					v);
+		if (k == K_LISTEN) {
+			free(cfg->listen_host);
+			cfg->listen_host = host;
+			cfg->listen_port = port;
+		} else {
+			free(cfg->portmap_host);
+			cfg->portmap_host = host;
+			cfg->portmap_port = port;
+		}
+		return 1;
+	case K_THREADS:
+		if (parse_uint(v, ONFS_MAX_THREADS, &n) < 0 || n == 0)
+			return ini_fail(st, st->line, name, "'%s' is not a number from 1 to %d", v,
+					ONFS_MAX_THREADS);
+		cfg->threads = (int)n;
+		return 1;
+	case K_LOG:
+		if (strcmp(v, "error") == 0)
+			cfg->verbose = ONFS_LOG_ERR - ONFS_LOG_INFO;
+		else if (strcmp(v, "warn") == 0 || strcmp(v, "warning") == 0)
+			cfg->verbose = ONFS_LOG_WARN - ONFS_LOG_INFO;
+		else if (strcmp(v, "info") == 0)
+			cfg->verbose = 0;
+		else if (strcmp(v, "debug") == 0)
+			cfg->verbose = ONFS_LOG_DEBUG - ONFS_LOG_INFO;
+		else
+			return ini_fail(st, st->line, name, "'%s': want error, warn, info or debug",
+					v);
+		return 1;
+	case K_VERBOSE:
+		if (parse_uint_plain(v, 9, &n) < 0)
+			return ini_fail(st, st->line, name, "'%s' is not a number from 0 to 9", v);
+		cfg->verbose = (int)n;
+		return 1;
+	case K_STATE_DIR:
+	case K_PORT_FILE:
+		if (!*v)
+			return ini_fail(st, st->line, name, "empty path");
+		if (replace_str(k == K_STATE_DIR ? &cfg->state_dir : &cfg->port_file, v) < 0)
+			return ini_fail(st, st->line, name, "out of memory");
+		return 1;
+	case K_MAX_RECORD:
+		if (parse_uint(v, ONFS_MAX_MAX_RECORD, &n) < 0 || n < ONFS_MIN_MAX_RECORD)
+			return ini_fail(st, st->line, name, "'%s' is not a size from %d to %u bytes",
+					v, ONFS_MIN_MAX_RECORD, ONFS_MAX_MAX_RECORD);
+		cfg->max_record = (size_t)n;
+		return 1;
+	default:
+		break;
+	}
+	return ini_fail(st, st->line, name, "internal error");
+}
+
+static int cfg_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct ini_state *st = user;
+	size_t k;
+	unsigned *seen;
+	unsigned bit = 0;
+
+	(void)section; /* the reader tracks sections itself */
+	if (st->err_line)
+		return 1; /* report the first error only */
+	if (!st->ex && !st->in_server)
+		return ini_fail(st, st->line, name,
+				"key outside a section (start with [server] or [export NAME])");
+	for (k = 0; k < ONFS_ARRAY_SIZE(ini_keys); k++)
+		if (strcmp(ini_keys[k].name, name) == 0)
+			break;
+	if (k == ONFS_ARRAY_SIZE(ini_keys) || ini_keys[k].server != st->in_server)
+		return ini_fail(st, st->line, name, "unknown key in %s",
+				st->in_server ? "[server]" : "an [export] section");
+	seen = st->ex ? &st->seen[st->ex - st->cfg->exports] : &st->seen[ONFS_MAX_EXPORTS];
+	if (*seen & ini_keys[k].key) {
+		/* a continuation line: only lists go on */
+		if (!st->cont || (ini_keys[k].key != K_LOWER && ini_keys[k].key != K_CLIENTS))
+			return ini_fail(st, st->line, name, "given twice");
+	}
+	*seen |= ini_keys[k].key;
+	if (st->in_server)
+		return ini_server_key(st, ini_keys[k].key, name, value);
+	while (!(ini_keys[k].key & (1u << bit)))
+		bit++;
+	if (!(st->cont && st->key_line[st->ex - st->cfg->exports][bit]))
+		st->key_line[st->ex - st->cfg->exports][bit] = st->line;
+	return ini_export_key(st, ini_keys[k].key, bit, name, value);
+}
+
+static bool same_path(const char *a, const char *b)
+{
+	size_t la, lb;
+
+	if (!a || !b)
+		return false;
+	la = strlen(a);
+	lb = strlen(b);
+	while (la > 1 && a[la - 1] == '/')
+		la--;
+	while (lb > 1 && b[lb - 1] == '/')
+		lb--;
+	return la == lb && memcmp(a, b, la) == 0;
+}
+
+static int key_bit(enum ini_key k)
+{
+	int bit = 0;
+
+	while (!((unsigned)k & (1u << bit)))
+		bit++;
+	return bit;
+}
+
+/* lowerdir and clients of export i, continuation lines included. */
+static int finish_lists(struct ini_state *st, size_t i)
+{
+	struct onfs_export_conf *ec = &st->cfg->exports[i];
+	const char *raw = st->raw_lower[i];
+	int line = st->key_line[i][key_bit(K_LOWER)];
+	char bad[160];
+	char err[256];
+	int r;
+
+	if (parse_lowerdir(raw, strlen(raw), ec, "the value", err, sizeof(err)) < 0) {
+		ini_fail(st, line, "lowerdir", "%s", err);
+		return -1;
+	}
+	for (size_t l = 0; l < ec->nlower; l++) {
+		if (!absolute_path(ec->lowerdir[l])) {
+			ini_fail(st, line, "lowerdir", "layer '%s' must be an absolute path",
+				 ec->lowerdir[l]);
+			return -1;
+		}
+	}
+	raw = st->raw_clients[i];
+	if (!raw)
+		return 0;
+	line = st->key_line[i][key_bit(K_CLIENTS)];
+	r = onfs_access_parse_clients(raw, &ec->clients, &ec->nclients, bad, sizeof(bad));
+	if (r == -ENOMEM) {
+		ini_fail(st, line, "clients", "out of memory");
+		return -1;
+	}
+	if (r == -E2BIG) {
+		ini_fail(st, line, "clients", "more than %d entries", ONFS_ACCESS_MAX_CLIENTS);
+		return -1;
+	}
+	if (r < 0 && !bad[0]) {
+		ini_fail(st, line, "clients", "empty list");
+		return -1;
+	}
+	if (r < 0) {
+		ini_fail(st, line, "clients",
+			 "'%s' is not an address or ADDRESS/PREFIX (IPv4 or IPv6, host bits zero)",
+			 bad);
+		return -1;
+	}
+	return 0;
+}
+
+/* After the whole file: defaults, required keys, cross-export rules. */
+static int ini_finish(struct ini_state *st)
+{
+	struct onfs_config *cfg = st->cfg;
+
+	if (cfg->nexports == 0) {
+		st->ex = NULL;
+		st->in_server = false;
+		return ini_fail(st, st->line ? st->line : 1, NULL,
+				"no [export NAME] section: nothing to serve");
+	}
+	for (size_t i = 0; i < cfg->nexports; i++) {
+		struct onfs_export_conf *ec = &cfg->exports[i];
+		unsigned seen = st->seen[i];
+		int *kl = st->key_line[i];
+
+		st->ex = ec;
+		st->in_server = false;
+		if (!(seen & K_PATH))
+			return ini_fail(st, ec->line, "path", "missing (the path clients mount)");
+		if (!(seen & K_LOWER))
+			return ini_fail(st, ec->line, "lowerdir", "missing");
+		if (finish_lists(st, i) < 0)
+			return -1;
+		if ((seen & K_UPPER) && !(seen & K_WORK))
+			return ini_fail(st, kl[key_bit(K_UPPER)], "upperdir", "needs workdir");
+		if ((seen & K_WORK) && !(seen & K_UPPER))
+			return ini_fail(st, kl[key_bit(K_WORK)], "workdir", "needs upperdir");
+		if (!(seen & K_ACCESS))
+			ec->readonly = !ec->upperdir;
+		else if (!ec->readonly && !ec->upperdir)
+			return ini_fail(st, kl[key_bit(K_ACCESS)], "access",
+					"rw needs upperdir and workdir");
+		if (!(seen & K_CLIENTS) && !ec->nclients &&
+		    onfs_access_default_clients(&ec->clients, &ec->nclients) < 0)
+			return ini_fail(st, ec->line, "clients", "out of memory");
+		for (size_t j = 0; j < i; j++) {
+			const struct onfs_export_conf *o = &cfg->exports[j];
+			static const struct {
+				const char *key;
+				enum ini_key k;
+			} uniq[] = { { "path", K_PATH }, { "upperdir", K_UPPER },
+				     { "workdir", K_WORK } };
+
+			for (size_t u = 0; u < ONFS_ARRAY_SIZE(uniq); u++) {
+				const char *a = u == 0 ? ec->path : u == 1 ? ec->upperdir : ec->workdir;
+				const char *b = u == 0 ? o->path : u == 1 ? o->upperdir : o->workdir;
+
+				if (same_path(a, b))
+					return ini_fail(st, kl[key_bit(uniq[u].k)], uniq[u].key,
+							"'%s' is also the %s of [export %s] (line %d)",
+							a, uniq[u].key, o->name,
+							st->key_line[j][key_bit(uniq[u].k)]);
+			}
+			if (same_path(ec->upperdir, o->workdir) || same_path(ec->workdir, o->upperdir))
+				return ini_fail(st, kl[key_bit(K_UPPER)], "upperdir",
+						"[export %s] and [export %s] share a directory as "
+						"upper and work", ec->name, o->name);
+		}
+	}
+	return 0;
+}
+
+int onfs_config_load_file(const char *path, struct onfs_config *cfg, char *err, size_t errlen)
+{
+	struct ini_state st;
+	int r;
+	int ret = -1;
+
+	memset(&st, 0, sizeof(st));
+	st.file = path;
+	st.cfg = cfg;
+	st.err = err;
+	st.errlen = errlen;
+	if (err && errlen)
+		err[0] = '\0';
+	st.f = fopen(path, "re");
+	if (!st.f) {
+		fail(err, errlen, "config file '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	r = ini_parse_stream(cfg_reader, &st, cfg_handler, &st);
+	if (ferror(st.f)) {
+		fail(err, errlen, "config file '%s': read error", path);
+		goto out_close;
+	}
+	if (r > 0 && (!st.err_line || r < st.err_line)) {
+		st.err_line = 0;
+		st.ex = NULL;
+		st.in_server = false;
+		ini_fail(&st, r, NULL, "syntax error (want KEY = VALUE or [SECTION])");
+	}
+	if (r < 0) {
+		fail(err, errlen, "config file '%s': out of memory", path);
+		goto out_close;
+	}
+	if (st.err_line)
+		goto out_close;
+	if (ini_finish(&st) < 0 || st.err_line)
+		goto out_close;
+	ret = 0;
+out_close:
+	fclose(st.f);
+out:
+	for (size_t i = 0; i < ONFS_MAX_EXPORTS; i++) {
+		free(st.raw_lower[i]);
+		free(st.raw_clients[i]);
+	}
+	free(st.buf);
+	return ret;
+}
+
+static bool str_differ(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
+bool onfs_config_layers_differ(const struct onfs_export_conf *a,
+			       const struct onfs_export_conf *b)
+{
+	if (a->nlower != b->nlower || str_differ(a->path, b->path) ||
+	    str_differ(a->upperdir, b->upperdir) || str_differ(a->workdir, b->workdir) ||
+	    str_differ(a->owner, b->owner))
+		return true;
+	for (size_t i = 0; i < a->nlower; i++)
+		if (str_differ(a->lowerdir[i], b->lowerdir[i]))
+			return true;
+	return false;
+}
+
 /* Apply one option; name is how the user spelled it, for messages. */
+struct argv_state {
+	const char *overlay_opts;
+	char *export_path; /* owned */
+	const char *config;
+	/* given on the command line: wins over the config file's [server] */
+	bool state_dir_set, listen_set, portmap_set, threads_set, max_record_set,
+		verbose_set, port_file_set;
+};
+
 static int apply_opt(struct onfs_config *cfg, enum opt_id id, const char *name,
-		     const char *arg, const char **overlay_opts, char **export_path,
-		     bool *state_dir_set, char *err, size_t errlen)
+		     const char *arg, struct argv_state *as, char *err, size_t errlen)
 {
 	unsigned long long v;
 	char *host = NULL;
@@ -454,13 +1110,18 @@ static int apply_opt(struct onfs_config *cfg, enum opt_id id, const char *name,
 
 	switch (id) {
 	case OPT_OVERLAY:
-		if (*overlay_opts)
+		if (as->overlay_opts)
 			return fail(err, errlen, "option '%s' given twice (use -c for several exports)",
 				    name);
-		*overlay_opts = arg;
+		as->overlay_opts = arg;
 		return 0;
 	case OPT_CONFIG:
-		return fail(err, errlen, "option '%s': config files are not supported yet", name);
+		if (as->config)
+			return fail(err, errlen, "option '%s' given twice", name);
+		if (!*arg)
+			return fail(err, errlen, "option '%s': empty file name", name);
+		as->config = arg;
+		return 0;
 	case OPT_LISTEN:
 	case OPT_PORTMAP:
 		if (onfs_config_parse_hostport(arg, &host, &port) < 0)
@@ -471,16 +1132,18 @@ static int apply_opt(struct onfs_config *cfg, enum opt_id id, const char *name,
 			free(cfg->listen_host);
 			cfg->listen_host = host;
 			cfg->listen_port = port;
+			as->listen_set = true;
 		} else {
 			free(cfg->portmap_host);
 			cfg->portmap_host = host;
 			cfg->portmap_port = port;
+			as->portmap_set = true;
 		}
 		return 0;
 	case OPT_EXPORT:
-		free(*export_path);
-		*export_path = normalize_export_path(arg);
-		if (!*export_path)
+		free(as->export_path);
+		as->export_path = normalize_export_path(arg);
+		if (!as->export_path)
 			return fail(err, errlen,
 				    "option '%s': '%s' must be an absolute path without '.' or '..'",
 				    name, arg);
@@ -490,19 +1153,21 @@ static int apply_opt(struct onfs_config *cfg, enum opt_id id, const char *name,
 			return fail(err, errlen, "option '%s': empty file name", name);
 		if (replace_str(&cfg->port_file, arg) < 0)
 			return fail(err, errlen, "out of memory");
+		as->port_file_set = true;
 		return 0;
 	case OPT_STATE_DIR:
 		if (!*arg)
 			return fail(err, errlen, "option '%s': empty directory name", name);
 		if (replace_str(&cfg->state_dir, arg) < 0)
 			return fail(err, errlen, "out of memory");
-		*state_dir_set = true;
+		as->state_dir_set = true;
 		return 0;
 	case OPT_THREADS:
 		if (parse_uint(arg, ONFS_MAX_THREADS, &v) < 0 || v == 0)
 			return fail(err, errlen, "option '%s': '%s' is not a number from 1 to %d",
 				    name, arg, ONFS_MAX_THREADS);
 		cfg->threads = (int)v;
+		as->threads_set = true;
 		return 0;
 	case OPT_MAX_RECORD:
 		if (parse_uint(arg, ONFS_MAX_MAX_RECORD, &v) < 0 || v < ONFS_MIN_MAX_RECORD)
@@ -510,12 +1175,14 @@ static int apply_opt(struct onfs_config *cfg, enum opt_id id, const char *name,
 				    "option '%s': '%s' is not a size from %d to %u bytes",
 				    name, arg, ONFS_MIN_MAX_RECORD, ONFS_MAX_MAX_RECORD);
 		cfg->max_record = (size_t)v;
+		as->max_record_set = true;
 		return 0;
 	case OPT_FOREGROUND:
 		cfg->foreground = true;
 		return 0;
 	case OPT_VERBOSE:
 		cfg->verbose++;
+		as->verbose_set = true;
 		return 0;
 	case OPT_HELP:
 		fputs(usage_text, stdout);
@@ -536,12 +1203,71 @@ static int set_defaults(struct onfs_config *cfg)
 	return cfg->listen_host ? 0 : -1;
 }
 
+/*
+ * -c FILE: read it, then let what the command line gave win over its
+ * [server] keys. The exports come from the file only.
+ */
+static int merge_config_file(struct onfs_config *cfg, const struct argv_state *as, char *err,
+			     size_t errlen)
+{
+	struct onfs_config f = { 0 };
+	int ret = -1;
+
+	f.listen_port = -1;
+	f.threads = 0;
+	f.max_record = 0;
+	if (onfs_config_load_file(as->config, &f, err, errlen) < 0)
+		goto out;
+	cfg->config_file = strdup(as->config);
+	if (!cfg->config_file) {
+		fail(err, errlen, "out of memory");
+		goto out;
+	}
+	if (!as->listen_set && f.listen_host) {
+		free(cfg->listen_host);
+		cfg->listen_host = f.listen_host;
+		cfg->listen_port = f.listen_port;
+		f.listen_host = NULL;
+	}
+	if (!as->portmap_set && f.portmap_host) {
+		free(cfg->portmap_host);
+		cfg->portmap_host = f.portmap_host;
+		cfg->portmap_port = f.portmap_port;
+		f.portmap_host = NULL;
+	}
+	if (!as->threads_set && f.threads)
+		cfg->threads = f.threads;
+	if (!as->max_record_set && f.max_record)
+		cfg->max_record = f.max_record;
+	if (!as->verbose_set)
+		cfg->verbose = f.verbose;
+	if (!as->port_file_set && f.port_file) {
+		cfg->port_file = f.port_file;
+		f.port_file = NULL;
+	}
+	if (!as->state_dir_set) {
+		free(cfg->state_dir);
+		cfg->state_dir = f.state_dir ? f.state_dir : strdup(ONFS_DEFAULT_STATE_DIR);
+		f.state_dir = NULL;
+		if (!cfg->state_dir) {
+			fail(err, errlen, "out of memory");
+			goto out;
+		}
+	}
+	memcpy(cfg->exports, f.exports, sizeof(f.exports));
+	cfg->nexports = f.nexports;
+	memset(f.exports, 0, sizeof(f.exports));
+	f.nexports = 0;
+	ret = 0;
+out:
+	onfs_config_free(&f);
+	return ret;
+}
+
 int onfs_config_parse_args(int argc, char **argv, struct onfs_config *cfg,
 			   char *err, size_t errlen)
 {
-	const char *overlay_opts = NULL;
-	char *export_path = NULL;
-	bool state_dir_set = false;
+	struct argv_state as = { 0 };
 	struct onfs_export_conf *ec;
 	int ret = -1;
 	int r;
@@ -586,8 +1312,7 @@ int onfs_config_parse_args(int argc, char **argv, struct onfs_config *cfg,
 				fail(err, errlen, "option '%s' takes no argument", name);
 				goto out;
 			}
-			r = apply_opt(cfg, options[k].id, name, arg, &overlay_opts, &export_path,
-				      &state_dir_set, err, errlen);
+			r = apply_opt(cfg, options[k].id, name, arg, &as, err, errlen);
 			if (r != 0) {
 				ret = r;
 				goto out;
@@ -617,8 +1342,7 @@ int onfs_config_parse_args(int argc, char **argv, struct onfs_config *cfg,
 						goto out;
 					}
 				}
-				r = apply_opt(cfg, options[k].id, name, arg, &overlay_opts,
-					      &export_path, &state_dir_set, err, errlen);
+				r = apply_opt(cfg, options[k].id, name, arg, &as, err, errlen);
 				if (r != 0) {
 					ret = r;
 					goto out;
@@ -638,9 +1362,25 @@ int onfs_config_parse_args(int argc, char **argv, struct onfs_config *cfg,
 		}
 	}
 
+	if (as.config) {
+		if (as.overlay_opts) {
+			fail(err, errlen, "options '-c' and '-o' cannot be used together "
+			     "(put the layers in an [export] section)");
+			goto out;
+		}
+		if (as.export_path) {
+			fail(err, errlen, "option '--export' applies to -o only "
+			     "(the config file sets path= per export)");
+			goto out;
+		}
+		if (merge_config_file(cfg, &as, err, errlen) < 0)
+			goto out;
+		ret = 0;
+		goto out;
+	}
 	ec = &cfg->exports[0];
-	if (overlay_opts) {
-		if (onfs_config_parse_overlay_opts(overlay_opts, ec, err, errlen) < 0)
+	if (as.overlay_opts) {
+		if (onfs_config_parse_overlay_opts(as.overlay_opts, ec, err, errlen) < 0)
 			goto out;
 		ec->name = strdup("default");
 	} else {
@@ -648,14 +1388,17 @@ int onfs_config_parse_args(int argc, char **argv, struct onfs_config *cfg,
 		cfg->demo = true;
 		ec->name = strdup("demo");
 	}
-	ec->path = export_path ? export_path : strdup("/");
-	export_path = NULL;
+	/* -o and the demo: every client the listener hears, identities as sent */
+	ec->squash = ONFS_SQUASH_NONE;
+	ec->anonuid = ec->anongid = ONFS_DEFAULT_ANON_ID;
+	ec->path = as.export_path ? as.export_path : strdup("/");
+	as.export_path = NULL;
 	cfg->nexports = 1;
 	if (!ec->name || !ec->path) {
 		fail(err, errlen, "out of memory");
 		goto out;
 	}
-	if (!state_dir_set && !cfg->demo) {
+	if (!as.state_dir_set && !cfg->demo) {
 		cfg->state_dir = strdup(ONFS_DEFAULT_STATE_DIR);
 		if (!cfg->state_dir) {
 			fail(err, errlen, "out of memory");
@@ -664,7 +1407,7 @@ int onfs_config_parse_args(int argc, char **argv, struct onfs_config *cfg,
 	}
 	ret = 0;
 out:
-	free(export_path);
+	free(as.export_path);
 	return ret;
 }
 
@@ -676,6 +1419,7 @@ void onfs_config_free(struct onfs_config *cfg)
 	free(cfg->portmap_host);
 	free(cfg->port_file);
 	free(cfg->state_dir);
+	free(cfg->config_file);
 	for (size_t i = 0; i < ONFS_ARRAY_SIZE(cfg->exports); i++)
 		export_conf_free(&cfg->exports[i]);
 	memset(cfg, 0, sizeof(*cfg));

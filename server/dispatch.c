@@ -6,6 +6,9 @@
  * Owns: struct onfs_call (through struct onfs_call_ext) and everything a
  * call owns (record, decoded args, reply buffer, READ payload); the call
  * and reply-buffer free lists (kept in the transport's pool).
+ * Also: the duplicate request cache around the calls it covers (lookup
+ * before queueing, completion in after_work; server/drc.c) and the
+ * embedded-NUL check of decoded names.
  * Thread: the loop thread, except onfs_dispatch_run/work_cb and
  * onfs_call_data_alloc, which run on a pool worker for non-on_loop
  * procedures (they touch only the call itself, plus the READ-buffer part
@@ -26,6 +29,15 @@
 #include "ovlnfsd/server.h"
 
 #define DEFAULT_REPLY_SIZE 4096
+/*
+ * Largest encoded args of a procedure whose strings are checked (SYMLINK:
+ * handle, name<1024>, sattr3, path<4096> is about 5.3 KiB).
+ */
+#define STRING_ARGS_MAX 8192
+
+/* RFC 1813 program numbers (the rpcgen headers are not included here). */
+#define PROG_NFS 100003
+#define PROG_MOUNT 100005
 
 static const struct onfs_program *const programs[] = {
 	&onfs_nfs3_program,
@@ -302,15 +314,126 @@ static void work_cb(uv_work_t *req)
 	onfs_dispatch_run(ONFS_CONTAINER_OF(req, struct onfs_call, work));
 }
 
+/*
+ * The original of a cached call has its reply (loop thread): keep a copy
+ * and answer every retransmit that waited for it with that same reply.
+ * A reply followed by a payload (READ data) is never cached.
+ */
+static void drc_finish(struct onfs_call *c)
+{
+	struct onfs_call_ext *e = call_ext(c);
+	struct onfs_drc_waiter *w, *next;
+	bool have = c->reply_len > 0 && c->data_len == 0;
+
+	w = onfs_drc_complete(onfs_transport_drc(c->srv), e->drc_entry, have ? c->reply : NULL,
+			      have ? c->reply_len : 0, uv_now(c->srv->loop));
+	e->drc_entry = NULL;
+	for (; w; w = next) {
+		struct onfs_call *wc = &ONFS_CONTAINER_OF(w, struct onfs_call_ext, drc_wait)->c;
+
+		next = w->next;
+		if (!have || reply_alloc(wc, c->reply_len) < 0) {
+			/* as if lost: the client retransmits and the call runs then */
+			onfs_call_free(wc);
+			continue;
+		}
+		memcpy(wc->reply, c->reply, c->reply_len);
+		wc->reply_len = c->reply_len;
+		onfs_transport_send_reply(wc);
+	}
+}
+
 static void after_work_cb(uv_work_t *req, int status)
 {
 	struct onfs_call *c = ONFS_CONTAINER_OF(req, struct onfs_call, work);
 
 	(void)status; /* never cancelled: stop waits for in-flight calls */
+	if (call_ext(c)->drc_entry)
+		drc_finish(c);
 	if (c->reply_len == 0)
 		onfs_call_free(c);
 	else
 		onfs_transport_send_reply(c);
+}
+
+/*
+ * Procedures whose arguments hold a filename3, nfspath3 or dirpath:
+ * NFSv3 LOOKUP, CREATE, MKDIR, SYMLINK, MKNOD, REMOVE, RMDIR, RENAME,
+ * LINK; MOUNT MNT and UMNT.
+ */
+static bool has_strings(uint32_t prog, uint32_t proc)
+{
+	if (prog == PROG_NFS)
+		return proc == 3 || (proc >= 8 && proc <= 15);
+	if (prog == PROG_MOUNT)
+		return proc == 1 || proc == 3;
+	return false;
+}
+
+/*
+ * xdr_string stops at an embedded NUL: a name sent as "a\0b" decodes as
+ * "a", and REMOVE would remove "a". knfsd refuses a name holding a NUL (or
+ * a '/') while decoding, which answers GARBAGE_ARGS; so do we, for NULs
+ * ('/' is nfs3.c's business). The simplest exact test: encode the decoded
+ * args again and compare with the bytes the decoder consumed; a string cut
+ * short at a NUL changes its length word. The same comparison refuses
+ * non-canonical XDR (non-zero padding, a bool other than 0 or 1), which
+ * RFC 4506 does not allow and no client sends. These args are small.
+ */
+static bool strings_intact(const struct onfs_proc *p, void *args, const uint8_t *wire,
+			   size_t len)
+{
+	uint8_t buf[STRING_ARGS_MAX];
+	XDR xdrs;
+	bool ok;
+
+	if (len > sizeof(buf))
+		return false;
+	xdrmem_create(&xdrs, (char *)buf, (u_int)len, XDR_ENCODE);
+	ok = p->xdr_args(&xdrs, args) && xdr_getpos(&xdrs) == len &&
+	     memcmp(buf, wire, len) == 0;
+	xdr_destroy(&xdrs);
+	return ok;
+}
+
+/*
+ * Duplicate request cache lookup for a decoded call (loop thread). Returns
+ * true when the call is taken care of: answered with the cached reply, or
+ * parked behind its running original (drc_finish answers it). Otherwise
+ * the call runs, and completes its entry (if it got one) in after_work.
+ */
+static bool drc_check(struct onfs_call *c, struct onfs_drc *drc, size_t args_len)
+{
+	struct onfs_call_ext *e = call_ext(c);
+	struct onfs_drc_key k;
+	const uint8_t *reply;
+	size_t len;
+
+	onfs_drc_key_init(drc, &k, c->peer_len > 0 ? (const struct sockaddr *)&c->peer : NULL,
+			  c->conn != NULL, c->xid, c->prog, c->vers, c->proc,
+			  c->rec + c->args_off, args_len);
+	switch (onfs_drc_lookup(drc, &k, uv_now(c->srv->loop), &e->drc_wait, &e->drc_entry,
+				&reply, &len)) {
+	case ONFS_DRC_REPLAY:
+		onfs_debug("%s: answering retransmit xid %08x from the cache", c->p->name,
+			   c->xid);
+		args_release(c);
+		if (reply_alloc(c, len) < 0) {
+			onfs_call_free(c);
+			return true;
+		}
+		memcpy(c->reply, reply, len);
+		c->reply_len = len;
+		onfs_transport_send_reply(c);
+		return true;
+	case ONFS_DRC_WAIT:
+		onfs_debug("%s: retransmit xid %08x waits for the original", c->p->name, c->xid);
+		args_release(c);
+		return true;
+	case ONFS_DRC_MISS:
+	default:
+		return false;
+	}
 }
 
 static const struct onfs_program *find_program(uint32_t prog)
@@ -331,8 +454,9 @@ void onfs_dispatch_record(struct onfs_server *srv, struct onfs_conn *conn,
 	const struct onfs_program *prog;
 	const struct onfs_proc *p;
 	struct onfs_call *c;
+	struct onfs_drc *drc = NULL;
 	uint32_t auth_stat;
-	size_t body;
+	size_t body, args_len = 0;
 	XDR xdrs;
 	bool ok;
 
@@ -409,7 +533,10 @@ void onfs_dispatch_record(struct onfs_server *srv, struct onfs_conn *conn,
 		xdrmem_create(&xdrs, (char *)rec + h.args_off, (u_int)(rec_len - h.args_off),
 			      XDR_DECODE);
 		ok = p->xdr_args(&xdrs, c->args);
+		args_len = xdr_getpos(&xdrs);
 		xdr_destroy(&xdrs);
+		if (ok && has_strings(h.prog, h.proc))
+			ok = strings_intact(p, c->args, rec + h.args_off, args_len);
 	}
 	if (!ok) {
 		onfs_debug("%s: cannot decode arguments (xid %08x)", p->name ? p->name : "?", h.xid);
@@ -417,6 +544,10 @@ void onfs_dispatch_record(struct onfs_server *srv, struct onfs_conn *conn,
 		reply_accepted(c, GARBAGE_ARGS, 0, 0);
 		return;
 	}
+
+	drc = onfs_transport_drc(srv);
+	if (drc && onfs_drc_cacheable(h.prog, h.vers, h.proc) && drc_check(c, drc, args_len))
+		return;
 
 	body = p->reply_size ? p->reply_size(c->args) : DEFAULT_REPLY_SIZE;
 	if (reply_alloc(c, ONFS_RPC_ACCEPTED_HDR_LEN + body) < 0)
@@ -432,6 +563,11 @@ void onfs_dispatch_record(struct onfs_server *srv, struct onfs_conn *conn,
 	return;
 
 out_system_err:
+	if (call_ext(c)->drc_entry) {
+		/* not run: forget the entry (no waiter can have joined yet) */
+		onfs_drc_complete(drc, call_ext(c)->drc_entry, NULL, 0, uv_now(srv->loop));
+		call_ext(c)->drc_entry = NULL;
+	}
 	args_release(c);
 	reply_discard(c);
 	reply_accepted(c, SYSTEM_ERR, 0, 0);

@@ -1,9 +1,17 @@
 /*
  * main.c - argv, signals, loop start and stop; nothing else.
  *
- * Main thread only. It owns the uv loop, the config (const once parsed)
- * and the export instances (closed here after the loop has drained).
- * Never serves a request itself and never blocks once the loop runs.
+ * Main thread only. It owns the uv loop, the config (changed only by a
+ * SIGHUP reload, on this thread) and the export instances (closed here
+ * after the loop has drained). Never serves a request itself and never
+ * blocks once the loop runs, except that a reload opens the exports added
+ * to the config file (layer checks, work area scrub) on the loop thread:
+ * a rare, operator-triggered pause.
+ *
+ * SIGHUP re-reads the -c file: the access rules of exports that keep their
+ * name and layers are replaced atomically (access.c), new exports are
+ * opened and served; removed exports and changed layers need a restart
+ * (logged). A file with an error changes nothing (the error is logged).
  *
  * Exit status: 0 after a clean stop, --help or --version; 2 for a command
  * line error; 1 for any other startup error (missing layer, port in use).
@@ -18,6 +26,7 @@
 
 #include <uv.h>
 
+#include "ovlnfsd/access.h"
 #include "ovlnfsd/common.h"
 #include "ovlnfsd/config.h"
 #include "ovlnfsd/overlay.h"
@@ -29,6 +38,7 @@
 struct main_state {
 	uv_loop_t loop;
 	struct onfs_server srv;
+	struct onfs_config *cfg; /* main's; exports[] grow on reload */
 	uv_signal_t sigterm, sigint, sighup;
 	uv_timer_t grace;
 	bool timed_out;
@@ -80,12 +90,176 @@ static void close_noop(uv_handle_t *h)
 	(void)h;
 }
 
+/* One line per export: who may use it and as whom. */
+static void log_rules(const struct onfs_export_conf *ec)
+{
+	char clients[512] = "any client";
+	size_t len = 0;
+
+	for (size_t i = 0; i < ec->nclients && len < sizeof(clients) - 1; i++) {
+		int n = snprintf(clients + len, sizeof(clients) - len, "%s%s", i ? " " : "",
+				 ec->clients[i].text);
+
+		if (n < 0)
+			break;
+		len += (size_t)n;
+	}
+	onfs_info("export '%s' (%s): clients %s; access %s; squash %s (anon %u:%u)%s",
+		  ec->name, ec->path, clients, ec->readonly ? "ro" : "rw (as the layers allow)",
+		  ec->squash == ONFS_SQUASH_ROOT ? "root" :
+		  ec->squash == ONFS_SQUASH_ALL ? "all" : "none",
+		  (unsigned)ec->anonuid, (unsigned)ec->anongid,
+		  ec->secure ? "; secure (source port < 1024)" : "");
+}
+
+static int publish_rules(struct onfs_export *ex, const struct onfs_export_conf *ec)
+{
+	struct onfs_access_rules *r = onfs_access_rules_new(ec);
+
+	if (!r)
+		return -ENOMEM;
+	log_rules(ec);
+	return onfs_access_publish(ex, r);
+}
+
+static struct onfs_export_conf *conf_by_name(struct onfs_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nexports; i++)
+		if (cfg->exports[i].name && strcmp(cfg->exports[i].name, name) == 0)
+			return &cfg->exports[i];
+	return NULL;
+}
+
+static bool str_same(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b) == 0;
+}
+
+/* Move the access rules of src into dst (same export, new file). */
+static void take_rules(struct onfs_export_conf *dst, struct onfs_export_conf *src)
+{
+	free(dst->clients);
+	dst->clients = src->clients;
+	dst->nclients = src->nclients;
+	src->clients = NULL;
+	src->nclients = 0;
+	dst->readonly = src->readonly;
+	dst->squash = src->squash;
+	dst->anonuid = src->anonuid;
+	dst->anongid = src->anongid;
+	dst->secure = src->secure;
+	dst->line = src->line;
+}
+
+/* SIGHUP: see the comment at the top. Loop thread. */
+static void reload(struct main_state *m)
+{
+	struct onfs_config *cur = m->cfg;
+	struct onfs_config nc = { 0 };
+	struct onfs_export *opened[ONFS_MAX_EXPORTS];
+	size_t open_idx[ONFS_MAX_EXPORTS]; /* index in nc.exports */
+	size_t nopened = 0, updated = 0;
+	char err[1024];
+
+	if (!cur->config_file) {
+		onfs_warn("SIGHUP: no config file (-c) to reload; ignored");
+		return;
+	}
+	if (onfs_config_load_file(cur->config_file, &nc, err, sizeof(err)) < 0) {
+		onfs_err("reload: %s; keeping the current configuration", err);
+		goto out;
+	}
+	/* new exports must not collide with any export still served */
+	for (size_t i = 0; i < nc.nexports; i++) {
+		struct onfs_export_conf *ne = &nc.exports[i];
+
+		if (conf_by_name(cur, ne->name))
+			continue;
+		for (size_t j = 0; j < cur->nexports; j++) {
+			const struct onfs_export_conf *oe = &cur->exports[j];
+
+			if (str_same(ne->path, oe->path) || str_same(ne->upperdir, oe->upperdir) ||
+			    str_same(ne->workdir, oe->workdir) || str_same(ne->upperdir, oe->workdir) ||
+			    str_same(ne->workdir, oe->upperdir)) {
+				onfs_err("reload: %s:%d: new [export %s] shares its path or layers "
+					 "with the served export '%s' (restart needed to swap them); "
+					 "keeping the current configuration",
+					 cur->config_file, ne->line, ne->name, oe->name);
+				goto out_close;
+			}
+		}
+		if (cur->nexports + nopened >= ONFS_MAX_EXPORTS) {
+			onfs_err("reload: more than %d exports; keeping the current configuration",
+				 ONFS_MAX_EXPORTS);
+			goto out_close;
+		}
+		if (onfs_export_open(ne, cur->state_dir, &opened[nopened], err, sizeof(err)) < 0) {
+			onfs_err("reload: %s:%d: export '%s': %s; keeping the current configuration",
+				 cur->config_file, ne->line, ne->name, err);
+			goto out_close;
+		}
+		open_idx[nopened++] = i;
+	}
+
+	/* commit: nothing below fails but for memory */
+	for (size_t j = 0; j < cur->nexports; j++) {
+		struct onfs_export_conf *oe = &cur->exports[j];
+		struct onfs_export_conf *ne = conf_by_name(&nc, oe->name);
+
+		if (!ne) {
+			onfs_warn("reload: export '%s' is no longer in %s: still served until a "
+				  "restart", oe->name, cur->config_file);
+			continue;
+		}
+		if (onfs_config_layers_differ(oe, ne)) {
+			onfs_warn("reload: export '%s': path, layers or owner changed: restart "
+				  "needed; serving it unchanged", oe->name);
+			continue;
+		}
+		take_rules(oe, ne);
+		if (publish_rules(m->srv.exports[j], oe) < 0)
+			onfs_err("reload: export '%s': out of memory; old rules kept", oe->name);
+		else
+			updated++;
+	}
+	for (size_t k = 0; k < nopened; k++) {
+		size_t n = cur->nexports;
+
+		cur->exports[n] = nc.exports[open_idx[k]];
+		memset(&nc.exports[open_idx[k]], 0, sizeof(nc.exports[0]));
+		if (publish_rules(opened[k], &cur->exports[n]) < 0) {
+			/* cannot happen with n < ONFS_MAX_EXPORTS but for memory */
+			onfs_err("reload: export '%s': out of memory; not served",
+				 cur->exports[n].name);
+			onfs_export_close(opened[k]);
+			nc.exports[open_idx[k]] = cur->exports[n]; /* freed with nc */
+			memset(&cur->exports[n], 0, sizeof(cur->exports[n]));
+			continue;
+		}
+		m->srv.exports[n] = opened[k];
+		cur->nexports = n + 1;
+		/* workers read nexports without a lock: the slot is filled first */
+		__atomic_store_n(&m->srv.nexports, n + 1, __ATOMIC_RELEASE);
+		onfs_info("reload: export '%s' (%s) added", cur->exports[n].name,
+			  cur->exports[n].path);
+	}
+	onfs_info("reload: %s: rules of %zu export(s) updated, %zu added", cur->config_file,
+		  updated, nopened);
+	nopened = 0;
+out_close:
+	while (nopened > 0)
+		onfs_export_close(opened[--nopened]);
+out:
+	onfs_config_free(&nc);
+}
+
 static void signal_cb(uv_signal_t *s, int signum)
 {
 	struct main_state *m = s->data;
 
 	if (signum == SIGHUP) {
-		onfs_warn("SIGHUP: config reload is not supported yet; ignored");
+		if (!m->srv.stopping)
+			reload(m);
 		return;
 	}
 	if (m->srv.stopping)
@@ -178,11 +352,17 @@ int main(int argc, char **argv)
 	}
 	m.srv.loop = &m.loop;
 	m.srv.cfg = &cfg;
+	m.cfg = &cfg;
 
 	for (opened = 0; opened < cfg.nexports; opened++) {
 		if (onfs_export_open(&cfg.exports[opened], cfg.state_dir,
 				     &m.srv.exports[opened], err, sizeof(err)) < 0) {
 			onfs_err("export '%s': %s", cfg.exports[opened].name, err);
+			goto out_exports;
+		}
+		if (publish_rules(m.srv.exports[opened], &cfg.exports[opened]) < 0) {
+			onfs_err("export '%s': out of memory", cfg.exports[opened].name);
+			opened++;
 			goto out_exports;
 		}
 	}
@@ -232,8 +412,10 @@ int main(int argc, char **argv)
 		onfs_warn("event loop closed with handles still open");
 	onfs_info("stopped");
 out_exports:
+	opened = m.srv.nexports > opened ? m.srv.nexports : opened; /* reload added some */
 	while (opened > 0)
 		onfs_export_close(m.srv.exports[--opened]);
+	onfs_access_cleanup();
 out_cfg:
 	onfs_config_free(&cfg);
 	return ret;

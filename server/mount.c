@@ -2,9 +2,10 @@
  * mount.c - the MOUNT version 3 program (RFC 1813 Appendix I): NULL, MNT,
  * DUMP, UMNT, UMNTALL, EXPORT, and the list of mounts DUMP reports.
  *
- * Threads: NULL and EXPORT run on the loop (memory only: the export list
- * is fixed after startup); MNT runs on a pool worker (it walks the merged
- * tree); DUMP, UMNT and UMNTALL on workers too. The mount list is the one
+ * Threads: NULL and EXPORT run on the loop (memory only; the export list
+ * only grows, on the loop, by a SIGHUP reload, and the access rules are
+ * read through access.c's lock-free table); MNT runs on a pool worker (it
+ * walks the merged tree); DUMP, UMNT and UMNTALL on workers too. The mount list is the one
  * piece of mutable state here; it is shared by every worker and guarded by
  * mount_lock, which is never held across a filesystem call.
  * Never: frees its args, touches sockets, or hands out a handle for a path
@@ -21,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "mount3.h"
+#include "ovlnfsd/access.h"
 #include "ovlnfsd/common.h"
 #include "ovlnfsd/errmap.h"
 #include "ovlnfsd/overlay.h"
@@ -117,8 +119,9 @@ static struct onfs_export *mount_find_export(struct onfs_server *srv, const char
 	struct onfs_export *best = NULL;
 	size_t best_len = 0;
 	char ep[MNTPATHLEN + 1];
+	size_t nexports = __atomic_load_n(&srv->nexports, __ATOMIC_ACQUIRE);
 
-	for (size_t i = 0; i < srv->nexports; i++) {
+	for (size_t i = 0; i < nexports; i++) {
 		size_t elen;
 
 		if (!srv->exports[i] ||
@@ -222,8 +225,10 @@ static bool mount3_null(struct onfs_call *c, void *args, XDR *xdrs)
  * A path that no export holds answers MNT3ERR_NOENT: the client's view of
  * this server is the exports, and there the path does not exist (knfsd's
  * mountd says ACCES, which mount.nfs reports as "access denied" and sends
- * people hunting for permission problems). Client address rules (issue 5)
- * will answer ACCES.
+ * people hunting for permission problems). A client outside the export's
+ * clients, or a `secure` export called from a source port >= 1024 (knfsd's
+ * "illegal port"), gets MNT3ERR_ACCES: both are logged, since a refused
+ * mount is what an operator debugs.
  */
 static bool mount3_mnt(struct onfs_call *c, void *args, XDR *xdrs)
 {
@@ -244,6 +249,17 @@ static bool mount3_mnt(struct onfs_call *c, void *args, XDR *xdrs)
 		ex = mount_find_export(c->srv, path, &rest);
 		if (!ex)
 			err = -ENOENT;
+	}
+	if (err == 0) {
+		err = onfs_access_check(c, ex);
+		if (err < 0) {
+			mount_peer_name(c, host, sizeof(host));
+			onfs_info("mount: MNT '%s' from %s refused: %s", path, host,
+				  err == -EPERM ? "illegal port (export is secure: source port "
+						  "must be < 1024)"
+						: "not a client of this export");
+			err = -EACCES;
+		}
 	}
 	if (err == 0)
 		err = onfs_walk(ex, rest, &n);
@@ -334,35 +350,48 @@ static bool mount3_umntall(struct onfs_call *c, void *args, XDR *xdrs)
 /* --- 5 EXPORT --- */
 
 /*
- * Every export with the group "*": who may mount is decided by the
- * listener's address today; per-export client lists come with the config
- * file (issue 5) and will be listed here.
+ * Every export with its client groups: the clients= entries as written
+ * ("*" for an export open to every client: -o and the demo). Hand-encoded:
+ * the group lists live in access.c's rules objects, read without a lock.
  */
 static bool mount3_export(struct onfs_call *c, void *args, XDR *xdrs)
 {
-	struct exportnode nodes[ONFS_MAX_EXPORTS];
-	struct groupnode anyone;
-	struct exportnode *head = NULL;
-	size_t n = c->srv->nexports < ONFS_MAX_EXPORTS ? c->srv->nexports : ONFS_MAX_EXPORTS;
+	size_t n = __atomic_load_n(&c->srv->nexports, __ATOMIC_ACQUIRE);
+	bool_t more = TRUE, last = FALSE;
+	bool ok = true;
 
 	(void)args;
-	anyone.gr_name = "*";
-	anyone.gr_next = NULL;
-	for (size_t i = n; i-- > 0;) {
-		if (!c->srv->exports[i])
+	if (n > ONFS_MAX_EXPORTS)
+		n = ONFS_MAX_EXPORTS;
+	for (size_t i = 0; i < n && ok; i++) {
+		struct onfs_export *ex = c->srv->exports[i];
+		const struct onfs_access_rules *r;
+		char *dir, *any = "*";
+
+		if (!ex)
 			continue;
-		nodes[i].ex_dir = (char *)onfs_export_path(c->srv->exports[i]);
-		nodes[i].ex_groups = &anyone;
-		nodes[i].ex_next = head;
-		head = &nodes[i];
+		r = onfs_access_rules_of(ex);
+		dir = (char *)onfs_export_path(ex);
+		ok = xdr_bool(xdrs, &more) && xdr_dirpath(xdrs, &dir);
+		if (r->nclients == 0)
+			ok = ok && xdr_bool(xdrs, &more) && xdr_name(xdrs, &any);
+		for (size_t g = 0; ok && g < r->nclients; g++) {
+			char *name = (char *)r->clients[g].text;
+
+			ok = xdr_bool(xdrs, &more) && xdr_name(xdrs, &name);
+		}
+		ok = ok && xdr_bool(xdrs, &last);
 	}
-	return xdr_exports(xdrs, &head);
+	return ok && xdr_bool(xdrs, &last);
 }
 
 static size_t mount3_export_size(const void *args)
 {
+	/* rules may change between this and the encoding: size for the worst */
 	(void)args;
-	return ONFS_MAX_EXPORTS * (4 + xdr_string_size(MNTPATHLEN) + 4 + xdr_string_size(1) + 4) +
+	return ONFS_MAX_EXPORTS * (4 + xdr_string_size(MNTPATHLEN) + 4) +
+	       ONFS_MAX_EXPORTS * ONFS_ACCESS_MAX_CLIENTS *
+		       (4 + xdr_string_size(sizeof(((struct onfs_cidr *)0)->text))) +
 	       64;
 }
 

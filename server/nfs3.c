@@ -27,6 +27,7 @@
 #include <sys/statvfs.h>
 
 #include "nfs3.h"
+#include "ovlnfsd/access.h"
 #include "ovlnfsd/common.h"
 #include "ovlnfsd/errmap.h"
 #include "ovlnfsd/overlay.h"
@@ -43,15 +44,11 @@
 /* status + post_op_attr (with attributes) + symlink target + slack */
 #define NFS3_READLINK_REPLY (4u + 4u + NFS3_FATTR_XDR + 4u + PATH_MAX + 64u)
 
-/*
- * The identity permission checks use. Hook for squashing (issue 5:
- * root -> anonuid/anongid per export); today the credential as sent.
- */
+/* The identity permission checks use: the export's squash rule (access.c). */
 static void effective_cred(const struct onfs_call *c, struct onfs_export *ex,
 			   struct onfs_cred *out)
 {
-	(void)ex;
-	*out = c->cred;
+	onfs_access_cred(c, ex, out);
 }
 
 static size_t xdr_pad4(size_t n)
@@ -102,6 +99,12 @@ static int obj_get(struct onfs_call *c, const nfs_fh3 *fh, struct nfs3_obj *o)
 	err = onfs_node_from_fh(o->ex, data, len, &o->n);
 	if (err < 0) {
 		o->n = NULL;
+		goto out;
+	}
+	/* a genuine handle (MAC checked) of an export this client may not use */
+	err = onfs_access_check(c, o->ex);
+	if (err < 0) {
+		obj_put(o);
 		goto out;
 	}
 	err = onfs_getattr(o->ex, o->n, &o->attr);
@@ -260,7 +263,7 @@ static int check_regular(const struct onfs_attr *a)
 /* knfsd answers NFS3ERR_ROFS before it looks at any permission bit. */
 static int check_writable(const struct nfs3_obj *o)
 {
-	return onfs_export_readonly(o->ex) ? -EROFS : 0;
+	return onfs_access_readonly(o->ex) ? -EROFS : 0;
 }
 
 static bool dot_or_dotdot(const char *name)
@@ -287,7 +290,8 @@ static int check_create(const struct nfs3_obj *dir, const char *name,
 
 	memset(old, 0, sizeof(*old));
 	err = onfs_perm_check(&dir->attr, cred, ONFS_MAY_EXEC);
-	if (err < 0)
+	/* root passes every check that could follow: spare the lookup */
+	if (err < 0 || onfs_perm_is_root(cred))
 		goto out;
 	err = obj_lookup(dir, name, old);
 	if (err == -ENOENT)
@@ -309,7 +313,7 @@ static int check_delete(const struct nfs3_obj *dir, const char *name,
 
 	memset(victim, 0, sizeof(*victim));
 	err = onfs_perm_check(&dir->attr, cred, ONFS_MAY_EXEC);
-	if (err < 0 || dot_or_dotdot(name))
+	if (err < 0 || dot_or_dotdot(name) || onfs_perm_is_root(cred))
 		goto out;
 	err = obj_lookup(dir, name, victim);
 	if (err == 0 && !victim->have_attr)
@@ -512,7 +516,7 @@ static bool nfs3_access(struct onfs_call *c, void *args, XDR *xdrs)
 	if (res.status == NFS3_OK) {
 		effective_cred(c, o.ex, &cred);
 		res.ACCESS3res_u.resok.access =
-			onfs_perm_access(&o.attr, &cred, onfs_export_readonly(o.ex),
+			onfs_perm_access(&o.attr, &cred, onfs_access_readonly(o.ex),
 					 a->access);
 	}
 	/* resok and resfail both start with the post-op attributes */
@@ -1019,6 +1023,8 @@ static int check_rename(struct onfs_call *c, const struct nfs3_obj *from, const 
 	if (dot_or_dotdot(fname) || dot_or_dotdot(tname))
 		goto out;
 	effective_cred(c, from->ex, &cred);
+	if (onfs_perm_is_root(&cred))
+		goto out; /* passes all of them: spare the lookups */
 	err = onfs_perm_check(&from->attr, &cred, ONFS_MAY_EXEC);
 	if (err == 0)
 		err = obj_lookup(from, fname, &src);
@@ -1126,7 +1132,7 @@ static bool nfs3_link(struct onfs_call *c, void *args, XDR *xdrs)
 		effective_cred(c, dir.ex, &cred);
 		err = onfs_perm_check(&dir.attr, &cred, ONFS_MAY_EXEC);
 	}
-	if (err == 0) {
+	if (err == 0 && !onfs_perm_is_root(&cred)) {
 		err = obj_lookup(&dir, a->link.name, &old);
 		if (err == -ENOENT)
 			err = onfs_perm_may_link(&file.attr, &cred);

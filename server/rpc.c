@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <rpc/rpc.h>
 
 #include "ovlnfsd/rpc.h"
@@ -128,6 +129,27 @@ enum onfs_rpc_verdict onfs_rpc_decode_call(const uint8_t *rec, size_t len,
 	v = ONFS_RPC_OK;
 out:
 	return v;
+}
+
+uint16_t onfs_call_peer_port(const struct onfs_call *c)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
+
+	if (c->peer_len <= 0)
+		return 0;
+	if (sa->sa_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
+	if (sa->sa_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
+	return 0;
+}
+
+bool onfs_call_secure_port(const struct onfs_call *c)
+{
+	uint16_t port = onfs_call_peer_port(c);
+
+	/* port 0 is no source port a client can send from: unknown */
+	return port > 0 && port < 1024;
 }
 
 static void put_u32(uint8_t *p, uint32_t v)

@@ -5,7 +5,8 @@
  *
  * Owns: struct onfs_transport (srv->transport), every uv handle of the
  * server, struct onfs_conn (refcounted: the open handle holds one
- * reference, each call in flight one more), the call pool.
+ * reference, each call in flight one more), the call pool, the duplicate
+ * request cache (used by dispatch.c; it outlives every call).
  * Thread: the loop thread only.
  * Never: blocks, runs procedures, or frees a uv handle outside its
  * close_cb. A reply whose connection has gone is dropped, never written.
@@ -34,6 +35,7 @@
 #include <uv.h>
 
 #include "ovlnfsd/common.h"
+#include "ovlnfsd/drc.h"
 #include "ovlnfsd/recmark.h"
 #include "ovlnfsd/rpc.h"
 #include "ovlnfsd/server.h"
@@ -88,6 +90,7 @@ struct onfs_transport {
 	bool timer_open;
 	bool stopping;
 	struct onfs_call_pool pool;    /* owned */
+	struct onfs_drc *drc;          /* owned; NULL if it could not be made */
 	char rbuf[ONFS_READ_BUF];      /* shared: reads are copied out at once */
 };
 
@@ -100,6 +103,11 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 struct onfs_call_pool *onfs_transport_pool(struct onfs_server *srv)
 {
 	return srv->transport ? &srv->transport->pool : NULL;
+}
+
+struct onfs_drc *onfs_transport_drc(struct onfs_server *srv)
+{
+	return srv->transport ? srv->transport->drc : NULL;
 }
 
 static size_t max_record(const struct onfs_server *srv)
@@ -653,6 +661,8 @@ out_err:
 
 static void transport_free(struct onfs_transport *t)
 {
+	/* no call is live, so no DRC entry is in progress */
+	onfs_drc_free(t->drc);
 	onfs_call_pool_destroy(&t->pool);
 	t->srv->transport = NULL;
 	free(t);
@@ -718,6 +728,8 @@ int onfs_transport_start(struct onfs_server *srv, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot start the transport: %s", uv_strerror(r));
 		goto out_fds;
 	}
+	if (onfs_drc_new(NULL, &t->drc) < 0)
+		onfs_warn("no duplicate request cache: out of memory");
 	t->srv = srv;
 	t->nlis = n;
 	srv->transport = t;

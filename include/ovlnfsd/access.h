@@ -22,6 +22,9 @@
 
 struct onfs_export;
 
+/* At most this many entries in one clients= list (bounds MOUNT EXPORT). */
+#define ONFS_ACCESS_MAX_CLIENTS 64
+
 /* Immutable once published. */
 struct onfs_access_rules {
 	struct onfs_cidr *clients; /* owned copy; nclients 0: every client */
@@ -52,7 +55,8 @@ bool onfs_cidr_match(const struct onfs_cidr *c, const struct sockaddr *sa);
 /*
  * Parse a clients= list (comma and/or whitespace separated) into a
  * malloc'd array. Returns 0, or -EINVAL with the offending entry copied
- * into bad, or -ENOMEM. An empty list is -EINVAL.
+ * into bad, -E2BIG for more than ONFS_ACCESS_MAX_CLIENTS entries, or
+ * -ENOMEM. An empty list is -EINVAL.
  */
 int onfs_access_parse_clients(const char *list, struct onfs_cidr **out, size_t *n,
 			      char *bad, size_t badlen);

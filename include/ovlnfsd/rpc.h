@@ -18,6 +18,7 @@
 #include <rpc/rpc.h>
 #include <uv.h>
 
+#include "ovlnfsd/drc.h"
 #include "ovlnfsd/server.h"
 
 #define ONFS_RPC_VERS 2
@@ -58,6 +59,16 @@ enum onfs_rpc_verdict {
 enum onfs_rpc_verdict onfs_rpc_decode_call(const uint8_t *rec, size_t len,
 					   struct onfs_rpc_hdr *h, uint32_t *auth_stat);
 
+/*
+ * Whether the call came from a privileged source port (below 1024), the
+ * test behind the "secure" export option; false when the address is
+ * unknown. Any thread. Mechanism only: whether to require it is the
+ * export's policy.
+ */
+bool onfs_call_secure_port(const struct onfs_call *c);
+/* The client's source port (host order), 0 when unknown. Any thread. */
+uint16_t onfs_call_peer_port(const struct onfs_call *c);
+
 /* --- rpc.c: reply headers; each returns the bytes written or -ENOSPC --- */
 
 /*
@@ -90,6 +101,13 @@ struct onfs_call_ext {
 		uv_udp_send_t send;    /* UDP */
 	} req;
 	uint8_t mark[4];               /* TCP record mark of the reply */
+	/*
+	 * Duplicate request cache (loop thread): the in-progress entry this
+	 * call completes in after_work (not owned; NULL: not cached), and
+	 * the link that parks a retransmit behind its running original.
+	 */
+	struct onfs_drc_entry *drc_entry;
+	struct onfs_drc_waiter drc_wait;
 	struct onfs_call_ext *next_free; /* pool free list (loop thread) */
 	size_t data_cap;               /* bytes at c.data_buf; ONFS_DATA_POOL_SIZE: pooled */
 	/* c.args points here when args_size fits: no malloc per call */
@@ -134,6 +152,8 @@ struct onfs_call *onfs_call_alloc(struct onfs_server *srv);
 
 /* The transport's pool for srv, or NULL when running without a transport. */
 struct onfs_call_pool *onfs_transport_pool(struct onfs_server *srv);
+/* The transport's duplicate request cache, or NULL (none: calls run uncached). */
+struct onfs_drc *onfs_transport_drc(struct onfs_server *srv);
 
 /* A connection reference held by each TCP call (transport.c). */
 void onfs_transport_conn_get(struct onfs_conn *conn);

@@ -332,6 +332,74 @@ static int build_tmp(struct onfs_export *ex, int src, const struct stat *st, boo
 	return ret;
 }
 
+/* parent path and base name of a merged path (parent owned by the caller) */
+static int split_path(const char *path, char **parent, const char **base)
+{
+	const char *slash = strrchr(path, '/');
+
+	*parent = strndup(path, slash ? (size_t)(slash - path) : 0);
+	*base = slash ? slash + 1 : path;
+	return *parent ? 0 : -ENOMEM;
+}
+
+/*
+ * A lower hard link whose inode was already copied up by another of its
+ * names lives in the index only: its first change links the index entry
+ * into place under its own name ("link-up", as the kernel does), keeping
+ * the overlay nlink through the nlink xattr.
+ */
+static int link_up(struct onfs_export *ex, struct onfs_node *n, struct onfs_node **out)
+{
+	pthread_mutex_t *lock = onfs_obj_lock(ex, &n->ident);
+	struct onfs_node *cur = NULL;
+	struct onfs_attr a;
+	struct stat st;
+	const char *base = NULL;
+	char *parent = NULL, nl[16];
+	int pfd = -1, ret, len;
+
+	pthread_mutex_lock(lock);
+	ret = onfs_walk(ex, n->path, &cur);
+	if (ret < 0 || !onfs_ident_eq(&cur->ident, &n->ident)) {
+		ret = -ESTALE;
+		goto out;
+	}
+	if (cur->parts[0].layer != ONFS_LAYER_INDEX) { /* linked up meanwhile */
+		*out = cur;
+		cur = NULL;
+		goto out;
+	}
+	ret = onfs_getattr(ex, cur, &a);
+	if (ret == 0)
+		ret = split_path(cur->path, &parent, &base);
+	if (ret < 0)
+		goto out;
+	pthread_mutex_lock(&ex->ns_lock);
+	ret = onfs_copyup_dir_path(ex, parent, &pfd);
+	if (ret == 0)
+		ret = onfs_upper_mark_impure(ex, pfd);
+	if (ret == 0 && linkat(ex->index_fd, cur->parts[0].rel, pfd, base, 0) < 0)
+		ret = -errno;
+	if (ret == 0 && fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		int fd = openat(pfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		len = snprintf(nl, sizeof(nl), "U%+d", (int)a.nlink - (int)st.st_nlink);
+		if (fd >= 0) {
+			onfs_upper_set_ovl(ex, fd, "nlink", nl, (size_t)len);
+			close(fd);
+		}
+	}
+	pthread_mutex_unlock(&ex->ns_lock);
+	if (ret == 0)
+		ret = onfs_walk(ex, n->path, out);
+out:
+	if (pfd >= 0)
+		close(pfd);
+	free(parent);
+	onfs_node_put(cur);
+	pthread_mutex_unlock(lock);
+	return ret;
+}
+
 int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
 		struct onfs_node **out)
 {
@@ -346,6 +414,8 @@ int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
 	int src = -1, dst = -1, pfd = -1, ret;
 	bool have_tmp = false;
 
+	if (n->parts[0].layer == ONFS_LAYER_INDEX && !n->unnamed && ex->work_ok)
+		return link_up(ex, n, out);
 	if (node_is_upper(ex, n)) {
 		*out = onfs_node_get(n);
 		return 0;

@@ -112,6 +112,35 @@ static void index_whiteout(struct onfs_export *ex, const struct onfs_node *n)
 		onfs_upper_unlink(ex->work_fd, wh, 0);
 }
 
+/*
+ * A name of n is gone. The last one: its index entry becomes a whiteout
+ * (the origin's handle is STALE from now on). Other names remain (hard
+ * links): the index entry stays and its nlink xattr follows (rule 30).
+ */
+static void index_unlinked(struct onfs_export *ex, struct onfs_node *n, uint32_t nlink_before)
+{
+	char idx[2 * (21 + ONFS_FID_MAX) + 1], v[16];
+	struct stat st;
+	int fd, len;
+
+	if (S_ISDIR(n->type) || nlink_before <= 1) {
+		index_whiteout(ex, n);
+		return;
+	}
+	if (!n->ident_lower || ex->index_fd < 0)
+		return;
+	onfs_upper_index_name(ex, &n->ident, idx, sizeof(idx));
+	if (!idx[0] || fstatat(ex->index_fd, idx, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    S_ISCHR(st.st_mode))
+		return;
+	fd = openat(ex->index_fd, idx, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	len = snprintf(v, sizeof(v), "U%+d", (int)(nlink_before - 1) - (int)st.st_nlink);
+	onfs_upper_set_ovl(ex, fd, "nlink", v, (size_t)len);
+	close(fd);
+}
+
 /* Fresh node of a directory (its parts may have changed since dir was made). */
 static int refresh(struct onfs_export *ex, struct onfs_node *n, struct onfs_node **out)
 {
@@ -481,6 +510,8 @@ static int remove_locked(struct onfs_export *ex, struct onfs_node *dir, const ch
 	bool need_wh = onfs_lower_has(ex, dir, name);
 	bool isdir = S_ISDIR(child->type);
 	int st = upper_state(pfd, name), ret = 0;
+	struct onfs_attr a;
+	uint32_t nlink = onfs_getattr(ex, child, &a) == 0 ? a.nlink : 1;
 
 	if (isdir && st == 0) {
 		/* an upper directory: whiteouts inside go first */
@@ -511,7 +542,7 @@ static int remove_locked(struct onfs_export *ex, struct onfs_node *dir, const ch
 		}
 	}
 	if (ret == 0) {
-		index_whiteout(ex, child);
+		index_unlinked(ex, child, nlink);
 		onfs_node_cache_drop(ex, &child->fh);
 	}
 	return ret;
@@ -622,12 +653,43 @@ static int set_redirect(struct onfs_export *ex, struct onfs_node *src, int sfd, 
 	return onfs_upper_set_ovl(ex, sfd, "redirect", val, (size_t)n);
 }
 
+/*
+ * rename(2)'s answers that need no change: 1 when source and target are
+ * the same object (nothing to do), -errno for a type mismatch, a
+ * non-empty target directory or a directory moved into its own subtree,
+ * 0 to go on.
+ */
+static int rename_check(struct onfs_export *ex, struct onfs_node *src, struct onfs_node *dst,
+			const char *tdir_path)
+{
+	bool isdir = S_ISDIR(src->type);
+	int ret;
+
+	if (dst) {
+		if (onfs_ident_eq(&src->ident, &dst->ident) && src->type == dst->type)
+			return 1;
+		if (isdir && !S_ISDIR(dst->type))
+			return -ENOTDIR;
+		if (!isdir && S_ISDIR(dst->type))
+			return -EISDIR;
+		if (S_ISDIR(dst->type)) {
+			ret = onfs_dir_is_empty(ex, dst);
+			if (ret <= 0)
+				return ret == 0 ? -ENOTEMPTY : ret;
+		}
+	}
+	if (isdir && path_below(tdir_path, src->path))
+		return -EINVAL; /* a directory into its own subtree */
+	return 0;
+}
+
 int onfs_rename(struct onfs_export *ex, struct onfs_node *fdir, const char *fname,
 		struct onfs_node *tdir, const char *tname, struct onfs_wcc *fwcc,
 		struct onfs_wcc *twcc)
 {
 	struct onfs_node *src = NULL, *dst = NULL, *f2 = NULL, *t2 = NULL, *up = NULL;
 	int fpfd = -1, tpfd = -1, ret, tst;
+	uint32_t dst_nlink = 1;
 	unsigned flags;
 	bool src_lower, isdir;
 
@@ -639,10 +701,23 @@ int onfs_rename(struct onfs_export *ex, struct onfs_node *fdir, const char *fnam
 		return -EINVAL;
 	if (ex->readonly)
 		return -EROFS;
-	/* a lower file is copied up with its data before the namespace lock */
+	/*
+	 * Everything that fails or changes nothing is answered before a
+	 * lower file is copied up (with its data, before the namespace lock).
+	 */
 	ret = onfs_lookup(ex, fdir, fname, &src);
 	if (ret < 0)
 		return ret;
+	ret = onfs_lookup(ex, tdir, tname, &dst);
+	if (ret < 0 && ret != -ENOENT)
+		goto out_nolock;
+	ret = rename_check(ex, src, dst, tdir->path);
+	onfs_node_put(dst);
+	dst = NULL;
+	if (ret != 0) {
+		ret = ret > 0 ? 0 : ret;
+		goto out_nolock;
+	}
 	if (!S_ISDIR(src->type) && !is_upper(ex, src)) {
 		ret = onfs_copyup(ex, src, true, &up);
 		onfs_node_put(up);
@@ -666,29 +741,9 @@ int onfs_rename(struct onfs_export *ex, struct onfs_node *fdir, const char *fnam
 	ret = onfs_lookup(ex, t2, tname, &dst);
 	if (ret < 0 && ret != -ENOENT)
 		goto out;
-	ret = 0;
-	if (dst) {
-		if (onfs_ident_eq(&src->ident, &dst->ident) && src->type == dst->type)
-			goto out; /* the same object: nothing to do */
-		if (isdir && !S_ISDIR(dst->type)) {
-			ret = -ENOTDIR;
-			goto out;
-		}
-		if (!isdir && S_ISDIR(dst->type)) {
-			ret = -EISDIR;
-			goto out;
-		}
-		if (S_ISDIR(dst->type)) {
-			ret = onfs_dir_is_empty(ex, dst);
-			if (ret == 0)
-				ret = -ENOTEMPTY;
-			if (ret < 0)
-				goto out;
-			ret = 0;
-		}
-	}
-	if (isdir && path_below(t2->path, src->path)) {
-		ret = -EINVAL; /* a directory into its own subtree */
+	ret = rename_check(ex, src, dst, t2->path);
+	if (ret != 0) {
+		ret = ret > 0 ? 0 : ret;
 		goto out;
 	}
 	ret = onfs_copyup_dir_path(ex, f2->path, &fpfd);
@@ -745,6 +800,10 @@ int onfs_rename(struct onfs_export *ex, struct onfs_node *fdir, const char *fnam
 			goto out;
 	}
 
+	if (dst) {
+		struct onfs_attr da;
+		dst_nlink = onfs_getattr(ex, dst, &da) == 0 ? da.nlink : 1;
+	}
 	tst = upper_state(tpfd, tname);
 	if (tst == 1) {
 		/* onto a whiteout: exchange, the whiteout moves to the old name */
@@ -766,7 +825,7 @@ int onfs_rename(struct onfs_export *ex, struct onfs_node *fdir, const char *fnam
 	if (ret < 0)
 		goto out;
 	if (dst) {
-		index_whiteout(ex, dst);
+		index_unlinked(ex, dst, dst_nlink);
 		onfs_node_cache_drop(ex, &dst->fh);
 	}
 	if (isdir)

@@ -56,6 +56,7 @@ struct snap {
 	char *names;       /* owned; arena of names, not NUL-terminated */
 	size_t names_len, names_cap;
 	uint32_t *set;     /* owned; open-addressing index into ents, +1; 0 empty */
+	size_t xwh;        /* xattr whiteouts seen: the kernel's rmdir calls those not empty */
 	size_t set_cap;
 };
 
@@ -260,6 +261,8 @@ static int read_part(struct onfs_export *ex, struct snap *s, int fd, uint8_t lay
 			    (wh_xattr && d->d_type == DT_REG)) {
 				if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
 					hidden = onfs_is_whiteout(ex, fd, name, &st, wh_xattr);
+				if (hidden && S_ISREG(st.st_mode))
+					s->xwh++;
 			}
 			ret = snap_add(s, ex->key, name, len, d->d_ino, layer, hidden);
 			if (ret < 0)
@@ -331,7 +334,7 @@ int onfs_dir_is_empty(struct onfs_export *ex, struct onfs_node *dir)
 	}
 	ret = snap_build(ex, dir, fds, 0, &s);
 	if (ret == 0)
-		ret = s->n == 0;
+		ret = s->n == 0 && s->xwh == 0;
 out:
 	snap_put(s);
 	for (i = 0; i < nfd; i++)

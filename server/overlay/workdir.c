@@ -110,6 +110,34 @@ static bool kernel_overlay_uses(const char *upper, const char *work)
 	return busy;
 }
 
+/*
+ * What the kernel writes at its first index=on mount (OVERLAY.md rule 8):
+ * origin = the top lower root on the upper root, upper = the upper root on
+ * index/. Written once when absent, so either side can mount the pair.
+ */
+static void mark_first_start(struct onfs_export *ex)
+{
+	uint8_t fb[21 + ONFS_FID_MAX], cur[21 + ONFS_FID_MAX];
+	char attr[64];
+	struct onfs_ident id = { 0 };
+	size_t n;
+
+	onfs_ovl_xattr(ex, "origin", attr, sizeof(attr));
+	if (onfs_fs_getxattr(ex->layers[0].fd, attr, (char *)cur, sizeof(cur)) < 0 &&
+	    onfs_fs_name_to_ident(ex->layers[1].fd, "", &id) == 0) {
+		id.fsidx = ex->layers[1].fsidx;
+		n = onfs_upper_encode_fb(ex, &id, false, fb);
+		onfs_upper_set_ovl(ex, ex->layers[0].fd, "origin", fb, n);
+	}
+	onfs_ovl_xattr(ex, "upper", attr, sizeof(attr));
+	if (onfs_fs_getxattr(ex->index_fd, attr, (char *)cur, sizeof(cur)) < 0 &&
+	    onfs_fs_name_to_ident(ex->layers[0].fd, "", &id) == 0) {
+		id.fsidx = ex->layers[0].fsidx;
+		n = onfs_upper_encode_fb(ex, &id, true, fb);
+		onfs_upper_set_ovl(ex, ex->index_fd, "upper", fb, n);
+	}
+}
+
 int onfs_workdir_setup(struct onfs_export *ex, const char *workdir, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 32], real[PATH_MAX], why[PATH_MAX + 128];
@@ -191,6 +219,7 @@ int onfs_workdir_setup(struct onfs_export *ex, const char *workdir, char *err, s
 	}
 	ex->work_fd = fd;
 	ex->work_ok = true;
+	mark_first_start(ex);
 	return 0;
 out_ro:
 	onfs_err("export '%s' will be served READ-ONLY: work area not usable: %s", ex->name, why);

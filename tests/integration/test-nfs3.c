@@ -263,6 +263,23 @@ TEST_IMPL(lookup_nametoolong)
 	return 0;
 }
 
+/* Names no directory can hold: refused (ACCES, as knfsd's lookup_one_len),
+ * never resolved to something. */
+TEST_IMPL(lookup_bad_names)
+{
+	static const char *const bad[] = { "d/a", "/", "", "a/", "/d" };
+	struct env e;
+
+	env_up(&e, true);
+	for (size_t i = 0; i < TL_ARRAY_SIZE(bad); i++) {
+		int st = tl_nfs_lookup(&e.c, &e.root, bad[i], NULL, NULL);
+		ASSERTF(st == NFS3ERR_ACCES, "LOOKUP '%s' in the root: got %s, want ACCES", bad[i],
+			tl_nfsstat_name(st));
+	}
+	env_down(&e);
+	return 0;
+}
+
 /* ---------- ACCESS ---------- */
 
 #define ACC_ALL (ACCESS3_READ | ACCESS3_LOOKUP | ACCESS3_MODIFY | ACCESS3_EXTEND | \
@@ -700,6 +717,7 @@ static const struct tl_case cases[] = {
 	TEST_ENTRY(lookup_merged_rules),
 	TEST_ENTRY(lookup_notdir_in_file),
 	TEST_ENTRY(lookup_nametoolong),
+	TEST_ENTRY(lookup_bad_names),
 	TEST_ENTRY(access_by_mode_and_owner),
 	TEST_ENTRY(readlink_target_and_inval),
 	TEST_ENTRY(read_eof_and_short_reads),

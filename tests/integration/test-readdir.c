@@ -449,6 +449,136 @@ TEST_IMPL(readdir_errors)
 	return 0;
 }
 
+/*
+ * A listing interrupted by creates and removes (through NFS) still returns
+ * every surviving name exactly once, resuming from the old cookie and
+ * verifier (DESIGN 7); removed names do not come back.
+ */
+TEST_IMPL(readdir_cookie_survives_create_and_remove)
+{
+	enum { NEXTRA = 60 };
+	struct env e;
+	struct tl_fh d;
+	char extra[NEXTRA][32];
+	const char *orig[NEXTRA + 16];
+	size_t norig = 0;
+	char *seen[NEXTRA + 64];
+	size_t nseen = 0;
+	bool removed[NEXTRA + 16] = { false };
+	bool removed_unseen[NEXTRA + 16] = { false };
+	uint64_t cookie = 0;
+	uint8_t verf[8] = { 0 };
+	bool eof = false;
+	int calls = 0, nremoved_unseen = 0, nremoved_seen = 0;
+
+	tl_fixture_standard(&e.t);
+	/* d/<name> in the layer the name says */
+	for (int i = 0; i < NEXTRA; i++) {
+		char rel[64];
+		snprintf(extra[i], sizeof(extra[i]), "x%02d_%s", i,
+			 i % 3 == 0 ? "up" : i % 3 == 1 ? "l0" : "l1");
+		snprintf(rel, sizeof(rel), "d/%.31s", extra[i]);
+		tl_write(i % 3 == 0 ? e.t.upper : e.t.lower[i % 3 - 1], rel, "x", 0644);
+	}
+	for (size_t i = 0; tl_expect_d[i]; i++)
+		orig[norig++] = tl_expect_d[i];
+	for (int i = 0; i < NEXTRA; i++)
+		orig[norig++] = extra[i];
+	env_start(&e);
+	ASSERT_NFS(tl_nfs_walk(&e.c, &e.root, "d", &d, NULL), NFS3_OK);
+
+	/* first part: a few small pages */
+	for (int k = 0; k < 4 && !eof; k++) {
+		struct tl_dirpage pg;
+		ASSERT_NFS(tl_nfs_readdir(&e.c, &d, cookie, verf, 200, &pg), NFS3_OK);
+		calls++;
+		for (size_t i = 0; i < pg.n; i++) {
+			if (strcmp(pg.e[i].name, ".") && strcmp(pg.e[i].name, ".."))
+				seen[nseen++] = strdup(pg.e[i].name);
+		}
+		if (pg.n) {
+			cookie = pg.e[pg.n - 1].cookie;
+			memcpy(verf, pg.verf, 8);
+		}
+		eof = pg.eof;
+		tl_dirpage_free(&pg);
+	}
+	ASSERTF(!eof && nseen > 0 && nseen < norig / 2,
+		"the first 4 pages of count 200 listed %zu of %zu names (eof %d)", nseen, norig,
+		eof);
+
+	/* change the directory: 10 creates, removes of seen and unseen names */
+	for (int i = 0; i < 10; i++) {
+		char n[32];
+		snprintf(n, sizeof(n), "new_%d", i);
+		ASSERT_NFS(tl_nfs_create(&e.c, &d, n), NFS3_OK);
+	}
+	for (size_t i = 0; i < norig; i++) {
+		bool was_seen = false;
+		const char *n = orig[i];
+		if (!strncmp(n, "sub", 3))
+			continue; /* a directory: REMOVE is for files */
+		for (size_t j = 0; j < nseen; j++)
+			was_seen |= strcmp(seen[j], n) == 0;
+		if ((was_seen && nremoved_seen < 2) || (!was_seen && nremoved_unseen < 6)) {
+			ASSERT_NFS(tl_nfs_remove(&e.c, &d, n), NFS3_OK);
+			removed[i] = true;
+			removed_unseen[i] = !was_seen;
+			if (was_seen)
+				nremoved_seen++;
+			else
+				nremoved_unseen++;
+		}
+	}
+	ASSERT_EQ(nremoved_unseen, 6);
+
+	/* resume with the old cookie and verifier */
+	while (!eof) {
+		struct tl_dirpage pg;
+		int st;
+
+		ASSERTF(++calls < 500, "listing did not end");
+		st = tl_nfs_readdir(&e.c, &d, cookie, verf, 200, &pg);
+		ASSERTF(st == NFS3_OK, "READDIR resumed after creates/removes (cookie %llu): %s",
+			(unsigned long long)cookie, tl_nfsstat_name(st));
+		for (size_t i = 0; i < pg.n; i++) {
+			if (strcmp(pg.e[i].name, ".") && strcmp(pg.e[i].name, "..")) {
+				ASSERT(nseen < TL_ARRAY_SIZE(seen));
+				seen[nseen++] = strdup(pg.e[i].name);
+			}
+		}
+		if (pg.n) {
+			cookie = pg.e[pg.n - 1].cookie;
+			memcpy(verf, pg.verf, 8);
+		}
+		eof = pg.eof;
+		tl_dirpage_free(&pg);
+	}
+
+	/* every name at most once */
+	qsort(seen, nseen, sizeof(char *), cmp_str);
+	for (size_t i = 1; i < nseen; i++)
+		ASSERTF(strcmp(seen[i], seen[i - 1]) != 0, "'%s' listed twice", seen[i]);
+	/* every surviving original name exactly once; removed unseen ones never */
+	for (size_t i = 0; i < norig; i++) {
+		bool found = bsearch(&orig[i], seen, nseen, sizeof(char *), cmp_str) != NULL;
+		if (!removed[i])
+			ASSERTF(found, "surviving name '%s' missing from the resumed listing", orig[i]);
+		if (removed_unseen[i])
+			ASSERTF(!found, "'%s' listed after it was removed", orig[i]);
+	}
+	for (size_t i = 0; i < nseen; i++) {
+		bool known = strncmp(seen[i], "new_", 4) == 0;
+		for (size_t j = 0; j < norig && !known; j++)
+			known = strcmp(seen[i], orig[j]) == 0;
+		ASSERTF(known, "unexpected name '%s' listed", seen[i]);
+	}
+	for (size_t i = 0; i < nseen; i++)
+		free(seen[i]);
+	env_down(&e);
+	return 0;
+}
+
 /* ---------- 100,000 entries ---------- */
 
 static void make_many(const char *dir, int from, int to, bool whiteout)
@@ -535,6 +665,7 @@ static const struct tl_case cases[] = {
 	TEST_ENTRY(readdirplus_fileid_equals_getattr),
 	TEST_ENTRY(readdir_bad_cookie_foreign_verifier),
 	TEST_ENTRY(readdir_errors),
+	TEST_ENTRY(readdir_cookie_survives_create_and_remove),
 	/* a bound for a stuck or quadratic server, not a speed check */
 	TEST_ENTRY_TIMEOUT(readdir_100k_entries, 400),
 };

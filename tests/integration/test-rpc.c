@@ -551,6 +551,41 @@ TEST_IMPL(rpc_pipelined_requests)
 	return 0;
 }
 
+/* Many connections at once, each with a call in flight. */
+TEST_IMPL(rpc_many_connections)
+{
+	enum { N = 48 };
+	struct env e;
+	int fds[N];
+
+	env_up(&e);
+	for (int i = 0; i < N; i++) {
+		fds[i] = tl_tcp_connect(e.s.port);
+		ASSERTF(fds[i] >= 0, "connection %d: %s", i, strerror(-fds[i]));
+	}
+	for (int i = 0; i < N; i++) {
+		struct tl_buf b = { 0 };
+		put_getattr(&e, &b, 70000 + (uint32_t)i, TL_AUTH_SYS, 0);
+		ASSERT(tl_tcp_send_record(fds[i], b.p, b.len) == 0);
+		tl_buf_free(&b);
+	}
+	for (int i = N - 1; i >= 0; i--) {
+		uint8_t *rec;
+		struct tl_reply r;
+		ssize_t n = tl_tcp_recv_record(fds[i], &rec, 30000);
+
+		ASSERTF(n > 0, "no reply on connection %d", i);
+		ASSERT(tl_reply_parse(rec, (size_t)n, &r) == 0);
+		ASSERT_EQ(r.xid, 70000 + i);
+		assert_getattr_body(&r);
+		free(rec);
+		close(fds[i]);
+	}
+	null_still_works(e.fd);
+	env_down(&e);
+	return 0;
+}
+
 TEST_IMPL(rpc_udp_null_and_getattr)
 {
 	struct env e;
@@ -727,6 +762,7 @@ static const struct tl_case cases[] = {
 	TEST_ENTRY(rpc_zero_length_fragment),
 	TEST_ENTRY(rpc_oversize_record_closes_connection),
 	TEST_ENTRY(rpc_pipelined_requests),
+	TEST_ENTRY(rpc_many_connections),
 	TEST_ENTRY(rpc_udp_null_and_getattr),
 	TEST_ENTRY(portmap_getport_and_dump),
 	TEST_ENTRY(mount_export_with_auth_none),

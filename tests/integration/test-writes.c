@@ -16,6 +16,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -247,7 +248,8 @@ static void wcb(struct rpc_context *rpc, int status, void *data, void *priv)
 	case NFS3_CREATE: {
 		CREATE3res *w = data;
 		if (w->status == NFS3_OK) {
-			new_obj(r, &w->CREATE3res_u.resok.obj, &w->CREATE3res_u.resok.obj_attributes);
+			new_obj(r, &w->CREATE3res_u.resok.obj,
+				&w->CREATE3res_u.resok.obj_attributes);
 			r->wcc = w->CREATE3res_u.resok.dir_wcc;
 		} else {
 			r->wcc = w->CREATE3res_u.resfail.dir_wcc;
@@ -997,6 +999,31 @@ TEST_IMPL(link_survives_remove_of_other_name)
 	ASSERT_NFS(w_link(&e.c, &f, &d, "hard", &r), NFS3_OK);
 	ASSERT_NFS(tl_nfs_lookup(&e.c, &d, "hard", &h, NULL), NFS3_OK);
 	ASSERT_NFS(w_remove(&e.c, &e.root, "f", &r), NFS3_OK);
+	/* no index entry (f's, and d's since its copy-up) is a whiteout while d/hard lives */
+	{
+		char idx[PATH_MAX];
+		struct dirent *de;
+		DIR *dp;
+		int n = 0;
+
+		tl_join(idx, sizeof(idx), e.t.work, "index");
+		dp = opendir(idx);
+		ASSERT(dp != NULL);
+		while ((de = readdir(dp))) {
+			char p[2 * PATH_MAX];
+			struct stat st;
+
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(p, sizeof(p), "%s/%s", idx, de->d_name);
+			ASSERT(lstat(p, &st) == 0);
+			ASSERTF(!S_ISCHR(st.st_mode), "index/%s is a whiteout after REMOVE of one "
+				"of two names", de->d_name);
+			n++;
+		}
+		closedir(dp);
+		ASSERT(n >= 1);
+	}
 	ASSERT_NFS(tl_nfs_getattr(&e.c, &h, &a), NFS3_OK);
 	ASSERT_EQ(a.nlink, 1);
 	env_restart(&e);
@@ -1232,6 +1259,61 @@ TEST_IMPL(rename_over_whiteout_and_lower_name)
 	read_is(&e, &y, "");
 	ASSERT(upper_is_whiteout(&e, "d/x"));
 	env_down(&e);
+	return 0;
+}
+
+/* ---------- two exports ---------- */
+
+/* LINK and RENAME between two exports: XDEV, nothing changed. */
+TEST_IMPL(xdev_between_exports)
+{
+	struct tl_tree t;
+	struct tl_server srv;
+	struct tl_client c;
+	struct tl_fh ra, rb, f;
+	struct wres r;
+	char conf[PATH_MAX], text[8 * PATH_MAX], ua[PATH_MAX], ub[PATH_MAX], wa[PATH_MAX],
+		wb[PATH_MAX];
+	const char *extra[] = { "-c", conf, NULL };
+	FILE *fp;
+
+	tl_tree_new(&t, 2);
+	tl_write(t.lower[0], "fa", "in a", 0644);
+	tl_write(t.lower[1], "fb", "in b", 0644);
+	tl_mkdir(t.root, "ua", 0755);
+	tl_mkdir(t.root, "wa", 0755);
+	tl_mkdir(t.root, "ub", 0755);
+	tl_mkdir(t.root, "wb", 0755);
+	tl_join(ua, sizeof(ua), t.root, "ua");
+	tl_join(wa, sizeof(wa), t.root, "wa");
+	tl_join(ub, sizeof(ub), t.root, "ub");
+	tl_join(wb, sizeof(wb), t.root, "wb");
+	snprintf(text, sizeof(text),
+		 "[export a]\npath = /a\nlowerdir = %s\nupperdir = %s\nworkdir = %s\n"
+		 "squash = none\n\n"
+		 "[export b]\npath = /b\nlowerdir = %s\nupperdir = %s\nworkdir = %s\n"
+		 "squash = none\n",
+		 t.lower[0], ua, wa, t.lower[1], ub, wb);
+	tl_join(conf, sizeof(conf), t.root, "ovlnfsd.conf");
+	fp = fopen(conf, "w");
+	ASSERT(fp != NULL);
+	ASSERT(fputs(text, fp) >= 0);
+	ASSERT(fclose(fp) == 0);
+	tl_server_start(&srv, t.root, t.state, NULL, NULL, extra);
+	tl_client_mount(&c, srv.port, "/a", &ra);
+	ASSERT_NFS(tl_mnt(&c, "/b", &rb, NULL, NULL, 0), MNT3_OK);
+	ASSERT_NFS(tl_nfs_lookup(&c, &ra, "fa", &f, NULL), NFS3_OK);
+	ASSERT_NFS(w_link(&c, &f, &rb, "linked", &r), NFS3ERR_XDEV);
+	ASSERT_NFS(w_rename(&c, &ra, "fa", &rb, "moved", &r), NFS3ERR_XDEV);
+	ASSERT_NFS(tl_nfs_lookup(&c, &rb, "linked", NULL, NULL), NFS3ERR_NOENT);
+	ASSERT_NFS(tl_nfs_lookup(&c, &rb, "moved", NULL, NULL), NFS3ERR_NOENT);
+	ASSERT_NFS(tl_nfs_lookup(&c, &ra, "fa", NULL, NULL), NFS3_OK);
+	/* inside one export both work */
+	ASSERT_NFS(w_link(&c, &f, &ra, "linked", &r), NFS3_OK);
+	ASSERT_NFS(w_rename(&c, &ra, "fa", &ra, "moved", &r), NFS3_OK);
+	tl_client_close(&c);
+	tl_server_stop(&srv);
+	tl_tree_free(&t);
 	return 0;
 }
 
@@ -1587,6 +1669,7 @@ static const struct tl_case cases[] = {
 	TEST_ENTRY(setattr_nothing_copies_nothing),
 	TEST_ENTRY(large_write_and_user_exclusive),
 	TEST_ENTRY(rename_over_whiteout_and_lower_name),
+	TEST_ENTRY(xdev_between_exports),
 };
 
 int main(int argc, char **argv)

@@ -41,7 +41,7 @@ sync
 
 # Ask the host for a restart, then wait for it.
 if nfs; then
-	: >restart-please 2>/dev/null || echo "# cannot create restart-please; signalling on the console only"
+	touch restart-please 2>/dev/null || echo "# cannot create restart-please; signalling on the console only"
 	echo "KCLIENT-SIGNAL restart-please"
 	# kclient pipes the console through tr (block-buffered): push the line out.
 	i=0; while [ $i -lt 120 ]; do echo "# ........................................................................"; i=$((i + 1)); done

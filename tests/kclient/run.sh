@@ -20,7 +20,7 @@
 #
 # Usage: run.sh [-s OVLNFSD] [-k KCLIENT] [CASE...]
 #   cases: basic posix readdir semantics copytree big attrcache softrestart
-# Env: KC_TMPDIR (scratch parent), KC_KEEP=1 (keep the scratch dir),
+# Env: KC_TMPDIR (scratch parent), KC_KEEP=1 (keep the scratch dir), KC_CASES,
 #      KCLIENT_CACHE (kclient's cache), ONFS_SERVER (default for -s),
 #      ONFS_TEST_TIMEOUT_MULT (sanitizer builds: multiplies the guest timeouts).
 # Exit: 0 all cases passed, 1 a case failed, 77 skipped (reason printed).
@@ -43,7 +43,7 @@ while getopts ":s:k:" o; do
 done
 shift $((OPTIND - 1))
 ALL_CASES="basic posix readdir semantics copytree big attrcache softrestart"
-CASES=${*:-$ALL_CASES}
+CASES=${*:-${KC_CASES:-$ALL_CASES}}
 
 skip() { echo "SKIP: $*"; exit 77; }
 say() { echo "kclient-suite: $*"; }
@@ -70,8 +70,9 @@ done
 
 umask 022
 ROOT=$(mktemp -d "${KC_TMPDIR:-/var/tmp}/ovlnfsd-kclient.XXXXXX") || exit 1
-SRV_PID=""
+SRV_PID="" KC_PGID=""
 cleanup() {
+	if [ -n "$KC_PGID" ]; then kill -TERM -- "-$KC_PGID" 2>/dev/null || kill -TERM "$KC_PGID" 2>/dev/null; fi
 	if [ -n "$SRV_PID" ]; then kill "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null; fi
 	if [ "${KC_KEEP:-0}" = 1 ]; then say "kept $ROOT"; else rm -rf "$ROOT"; fi
 }
@@ -199,6 +200,7 @@ restart_helper() {
 			t0=$(now)
 			stop_server || say "softrestart: server exit status was not 0"
 			echo restarted >"$d/u/restarted"
+			sleep 3 # a real outage: the soft mount's requests time out meanwhile
 			for i in $(seq 1 30); do
 				start_server "$d" "$PORT" && break
 				sleep 1
@@ -240,6 +242,7 @@ run_case() {
 	big) script=$HERE/g-big.sh tmo=600 ;;
 	attrcache) script=$HERE/g-attrcache.sh opts=actimeo=2 ;;
 	softrestart) script=$HERE/g-softrestart.sh opts=soft,timeo=20,retrans=3,lookupcache=none ;;
+	readdir) script=$HERE/g-readdir.sh tmo=600 ;;
 	*) script=$HERE/g-$c.sh ;;
 	esac
 	tmo=$((tmo * ${ONFS_TEST_TIMEOUT_MULT:-1}))
@@ -255,17 +258,22 @@ run_case() {
 	fi
 	local log="$d/nfs/console.log"
 	: >"$log"
-	"$KCLIENT" -p "$PORT" -t "$script" -T "$tmo" -l "$log" ${opts:+-o "$opts"} >"$d/nfs/kclient.out" 2>&1 &
+	# Its own session (setsid does not fork here: a background job of a
+	# non-interactive shell is no group leader), so that an interrupted run
+	# can stop kclient, timeout and qemu together by this process group id.
+	setsid "$KCLIENT" -p "$PORT" -t "$script" -T "$tmo" -l "$log" ${opts:+-o "$opts"} >"$d/nfs/kclient.out" 2>&1 &
 	local kpid=$!
+	KC_PGID=$kpid
 	[ "$c" = softrestart ] && restart_helper "$d/nfs" "$log" "$kpid"
 	wait "$kpid"
 	krc=$?
+	KC_PGID=""
 	[ -s "$d/nfs/srv2.pid" ] && SRV_PID=$(cat "$d/nfs/srv2.pid")
 	t1=$(now)
 	stop_server || { ok=0; why="$why server-exit"; say "server exit status not 0"; }
 	# The guest's TAP output (and the kclient verdict).
-	grep -a -E '^(ok|not ok|#|1\.\.)' "$log" | sed 's/^/  /'
-	sed 's/^/  /' "$d/nfs/kclient.out"
+	grep -a -E '^(ok|not ok|#|1\.\.|Bail out)' "$log" | grep -a -v '^# \.\.\.\.' | sed 's/^/  /'
+	grep -a -v "^not ok" "$d/nfs/kclient.out" | sed 's/^/  /'
 	if [ "$krc" = 69 ]; then
 		skip "kclient reports a missing dependency (exit 69): $(tail -n 2 "$d/nfs/kclient.out" | tr '\n' ' ')"
 	fi
@@ -286,7 +294,8 @@ run_case() {
 		if [ -f "$d/nfs/u/tree/x" ]; then
 			local v
 			v=$(getfattr --only-values -n user.color "$d/nfs/u/tree/x" 2>/dev/null)
-			[ "$v" = blue ] || { ok=0; why="$why copyup-xattr"; echo "  upper: tree/x copied up without user.color (got '$v')"; }
+			if [ "$v" = blue ]; then echo "  upper: tree/x copied up with its lower xattr user.color=$v"
+			else ok=0; why="$why copyup-xattr"; echo "  upper: tree/x copied up without user.color (got '$v')"; fi
 		else
 			echo "  upper: tree/x was not copied up (chmod did not reach the server)"
 		fi ;;
@@ -313,7 +322,9 @@ run_case() {
 			if grep -E '^[-+][^-+]' "$d/dump.diff" | grep -v -E '^[-+]index:' | grep -q .; then
 				ok=0; why="$why upper-differs"
 				echo "  upper differs from the kernel overlay's (- kernel, + ovlnfsd):"
-				grep -E '^[-+][^-+]' "$d/dump.diff" | head -n 40 | sed 's/^/    /'
+				grep -E '^[-+][^-+]' "$d/dump.diff" | grep -v -E '^[-+]index:' >"$d/dump.lines"
+				head -n 30 "$d/dump.lines" | sed 's/^/    /'
+				[ "$(wc -l <"$d/dump.lines")" -le 30 ] || echo "    ... $(($(wc -l <"$d/dump.lines") - 30)) more lines in $d/dump.diff"
 			else
 				echo "  upper layer matches the kernel overlay's ($(wc -l <"$d/nfs.dump") entries)"
 			fi

@@ -33,6 +33,17 @@
  *     by kind (file / dir / whiteout), not by raw name;
  *   - directory mtimes/ctimes and times of objects created during the
  *     scenario (they differ in time by construction);
+ *   - trusted.overlay.impure: the kernel sets it eagerly (even on parents
+ *     of objects it copies up only to remove them) and drops it lazily at
+ *     readdir (OVERLAY.md rule 24); compared is only that every upper dir
+ *     holding an entry with origin or redirect carries it;
+ *   - the mount-time xattrs (origin=fh(lower root) on the upper root,
+ *     upper=fh(upper root) on index/) are compared by s31a only;
+ *   - nlink of a file after a kernel remount: an indexed copy-up of a lower
+ *     file with nlink 1 reads the upper nlink (+1 for the index link) after
+ *     a remount and 1 before (ovl_get_nlink ignores the nlink xattr then);
+ *     where the kernel view comes from a remount, kernel = ovlnfsd + 1 is
+ *     accepted for files;
  *   - protocol: NFSv3 has no open(), so "open O_RDWR without writing"
  *     (a kernel copy-up trigger) cannot be expressed and is not in any
  *     scenario; no rename flags (NOREPLACE/EXCHANGE/WHITEOUT), no xattr
@@ -42,6 +53,11 @@
  *     allows both).
  * work/ must be empty on both sides after unmount / server stop (except
  * in the scenario whose leftover makes both read-only).
+ *
+ * Debugging: ONFS_OW_VERBOSE=1 prints every step's result on both sides;
+ * ONFS_OW_KEEP=1 keeps the temp tree; ONFS_OW_SELFTEST=1 runs the kernel
+ * on side B too (the comparison must then find nothing); `--dump DIR`
+ * prints the normalised disk dump of DIR (layers l0..l2, upper, work).
  *
  * Runs as root in a forked test process per scenario; unmounts in every
  * path (cleanup stack); every server it starts is stopped by PID.
@@ -1390,7 +1406,14 @@ static int settime_one(const char *path, const struct stat *st, int flag, struct
 /* scenarios                                                           */
 /* ------------------------------------------------------------------ */
 
-enum { SC_WORK_RO = 1, SC_STRICT_MOUNT = 2 };
+/*
+ * SC_KERNEL_NLINK: the kernel's live nlink of an indexed alias depends on
+ * whether its inode was re-instantiated (checked by hand on 6.18: `ln f
+ * f_link; rm f` shows 1 with f_link's inode cached and 2 without, the
+ * upper nlink counting the index link); ovlnfsd reports the number of
+ * names. Allowed: kernel == ovlnfsd + 1 for files, as after a remount.
+ */
+enum { SC_WORK_RO = 1, SC_STRICT_MOUNT = 2, SC_KERNEL_NLINK = 4 };
 
 struct scenario {
 	const char *name;
@@ -1541,7 +1564,7 @@ static const struct scenario scenarios[] = {
 	  OPS(UNL("f"), CR("f", 0600, "new f"), RMD("e"), CR("e", 0644, "file now"),
 	      UNL("sym"), MKD("sym", 0755)), NULL, 0 },
 	{ "w12_link_lower_then_unlink", "index alias",
-	  OPS(LNK("f", "f_link"), UNL("f"), W("f_link", 0, "W")), NULL, 0 },
+	  OPS(LNK("f", "f_link"), UNL("f"), W("f_link", 0, "W")), NULL, SC_KERNEL_NLINK },
 	{ "w13_symlink_over_whiteout", "symlink replaces the whiteout",
 	  OPS(SYM("some/target", "wo"), UNL("f"), SYM("uf", "f")), NULL, 0 },
 	{ "w14_mknod_fifo", "fifo in merged parent and root",
@@ -1608,8 +1631,13 @@ static int kmount(const char *X, const char *mnt, int *tok)
 	char opts[4 * PATH_MAX];
 
 	side_opts(X, opts, sizeof(opts), true);
-	if (mount("overlay", mnt, "overlay", 0, opts) != 0)
-		return -errno;
+	/* EBUSY ("upperdir is in-use"): the previous overlay on this upper
+	 * may still be going away after its umount; retry for a while */
+	for (int tries = 0; mount("overlay", mnt, "overlay", 0, opts) != 0; tries++) {
+		if (errno != EBUSY || tries >= 50)
+			return -errno;
+		usleep(100000);
+	}
 	*tok = tl_cleanup_push(umount_cleanup, strdup(mnt));
 	return 0;
 }
@@ -1791,7 +1819,8 @@ static void run_scenario(const struct scenario *sc)
 		for (int i = 0; i < nops; i++)
 			restarted |= sc->ops[i].k == OP_RESTART;
 		tree_diff(&kt, &nt, "kernel", "ovlnfsd",
-			  CMP_MERGED | (restarted ? CMP_NLINK_REMOUNT : 0), msg, sizeof(msg));
+			  CMP_MERGED | (restarted || (sc->flags & SC_KERNEL_NLINK)
+					? CMP_NLINK_REMOUNT : 0), msg, sizeof(msg));
 	}
 	if (msg[0])
 		note(&df, "(2) merged tree: %s", msg);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "ovlnfsd/config.h"
+#include "ovlnfsd/server.h"
 
 static int failures;
 
@@ -274,8 +275,8 @@ static void config_errors_name_the_option(void)
 	CHECK_FAILS(W("--threads"), "--threads", "four");
 	CHECK_FAILS(W("--max-record"), "--max-record", "100");
 	CHECK_FAILS(W("--max-record"), "--max-record", "99999999999999999999");
-	CHECK_FAILS(W("-c", "not supported yet"), "-c", "/etc/ovlnfsd.conf");
-	CHECK_FAILS(W("--config", "not supported yet"), "--config=/etc/ovlnfsd.conf");
+	CHECK_FAILS(W("/nonexistent/ovlnfsd.conf", "No such file"), "-c", "/nonexistent/ovlnfsd.conf");
+	CHECK_FAILS(W("/nonexistent/x.conf"), "--config=/nonexistent/x.conf");
 	CHECK_FAILS(W("--bogus"), "--bogus");
 	CHECK_FAILS(W("--bogus"), "--bogus=1");
 	CHECK_FAILS(W("-x"), "-fx");
@@ -403,6 +404,313 @@ static void config_demo_setup_builds_once(void)
 	CHECK(system(p) == 0);
 }
 
+/* --- the config file (-c) --- */
+
+static char conf_dir[] = "/tmp/onfs-test-config-XXXXXX";
+static int conf_seq;
+
+/* Write text to a new file in conf_dir; returns its path (static buffer). */
+static const char *conf_file(const char *text)
+{
+	static char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/c%d.conf", conf_dir, ++conf_seq);
+	f = fopen(path, "w");
+	if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+		fprintf(stderr, "FAIL: cannot write %s\n", path);
+		failures++;
+	}
+	return path;
+}
+
+/* Loading text fails; the message holds "FILE:LINE:" and every word. */
+static void check_conf_fails(int srcline, const char *text, int line, const char *const *words,
+			     size_t nwords)
+{
+	struct onfs_config cfg;
+	char err[1024] = "";
+	char want[300];
+	const char *path = conf_file(text);
+
+	memset(&cfg, 0, sizeof(cfg));
+	if (onfs_config_load_file(path, &cfg, err, sizeof(err)) != -1) {
+		fprintf(stderr, "FAIL test-config.c:%d: config loaded, want an error\n", srcline);
+		failures++;
+	}
+	snprintf(want, sizeof(want), "%s:%d:", path, line);
+	if (!strstr(err, want)) {
+		fprintf(stderr, "FAIL test-config.c:%d: error '%s' lacks '%s'\n", srcline, err, want);
+		failures++;
+	}
+	for (size_t i = 0; i < nwords; i++) {
+		if (!strstr(err, words[i])) {
+			fprintf(stderr, "FAIL test-config.c:%d: error '%s' lacks '%s'\n", srcline, err,
+				words[i]);
+			failures++;
+		}
+	}
+	onfs_config_free(&cfg);
+}
+
+#define CONF_FAILS(text, line, ...)                                                \
+	do {                                                                       \
+		const char *const _w[] = { __VA_ARGS__ };                          \
+		check_conf_fails(__LINE__, text, line, _w, sizeof(_w) / sizeof(_w[0])); \
+	} while (0)
+
+static void config_file_full(void)
+{
+	struct onfs_config cfg;
+	char err[1024] = "";
+	const struct onfs_export_conf *a, *b;
+	const char *path = conf_file(
+		"; a comment\n"
+		"# another\n"
+		"[server]\n"
+		"listen = 0.0.0.0:2050\n"
+		"portmap = 111\n"
+		"threads = 3\n"
+		"log = debug\n"
+		"state_dir = /var/lib/x\n"
+		"max_record = 2M\n"
+		"\n"
+		"[export base]\n"
+		"path = /base/\n"
+		"lowerdir = /l/a\\:b:/l/c\n"
+		"clients = 10.0.0.0/8, ::1 192.168.1.7\n"
+		"\n"
+		"[export rw]\n"
+		"path = /rw\n"
+		"lowerdir = /l/one:\n"
+		"    /l/two\n"
+		"  /l/three\n"
+		"upperdir = /u\n"
+		"workdir = /w\n"
+		"squash = all\n"
+		"anonuid = 1000\n"
+		"anongid = 0\n"
+		"secure = yes\n"
+		"owner = nobody\n"
+		"clients = 127.0.0.0/8\n"
+		"  fe80::/10\n"
+		"\n"
+		"[export ro2]\n"
+		"path = /ro2\n"
+		"lowerdir = /l/a\n"
+		"upperdir = /u2\n"
+		"workdir = /w2\n"
+		"access = ro\n"
+		"squash = none\n");
+
+	memset(&cfg, 0, sizeof(cfg));
+	CHECK(onfs_config_load_file(path, &cfg, err, sizeof(err)) == 0);
+	if (err[0])
+		fprintf(stderr, "  (error: %s)\n", err);
+	CHECK_STR(cfg.listen_host, "0.0.0.0");
+	CHECK(cfg.listen_port == 2050);
+	CHECK_STR(cfg.portmap_host, "127.0.0.1");
+	CHECK(cfg.portmap_port == 111);
+	CHECK(cfg.threads == 3);
+	CHECK(cfg.verbose == 1);
+	CHECK_STR(cfg.state_dir, "/var/lib/x");
+	CHECK(cfg.max_record == 2u * 1024 * 1024);
+	CHECK(cfg.nexports == 3);
+	a = &cfg.exports[0];
+	b = &cfg.exports[1];
+	CHECK_STR(a->name, "base");
+	CHECK_STR(a->path, "/base");
+	CHECK(a->nlower == 2);
+	CHECK_STR(a->lowerdir[0], "/l/a:b");
+	CHECK_STR(a->lowerdir[1], "/l/c");
+	CHECK(a->upperdir == NULL && a->workdir == NULL);
+	CHECK(a->readonly); /* no upper: ro by default */
+	CHECK(a->squash == ONFS_SQUASH_ROOT);
+	CHECK(a->anonuid == 65534 && a->anongid == 65534);
+	CHECK(!a->secure);
+	CHECK(a->owner == NULL);
+	CHECK(a->nclients == 3);
+	if (a->nclients == 3) {
+		CHECK_STR(a->clients[0].text, "10.0.0.0/8");
+		CHECK_STR(a->clients[1].text, "::1");
+		CHECK_STR(a->clients[2].text, "192.168.1.7");
+	}
+	CHECK(a->line == 11);
+	CHECK_STR(b->name, "rw");
+	CHECK(b->nlower == 3);
+	CHECK_STR(b->lowerdir[0], "/l/one");
+	CHECK_STR(b->lowerdir[1], "/l/two");
+	CHECK_STR(b->lowerdir[2], "/l/three");
+	CHECK_STR(b->upperdir, "/u");
+	CHECK_STR(b->workdir, "/w");
+	CHECK(!b->readonly); /* upper given: rw by default */
+	CHECK(b->squash == ONFS_SQUASH_ALL);
+	CHECK(b->anonuid == 1000 && b->anongid == 0);
+	CHECK(b->secure);
+	CHECK_STR(b->owner, "nobody");
+	CHECK(b->nclients == 2);
+	CHECK(cfg.exports[2].readonly && cfg.exports[2].squash == ONFS_SQUASH_NONE);
+	onfs_config_free(&cfg);
+}
+
+static void config_file_defaults(void)
+{
+	struct onfs_config cfg;
+	char err[1024] = "";
+	const char *path = conf_file("[export only]\npath=/\nlowerdir=/l\n");
+
+	memset(&cfg, 0, sizeof(cfg));
+	CHECK(onfs_config_load_file(path, &cfg, err, sizeof(err)) == 0);
+	CHECK(cfg.nexports == 1);
+	/* default clients: loopback only */
+	CHECK(cfg.exports[0].nclients == 2);
+	if (cfg.exports[0].nclients == 2) {
+		CHECK_STR(cfg.exports[0].clients[0].text, "127.0.0.0/8");
+		CHECK_STR(cfg.exports[0].clients[1].text, "::1");
+	}
+	CHECK(cfg.exports[0].readonly);
+	CHECK(cfg.exports[0].squash == ONFS_SQUASH_ROOT);
+	onfs_config_free(&cfg);
+}
+
+static void config_file_errors(void)
+{
+	CONF_FAILS("[export a]\npath=/\nlowerdir=/l\nbogus = 1\n", 4, "[export a]", "bogus",
+		   "unknown key");
+	CONF_FAILS("[server]\nlisten = localhost:1\n[export a]\npath=/\nlowerdir=/l\n", 2,
+		   "[server]", "listen", "localhost:1");
+	CONF_FAILS("[server]\nthreads = 0\n", 2, "threads");
+	CONF_FAILS("[server]\nlog = loud\n", 2, "log", "loud");
+	CONF_FAILS("[server]\npath = /\n", 2, "path", "unknown key in [server]");
+	CONF_FAILS("path = /\n", 1, "path", "outside a section");
+	CONF_FAILS("[export a]\npath=/\nlowerdir=/l\nthis line is junk\n", 4, "syntax error");
+	CONF_FAILS("[export a]\npath=/\nlowerdir=/l\n[exports b]\n", 4, "unknown section",
+		   "exports b");
+	CONF_FAILS("[export a]\npath=/\nlowerdir=/l\n[export a]\n", 4, "[export a]", "twice",
+		   "line 1");
+	CONF_FAILS("[server]\n[export a]\npath=/\nlowerdir=/l\n[server]\n", 5, "[server]", "twice");
+	CONF_FAILS("[export]\npath=/\n", 1, "export NAME");
+	CONF_FAILS("[export a]\npath=/\nlowerdir=/l\npath=/x\n", 4, "path", "given twice");
+	CONF_FAILS("[export a]\npath=relative\nlowerdir=/l\n", 2, "path", "absolute");
+	CONF_FAILS("[export a]\npath=/a/../b\nlowerdir=/l\n", 2, "path");
+	CONF_FAILS("[export a]\nlowerdir=/l\n", 1, "[export a]", "path", "missing");
+	CONF_FAILS("[export a]\npath=/\n", 1, "[export a]", "lowerdir", "missing");
+	CONF_FAILS("[export a]\npath=/\n\nlowerdir=/l::/m\n", 4, "lowerdir", "empty layer");
+	CONF_FAILS("[export a]\npath=/\nlowerdir=l\n", 3, "lowerdir", "absolute");
+	CONF_FAILS("[export a]\npath=/\nlowerdir=/l\nupperdir=/u\n", 4, "upperdir", "workdir");
+	CONF_FAILS("[export a]\npath=/\nlowerdir=/l\nworkdir=/w\n", 4, "workdir", "upperdir");
+	CONF_FAILS("[export a]\npath=/\nlowerdir=/l\nupperdir=u\nworkdir=/w\n", 4, "upperdir",
+		   "absolute");
+	CONF_FAILS("[export a]\npath=/\nlowerdir=/l\naccess=rw\n", 4, "access", "upperdir");
+	CONF_FAILS("[export a]\npath=/\nlowerdir=/l\naccess=write\n", 4, "access", "write");
+	CONF_FAILS("[export a]\npath=/\nlowerdir=/l\nsquash=some\n", 4, "squash", "some");
+	CONF_FAILS("[export a]\npath=/\nlowerdir=/l\nanonuid=-1\n", 4, "anonuid");
+	CONF_FAILS("[export a]\npath=/\nlowerdir=/l\nanongid=4294967295\n", 4, "anongid");
+	CONF_FAILS("[export a]\npath=/\nlowerdir=/l\nanongid=12abc\n", 4, "anongid");
+	CONF_FAILS("[export a]\npath=/\nlowerdir=/l\nsecure=maybe\n", 4, "secure", "maybe");
+	CONF_FAILS("[export a]\npath=/\nlowerdir=/l\nclients=10.0.0.0/8 10.0.0.1/8\n", 4,
+		   "clients", "10.0.0.1/8");
+	CONF_FAILS("[export a]\npath=/\nlowerdir=/l\nclients=10.0.0.0/8\n  ::1/200\n", 4, "clients",
+		   "::1/200");
+	CONF_FAILS("[export a]\npath=/\nlowerdir=/l\nclients=*\n", 4, "clients", "'*'");
+	CONF_FAILS("[export a]\npath=/\nlowerdir=/l\nowner=\n", 4, "owner", "empty");
+	CONF_FAILS("[server]\nthreads=2\n", 2, "no [export");
+	CONF_FAILS("", 1, "no [export");
+	/* duplicates name both exports */
+	CONF_FAILS("[export a]\npath=/x\nlowerdir=/l\n[export b]\npath=/x/\nlowerdir=/m\n", 5,
+		   "[export b]", "path", "[export a]", "line 2");
+	CONF_FAILS("[export a]\npath=/x\nlowerdir=/l\nupperdir=/u\nworkdir=/w\n"
+		   "[export b]\npath=/y\nlowerdir=/l\nupperdir=/u/\nworkdir=/w2\n", 9,
+		   "[export b]", "upperdir", "[export a]", "line 4");
+	CONF_FAILS("[export a]\npath=/x\nlowerdir=/l\nupperdir=/u\nworkdir=/w\n"
+		   "[export b]\npath=/y\nlowerdir=/l\nupperdir=/u2\nworkdir=/w\n", 10,
+		   "[export b]", "workdir", "[export a]");
+	CONF_FAILS("[export a]\npath=/x\nlowerdir=/l\nupperdir=/u\nworkdir=/w\n"
+		   "[export b]\npath=/y\nlowerdir=/l\nupperdir=/w\nworkdir=/u\n", 9,
+		   "[export b]", "[export a]", "share");
+	{
+		/* a line over libinih's limit is named, not silently cut */
+		char text[600];
+		int n = snprintf(text, sizeof(text), "[export a]\npath=/\nlowerdir=/");
+
+		memset(text + n, 'x', 300);
+		snprintf(text + n + 300, sizeof(text) - (size_t)n - 300, "\n");
+		CONF_FAILS(text, 3, "longer than", "indented");
+	}
+	{
+		char text[4096];
+		int n = 0;
+
+		for (int i = 0; i < ONFS_MAX_EXPORTS + 1; i++)
+			n += snprintf(text + n, sizeof(text) - (size_t)n,
+				      "[export e%d]\npath=/e%d\nlowerdir=/l\n", i, i);
+		CONF_FAILS(text, 3 * ONFS_MAX_EXPORTS + 1, "more than");
+	}
+}
+
+static void config_file_argv(void)
+{
+	struct onfs_config cfg;
+	char err[1024];
+	const char *path = conf_file("[server]\nlisten = 0.0.0.0:2050\nthreads = 7\n"
+				     "[export a]\npath=/a\nlowerdir=/l\n");
+	char p[256];
+
+	snprintf(p, sizeof(p), "%s", path);
+	/* the command line wins over [server]; exports come from the file */
+	CHECK(parse(&cfg, err, sizeof(err), "-c", p, "--listen", "127.0.0.1:0", NULL) == 0);
+	CHECK_STR(cfg.listen_host, "127.0.0.1");
+	CHECK(cfg.listen_port == 0);
+	CHECK(cfg.threads == 7);
+	CHECK(!cfg.demo);
+	CHECK_STR(cfg.config_file, p);
+	CHECK(cfg.nexports == 1 && strcmp(cfg.exports[0].name, "a") == 0);
+	CHECK_STR(cfg.state_dir, "/var/lib/ovlnfsd");
+	onfs_config_free(&cfg);
+
+	CHECK_FAILS(W("-c", "-o", "together"), "-c", p, "-o", "lowerdir=/l");
+	CHECK_FAILS(W("--export", "-o"), "-c", p, "--export", "/x");
+	CHECK_FAILS(W("-c", "twice"), "-c", p, "-c", p);
+	path = conf_file("[export a]\npath=/\nlowerdir=/l\nbad=1\n");
+	snprintf(p, sizeof(p), "%s", path);
+	CHECK_FAILS(W(":4:", "bad"), "-c", p);
+
+	/* -o keeps serving every client with identities as sent */
+	CHECK(parse(&cfg, err, sizeof(err), "-o", "lowerdir=/l", NULL) == 0);
+	CHECK(cfg.exports[0].nclients == 0);
+	CHECK(cfg.exports[0].squash == ONFS_SQUASH_NONE);
+	CHECK(!cfg.exports[0].readonly);
+	onfs_config_free(&cfg);
+}
+
+static void config_layers_differ(void)
+{
+	struct onfs_export_conf a = { 0 }, b = { 0 };
+	char *la[] = { "/l1", "/l2" }, *lb[] = { "/l1", "/l3" };
+
+	a.path = b.path = "/x";
+	a.lowerdir[0] = la[0];
+	a.lowerdir[1] = la[1];
+	b.lowerdir[0] = la[0];
+	b.lowerdir[1] = la[1];
+	a.nlower = b.nlower = 2;
+	CHECK(!onfs_config_layers_differ(&a, &b));
+	b.squash = ONFS_SQUASH_ALL; /* rules are not layers */
+	b.readonly = true;
+	CHECK(!onfs_config_layers_differ(&a, &b));
+	b.lowerdir[1] = lb[1];
+	CHECK(onfs_config_layers_differ(&a, &b));
+	b.lowerdir[1] = la[1];
+	b.upperdir = "/u";
+	CHECK(onfs_config_layers_differ(&a, &b));
+	b.upperdir = NULL;
+	b.path = "/y";
+	CHECK(onfs_config_layers_differ(&a, &b));
+	b.path = "/x";
+	b.owner = "nobody";
+	CHECK(onfs_config_layers_differ(&a, &b));
+}
+
 int main(void)
 {
 	config_hostport_forms();
@@ -413,6 +721,21 @@ int main(void)
 	config_errors_name_the_option();
 	config_help_and_version_exit_zero();
 	config_demo_setup_builds_once();
+	if (!mkdtemp(conf_dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	config_file_full();
+	config_file_defaults();
+	config_file_errors();
+	config_file_argv();
+	config_layers_differ();
+	{
+		char cmd[300];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", conf_dir);
+		CHECK(system(cmd) == 0);
+	}
 	if (failures) {
 		fprintf(stderr, "%d check(s) failed\n", failures);
 		return 1;
