@@ -244,6 +244,7 @@ int main(void)
 	CHECK(onfs_node_fh(m)->len == onfs_node_fh(r)->len &&
 	      memcmp(onfs_node_fh(m)->data, onfs_node_fh(r)->data, onfs_node_fh(r)->len) == 0);
 	onfs_node_put(m);
+	onfs_node_put(r);
 	onfs_node_put(n);
 	/* opaque dir stops the descent */
 	CHECK(lookup_path(ex, "op/hidden", &n) == -ENOENT);
