@@ -94,6 +94,21 @@ static int clear_whiteouts(int dirfd)
 	return ret;
 }
 
+/* Empty (of whiteouts) and remove work/name, a directory out of the namespace. */
+static int drop_work_dir(struct onfs_export *ex, const char *name)
+{
+	int fd = openat(ex->work_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = clear_whiteouts(fd);
+	close(fd);
+	if (ret == 0)
+		ret = onfs_upper_unlink(ex->work_fd, name, AT_REMOVEDIR);
+	return ret;
+}
+
 /* index/<hex origin> becomes a whiteout: a handle of the origin is STALE. */
 static void index_whiteout(struct onfs_export *ex, const struct onfs_node *n)
 {
@@ -513,19 +528,20 @@ static int remove_locked(struct onfs_export *ex, struct onfs_node *dir, const ch
 	struct onfs_attr a;
 	uint32_t nlink = onfs_getattr(ex, child, &a) == 0 ? a.nlink : 1;
 
-	if (isdir && st == 0) {
-		/* an upper directory: whiteouts inside go first */
-		int cfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (cfd < 0)
-			return -errno;
-		ret = clear_whiteouts(cfd);
-		close(cfd);
-		if (ret < 0)
-			return ret;
-	}
-	if (!need_wh) {
+	if (isdir && st == 0 && !need_wh) {
+		/*
+		 * An upper directory may hold whiteouts: it leaves the namespace
+		 * in one step (moved into work/, or exchanged with its whiteout
+		 * below) and is emptied there, so no crash point shows the lower
+		 * names its whiteouts hid (the startup scrub finishes the job).
+		 */
+		onfs_upper_tmpname(ex, wh, sizeof(wh));
+		ret = onfs_upper_rename(pfd, name, ex->work_fd, wh, RENAME_NOREPLACE);
+		if (ret == 0)
+			ret = drop_work_dir(ex, wh);
+	} else if (!need_wh) {
 		if (st == 0)
-			ret = onfs_upper_unlink(pfd, name, isdir ? AT_REMOVEDIR : 0);
+			ret = onfs_upper_unlink(pfd, name, 0);
 	} else {
 		ret = onfs_upper_whiteout_tmp(ex, wh, sizeof(wh));
 		if (ret < 0)
@@ -533,7 +549,9 @@ static int remove_locked(struct onfs_export *ex, struct onfs_node *dir, const ch
 		if (isdir && st == 0) {
 			ret = onfs_upper_rename(ex->work_fd, wh, pfd, name, RENAME_EXCHANGE);
 			if (ret == 0)
-				ret = onfs_upper_unlink(ex->work_fd, wh, AT_REMOVEDIR);
+				ret = drop_work_dir(ex, wh);
+			else
+				onfs_upper_unlink(ex->work_fd, wh, 0);
 		} else {
 			ret = onfs_upper_rename(ex->work_fd, wh, pfd, name,
 						st == -ENOENT ? RENAME_NOREPLACE : 0);
@@ -812,10 +830,30 @@ int onfs_rename(struct onfs_export *ex, struct onfs_node *fdir, const char *fnam
 			ret = onfs_upper_unlink(fpfd, fname, 0);
 	} else {
 		if (tst == 0 && dst && S_ISDIR(dst->type)) {
-			int cfd = openat(tpfd, tname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			ret = cfd < 0 ? -errno : clear_whiteouts(cfd);
-			if (cfd >= 0)
-				close(cfd);
+			/*
+			 * The target directory (empty in the merged view, maybe
+			 * holding whiteouts) is first exchanged with an empty
+			 * opaque one made in work/ (the kernel's ovl_clear_empty),
+			 * so no crash point shows what its whiteouts hid.
+			 */
+			char od[32];
+			int ofd;
+
+			onfs_upper_tmpname(ex, od, sizeof(od));
+			ret = onfs_upper_mkdir(ex->work_fd, od, 0755);
+			ofd = ret == 0 ? openat(ex->work_fd, od, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+			if (ret == 0 && ofd < 0)
+				ret = -errno;
+			if (ret == 0)
+				ret = onfs_upper_set_ovl(ex, ofd, "opaque", "y", 1);
+			if (ofd >= 0)
+				close(ofd);
+			if (ret == 0)
+				ret = onfs_upper_rename(ex->work_fd, od, tpfd, tname, RENAME_EXCHANGE);
+			if (ret == 0)
+				ret = drop_work_dir(ex, od);
+			else
+				onfs_upper_unlink(ex->work_fd, od, AT_REMOVEDIR);
 			if (ret < 0)
 				goto out;
 		}
