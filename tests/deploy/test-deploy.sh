@@ -15,7 +15,7 @@
 # "did not run docker: <reason>".
 #
 # Environment: ONFS_DOCKER=1 force the docker part (setup + pulls allowed),
-#   ONFS_DOCKER=0 skip it; ONFS_WRITES=required|auto passed to the demo client;
+#   ONFS_DOCKER=0 skip it; ONFS_WRITES=required (default)|auto passed to the demo client;
 #   ONFS_SANITIZE (set by meson) skips docker in sanitizer builds unless
 #   ONFS_DOCKER=1 (docker builds its own binary from the sources).
 # Every server it starts it stops by PID; only loopback addresses.
@@ -251,7 +251,11 @@ mkdir -p "$R/srv/upper/upper" "$R/srv/upper/work" "$R/srv/upper/state" "$R/tmp" 
 cp -a "$D/demo-base" "$R/srv/base"
 # RUN: the command prefix that runs a program of the layout (an array, so
 # that a server started with & is that process itself, stopped by its PID).
-if [ -z "${ONFS_LAYOUT_NO_CHROOT:-}" ] && [ "$(id -u)" = 0 ] && command -v chroot >/dev/null 2>&1; then
+# Sanitizer builds read /proc (LeakSanitizer), which the chroot lacks.
+sanitized=
+[ -n "${ONFS_SANITIZE:-}" ] && [ "$ONFS_SANITIZE" != none ] && sanitized=yes
+if [ -z "${ONFS_LAYOUT_NO_CHROOT:-}" ] && [ -z "$sanitized" ] && [ "$(id -u)" = 0 ] &&
+	command -v chroot >/dev/null 2>&1; then
 	how=chroot
 	RUN=(chroot "$R")
 	in_root() { echo "$1"; }
@@ -398,7 +402,7 @@ else
 		shift
 		timeout "$t" $COMPOSE -p "$PROJECT" -f "$D/docker-compose.yml" "$@"
 	}
-	export ONFS_BIND=127.0.0.1 ONFS_PORT=0 ONFS_WRITES=${ONFS_WRITES:-auto}
+	export ONFS_BIND=127.0.0.1 ONFS_PORT=0 ONFS_WRITES=${ONFS_WRITES:-required}
 	t0=$(date +%s)
 	# The build stage gets a tag of its own: once tagged, every dangling image
 	# with the demo's label is a superseded one, removed after the run

@@ -76,14 +76,15 @@ static void raw_mnt(int fd, uint8_t *fh, uint32_t *fhlen)
 	tl_buf_free(&b);
 }
 
-/* The standard fixture, plus "many/" with MANY_FILES names in the lower. */
-static void env_up(struct env *e, const char *const *extra)
+/* The standard fixture; with many, "many/" holds MANY_FILES names in the lower. */
+static void env_up(struct env *e, bool many, const char *const *extra)
 {
 	char opts[8192], rel[64];
 
 	tl_fixture_standard(&e->t);
-	tl_mkdir(e->t.lower[0], "many", 0755);
-	for (int i = 0; i < MANY_FILES; i++) {
+	if (many)
+		tl_mkdir(e->t.lower[0], "many", 0755);
+	for (int i = 0; many && i < MANY_FILES; i++) {
 		snprintf(rel, sizeof(rel), "many/file-with-a-longish-name-%05d", i);
 		tl_write(e->t.lower[0], rel, "x", 0644);
 	}
@@ -218,7 +219,7 @@ TEST_IMPL(drc_tcp_retransmit_gets_original_reply)
 	size_t n1, n2, n3;
 	int fd2;
 
-	env_up(&e, NULL);
+	env_up(&e, false, NULL);
 	ASSERT_EQ(lookup(&e, "upfile", NULL, NULL), NFS3_OK);
 
 	/* REMOVE, then the same record again: OK twice, byte for byte */
@@ -268,7 +269,7 @@ TEST_IMPL(drc_same_xid_other_args_is_new_call)
 	uint32_t xid = next_xid++;
 	uint8_t *rec;
 
-	env_up(&e, NULL);
+	env_up(&e, false, NULL);
 	put_remove(&e, &b, xid, "small");
 	expect_status(e.fd, &b, NFS3_OK, &rec, "REMOVE small");
 	free(rec);
@@ -326,7 +327,7 @@ TEST_IMPL(drc_udp_keyed_by_source_port)
 	uint32_t xid = next_xid++;
 	int u1, u2;
 
-	env_up(&e, NULL);
+	env_up(&e, false, NULL);
 	u1 = udp_socket(e.s.port);
 	u2 = udp_socket(e.s.port);
 	put_create(&e, &b, xid, "udpfile", 7);
@@ -376,7 +377,7 @@ TEST_IMPL(drc_retransmit_while_running_waits)
 	int fa, fb;
 	char *log = NULL;
 
-	env_up(&e, extra);
+	env_up(&e, true, extra);
 	ASSERT_EQ(lookup(&e, "many", many, &manylen), NFS3_OK);
 	fa = tl_tcp_connect(e.s.port);
 	fb = tl_tcp_connect(e.s.port);
@@ -447,7 +448,7 @@ TEST_IMPL(xdr_name_with_nul_is_garbage)
 	uint8_t *rec;
 	size_t n;
 
-	env_up(&e, NULL);
+	env_up(&e, false, NULL);
 	/* "upfile\0x" would decode as "upfile" */
 	tl_put_call(&b, next_xid++, 2, PROG_NFS, 3, P_LOOKUP, TL_AUTH_SYS, 0, 0, 0);
 	put_diropargs(&b, e.root, e.rootlen, "upfile\0x", 8);
@@ -501,7 +502,7 @@ TEST_IMPL(xdr_length_bounds)
 	static char name[2048];
 	size_t n;
 
-	env_up(&e, NULL);
+	env_up(&e, false, NULL);
 	memset(name, 'n', sizeof(name));
 	/* 300 bytes: decodes, and the procedure answers NAMETOOLONG */
 	xid = next_xid++;

@@ -1,5 +1,5 @@
 #!/bin/sh
-# shellcheck disable=SC2016 # check bodies are eval'd later, on purpose
+# shellcheck disable=SC2016,SC2034 # check bodies (and the variables they use) are eval'd later
 # tests/kclient/g-attrcache.sh - kclient guest test (busybox sh): attribute
 # caching when a change is made through another mount of the same export.
 # Mount A is kclient's (run.sh passes actimeo=2); mount B is made here with
@@ -61,6 +61,6 @@ t "truncate through B: A sees size 0 at the next open" 'cat $A/top.txt >/dev/nul
 	[ -z "$(cat $A/top.txt)" ] && [ "$(stat -c %s $A/top.txt)" = 0 ]'
 t "mtime set through B (touch -t) is what A reports after 3 s" 'TZ=UTC touch -t 200001020304.05 $B/upper.txt && sleep 3 &&
 	[ "$(stat -c %Y $A/upper.txt)" = 946782245 ]'
-if nfs; then umount $B; fi
+if nfs; then umount "$B"; fi
 echo "1..$n"
 [ "$failed" -eq 0 ] || { echo "# $failed of $n checks failed"; exit 1; }

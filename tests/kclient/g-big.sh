@@ -1,12 +1,13 @@
 #!/bin/sh
-# shellcheck disable=SC2016 # check bodies are eval'd later, on purpose
+# shellcheck disable=SC2016,SC2034 # check bodies (and the variables they use) are eval'd later
 # tests/kclient/g-big.sh - kclient guest test (busybox sh): a 256 MiB file
 # written through the export and read back (md5), and a lower file read.
 # The data is deterministic (blocks of the lower 1 MiB "seed", each with its
 # block number in the first 8 bytes), so the kernel-overlay reference writes
 # the same bytes and misplaced blocks change the md5. Under qemu TCG writing
 # and reading 256 MiB over slirp takes about a minute each way (measured);
-# SIZE_MB can shrink it.
+# SIZE_MB can shrink it. (In-place overwrites are posix.sh's; another full
+# read here would cost a minute.)
 M=${1:-$PWD}
 SIZE_MB=${SIZE_MB:-256}
 n=0 failed=0
@@ -43,8 +44,5 @@ t "read back after drop_caches: md5 matches" 's2=$(md5sum <big | cut -d" " -f1) 
 	echo "$s1" >big.md5'
 t "the middle block reads back with its number" 'i=$((SIZE_MB / 2)) &&
 	[ "$(dd if=big bs=1M skip=$i count=1 2>/dev/null | head -c 8)" = "$(printf %08d $i)" ]'
-t "overwrite 8 bytes at 3 MiB in place, size unchanged" 'printf XXXXXXXX | dd of=big bs=1 seek=$((3 * 1048576)) conv=notrunc 2>/dev/null &&
-	[ "$(stat -c %s big)" = $((SIZE_MB * 1048576)) ] && drop && [ "$(dd if=big bs=1M skip=3 count=1 2>/dev/null | head -c 8)" = XXXXXXXX ]'
-t "md5 after the overwrite (recorded for the host check)" 'md5sum <big | cut -d" " -f1 >big.md5 && cat big.md5'
 echo "1..$n"
 [ "$failed" -eq 0 ] || { echo "# $failed of $n checks failed"; exit 1; }

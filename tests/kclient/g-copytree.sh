@@ -1,5 +1,5 @@
 #!/bin/sh
-# shellcheck disable=SC2016 # check bodies are eval'd later, on purpose
+# shellcheck disable=SC2016,SC2034 # check bodies (and the variables they use) are eval'd later
 # tests/kclient/g-copytree.sh - kclient guest test (busybox sh): cp -a of a
 # lower tree with hard links, symlinks and xattrs; lower hard links through
 # the index; tar c | tar x round trips with md5sums.

@@ -1,5 +1,5 @@
 #!/bin/sh
-# shellcheck disable=SC2016 # check bodies are eval'd later, on purpose
+# shellcheck disable=SC2016,SC2034 # check bodies (and the variables they use) are eval'd later
 # tests/kclient/g-readdir.sh - kclient guest test (busybox sh): READDIRPLUS and
 # READDIR cookies on a 20,000-entry merged directory.
 # Runs in the guest (cwd = mount point, $1 = mount point), or on the host

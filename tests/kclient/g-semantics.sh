@@ -1,5 +1,5 @@
 #!/bin/sh
-# shellcheck disable=SC2016 # check bodies are eval'd later, on purpose
+# shellcheck disable=SC2016,SC2034 # check bodies (and the variables they use) are eval'd later
 # tests/kclient/g-semantics.sh - kclient guest test (busybox sh): what the
 # kernel client does that libnfs does not: silly rename of an open-then-
 # unlinked file, O_EXCL create from two processes, mmap, and rename of a

@@ -1,5 +1,5 @@
 #!/bin/sh
-# shellcheck disable=SC2016 # check bodies are eval'd later, on purpose
+# shellcheck disable=SC2016,SC2034 # check bodies (and the variables they use) are eval'd later
 # tests/kclient/g-softrestart.sh - kclient guest test (busybox sh): a soft
 # mount (run.sh: soft,timeo=20,retrans=3,lookupcache=none) across a server
 # restart. Files opened before the restart keep working after it: their

@@ -1602,8 +1602,8 @@ static const char *const skipped[] = {
 	"s13 nofollow remount: needs redirect_dir=nofollow, not this mount",
 	"s17 RENAME_EXCHANGE / RENAME_WHITEOUT: no NFSv3 equivalent",
 	"s30 userxattr: needs userxattr, not this mount",
-	"(s8 setxattr, s9 O_RDWR, s16 NOREPLACE: no NFSv3 equivalent; covered by the"
-	" chmod/O_TRUNC/plain-rename parts)",
+	("(s8 setxattr, s9 O_RDWR, s16 NOREPLACE: no NFSv3 equivalent; covered by the"
+	 " chmod/O_TRUNC/plain-rename parts)"),
 	"(s31 cross-mount: done in every scenario, steps 4 and 5)",
 };
 

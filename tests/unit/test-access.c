@@ -190,7 +190,8 @@ static struct onfs_cred mkcred(uint32_t uid, uint32_t gid, uint32_t ngroups, con
 	struct onfs_cred c = { .flavor = ONFS_AUTH_SYS, .uid = uid, .gid = gid,
 			       .ngroups = ngroups };
 
-	memcpy(c.groups, g, ngroups * sizeof(*g));
+	if (ngroups)
+		memcpy(c.groups, g, ngroups * sizeof(*g));
 	return c;
 }
 
