@@ -18,17 +18,9 @@
 #include "ovlnfsd/common.h"
 #include "ovlnfsd/overlay.h"
 #include "../../server/overlay/internal.h"
+#include "unit.h"
 
-static int failures;
 static char root[256];
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(stderr, "%s:%d: FAIL: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                            \
-		}                                                              \
-	} while (0)
 
 static void mk(const char *rel, const char *content)
 {
@@ -392,10 +384,5 @@ int main(void)
 		if (system(cmd) != 0)
 			fprintf(stderr, "warning: could not remove %s\n", root);
 	}
-	if (failures) {
-		fprintf(stderr, "test-overlay: %d failure(s)\n", failures);
-		return 1;
-	}
-	printf("test-overlay: ok\n");
-	return 0;
+	return unit_finish("test-overlay");
 }

@@ -20,17 +20,9 @@
 #include <unistd.h>
 
 #include "ovlnfsd/overlay.h"
+#include "unit.h"
 
-static int failures;
 static char root[128];
-
-#define CHECK(cond)                                                                   \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
-			fprintf(stderr, "%s:%d: FAIL: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                   \
-		}                                                                     \
-	} while (0)
 
 static struct onfs_export *open_ex(void)
 {
@@ -182,10 +174,5 @@ int main(void)
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
 	if (system(cmd) != 0)
 		fprintf(stderr, "warning: cleanup failed\n");
-	if (failures) {
-		fprintf(stderr, "test-rootless: failed\n");
-		return 1;
-	}
-	printf("test-rootless: ok\n");
-	return 0;
+	return unit_finish("test-rootless");
 }

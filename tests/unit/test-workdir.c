@@ -15,17 +15,9 @@
 
 #include "ovlnfsd/overlay.h"
 #include "../../server/overlay/internal.h"
+#include "unit.h"
 
-static int failures;
 static char root[128];
-
-#define CHECK(cond)                                                                   \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
-			fprintf(stderr, "%s:%d: FAIL: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                   \
-		}                                                                     \
-	} while (0)
 
 static void sh(const char *fmt, const char *arg)
 {
@@ -108,10 +100,5 @@ int main(void)
 		onfs_export_close(ex);
 	}
 	sh("rm -rf %s", root);
-	if (failures) {
-		fprintf(stderr, "test-workdir: %d failure(s)\n", failures);
-		return 1;
-	}
-	printf("test-workdir: ok\n");
-	return 0;
+	return unit_finish("test-workdir");
 }

@@ -18,17 +18,9 @@
 
 #include "ovlnfsd/overlay.h"
 #include "../../server/overlay/internal.h"
+#include "unit.h"
 
-static int failures;
 static char root[128];
-
-#define CHECK(cond)                                                                   \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
-			fprintf(stderr, "%s:%d: FAIL: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                   \
-		}                                                                     \
-	} while (0)
 
 static void sh(const char *cmd)
 {
@@ -324,10 +316,5 @@ int main(void)
 		if (system(cmd) != 0)
 			fprintf(stderr, "warning: cleanup failed\n");
 	}
-	if (failures) {
-		fprintf(stderr, "test-writes: %d failure(s)\n", failures);
-		return 1;
-	}
-	printf("test-writes: ok\n");
-	return 0;
+	return unit_finish("test-writes");
 }
