@@ -23,7 +23,7 @@ set -u
 SRC=$(readlink -f "${1:?usage: test-deploy.sh SRCROOT OVLNFSD}")
 BIN=$(readlink -f "${2:?usage: test-deploy.sh SRCROOT OVLNFSD}")
 D=$SRC/deploy
-LOCAL_DOCKER=${ONFS_LOCAL_DOCKER:-/work/shared/tools/docker/local-docker}
+LOCAL_DOCKER=${ONFS_LOCAL_DOCKER:-$SRC/../shared/tools/docker/local-docker}
 fails=0
 ok() { echo "ok: $*"; }
 bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
