@@ -294,7 +294,14 @@ void onfs_dispatch_run(struct onfs_call *c)
 
 	xdrmem_create(&xdrs, (char *)c->reply, (u_int)c->reply_cap, XDR_ENCODE);
 	ok = onfs_rpc_xdr_accepted(&xdrs, c->xid, SUCCESS, 0, 0) && c->p->run(c, c->args, &xdrs);
-	if (ok) {
+	if (ok && c->auth_deny) {
+		/* the procedure refused the credential: a denied reply instead */
+		int n;
+
+		data_release(c);
+		n = onfs_rpc_encode_auth_error(c->reply, c->reply_cap, c->xid, c->auth_deny);
+		c->reply_len = n < 0 ? 0 : (size_t)n;
+	} else if (ok) {
 		c->reply_len = xdr_getpos(&xdrs);
 	} else {
 		int n;

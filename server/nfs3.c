@@ -104,6 +104,9 @@ static int obj_get(struct onfs_call *c, const nfs_fh3 *fh, struct nfs3_obj *o)
 	/* a genuine handle (MAC checked) of an export this client may not use */
 	err = onfs_access_check(c, o->ex);
 	if (err < 0) {
+		/* -EPERM: a `secure` export and an unprivileged source port */
+		if (err == -EPERM)
+			c->auth_deny = AUTH_TOOWEAK;
 		obj_put(o);
 		goto out;
 	}

@@ -100,6 +100,12 @@ struct onfs_call {
 	struct onfs_cred cred;
 	const struct onfs_proc *p;   /* not owned (static table) */
 	void *args;                  /* owned; decoded args (xdr_free + free) */
+	/*
+	 * Set by a procedure that finds the caller's credential too weak for
+	 * the export its handle names (a `secure` export and a source port
+	 * >= 1024): the reply becomes AUTH_ERROR with this auth_stat.
+	 */
+	uint32_t auth_deny;
 
 	uint8_t *rec;                /* owned; the whole record */
 	size_t rec_len;

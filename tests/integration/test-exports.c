@@ -206,6 +206,10 @@ static int raw_mnt(int fd, const char *path, struct tl_fh *fh)
 	tl_put_opaque(&b, path, (uint32_t)strlen(path));
 	tl_tcp_call(fd, &b, &rec, &r);
 	tl_buf_free(&b);
+	if (!r.accepted && r.reject_stat == 1 && r.auth_stat == 5) {
+		free(rec);
+		return -2; /* AUTH_ERROR, AUTH_TOOWEAK */
+	}
 	if (!r.accepted || r.accept_stat != TL_SUCCESS) {
 		free(rec);
 		return -1;
@@ -233,6 +237,10 @@ static int raw_getattr(int fd, const struct tl_fh *fh, uint32_t flavor)
 	tl_put_opaque(&b, fh->data, fh->len);
 	tl_tcp_call(fd, &b, &rec, &r);
 	tl_buf_free(&b);
+	if (!r.accepted && r.reject_stat == 1 && r.auth_stat == 5) {
+		free(rec);
+		return -2; /* AUTH_ERROR, AUTH_TOOWEAK */
+	}
 	if (!r.accepted || r.accept_stat != TL_SUCCESS) {
 		free(rec);
 		return -1;
@@ -379,7 +387,7 @@ TEST_IMPL(exports_client_outside_refused)
 	return 0;
 }
 
-/* secure=yes: a source port >= 1024 is refused (MNT ACCES, NFS PERM); < 1024 works. */
+/* secure=yes: a source port >= 1024 is refused (MNT ACCES, NFS AUTH_TOOWEAK); < 1024 works. */
 TEST_IMPL(exports_secure_port)
 {
 	struct xenv e;
@@ -401,10 +409,10 @@ TEST_IMPL(exports_secure_port)
 	ASSERT(local_port(fd) >= 1024);
 	ASSERT_EQ(raw_mnt(fd, "/", NULL), MNT3ERR_ACCES);
 	ASSERT(log_count(&e.s, "illegal port") >= 1);
-	/* knfsd answers an insecure port on NFS with NFSERR_PERM */
-	ASSERT_EQ(raw_getattr(fd, &root, TL_AUTH_SYS), NFS3ERR_PERM);
-	/* AUTH_NONE never gets that far */
-	ASSERT_EQ(raw_getattr(fd, &root, TL_AUTH_NONE), -1);
+	/* an unprivileged port on a secure export: AUTH_ERROR AUTH_TOOWEAK (issue 5) */
+	ASSERT_EQ(raw_getattr(fd, &root, TL_AUTH_SYS), -2);
+	/* AUTH_NONE never gets that far: the dispatcher refuses it, TOOWEAK too */
+	ASSERT_EQ(raw_getattr(fd, &root, TL_AUTH_NONE), -2);
 	close(fd);
 
 	/* secure off by reload: the unprivileged port works */
