@@ -25,9 +25,9 @@
 #                 (READDIRPLUS), plain READDIR on a nordirplus mount, exact
 #                 names, no "readdir loop"; then changes and an exact relist
 #   semantics     g-semantics.sh: silly rename of open-then-unlinked files,
-#                 O_EXCL from two processes, mmap (exec; the mmap WRITE check
-#                 is skipped: busybox has no mmap writer, no compiler in the
-#                 guest), rename of a lower dir with a process inside it
+#                 O_EXCL from two processes, mmap write (mmapw.c, built static
+#                 here and run from the export) and read (exec), rename of a
+#                 lower dir with a process inside it
 #   copytree      g-copytree.sh: cp -a (hard links, symlinks; xattrs cannot
 #                 cross NFSv3, so copy-up xattrs are checked on the host),
 #                 lower hard links through the index, tar c | tar x + md5
@@ -147,6 +147,8 @@ mk_layers() {
 		echo x >tree/x && setfattr -n user.color -v blue tree/x && setfattr -n user.size -v big tree/x
 		cp "$ROOT/seed" seed
 		cp /bin/busybox bin/busybox
+		# a static mmap writer the guest runs from the export (no compiler there)
+		cc -static -O2 -o bin/mmapw "$HERE/mmapw.c" 2>/dev/null || rm -f bin/mmapw
 		if [ "$c" = readdir ]; then
 			mkdir big && cd big && for i in $(seq -w 0 11999); do : >e$i; done
 		fi
