@@ -90,10 +90,16 @@ static int copy_data(int src, int dst, off_t size)
 			ssize_t n = copy_file_range(src, &in, dst, &outp,
 						    (size_t)(hole - off > (1 << 20) ? (1 << 20) : hole - off), 0);
 			if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP)) {
+				/* no in-kernel copy between these filesystems: read and write */
 				char buf[65536];
 				n = pread(src, buf, sizeof(buf) < (size_t)(hole - off) ? sizeof(buf) : (size_t)(hole - off), off);
-				if (n > 0 && pwrite(dst, buf, (size_t)n, off) != n)
-					return -EIO;
+				for (ssize_t w = 0, done = 0; n > 0 && done < n; done += w) {
+					w = pwrite(dst, buf + done, (size_t)(n - done), off + done);
+					if (w < 0)
+						return -errno; /* ENOSPC, EDQUOT reach the client as such */
+					if (w == 0)
+						return -EIO;
+				}
 			}
 			if (n < 0)
 				return -errno;

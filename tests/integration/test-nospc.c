@@ -1,0 +1,118 @@
+/*
+ * test-nospc.c - a full upper filesystem through a real ovlnfsd (issue 4:
+ * NOSPC passed through): the upper and work directories live on a small
+ * tmpfs mounted for the test; a WRITE that does not fit answers
+ * NFS3ERR_NOSPC, a copy-up that does not fit answers NOSPC and leaves
+ * neither a half-made name in the upper layer nor a leftover in work/,
+ * and the server keeps serving. Needs root to mount the tmpfs; skips with
+ * the reason otherwise.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "nfsclient.h"
+#include "testlib.h"
+
+static char space[PATH_MAX];
+
+static void unmount_space(void *arg)
+{
+	(void)arg;
+	umount2(space, MNT_DETACH);
+}
+
+static int count_entries(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+TEST_IMPL(nospc_write_and_copyup)
+{
+	struct tl_tree t;
+	struct tl_server s;
+	struct tl_client c;
+	struct tl_fh root, big, small, nf;
+	char opts[4 * PATH_MAX], path[PATH_MAX], *buf;
+	struct stat st;
+	int token, stt;
+
+	tl_tree_new(&t, 1);
+	/* a 4 MiB lower file: more than the 2 MiB upper filesystem holds */
+	buf = calloc(1, 4 << 20);
+	ASSERT(buf != NULL);
+	memset(buf, 'L', 4 << 20);
+	tl_write_buf(t.lower[0], "big", buf, 4 << 20, 0644);
+	tl_write(t.lower[0], "small", "small\n", 0644);
+	tl_join(space, sizeof(space), t.root, "space");
+	ASSERT(mkdir(space, 0755) == 0);
+	if (mount("onfs-nospc", space, "tmpfs", 0, "size=2m") < 0)
+		RETURN_SKIP("cannot mount a tmpfs for a small upper (%s): needs root", strerror(errno));
+	token = tl_cleanup_push(unmount_space, NULL);
+	tl_join(t.upper, sizeof(t.upper), space, "upper");
+	tl_join(t.work, sizeof(t.work), space, "work");
+	ASSERT(mkdir(t.upper, 0755) == 0 && mkdir(t.work, 0755) == 0);
+
+	tl_tree_opts(&t, true, opts, sizeof(opts));
+	tl_server_start(&s, t.root, t.state, opts, NULL, NULL);
+	tl_client_mount(&c, s.port, "/", &root);
+
+	/* a new file that outgrows the filesystem */
+	ASSERT_EQ(tl_nfs_create(&c, &root, "new"), NFS3_OK);
+	ASSERT_EQ(tl_nfs_lookup(&c, &root, "new", &nf, NULL), NFS3_OK);
+	stt = NFS3_OK;
+	for (int i = 0; i < 8 && stt == NFS3_OK; i++)
+		stt = tl_nfs_write(&c, &nf, (uint64_t)i << 19, buf, 1 << 19);
+	ASSERTF(stt == NFS3ERR_NOSPC, "writing 4 MiB into 2 MiB: %s", tl_nfsstat_name(stt));
+
+	/* a copy-up that does not fit: NOSPC, nothing half made */
+	ASSERT_EQ(tl_nfs_remove(&c, &root, "new"), NFS3_OK);
+	ASSERT_EQ(tl_nfs_lookup(&c, &root, "big", &big, NULL), NFS3_OK);
+	stt = tl_nfs_setattr_mode(&c, &big, 0600);
+	ASSERTF(stt == NFS3ERR_NOSPC, "copy-up of 4 MiB into 2 MiB: %s", tl_nfsstat_name(stt));
+	tl_join(path, sizeof(path), t.upper, "big");
+	ASSERTF(lstat(path, &st) < 0 && errno == ENOENT, "a half copy-up is visible in the upper");
+	tl_join(path, sizeof(path), t.work, "work");
+	ASSERT_EQ(count_entries(path), 0);
+
+	/* the server keeps serving, and a small copy-up still works */
+	ASSERT_EQ(tl_nfs_lookup(&c, &root, "small", &small, NULL), NFS3_OK);
+	ASSERT_EQ(tl_nfs_setattr_mode(&c, &small, 0600), NFS3_OK);
+	tl_join(path, sizeof(path), t.upper, "small");
+	ASSERT(stat(path, &st) == 0 && (st.st_mode & 07777) == 0600 && st.st_size == 6);
+
+	free(buf);
+	tl_client_close(&c);
+	tl_server_stop(&s);
+	tl_cleanup_cancel(token);
+	unmount_space(NULL);
+	tl_tree_free(&t);
+	return 0;
+}
+
+static const struct tl_case cases[] = {
+	TEST_ENTRY_TIMEOUT(nospc_write_and_copyup, 120),
+};
+
+int main(int argc, char **argv)
+{
+	return tl_run(argc, argv, cases, TL_ARRAY_SIZE(cases));
+}
