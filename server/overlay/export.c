@@ -272,6 +272,14 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 		 geteuid() == 0 ? "trusted.overlay." : "user.overlay.");
 
 	ret = key_dir(conf, state_dir, dir, sizeof(dir));
+	if (ret == -EROFS && conf->workdir) {
+		/* a read-only upper filesystem: served read-only, key in the state dir */
+		struct onfs_export_conf ro = *conf;
+		ro.workdir = NULL;
+		onfs_warn("export '%s': workdir '%s' is on a read-only filesystem; "
+			  "keeping its handle key under the state directory", ex->name, conf->workdir);
+		ret = key_dir(&ro, state_dir, dir, sizeof(dir));
+	}
 	if (ret < 0) {
 		fail(err, errlen, "cannot create key directory '%s': %s", dir, strerror(-ret));
 		goto out_free;

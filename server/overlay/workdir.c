@@ -154,6 +154,12 @@ int onfs_workdir_setup(struct onfs_export *ex, const char *workdir, char *err, s
 	}
 	snprintf(path, sizeof(path), "%s/ovlnfsd/lock", real);
 	ex->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (ex->lock_fd < 0 && (errno == EROFS || errno == ENOENT)) {
+		/* nobody can change a read-only filesystem: no lock, no writes */
+		int e = errno;
+		snprintf(why, sizeof(why), "cannot open '%s': %s", path, strerror(e));
+		goto out_ro;
+	}
 	if (ex->lock_fd < 0) {
 		snprintf(err, errlen, "cannot open lock file '%s': %s", path, strerror(errno));
 		return -1;

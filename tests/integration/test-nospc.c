@@ -4,7 +4,8 @@
  * tmpfs mounted for the test; a WRITE that does not fit answers
  * NFS3ERR_NOSPC, a copy-up that does not fit answers NOSPC and leaves
  * neither a half-made name in the upper layer nor a leftover in work/,
- * and the server keeps serving. Needs root to mount the tmpfs; skips with
+ * and the server keeps serving; an upper filesystem mounted read-only
+ * makes the export read-only. Needs root to mount the tmpfs; skips with
  * the reason otherwise.
  */
 #ifndef _GNU_SOURCE
@@ -108,8 +109,63 @@ TEST_IMPL(nospc_write_and_copyup)
 	return 0;
 }
 
+/*
+ * An upper filesystem mounted read-only: the export is served read-only
+ * (DESIGN §6: the work area cannot be used), says why in the log, reads
+ * work and every mutation answers NFS3ERR_ROFS.
+ */
+TEST_IMPL(readonly_upper_fs_served_readonly)
+{
+	struct tl_tree t;
+	struct tl_server s;
+	struct tl_client c;
+	struct tl_fh root, f;
+	char opts[4 * PATH_MAX], buf[64];
+	uint32_t got = 0;
+	bool eof = false;
+	int token;
+
+	tl_tree_new(&t, 1);
+	tl_write(t.lower[0], "f", "lower\n", 0644);
+	tl_join(space, sizeof(space), t.root, "space");
+	ASSERT(mkdir(space, 0755) == 0);
+	if (mount("onfs-rofs", space, "tmpfs", 0, "size=1m") < 0)
+		RETURN_SKIP("cannot mount a tmpfs for the upper (%s): needs root", strerror(errno));
+	token = tl_cleanup_push(unmount_space, NULL);
+	tl_join(t.upper, sizeof(t.upper), space, "upper");
+	tl_join(t.work, sizeof(t.work), space, "work");
+	ASSERT(mkdir(t.upper, 0755) == 0 && mkdir(t.work, 0755) == 0);
+	tl_write(t.upper, "u", "upper\n", 0644);
+	ASSERT(mount(NULL, space, NULL, MS_REMOUNT | MS_RDONLY, NULL) == 0);
+
+	tl_tree_opts(&t, true, opts, sizeof(opts));
+	tl_server_start(&s, t.root, t.state, opts, NULL, NULL);
+	tl_client_mount(&c, s.port, "/", &root);
+	ASSERT_EQ(tl_nfs_lookup(&c, &root, "u", &f, NULL), NFS3_OK);
+	ASSERT_EQ(tl_nfs_read(&c, &f, 0, sizeof(buf), buf, &got, &eof), NFS3_OK);
+	ASSERT(got == 6 && memcmp(buf, "upper\n", 6) == 0);
+	ASSERT_EQ(tl_nfs_lookup(&c, &root, "f", &f, NULL), NFS3_OK);
+	ASSERT_EQ(tl_nfs_setattr_mode(&c, &f, 0600), NFS3ERR_ROFS);
+	ASSERT_EQ(tl_nfs_write(&c, &f, 0, "x", 1), NFS3ERR_ROFS);
+	ASSERT_EQ(tl_nfs_create(&c, &root, "n"), NFS3ERR_ROFS);
+	ASSERT_EQ(tl_nfs_remove(&c, &root, "f"), NFS3ERR_ROFS);
+	tl_client_close(&c);
+	tl_server_stop(&s);
+	{
+		char *log = NULL;
+		ASSERT(tl_read_file(s.log, &log) > 0);
+		ASSERTF(strstr(log, "READ-ONLY") != NULL, "the log does not say the export is read-only");
+		free(log);
+	}
+	tl_cleanup_cancel(token);
+	unmount_space(NULL);
+	tl_tree_free(&t);
+	return 0;
+}
+
 static const struct tl_case cases[] = {
 	TEST_ENTRY_TIMEOUT(nospc_write_and_copyup, 120),
+	TEST_ENTRY_TIMEOUT(readonly_upper_fs_served_readonly, 60),
 };
 
 int main(int argc, char **argv)
