@@ -112,7 +112,8 @@ TEST_IMPL(nospc_write_and_copyup)
 /*
  * An upper filesystem mounted read-only: the export is served read-only
  * (DESIGN §6: the work area cannot be used), says why in the log, reads
- * work and every mutation answers NFS3ERR_ROFS.
+ * work and every mutation answers NFS3ERR_ROFS, while another export of
+ * the same server stays writable.
  */
 TEST_IMPL(readonly_upper_fs_served_readonly)
 {
@@ -120,7 +121,8 @@ TEST_IMPL(readonly_upper_fs_served_readonly)
 	struct tl_server s;
 	struct tl_client c;
 	struct tl_fh root, f;
-	char opts[4 * PATH_MAX], buf[64];
+	char opts[4 * PATH_MAX], buf[64], okup[PATH_MAX], okwork[PATH_MAX], conf[PATH_MAX];
+	const char *extra[] = { "-c", conf, NULL };
 	uint32_t got = 0;
 	bool eof = false;
 	int token;
@@ -138,9 +140,28 @@ TEST_IMPL(readonly_upper_fs_served_readonly)
 	tl_write(t.upper, "u", "upper\n", 0644);
 	ASSERT(mount(NULL, space, NULL, MS_REMOUNT | MS_RDONLY, NULL) == 0);
 
-	tl_tree_opts(&t, true, opts, sizeof(opts));
-	tl_server_start(&s, t.root, t.state, opts, NULL, NULL);
-	tl_client_mount(&c, s.port, "/", &root);
+	/* a second export with a usable work area, beside it in one server */
+	tl_join(okup, sizeof(okup), t.root, "ok-upper");
+	tl_join(okwork, sizeof(okwork), t.root, "ok-work");
+	ASSERT(mkdir(okup, 0755) == 0 && mkdir(okwork, 0755) == 0);
+	tl_join(conf, sizeof(conf), t.root, "two.conf");
+	{
+		FILE *cf = fopen(conf, "w");
+		ASSERT(cf != NULL);
+		fprintf(cf, "[export rofs]\npath = /rofs\nlowerdir = %s\nupperdir = %s\n"
+			    "workdir = %s\nclients = 127.0.0.1\nsquash = none\n\n"
+			    "[export ok]\npath = /ok\nlowerdir = %s\nupperdir = %s\n"
+			    "workdir = %s\nclients = 127.0.0.1\nsquash = none\n",
+			t.lower[0], t.upper, t.work, t.lower[0], okup, okwork);
+		ASSERT(fclose(cf) == 0);
+	}
+	tl_server_start(&s, t.root, t.state, NULL, NULL, extra);
+	tl_client_mount(&c, s.port, "/ok", &root);
+	ASSERT_EQ(tl_nfs_create(&c, &root, "fine"), NFS3_OK);
+	tl_join(opts, sizeof(opts), okup, "fine");
+	ASSERT(access(opts, F_OK) == 0);
+	tl_client_close(&c);
+	tl_client_mount(&c, s.port, "/rofs", &root);
 	ASSERT_EQ(tl_nfs_lookup(&c, &root, "u", &f, NULL), NFS3_OK);
 	ASSERT_EQ(tl_nfs_read(&c, &f, 0, sizeof(buf), buf, &got, &eof), NFS3_OK);
 	ASSERT(got == 6 && memcmp(buf, "upper\n", 6) == 0);
