@@ -13,6 +13,7 @@
 #include "testlib.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
@@ -570,6 +571,15 @@ static const char *server_path(void)
 	return p;
 }
 
+/* The identity servers started from now on run as (-1: the test's own). */
+static long run_as_uid = -1, run_as_gid = -1;
+
+void tl_server_run_as(long uid, long gid)
+{
+	run_as_uid = uid;
+	run_as_gid = gid;
+}
+
 void tl_server_start(struct tl_server *s, const char *log_dir, const char *state_dir,
 		     const char *ovl_opts, const char *export_path,
 		     const char *const *extra)
@@ -627,6 +637,14 @@ void tl_server_start(struct tl_server *s, const char *log_dir, const char *state
 			dup2(nul, 0);
 		signal(SIGPIPE, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
+		if (run_as_uid >= 0 &&
+		    (setgroups(0, NULL) < 0 || setresgid((gid_t)run_as_gid, (gid_t)run_as_gid,
+							 (gid_t)run_as_gid) < 0 ||
+		     setresuid((uid_t)run_as_uid, (uid_t)run_as_uid, (uid_t)run_as_uid) < 0)) {
+			dprintf(2, "cannot run as %ld:%ld: %s\n", run_as_uid, run_as_gid,
+				strerror(errno));
+			_exit(126);
+		}
 		execv(bin, (char *const *)argv);
 		dprintf(2, "exec '%s': %s\n", bin, strerror(errno));
 		_exit(127);

@@ -158,6 +158,8 @@ void tl_server_start(struct tl_server *s, const char *log_dir, const char *state
 		     const char *const *extra);
 /* SIGTERM, wait (bounded), assert exit status 0; SIGKILL fallback. */
 void tl_server_stop(struct tl_server *s);
+/* Servers started from now on drop to uid:gid first (-1, -1: as the test). */
+void tl_server_run_as(long uid, long gid);
 
 /* Print the server log (used on failure). */
 void tl_server_dump_log(const struct tl_server *s);
