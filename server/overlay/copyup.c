@@ -229,7 +229,7 @@ int onfs_copyup_dir_path(struct onfs_export *ex, const char *path, int *fd_out)
 {
 	struct onfs_node *cur, *next;
 	char comp[NAME_MAX + 1];
-	const char *p = path, *e;
+	const char *p = path;
 	int fd, nfd, ret;
 
 	fd = dup(ex->layers[0].fd);
@@ -240,17 +240,7 @@ int onfs_copyup_dir_path(struct onfs_export *ex, const char *path, int *fd_out)
 		close(fd);
 		return ret;
 	}
-	while (*p) {
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		e = strchr(p, '/');
-		if (!e)
-			e = p + strlen(p);
-		memcpy(comp, p, (size_t)(e - p));
-		comp[e - p] = '\0';
-		p = e;
+	while ((ret = onfs_path_next(&p, comp)) > 0) {
 		ret = onfs_lookup(ex, cur, comp, &next);
 		onfs_node_put(cur);
 		cur = NULL;
@@ -285,6 +275,8 @@ int onfs_copyup_dir_path(struct onfs_export *ex, const char *path, int *fd_out)
 		close(fd);
 		fd = nfd;
 	}
+	if (ret < 0)
+		goto out;
 	*fd_out = fd;
 	fd = -1;
 	ret = 0;

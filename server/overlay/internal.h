@@ -10,6 +10,7 @@
 #ifndef OVLNFSD_OVERLAY_INTERNAL_H
 #define OVLNFSD_OVERLAY_INTERNAL_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -233,6 +234,13 @@ void onfs_node_cache_flush(struct onfs_export *ex);
 bool onfs_lower_has(struct onfs_export *ex, struct onfs_node *dir, const char *name);
 /* Is a directory empty in the merged view? 1 yes, 0 no, -errno */
 int onfs_dir_is_empty(struct onfs_export *ex, struct onfs_node *dir);
+
+/* --- lookup.c --- */
+/*
+ * The next component of a slash-separated path into comp; advances *path.
+ * 1: a component, 0: the end, -ENAMETOOLONG: a component over NAME_MAX.
+ */
+int onfs_path_next(const char **path, char comp[NAME_MAX + 1]);
 
 /* --- readdir.c --- */
 /* The cookie of a name: a keyed 63-bit hash, never 0, 1 or 2. */

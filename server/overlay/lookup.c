@@ -537,36 +537,46 @@ bool onfs_lower_has(struct onfs_export *ex, struct onfs_node *dir, const char *n
 	return ret != -ENOENT;
 }
 
+int onfs_path_next(const char **path, char comp[NAME_MAX + 1])
+{
+	const char *p = *path, *e;
+
+	while (*p == '/')
+		p++;
+	if (!*p) {
+		*path = p;
+		return 0;
+	}
+	e = strchr(p, '/');
+	if (!e)
+		e = p + strlen(p);
+	if ((size_t)(e - p) > NAME_MAX)
+		return -ENAMETOOLONG;
+	memcpy(comp, p, (size_t)(e - p));
+	comp[e - p] = '\0';
+	*path = e;
+	return 1;
+}
+
 int onfs_walk(struct onfs_export *ex, const char *path, struct onfs_node **out)
 {
 	struct onfs_node *cur, *next;
 	char comp[NAME_MAX + 1];
-	const char *p = path, *e;
 	int ret;
 
 	ret = onfs_root(ex, &cur);
 	if (ret < 0)
 		return ret;
-	while (*p) {
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		e = strchr(p, '/');
-		if (!e)
-			e = p + strlen(p);
-		if ((size_t)(e - p) > NAME_MAX) {
-			onfs_node_put(cur);
-			return -ENAMETOOLONG;
-		}
-		memcpy(comp, p, (size_t)(e - p));
-		comp[e - p] = '\0';
-		p = e;
+	while ((ret = onfs_path_next(&path, comp)) > 0) {
 		ret = onfs_lookup(ex, cur, comp, &next);
 		onfs_node_put(cur);
 		if (ret < 0)
 			return ret;
 		cur = next;
+	}
+	if (ret < 0) {
+		onfs_node_put(cur);
+		return ret;
 	}
 	*out = cur;
 	return 0;
