@@ -9,6 +9,8 @@
 # SIZE_MB can shrink it. (In-place overwrites are posix.sh's; another full
 # read here would cost a minute.)
 M=${1:-$PWD}
+# scratch files: the guest's own tmpfs; a private directory in reference runs
+S=${KC_SCRATCH:-/tmp}
 SIZE_MB=${SIZE_MB:-256}
 n=0 failed=0
 # t NAME CMDS: run CMDS (one string, eval'd, stdin /dev/null: the guest's
@@ -17,26 +19,26 @@ n=0 failed=0
 t() {
 	n=$((n + 1))
 	t_0=$(date +%s)
-	if (eval "$2") </dev/null >/tmp/t.out 2>&1; then
+	if (eval "$2") </dev/null >$S/t.out 2>&1; then
 		echo "ok $n - $1 ($(($(date +%s) - t_0)) s)"
 	else
 		echo "not ok $n - $1 ($(($(date +%s) - t_0)) s)"
 		failed=$((failed + 1))
 	fi
-	sed 's/^/#   /' /tmp/t.out
+	sed 's/^/#   /' $S/t.out
 }
 nfs() { [ -z "$KC_REF" ]; }
 drop() { if nfs; then sync && echo 3 >/proc/sys/vm/drop_caches; fi; }
 cd "$M" || exit 1
 
-tail -c +9 seed >/tmp/body
+tail -c +9 seed >$S/body
 gen() {
 	i=0
-	while [ $i -lt "$SIZE_MB" ]; do printf '%08d' $i && cat /tmp/body || return 1; i=$((i + 1)); done
+	while [ $i -lt "$SIZE_MB" ]; do printf '%08d' $i && cat $S/body || return 1; i=$((i + 1)); done
 }
-t "lower 1 MiB seed reads back whole" '[ "$(stat -c %s seed)" = 1048576 ] && [ "$(wc -c </tmp/body)" = 1048568 ]'
-t "write a $SIZE_MB MiB file (dd conv=fsync)" 'gen | dd of=big bs=1M iflag=fullblock conv=fsync 2>/tmp/dd.err ||
-	{ cat /tmp/dd.err; exit 1; }; tail -n 1 /tmp/dd.err'
+t "lower 1 MiB seed reads back whole" '[ "$(stat -c %s seed)" = 1048576 ] && [ "$(wc -c <$S/body)" = 1048568 ]'
+t "write a $SIZE_MB MiB file (dd conv=fsync)" 'gen | dd of=big bs=1M iflag=fullblock conv=fsync 2>$S/dd.err ||
+	{ cat $S/dd.err; exit 1; }; tail -n 1 $S/dd.err'
 t "its size is exact" '[ "$(stat -c %s big)" = $((SIZE_MB * 1048576)) ]'
 s1=$(gen | md5sum | cut -d" " -f1)
 drop

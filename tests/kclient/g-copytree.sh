@@ -9,6 +9,8 @@
 # cp that copies xattrs, so the guest cannot see them; run.sh checks on the
 # host that the server's copy-up of tree/x kept its user.* xattrs.
 M=${1:-$PWD}
+# scratch files: the guest's own tmpfs; a private directory in reference runs
+S=${KC_SCRATCH:-/tmp}
 n=0 failed=0
 # t NAME CMDS: run CMDS (one string, eval'd, stdin /dev/null: the guest's
 # stdin is the console, a tty, and busybox rm would prompt) and print a TAP
@@ -16,13 +18,13 @@ n=0 failed=0
 t() {
 	n=$((n + 1))
 	t_0=$(date +%s)
-	if (eval "$2") </dev/null >/tmp/t.out 2>&1; then
+	if (eval "$2") </dev/null >$S/t.out 2>&1; then
 		echo "ok $n - $1 ($(($(date +%s) - t_0)) s)"
 	else
 		echo "not ok $n - $1 ($(($(date +%s) - t_0)) s)"
 		failed=$((failed + 1))
 	fi
-	sed 's/^/#   /' /tmp/t.out
+	sed 's/^/#   /' $S/t.out
 }
 skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
 nfs() { [ -z "$KC_REF" ]; }
@@ -41,14 +43,14 @@ cd "$M" || exit 1
 t "lower hard links: one inode, nlink 2, through the mount" '[ "$(stat -c %i tree/h1)" = "$(stat -c %i tree/h2)" ] &&
 	[ "$(stat -c %h tree/h1)" = 2 ]'
 t "cp -a tree tree2" 'cp -a tree tree2'
-t "tree2: same names, types, modes, sizes, link counts, link targets" 'meta tree >/tmp/m1 && meta tree2 >/tmp/m2 &&
-	cat /tmp/m2 && cmp /tmp/m1 /tmp/m2'
-t "tree2: same data (md5)" 'sums tree >/tmp/s1 && sums tree2 >/tmp/s2 && cmp /tmp/s1 /tmp/s2 && [ "$(wc -l </tmp/s2)" -eq 9 ]'
+t "tree2: same names, types, modes, sizes, link counts, link targets" 'meta tree >$S/m1 && meta tree2 >$S/m2 &&
+	cat $S/m2 && cmp $S/m1 $S/m2'
+t "tree2: same data (md5)" 'sums tree >$S/s1 && sums tree2 >$S/s2 && cmp $S/s1 $S/s2 && [ "$(wc -l <$S/s2)" -eq 9 ]'
 t "tree2: hard links kept (one inode), symlinks kept" '[ "$(stat -c %i tree2/h1)" = "$(stat -c %i tree2/h2)" ] &&
 	[ "$(readlink tree2/s)" = f1 ] && [ "$(cat tree2/s | wc -c)" = 3000 ] && [ "$(readlink tree2/sub/up)" = ../f2 ]'
 t "tree2: mtimes kept" '[ "$(stat -c %Y tree/f3)" = "$(stat -c %Y tree2/f3)" ] && [ "$(stat -c %Y tree/sub/g)" = "$(stat -c %Y tree2/sub/g)" ]'
 drop
-t "tree2 after drop_caches: data and links" 'sums tree2 >/tmp/s3 && cmp /tmp/s1 /tmp/s3 && [ "$(stat -c %h tree2/h1)" = 2 ]'
+t "tree2 after drop_caches: data and links" 'sums tree2 >$S/s3 && cmp $S/s1 $S/s3 && [ "$(stat -c %h tree2/h1)" = 2 ]'
 skip "cp -a copies xattrs" "NFSv3 carries no xattrs and busybox cp -a does not copy them (run.sh checks copy-up xattrs on the host)"
 t "copy-up of a lower file with user.* xattrs (chmod)" 'chmod 600 tree/x && [ "$(stat -c %a tree/x)" = 600 ] && [ "$(cat tree/x)" = x ]'
 t "write to one lower hard link: the other name sees it (index)" 'echo more >>tree/h1 && drop &&
@@ -57,24 +59,24 @@ t "write to one lower hard link: the other name sees it (index)" 'echo more >>tr
 
 # tar c | tar x, from the export to the export.
 t "tar c tree | tar x into tx" 'mkdir tx && tar cf - tree | tar xf - -C tx'
-t "tx/tree: same data, names and links as tree" 'sums tree >/tmp/s4 && sums tx/tree >/tmp/s5 && cmp /tmp/s4 /tmp/s5 &&
-	meta tree >/tmp/m4 && meta tx/tree >/tmp/m5 && cmp /tmp/m4 /tmp/m5 && [ "$(stat -c %i tx/tree/h1)" = "$(stat -c %i tx/tree/h2)" ]'
+t "tx/tree: same data, names and links as tree" 'sums tree >$S/s4 && sums tx/tree >$S/s5 && cmp $S/s4 $S/s5 &&
+	meta tree >$S/m4 && meta tx/tree >$S/m5 && cmp $S/m4 $S/m5 && [ "$(stat -c %i tx/tree/h1)" = "$(stat -c %i tx/tree/h2)" ]'
 # A tree built in the guest's tmpfs (data from the lower seed: the same bytes
 # on every run), through the export and back.
-rm -rf /tmp/src /tmp/back && mkdir -p /tmp/src/d/e /tmp/back
+rm -rf $S/src $S/back && mkdir -p $S/src/d/e $S/back
 i=0
 while [ $i -lt 40 ]; do
-	dd if=seed of=/tmp/src/d/f$i bs=1k skip=$((i * 7)) count=$((i * 3 + 1)) 2>/dev/null
+	dd if=seed of=$S/src/d/f$i bs=1k skip=$((i * 7)) count=$((i * 3 + 1)) 2>/dev/null
 	i=$((i + 1))
 done
-dd if=seed of=/tmp/src/d/e/whole bs=64k 2>/dev/null
-ln /tmp/src/d/f1 /tmp/src/d/e/f1-link && ln -s ../f2 /tmp/src/d/e/f2-sym && : >/tmp/src/empty
-t "tar from the guest tmpfs into the export" 'mkdir rt && tar cf - -C /tmp/src . | tar xf - -C rt'
+dd if=seed of=$S/src/d/e/whole bs=64k 2>/dev/null
+ln $S/src/d/f1 $S/src/d/e/f1-link && ln -s ../f2 $S/src/d/e/f2-sym && : >$S/src/empty
+t "tar from the guest tmpfs into the export" 'mkdir rt && tar cf - -C $S/src . | tar xf - -C rt'
 drop
-t "round trip data: md5sums equal (43 files)" 'sums /tmp/src >/tmp/s6 && sums rt >/tmp/s7 && cmp /tmp/s6 /tmp/s7 && [ "$(wc -l </tmp/s7)" -eq 43 ]'
-t "tar from the export back to the guest tmpfs: equal" 'tar cf - -C rt . | tar xf - -C /tmp/back && sums /tmp/back >/tmp/s8 &&
-	cmp /tmp/s6 /tmp/s8 && meta /tmp/src >/tmp/m6 && meta /tmp/back >/tmp/m8 && cmp /tmp/m6 /tmp/m8'
-rm -rf /tmp/src /tmp/back
+t "round trip data: md5sums equal (43 files)" 'sums $S/src >$S/s6 && sums rt >$S/s7 && cmp $S/s6 $S/s7 && [ "$(wc -l <$S/s7)" -eq 43 ]'
+t "tar from the export back to the guest tmpfs: equal" 'tar cf - -C rt . | tar xf - -C $S/back && sums $S/back >$S/s8 &&
+	cmp $S/s6 $S/s8 && meta $S/src >$S/m6 && meta $S/back >$S/m8 && cmp $S/m6 $S/m8'
+rm -rf $S/src $S/back
 
 echo "1..$n"
 [ "$failed" -eq 0 ] || { echo "# $failed of $n checks failed"; exit 1; }

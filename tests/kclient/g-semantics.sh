@@ -9,6 +9,8 @@
 # rename is done by hand (mv to .nfs-ref, rm after close) so that the
 # reference upper layer sees the same operations the server saw.
 M=${1:-$PWD}
+# scratch files: the guest's own tmpfs; a private directory in reference runs
+S=${KC_SCRATCH:-/tmp}
 n=0 failed=0
 # t NAME CMDS: run CMDS (one string, eval'd, stdin /dev/null: the guest's
 # stdin is the console, a tty, and busybox rm would prompt) and print a TAP
@@ -16,13 +18,13 @@ n=0 failed=0
 t() {
 	n=$((n + 1))
 	t_0=$(date +%s)
-	if (eval "$2") </dev/null >/tmp/t.out 2>&1; then
+	if (eval "$2") </dev/null >$S/t.out 2>&1; then
 		echo "ok $n - $1 ($(($(date +%s) - t_0)) s)"
 	else
 		echo "not ok $n - $1 ($(($(date +%s) - t_0)) s)"
 		failed=$((failed + 1))
 	fi
-	sed 's/^/#   /' /tmp/t.out
+	sed 's/^/#   /' $S/t.out
 }
 skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
 nfs() { [ -z "$KC_REF" ]; }
@@ -45,7 +47,7 @@ if nfs; then
 	t "unlink an open lower file: gone from the directory" 'rm dir/victim && [ ! -e dir/victim ] && ! ls dir | grep -qx victim'
 	t "the client silly-renamed it (.nfsXXXX in dir)" 'ls -la dir; has_nfs_files dir'
 else
-	mv dir/victim dir/.nfs-ref && rm -f /tmp/t.out
+	mv dir/victim dir/.nfs-ref && rm -f $S/t.out
 	skip "unlink an open lower file: gone from the directory" "reference: renamed by hand"
 	skip "the client silly-renamed it" "reference run"
 fi
@@ -55,11 +57,11 @@ exec 3<&-
 nfs || rm -f dir/.nfs-ref
 t "the .nfsXXXX file goes away after close" 'no_nfs_files dir && [ ! -e dir/victim ]'
 # The same for a file created through the mount (pure upper).
-echo "fresh data" >fresh 2>/tmp/fresh.err
+echo "fresh data" >fresh 2>$S/fresh.err
 # (a failed redirection on exec would end the shell: open only what exists)
 [ -f fresh ] && exec 4<fresh
-if nfs; then rm -f fresh; else mv fresh .nfs-ref2 2>/dev/null && rm -f /tmp/t.out; fi
-t "open-then-unlinked new file reads back through its fd" 'cat /tmp/fresh.err; [ "$(cat <&4)" = "fresh data" ] && [ ! -e fresh ]'
+if nfs; then rm -f fresh; else mv fresh .nfs-ref2 2>/dev/null && rm -f $S/t.out; fi
+t "open-then-unlinked new file reads back through its fd" 'cat $S/fresh.err; [ "$(cat <&4)" = "fresh data" ] && [ ! -e fresh ]'
 exec 4<&-
 nfs || rm -f .nfs-ref2
 t "no .nfsXXXX left at the top after close" 'no_nfs_files .'
@@ -67,11 +69,11 @@ t "no .nfsXXXX left at the top after close" 'no_nfs_files .'
 # --- O_EXCL -------------------------------------------------------------------
 # set -C makes the shell open with O_CREAT|O_EXCL: NFS CREATE EXCLUSIVE.
 t "O_EXCL from two processes: exactly one wins (20 rounds)" 'mkdir excl && i=0 && while [ $i -lt 20 ]; do
-	: >/tmp/win
-	for p in a b; do ( (set -C; echo won >excl/x$i) 2>/dev/null && echo $p >>/tmp/win ) & done
+	: >$S/win
+	for p in a b; do ( (set -C; echo won >excl/x$i) 2>/dev/null && echo $p >>$S/win ) & done
 	wait
-	w=$(wc -l </tmp/win)
-	[ "$w" -eq 1 ] || { echo "round $i: $w winners: $(cat /tmp/win)"; exit 1; }
+	w=$(wc -l <$S/win)
+	[ "$w" -eq 1 ] || { echo "round $i: $w winners: $(cat $S/win)"; exit 1; }
 	[ "$(cat excl/x$i)" = won ] || { echo "round $i: content $(cat excl/x$i)"; exit 1; }
 	i=$((i + 1))
 done && [ "$(ls excl | wc -l)" -eq 20 ]'
@@ -96,20 +98,20 @@ t "mmap read: exec a binary just written through the mount" 'mkdir xbin && cp bi
 	chmod 755 xbin/busybox && drop && [ "$(./xbin/busybox echo mapped2)" = mapped2 ] && rm -r xbin'
 
 # --- rename of a lower directory with a process inside --------------------------
-rm -f /tmp/go /tmp/cwdout
+rm -f $S/go $S/cwdout
 (
 	cd cwdir/inner || exit 1
-	while [ ! -e /tmp/go ]; do sleep 0.2; done
-	{ cat file && echo created >here && cat here && pwd && ls; } >/tmp/cwdout 2>&1
+	while [ ! -e $S/go ]; do sleep 0.2; done
+	{ cat file && echo created >here && cat here && pwd && ls; } >$S/cwdout 2>&1
 ) &
 bg=$!
 sleep 1
 t "rename lower dir cwdir -> cwdir2 while a process is inside" 'mv cwdir cwdir2 && [ ! -e cwdir ] && [ -d cwdir2/inner ]'
-: >/tmp/go
+: >$S/go
 wait $bg
 bgrc=$?
-t "the process inside reads and creates relative to its cwd" 'cat /tmp/cwdout; [ $bgrc -eq 0 ] &&
-	[ "$(sed -n 1p /tmp/cwdout)" = inner ] && [ "$(sed -n 2p /tmp/cwdout)" = created ]'
+t "the process inside reads and creates relative to its cwd" 'cat $S/cwdout; [ $bgrc -eq 0 ] &&
+	[ "$(sed -n 1p $S/cwdout)" = inner ] && [ "$(sed -n 2p $S/cwdout)" = created ]'
 t "its new file is in the renamed directory" '[ "$(cat cwdir2/inner/here)" = created ] && ls cwdir2 cwdir2/inner'
 drop
 t "after drop_caches: renamed tree complete, old name gone" '[ "$(cat cwdir2/inner/file)" = inner ] &&

@@ -5,12 +5,14 @@
 # restart. Files opened before the restart keep working after it: their
 # handles must stay valid.
 # Host cooperation (run.sh restart_helper): the guest creates restart-please
-# in the export (and prints a KCLIENT-SIGNAL line on the console, which is all
+# in the export (and prints a KC-SIGNAL line on the console, which is all
 # it can do while writes fail); the host stops ovlnfsd, puts a file
 # "restarted" into the upper layer and starts ovlnfsd again on the same port.
 # The guest waits (up to 120 s) until it sees "restarted", then goes on.
 # With KC_REF=1 (host, kernel overlay) the script creates both files itself.
 M=${1:-$PWD}
+# scratch files: the guest's own tmpfs; a private directory in reference runs
+S=${KC_SCRATCH:-/tmp}
 n=0 failed=0
 # t NAME CMDS: run CMDS (one string, eval'd, stdin /dev/null: the guest's
 # stdin is the console, a tty, and busybox rm would prompt) and print a TAP
@@ -18,13 +20,13 @@ n=0 failed=0
 t() {
 	n=$((n + 1))
 	t_0=$(date +%s)
-	if (eval "$2") </dev/null >/tmp/t.out 2>&1; then
+	if (eval "$2") </dev/null >$S/t.out 2>&1; then
 		echo "ok $n - $1 ($(($(date +%s) - t_0)) s)"
 	else
 		echo "not ok $n - $1 ($(($(date +%s) - t_0)) s)"
 		failed=$((failed + 1))
 	fi
-	sed 's/^/#   /' /tmp/t.out
+	sed 's/^/#   /' $S/t.out
 }
 nfs() { [ -z "$KC_REF" ]; }
 drop() { if nfs; then sync && echo 3 >/proc/sys/vm/drop_caches; fi; }
@@ -42,9 +44,7 @@ sync
 # Ask the host for a restart, then wait for it.
 if nfs; then
 	touch restart-please 2>/dev/null || echo "# cannot create restart-please; signalling on the console only"
-	echo "KCLIENT-SIGNAL restart-please"
-	# kclient pipes the console through tr (block-buffered): push the line out.
-	i=0; while [ $i -lt 120 ]; do echo "# ........................................................................"; i=$((i + 1)); done
+	echo "KC-SIGNAL restart-please"
 	i=0
 	while [ ! -e restarted ] && [ $i -lt 120 ]; do sleep 1; i=$((i + 1)); done
 	echo "# waited ${i} s for the restart"
