@@ -25,7 +25,10 @@
 #   - trusted.overlay.uuid is dropped (per-copy);
 #   - names made by mktemp (kc-basic.XXXXXX) are masked;
 #   - times are not compared (the two runs happen at different times);
-#   - WORK/ovlnfsd (ovlnfsd's own lock, key and identity files) is left out.
+#   - WORK/ovlnfsd (ovlnfsd's own lock, key and identity files) is left out,
+#     and so is a whiteout with a temporary name (#N) in index/: the kernel's
+#     shared whiteout inode, which the kernel leaves there at unmount and
+#     removes at its next mount.
 # Compared: path, type, mode, uid:gid, size, md5 of data, symlink target,
 # rdev, nlink of non-directories, hard-link groups, every other xattr by
 # value; every index entry (what its name resolves to, its kind and target);
@@ -152,7 +155,13 @@ class Dumper:
         for name in sorted(os.listdir(index)):
             p = os.path.join(index, name)
             if name.startswith("#"):
-                # a temporary name: only an unfinished operation leaves one
+                st = os.lstat(p)
+                if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                    # the kernel's shared whiteout inode: it leaves it in
+                    # index/ at unmount and removes it at its next mount;
+                    # ovlnfsd makes fresh whiteouts and leaves it alone
+                    continue
+                # any other temporary name: an unfinished operation
                 lines.append("index: temp %s" % self.describe(p, index))
                 continue
             try:
