@@ -1,5 +1,5 @@
 /*
- * config.c - the command line (DESIGN section 1) and the kernel overlay
+ * config.c - the command line (README.md, "Usage") and the kernel overlay
  * option string, turned into a struct onfs_config that is read-only once
  * main.c has it.
  *
@@ -208,7 +208,7 @@ static int parse_lowerdir(const char *v, size_t vlen, struct onfs_export_conf *e
 }
 
 /*
- * Kernel options whose effect ovlnfsd always has (DESIGN section 3); any
+ * Kernel options whose effect ovlnfsd always has (docs/overlay.md); any
  * other value of these keys asks for a behaviour ovlnfsd does not offer.
  */
 static const struct {

@@ -2,7 +2,7 @@
  * perm.c - decides what the client's identity may do with a merged object:
  * mode bits against owner, group and supplementary groups, with uid 0 as
  * Linux root (DAC override), and the ACCESS3 answer built from the same
- * check (DESIGN §4: "the client decides"), and the write path's rules:
+ * check (docs/architecture.md: "the client decides"), and the write path's rules:
  * may_create/may_delete with sticky directories, protected hard links,
  * who may chmod/chown/set times, and when setuid/setgid bits go.
  *

@@ -83,7 +83,7 @@ int onfs_config_parse_overlay_opts(const char *opts, struct onfs_export_conf *ec
 				   char *err, size_t errlen);
 
 /*
- * Read an INI config file (DESIGN section 1) into *cfg (zeroed by the
+ * Read an INI config file (README.md, "Configuration file") into *cfg (zeroed by the
  * caller): [server] listen, portmap, threads, log, verbose, state_dir,
  * max_record, port_file; one [export NAME] per export. Validates every
  * value and the export set (unique names, paths and upper layers).

@@ -1,5 +1,5 @@
 /*
- * drc.h - the duplicate request cache (DESIGN §7): a retransmitted
+ * drc.h - the duplicate request cache (docs/architecture.md): a retransmitted
  * non-idempotent call is answered with the reply of its first execution,
  * and a retransmit that arrives while that first execution still runs
  * waits for it instead of running a second time.

@@ -1,5 +1,5 @@
 /*
- * copyup.c - copying lower objects into the upper layer (OVERLAY.md §5):
+ * copyup.c - copying lower objects into the upper layer (docs/overlay.md, "Copy-up"):
  * parents first, each object built as a temp "#N" in work/ with its data
  * (holes kept), xattrs (overlay ones excepted), origin, owner, mode and
  * times, then renamed into place, so the name appears only when complete.
@@ -32,7 +32,7 @@ pthread_mutex_t *onfs_obj_lock(struct onfs_export *ex, const struct onfs_ident *
 	return &ex->obj_lock[h % ONFS_ARRAY_SIZE(ex->obj_lock)];
 }
 
-/* Copy every xattr except the overlay ones (rule 28d). */
+/* Copy every xattr except the overlay ones, as the kernel's copy-up. */
 static int copy_xattrs(struct onfs_export *ex, int src, int dst)
 {
 	char list[65536], proc_s[64], proc_d[64];
@@ -70,7 +70,7 @@ static int copy_xattrs(struct onfs_export *ex, int src, int dst)
 	return ret;
 }
 
-/* Data with holes kept: copy only the data segments (rule 28c). */
+/* Data with holes kept: copy only the data segments. */
 static int copy_data(int src, int dst, off_t size)
 {
 	off_t pos = 0, data, hole;
@@ -201,7 +201,7 @@ static int copyup_dir_locked(struct onfs_export *ex, int pfd, const char *name,
 	if (ret < 0)
 		goto out_tmp;
 	restore_times(pfd, &pst);
-	/* index: an empty directory naming the upper copy (rule 45) */
+	/* index: an empty directory naming the upper copy (docs/overlay.md, "The index") */
 	onfs_upper_index_name(ex, &dir->ident, idx, sizeof(idx));
 	if (idx[0] && onfs_upper_mkdir(ex->index_fd, idx, ex->no_chown ? 0700 : 0) == 0) {
 		struct onfs_ident uid = { 0 };
@@ -508,7 +508,7 @@ int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
 				onfs_warn("copy-up of '%s': cannot create index entry: %s", cur->path,
 					  strerror(errno));
 			else if (fstatat(pfd, base, &ust, AT_SYMLINK_NOFOLLOW) == 0) {
-				/* overlay nlink = upper nlink + N (rule 30) */
+				/* overlay nlink = upper nlink + N (docs/overlay.md, "The index") */
 				int len = snprintf(nl, sizeof(nl), "U%+d",
 						   (int)st.st_nlink - (int)ust.st_nlink);
 				onfs_upper_set_ovl(ex, dst, "nlink", nl, (size_t)len);

@@ -1,5 +1,5 @@
 /*
- * creds.c - the export owner's credentials (DESIGN §4, overlayfs'
+ * creds.c - the export owner's credentials (docs/architecture.md, overlayfs'
  * creator_cred): captured once when the export is set up, and put in
  * force on a worker thread before it touches that export's layers.
  *

@@ -1,6 +1,6 @@
 /*
  * data.c - SETATTR, WRITE and COMMIT on merged objects: the first change
- * of a lower object copies it up (rule 26), then the change is made on
+ * of a lower object copies it up (docs/overlay.md, "Copy-up"), then the change is made on
  * the upper copy. Pre-op attributes are taken under the object's stripe
  * lock, atomically with the change.
  *
@@ -181,7 +181,7 @@ int onfs_setattr(struct onfs_export *ex, struct onfs_node *n, const struct onfs_
 		goto out;
 	}
 	pthread_mutex_unlock(lock);
-	/* copy-up takes the same stripe lock; O_TRUNC to 0 copies no data (rule 31) */
+	/* copy-up takes the same stripe lock; O_TRUNC to 0 copies no data, as the kernel's */
 	ret = onfs_copyup(ex, n, !(sa->set_size && sa->size == 0), &up);
 	pthread_mutex_lock(lock);
 	if (ret < 0)

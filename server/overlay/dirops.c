@@ -1,5 +1,6 @@
 /*
- * dirops.c - namespace changes of the merged view (OVERLAY.md §6): create,
+ * dirops.c - namespace changes of the merged view (docs/overlay.md,
+ * "Namespace changes"): create,
  * mkdir, symlink, mknod, link, remove, rmdir and rename, with whiteouts
  * for removed lower names, opaque directories where a whiteout stood or in
  * merged parents, redirects for renamed lower directories
@@ -130,7 +131,7 @@ static void index_whiteout(struct onfs_export *ex, const struct onfs_node *n)
 /*
  * A name of n is gone. The last one: its index entry becomes a whiteout
  * (the origin's handle is STALE from now on). Other names remain (hard
- * links): the index entry stays and its nlink xattr follows (rule 30).
+ * links): the index entry stays and its nlink xattr follows (docs/overlay.md, "The index").
  */
 static void index_unlinked(struct onfs_export *ex, struct onfs_node *n, uint32_t nlink_before)
 {
@@ -259,7 +260,7 @@ static int place_new(struct onfs_export *ex, struct onfs_node *dir, int pfd, con
 	if (st < 0 && st != -ENOENT)
 		return st;
 	over_wh = st == 1;
-	/* rule 14a, and 14d with redirect_dir/index on: a merged parent */
+	/* over a whiteout, or (index/redirects on, as the kernel) in a merged parent */
 	opaque = m->type == S_IFDIR && (over_wh || has_lower_part(ex, dir));
 	onfs_upper_tmpname(ex, tmp, sizeof(tmp));
 	if (m->link_src) {
@@ -277,7 +278,7 @@ static int place_new(struct onfs_export *ex, struct onfs_node *dir, int pfd, con
 	if (ret < 0)
 		return ret;
 	if (over_wh && m->type == S_IFDIR) {
-		/* exchange with the whiteout, then drop it from work (rule 32) */
+		/* exchange with the whiteout, then drop it from work/ */
 		ret = onfs_upper_rename(ex->work_fd, tmp, pfd, name, RENAME_EXCHANGE);
 		if (ret == 0)
 			onfs_upper_unlink(ex->work_fd, tmp, 0);
@@ -474,7 +475,7 @@ int onfs_mknod(struct onfs_export *ex, struct onfs_node *dir, const char *name, 
 
 	if (type != S_IFCHR && type != S_IFBLK && type != S_IFIFO && type != S_IFSOCK)
 		return -EINVAL;
-	/* a 0/0 character device is a whiteout: the kernel overlay refuses it (rule 15) */
+	/* a 0/0 character device is a whiteout: the kernel overlay refuses it */
 	if (type == S_IFCHR && major == 0 && minor == 0)
 		return -EPERM;
 	if (type != S_IFCHR && type != S_IFBLK)
@@ -505,7 +506,7 @@ int onfs_link(struct onfs_export *ex, struct onfs_node *n, struct onfs_node *dir
 		return ret;
 	if (dot_or_dotdot(name))
 		return -EEXIST;
-	/* link copies up the source with its data (rule 36) */
+	/* link copies up the source with its data, as the kernel's */
 	ret = onfs_copyup(ex, n, true, &up);
 	if (ret < 0)
 		return ret;
@@ -641,7 +642,7 @@ static bool path_below(const char *b, const char *a)
 }
 
 /*
- * The redirect a renamed lower/merged directory needs (rule 35): keep an
+ * The redirect a renamed lower/merged directory needs (as the kernel's): keep an
  * absolute one; in the same parent the relative original lower name;
  * elsewhere the absolute lower path.
  */
@@ -807,7 +808,7 @@ int onfs_rename(struct onfs_export *ex, struct onfs_node *fdir, const char *fnam
 			char attr[64], v[4];
 			onfs_ovl_xattr(ex, "opaque", attr, sizeof(attr));
 			if (onfs_fs_getxattr(sfd, attr, v, sizeof(v)) < 1)
-				ret = onfs_upper_set_ovl(ex, sfd, "opaque", "y", 1); /* rule 14b */
+				ret = onfs_upper_set_ovl(ex, sfd, "opaque", "y", 1); /* pure upper dir into a merged parent */
 		}
 		close(sfd);
 		if (ret < 0)

@@ -260,7 +260,7 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 	 * xino: with one filesystem, inode numbers are unique already; with
 	 * several, the filesystem index goes into the high bits, as the kernel
 	 * does with xino=auto: ino | fsidx << (65 - xino_bits), where xino_bits
-	 * holds numfs - 1 plus one bit (OVERLAY.md rule 42).
+	 * holds numfs - 1 plus one bit (docs/overlay.md, "Origins and inode numbers").
 	 */
 	if (ex->numfs > 1) {
 		unsigned bits = 1;

@@ -427,7 +427,7 @@ static bool parent_moved(struct onfs_export *ex, const char *rel)
  * Find where the lower directory dirname(rel) shows in the merged view now
  * that it was renamed: walk the upper layer's directories breadth first,
  * tracking which lower path each one stands for (its name, or its
- * redirect, OVERLAY.md rule 18), until one stands for it. Bounded.
+ * redirect, docs/overlay.md "Lookup"), until one stands for it. Bounded.
  */
 struct reloc_ent {
 	char *upper; /* merged (= upper) path */
@@ -471,7 +471,7 @@ static int relocate(struct onfs_export *ex, const struct onfs_ident *id, const c
 			if (e->d_type != DT_DIR || strcmp(e->d_name, ".") == 0 ||
 			    strcmp(e->d_name, "..") == 0)
 				continue;
-			/* the lower path this upper directory stands for (rule 18) */
+			/* the lower path this upper directory stands for (its redirect) */
 			n = onfs_fs_getxattr_at(dirfd(d), e->d_name, attr, redir, sizeof(redir) - 1);
 			if (n > 0) {
 				redir[n] = '\0';

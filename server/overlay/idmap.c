@@ -1,6 +1,6 @@
 /*
- * idmap.c - the persistent identity map of rootless handle mode (DESIGN
- * §5): without CAP_DAC_READ_SEARCH a handle cannot be opened by the
+ * idmap.c - the persistent identity map of rootless handle mode
+ * (docs/architecture.md, "Handles and identity"): without CAP_DAC_READ_SEARCH a handle cannot be opened by the
  * kernel, so every identity the server hands out is recorded with where
  * it was last seen (its parent's identity and its name) in an LMDB store
  * in workdir/ovlnfsd/ (or the state directory for an export without a

@@ -1,8 +1,8 @@
 /*
  * inode.c - attributes and data of merged objects: GETATTR, READLINK, READ
- * and FSSTAT's statvfs. Attributes come from the topmost part (rule 17);
+ * and FSSTAT's statvfs. Attributes come from the topmost part;
  * the fileid is the identity's (stable across copy-up) and a merged
- * directory reports nlink 1 (rule 25).
+ * directory reports nlink 1, as the kernel's (docs/overlay.md, "Lookup").
  *
  * Pool workers only. Read-only: nothing here changes a layer.
  */
@@ -72,7 +72,7 @@ int onfs_getattr(struct onfs_export *ex, struct onfs_node *n, struct onfs_attr *
 	a->mode = st.st_mode;
 	a->nlink = (S_ISDIR(st.st_mode) && n->nparts > 1) ? 1 : (uint32_t)st.st_nlink;
 	if (n->ident_lower && !S_ISDIR(st.st_mode) && is_upper_part(ex, &n->parts[0])) {
-		/* an indexed copy-up: overlay nlink = upper nlink + N (rule 30) */
+		/* an indexed copy-up: overlay nlink = upper nlink + N (docs/overlay.md, "The index") */
 		char attr[64], v[16];
 		int l;
 

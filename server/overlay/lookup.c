@@ -1,9 +1,9 @@
 /*
- * lookup.c - the merged view's name lookup (OVERLAY.md §3): upper wins, a
+ * lookup.c - the merged view's name lookup (docs/overlay.md, "Lookup"): upper wins, a
  * whiteout ends the search, a non-directory hides everything below it, a
  * directory stacks with the directories below it until one is opaque, and
  * redirects (relative or absolute) move the search in the layers below.
- * It also decides each node's identity (DESIGN §5: the origin) and fileid.
+ * It also decides each node's identity (docs/architecture.md: the origin) and fileid.
  *
  * Pool workers only. Never follows a symlink (fsops.c resolves beneath
  * the layer roots) and never writes.
@@ -67,7 +67,7 @@ bool onfs_is_whiteout(struct onfs_export *ex, int dirfd, const char *name,
 
 	if (S_ISCHR(st->st_mode) && st->st_rdev == makedev(0, 0))
 		return true;
-	/* xattr whiteouts count only in a directory marked opaque=x (rule 13) */
+	/* xattr whiteouts count only in a directory marked opaque=x, as the kernel's */
 	if (wh_xattr && S_ISREG(st->st_mode) && st->st_size == 0) {
 		onfs_ovl_xattr(ex, "whiteout", attr, sizeof(attr));
 		return onfs_fs_getxattr_at(dirfd, name, attr, v, sizeof(v)) >= 0;
@@ -77,7 +77,7 @@ bool onfs_is_whiteout(struct onfs_export *ex, int dirfd, const char *name,
 
 /*
  * The identity of an upper non-directory with an origin xattr: the lower
- * object it was copied up from (kernel ovl_fb format, OVERLAY.md §0.2).
+ * object it was copied up from (kernel ovl_fb format, docs/overlay.md).
  * Returns 0 and fills id/ino, or -ENOENT when there is no usable origin.
  */
 static int origin_ident(struct onfs_export *ex, int dirfd, const char *name, uint32_t type,
@@ -388,7 +388,7 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 				break;
 			}
 		}
-		/* a redirect moves the search in the layers below (rule 18) */
+		/* a redirect moves the search in the layers below (docs/overlay.md, "Lookup") */
 		onfs_ovl_xattr(ex, "redirect", attr, sizeof(attr));
 		ret = onfs_fs_getxattr(cfd, attr, redirect, sizeof(redirect) - 1);
 		close(cfd);

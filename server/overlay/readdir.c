@@ -1,6 +1,6 @@
 /*
- * readdir.c - listing merged directories (OVERLAY.md §4) with cookies that
- * survive changes (DESIGN §3, §7).
+ * readdir.c - listing merged directories (docs/overlay.md, "Listing") with
+ * cookies that survive changes (docs/decisions.md, "READDIR cookies").
  *
  * A listing is a snapshot: the union of the parts' names, upper first, the
  * first occurrence wins, whiteouts and the names they hide dropped. Each
@@ -15,7 +15,7 @@
  * The cookie verifier is 4 bytes naming the directory and 4 bytes of its
  * change state. A cookie with a foreign verifier cannot be resumed
  * (BAD_COOKIE); a changed state alone is accepted, as knfsd does, because
- * hash positions stay valid (DESIGN §7: be lenient, never loop clients).
+ * hash positions stay valid (be lenient, never loop clients).
  *
  * Snapshots are kept in a small per-export cache keyed by the directory's
  * identity and rebuilt when its change state differs. Pool workers only.

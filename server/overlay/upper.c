@@ -1,7 +1,7 @@
 /*
  * upper.c - the one choke point for writes to the upper layer and the work
- * area (STYLE: "every upper mutation goes through an ovl_do_* wrapper"):
- * temp names in work/, whiteouts, overlay xattrs, the origin file handle
+ * area (like the kernel's ovl_do_* wrappers, every upper mutation goes
+ * through here): temp names in work/, whiteouts, overlay xattrs, the origin file handle
  * in the kernel's ovl_fb format, and the index.
  *
  * Pool workers only, under the export owner's credentials. Every call
@@ -38,7 +38,7 @@ static int traced(int ret, const char *what, const char *a, const char *b)
 
 void onfs_upper_tmpname(struct onfs_export *ex, char *buf, size_t cap)
 {
-	/* the kernel's "#%x" of a counter (OVERLAY.md rule 3) */
+	/* the kernel's "#%x" of a counter */
 	snprintf(buf, cap, "#%x", atomic_fetch_add(&ex->tmp_counter, 1));
 }
 
@@ -113,7 +113,7 @@ void onfs_upper_fs_uuid(int fd, uint8_t uuid[16])
 /*
  * The kernel's ovl_fb for an identity: version 0, magic 0xfb, length,
  * flags (4 when the handle names an upper object), fid type, the fs uuid,
- * then the fid (OVERLAY.md §0.2). Returns its length.
+ * then the fid (docs/overlay.md, the ovl_fb format). Returns its length.
  */
 size_t onfs_upper_encode_fb(const struct onfs_export *ex, const struct onfs_ident *id,
 			    bool upper, uint8_t *out)

@@ -1,10 +1,10 @@
 /*
- * workdir.c - the export's work area (DESIGN §6): the exclusive lock that
+ * workdir.c - the export's work area (docs/architecture.md, "The work area"): the exclusive lock that
  * keeps a second server (or a live kernel overlay) off the same upper and
  * work directories, and the startup scrub of workdir/work.
  *
  * Runs once per export on the main thread at startup, before serving.
- * The scrub follows the kernel's ovl_workdir_cleanup (OVERLAY.md rule 6):
+ * The scrub follows the kernel's ovl_workdir_cleanup:
  * entries of work/ are unlinked or removed; a directory that will not go
  * is emptied one level further down, where only non-directories and
  * empty directories are removed. If that is not enough, the export is
@@ -111,7 +111,7 @@ static bool kernel_overlay_uses(const char *upper, const char *work)
 }
 
 /*
- * What the kernel writes at its first index=on mount (OVERLAY.md rule 8):
+ * What the kernel writes at its first index=on mount (docs/overlay.md, "The index"):
  * origin = the top lower root on the upper root, upper = the upper root on
  * index/. Written once when absent, so either side can mount the pair.
  */

@@ -14,8 +14,10 @@
 # same volume and a clean SIGTERM exit, then `down -v`. Otherwise it prints
 # "did not run docker: <reason>".
 #
-# Environment: ONFS_DOCKER=1 force the docker part (setup + pulls allowed),
-#   ONFS_DOCKER=0 skip it; ONFS_WRITES=required (default)|auto passed to the demo client;
+# Environment: ONFS_DOCKER=1 force the docker part (setup + pulls allowed,
+#   with ONFS_LOCAL_DOCKER=PATH the local engine helper .ci/run uses),
+#   ONFS_DOCKER=0 skip it; REQUIRE_ALL=1 (CI): docker not running in a
+#   plain build is a failure; ONFS_WRITES=required (default)|auto passed to the demo client;
 #   ONFS_SANITIZE (set by meson) skips docker in sanitizer builds unless
 #   ONFS_DOCKER=1 (docker builds its own binary from the sources).
 # Every server it starts it stops by PID; only loopback addresses.
@@ -23,7 +25,9 @@ set -u
 SRC=$(readlink -f "${1:?usage: test-deploy.sh SRCROOT OVLNFSD}")
 BIN=$(readlink -f "${2:?usage: test-deploy.sh SRCROOT OVLNFSD}")
 D=$SRC/deploy
-LOCAL_DOCKER=${ONFS_LOCAL_DOCKER:-$SRC/../shared/tools/docker/local-docker}
+# a local docker engine helper (with 'setup' and 'stop'), when the caller has
+# one: .ci/run sets ONFS_LOCAL_DOCKER
+LOCAL_DOCKER=${ONFS_LOCAL_DOCKER:-}
 fails=0
 ok() { echo "ok: $*"; }
 bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
@@ -367,7 +371,7 @@ if [ "${ONFS_DOCKER:-}" = 0 ]; then
 elif [ -n "${ONFS_SANITIZE:-}" ] && [ "$ONFS_SANITIZE" != none ] && [ "${ONFS_DOCKER:-}" != 1 ]; then
 	no_docker="sanitizer build ($ONFS_SANITIZE): docker builds its own binary, the plain build's run covers it (ONFS_DOCKER=1 forces it)"
 else
-	if [ "${ONFS_DOCKER:-}" = 1 ] && [ -x "$LOCAL_DOCKER" ]; then
+	if [ "${ONFS_DOCKER:-}" = 1 ] && [ -n "$LOCAL_DOCKER" ] && [ -x "$LOCAL_DOCKER" ]; then
 		if ! docker_ok || ! docker image inspect debian:bookworm debian:bookworm-slim >/dev/null 2>&1; then
 			echo "ONFS_DOCKER=1: $LOCAL_DOCKER setup"
 			timeout 150 "$LOCAL_DOCKER" setup || echo "note: local-docker setup failed"
@@ -387,6 +391,12 @@ fi
 
 if [ -n "$no_docker" ]; then
 	echo "did not run docker: $no_docker"
+	# CI (REQUIRE_ALL=1) provides a docker engine: not running the demo in
+	# the plain build is a failure there, never a quiet pass
+	if [ "${REQUIRE_ALL:-0}" = 1 ] && [ "${ONFS_DOCKER:-}" != 0 ] &&
+		{ [ -z "${ONFS_SANITIZE:-}" ] || [ "$ONFS_SANITIZE" = none ]; }; then
+		bad "REQUIRE_ALL=1: the docker compose demo did not run ($no_docker)"
+	fi
 else
 	PROJECT=onfsdeploy$$
 	# One deadline for the whole script (meson's timeout is 330 s; down -v takes <= 40 s after it):

@@ -111,7 +111,7 @@ TEST_IMPL(nospc_write_and_copyup)
 
 /*
  * An upper filesystem mounted read-only: the export is served read-only
- * (DESIGN §6: the work area cannot be used), says why in the log, reads
+ * (docs/architecture.md, "Read-only fallback"), says why in the log, reads
  * work and every mutation answers NFS3ERR_ROFS, while another export of
  * the same server stays writable.
  */

@@ -452,7 +452,7 @@ TEST_IMPL(readdir_errors)
 /*
  * A listing interrupted by creates and removes (through NFS) still returns
  * every surviving name exactly once, resuming from the old cookie and
- * verifier (DESIGN 7); removed names do not come back.
+ * verifier (docs/decisions.md); removed names do not come back.
  */
 TEST_IMPL(readdir_cookie_survives_create_and_remove)
 {

@@ -768,7 +768,7 @@ TEST_IMPL(mkdir_symlink_mknod)
 	ASSERT_NFS(w_create(&e.c, &nd, "inside", GUARDED, NULL, NULL, &r), NFS3_OK);
 	ASSERT_NFS(w_mkdir(&e.c, &d, "nd", &s, &r), NFS3ERR_EXIST);
 	ASSERT_NFS(w_mkdir(&e.c, &d, "x", &s, &r), NFS3ERR_EXIST);
-	/* in a merged parent the new directory is opaque (rule 14d) */
+	/* in a merged parent the new directory is opaque (docs/overlay.md, "Namespace changes") */
 	ASSERT(upper_exists(&e, "d/nd", &st) && S_ISDIR(st.st_mode));
 
 	ASSERT_NFS(w_symlink(&e.c, &d, "sl", "../f", &r), NFS3_OK);

@@ -23,7 +23,7 @@
  *
  * Differences allowed by design (normalised, documented here):
  *   - whiteouts: any mode/owner/nlink (the kernel shares one inode between
- *     its whiteouts, ovlnfsd makes fresh ones; OVERLAY.md rule 12);
+ *     its whiteouts, ovlnfsd makes fresh ones; docs/overlay.md);
  *   - temp names "#N" in index/ (the kernel's shared whiteout lives there
  *     with index=on; ovlnfsd uses work/): ignored;
  *   - trusted.overlay.uuid: ignored;
@@ -35,7 +35,7 @@
  *     scenario (they differ in time by construction);
  *   - trusted.overlay.impure: the kernel sets it eagerly (even on parents
  *     of objects it copies up only to remove them) and drops it lazily at
- *     readdir (OVERLAY.md rule 24); compared is only that every upper dir
+ *     readdir (the kernel's impure rule); compared is only that every upper dir
  *     holding an entry with origin or redirect carries it;
  *   - the mount-time xattrs (origin=fh(lower root) on the upper root,
  *     upper=fh(upper root) on index/) are compared by s31a only;
@@ -736,7 +736,7 @@ static bool parent_is(const char *path, const char *dir)
  * Normalise a disk dump:
  *  - impure: the kernel sets it eagerly (also on parents of objects it
  *    copies up only to remove them) and removes it lazily at readdir
- *    (OVERLAY.md rule 24), so its mere presence is not compared; what is
+ *    (the kernel's impure rule), so its mere presence is not compared; what is
  *    compared is that every upper dir holding an entry with origin or
  *    redirect has it ("impure-needed:present" / ":MISSING");
  *  - unless strict_mount: the mount-time xattrs (origin on the upper root,
@@ -1463,7 +1463,7 @@ static void init_uid_ops(void)
 }
 
 static const struct scenario scenarios[] = {
-	/* ---- OVERLAY.md section 9 ---- */
+	/* ---- the kernel overlay's behaviours, one scenario each ---- */
 	{ "s01_unlink_lower_file", "whiteout; parents get origin+impure",
 	  OPS(UNL("f"), UNL("deep/a/b/c/file"), UNL("m/b")), NULL, 0 },
 	{ "s02_rmdir_empty_lower_dir", "whiteout", OPS(RMD("e")), NULL, 0 },
@@ -1534,7 +1534,7 @@ static const struct scenario scenarios[] = {
 	      UNL("hl1"), RESTART(), FHCHECK(), FHSAME("m/hl9"), FHSAVE("m/b"), UNL("m/b"),
 	      RESTART(), FHCHECK()), NULL, 0 },
 	{ "s31a_mount_time_xattrs", "origin=fh(lower root) on the upper root, upper=fh(upper"
-	  " root) on index/ (OVERLAY.md rule 8)", OPS(CHM("f", 0600)), NULL, SC_STRICT_MOUNT },
+	  " root) on index/ (docs/overlay.md)", OPS(CHM("f", 0600)), NULL, SC_STRICT_MOUNT },
 	/* ---- our own ---- */
 	{ "w01_copyup_each_type", "file, dir, symlink, fifo, char device",
 	  OPS(CHO("f", 1, 2), CHO("e", 3, 4), CHO("sym", 5, 6), CHO("fifo", 7, 8),
@@ -1729,9 +1729,9 @@ static void run_scenario(const struct scenario *sc)
 	struct tl_server s;
 
 	if (geteuid() != 0)
-		RETURN_SKIP("not root: cannot mount overlayfs or set trusted.* xattrs");
+		RETURN_SKIP_CI("not root: cannot mount overlayfs or set trusted.* xattrs");
 	if (!kernel_overlay_usable())
-		RETURN_SKIP("mount -t overlay with index=on,nfs_export=on,redirect_dir=on fails here");
+		RETURN_SKIP_CI("mount -t overlay with index=on,nfs_export=on,redirect_dir=on fails here");
 	fprintf(stdout, "# %s: %s\n", sc->name, sc->what);
 	umask(022);
 	tl_tree_new(&t, 0);

@@ -1,7 +1,7 @@
 /*
  * test-overlay.c - the merged view on real layers in a temp directory,
- * driven through overlay.h directly: lookup rules (OVERLAY.md §3), handle
- * encode/decode and its failures (DESIGN §5), readdir cookies (DESIGN §3,
+ * driven through overlay.h directly: lookup rules (docs/overlay.md), handle
+ * encode/decode and its failures (docs/architecture.md), readdir cookies (docs/decisions.md,
  * §7). Needs root for whiteouts (mknod c 0 0) and trusted.* xattrs; skips
  * with a printed reason otherwise.
  */

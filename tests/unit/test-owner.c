@@ -1,5 +1,5 @@
 /*
- * test-owner.c - DESIGN §4: every layer access runs under the export
+ * test-owner.c - docs/architecture.md, "Credentials": every layer access runs under the export
  * owner's captured credentials. An export whose owner is "nobody" cannot
  * read a lower file nobody cannot read, nor write where nobody cannot,
  * whoever the client is; an export owned by root can. Needs root (to

@@ -1,5 +1,5 @@
 /*
- * test-rootless.c - rootless mode (DESIGN §4, §5): the server as an
+ * test-rootless.c - rootless mode (docs/overlay.md, "Rootless mode"): the server as an
  * ordinary user, without CAP_DAC_READ_SEARCH or CAP_CHOWN. Handles
  * resolve through the persistent identity map across a restart; layers
  * carry user.overlay.* xattrs; objects a client creates show the client

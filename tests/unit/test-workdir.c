@@ -1,6 +1,6 @@
 /*
- * test-workdir.c - the work area at startup (DESIGN §6, OVERLAY.md rule
- * 6): leftovers are scrubbed as the kernel does (work/d1/f goes), a
+ * test-workdir.c - the work area at startup (docs/architecture.md, "The
+ * work area"; the kernel's ovl_workdir_cleanup): leftovers are scrubbed as the kernel does (work/d1/f goes), a
  * directory two levels deep that is not empty makes the export read-only
  * with the reason logged, and a second server on the same work area is
  * refused, naming the holder.
