@@ -98,14 +98,18 @@ t "mmap read: exec a binary just written through the mount" 'mkdir xbin && cp bi
 	chmod 755 xbin/busybox && drop && [ "$(./xbin/busybox echo mapped2)" = mapped2 ] && rm -r xbin'
 
 # --- rename of a lower directory with a process inside --------------------------
-rm -f $S/go $S/cwdout
+rm -f $S/go $S/cwdout $S/inside
 (
 	cd cwdir/inner || exit 1
-	while [ ! -e $S/go ]; do sleep 0.2; done
+	: >$S/inside
+	i=0
+	while [ ! -e $S/go ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i + 1)); done
 	{ cat file && echo created >here && cat here && pwd && ls; } >$S/cwdout 2>&1
 ) &
 bg=$!
-sleep 1
+# the process is inside before the rename (bounded wait, no guess)
+i=0
+while [ ! -e $S/inside ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 t "rename lower dir cwdir -> cwdir2 while a process is inside" 'mv cwdir cwdir2 && [ ! -e cwdir ] && [ -d cwdir2/inner ]'
 : >$S/go
 wait $bg
