@@ -291,6 +291,9 @@ FAILED=0
 run_case() {
 	local c=$1
 	local script opts="" tmo=300 d="$ROOT/$c" t0 t1 krc ok=1 why=""
+	# more guest.sh options for a case: -a KERNEL_ARGS, -b BOOT_STAGE (another
+	# root), -f FILE, -M MiB (see guest.sh)
+	local gargs=()
 	case $c in
 	posix) script=$HERE/g-posix.sh tmo=400 ;;
 	big) script=$HERE/g-big.sh tmo=600 ;;
@@ -315,7 +318,7 @@ run_case() {
 	# Its own session (setsid does not fork here: a background job of a
 	# non-interactive shell is no group leader), so that an interrupted run
 	# can stop guest.sh, timeout and qemu together by this process group id.
-	setsid bash "$GUEST" -p "$PORT" -t "$script" -T "$tmo" -l "$log" ${opts:+-o "$opts"} >"$d/nfs/guest.out" 2>&1 &
+	setsid bash "$GUEST" -p "$PORT" -t "$script" -T "$tmo" -l "$log" ${opts:+-o "$opts"} "${gargs[@]}" >"$d/nfs/guest.out" 2>&1 &
 	local kpid=$!
 	KC_PGID=$kpid
 	[ "$c" = softrestart ] && restart_helper "$d/nfs" "$log" "$kpid"
