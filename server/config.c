@@ -57,6 +57,8 @@ static const char usage_text[] =
 	"  --state-dir DIR       persistent state (default " ONFS_DEFAULT_STATE_DIR ")\n"
 	"  --threads N           worker threads (default 4)\n"
 	"  --max-record BYTES    largest RPC record accepted (default 1052672)\n"
+	"  --check-config        with -c FILE: check the file (every error with its line)\n"
+	"                        and the directories it names, serve nothing; exit 0 or 1\n"
 	"  -f, --foreground      stay in the foreground, log to stderr\n"
 	"  -v, --verbose         more log (repeatable)\n"
 	"  -h, --help            this text\n"
@@ -390,7 +392,7 @@ static char *normalize_export_path(const char *p)
 enum opt_id {
 	OPT_OVERLAY, OPT_CONFIG, OPT_LISTEN, OPT_PORTMAP, OPT_EXPORT, OPT_PORT_FILE,
 	OPT_STATE_DIR, OPT_THREADS, OPT_MAX_RECORD, OPT_FOREGROUND, OPT_VERBOSE,
-	OPT_HELP, OPT_VERSION,
+	OPT_HELP, OPT_VERSION, OPT_CHECK_CONFIG,
 };
 
 static const struct {
@@ -412,6 +414,7 @@ static const struct {
 	{ 'v', "verbose", false, OPT_VERBOSE },
 	{ 'h', "help", false, OPT_HELP },
 	{ 'V', "version", false, OPT_VERSION },
+	{ 0, "check-config", false, OPT_CHECK_CONFIG },
 };
 
 static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
@@ -523,6 +526,12 @@ struct ini_state {
 	char *err;
 	size_t errlen;
 	int err_line;         /* 0: no error recorded yet */
+	/* --check-config: every error goes to report() and parsing goes on */
+	void (*report)(void *ctx, const char *msg);
+	void *report_ctx;
+	int nerrors;
+	bool skip_section;    /* its header was refused: its keys are not checked */
+	size_t finish_idx;    /* the export ini_finish is checking */
 };
 
 static int ini_fail(struct ini_state *st, int line, const char *key, const char *fmt, ...)
@@ -546,6 +555,11 @@ static int ini_fail(struct ini_state *st, int line, const char *key, const char 
 		snprintf(sect, sizeof(sect), " [server]");
 	snprintf(st->err, st->errlen, "%s:%d:%s%s%s%s %s", st->file, line, sect,
 		 key ? " " : "", key ? key : "", key ? ":" : "", msg);
+	if (st->report) {
+		st->report(st->report_ctx, st->err);
+		st->nerrors++;
+		return 0;
+	}
 	st->err_line = line;
 	return 0; /* libinih: handler error */
 }
@@ -623,6 +637,28 @@ static void ini_header(struct ini_state *st, char *start)
 		 name);
 }
 
+/*
+ * --check-config: libinih reports only the first syntax error, so lines
+ * that are neither blank, a comment, a section, a continuation nor
+ * KEY = VALUE are found here, each one.
+ */
+static void check_syntax(struct ini_state *st, const char *line)
+{
+	const char *t = line + strspn(line, " \t\r\n");
+	int saved_ex_in_server = st->in_server;
+	struct onfs_export_conf *saved_ex = st->ex;
+
+	if (!*t || *t == ';' || *t == '#' || st->cont)
+		return;
+	if (*t == '[' ? strchr(t, ']') != NULL : strpbrk(t, "=:") != NULL)
+		return;
+	st->ex = NULL;
+	st->in_server = false;
+	ini_fail(st, st->line, NULL, "syntax error (want KEY = VALUE or [SECTION])");
+	st->ex = saved_ex;
+	st->in_server = saved_ex_in_server;
+}
+
 static char *cfg_reader(char *str, int num, void *stream)
 {
 	struct ini_state *st = stream;
@@ -658,8 +694,11 @@ static char *cfg_reader(char *str, int num, void *stream)
 
 			snprintf(tmp, sizeof(tmp), "%s", t);
 			ini_header(st, tmp);
+			st->skip_section = !st->ex && !st->in_server;
 		}
 	}
+	if (st->report)
+		check_syntax(st, start);
 	return str;
 }
 
@@ -861,7 +900,7 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 	unsigned bit = 0;
 
 	(void)section; /* the reader tracks sections itself */
-	if (st->err_line)
+	if (st->err_line || st->skip_section)
 		return 1; /* report the first error only */
 	if (!st->ex && !st->in_server)
 		return ini_fail(st, st->line, name,
@@ -959,22 +998,26 @@ static int finish_lists(struct ini_state *st, size_t i)
 	return 0;
 }
 
-/* After the whole file: defaults, required keys, cross-export rules. */
-static int ini_finish(struct ini_state *st)
+/*
+ * After the whole file: defaults, required keys, cross-export rules, for
+ * the exports from first on (--check-config goes on after a bad one).
+ */
+static int ini_finish(struct ini_state *st, size_t first)
 {
 	struct onfs_config *cfg = st->cfg;
 
-	if (cfg->nexports == 0) {
+	if (cfg->nexports == 0 && first == 0) {
 		st->ex = NULL;
 		st->in_server = false;
 		return ini_fail(st, st->line ? st->line : 1, NULL,
 				"no [export NAME] section: nothing to serve");
 	}
-	for (size_t i = 0; i < cfg->nexports; i++) {
+	for (size_t i = first; i < cfg->nexports; i++) {
 		struct onfs_export_conf *ec = &cfg->exports[i];
 		unsigned seen = st->seen[i];
 		int *kl = st->key_line[i];
 
+		st->finish_idx = i;
 		st->ex = ec;
 		st->in_server = false;
 		if (!(seen & K_PATH))
@@ -1022,7 +1065,13 @@ static int ini_finish(struct ini_state *st)
 	return 0;
 }
 
-int onfs_config_load_file(const char *path, struct onfs_config *cfg, char *err, size_t errlen)
+/*
+ * Load path into cfg. Without report: stop at the first error (in err).
+ * With report: report every error found (file and line each) and return
+ * how many there were.
+ */
+static int load_file(const char *path, struct onfs_config *cfg, char *err, size_t errlen,
+		     void (*report)(void *ctx, const char *msg), void *ctx)
 {
 	struct ini_state st;
 	int r;
@@ -1033,19 +1082,29 @@ int onfs_config_load_file(const char *path, struct onfs_config *cfg, char *err, 
 	st.cfg = cfg;
 	st.err = err;
 	st.errlen = errlen;
+	st.report = report;
+	st.report_ctx = ctx;
 	if (err && errlen)
 		err[0] = '\0';
 	st.f = fopen(path, "re");
 	if (!st.f) {
 		fail(err, errlen, "config file '%s': %s", path, strerror(errno));
+		if (report) {
+			report(ctx, err);
+			ret = 1;
+		}
 		goto out;
 	}
 	r = ini_parse_stream(cfg_reader, &st, cfg_handler, &st);
 	if (ferror(st.f)) {
 		fail(err, errlen, "config file '%s': read error", path);
+		if (report) {
+			report(ctx, err);
+			ret = st.nerrors + 1;
+		}
 		goto out_close;
 	}
-	if (r > 0 && (!st.err_line || r < st.err_line)) {
+	if (r > 0 && (report ? st.nerrors == 0 : !st.err_line || r < st.err_line)) {
 		st.err_line = 0;
 		st.ex = NULL;
 		st.in_server = false;
@@ -1053,11 +1112,30 @@ int onfs_config_load_file(const char *path, struct onfs_config *cfg, char *err, 
 	}
 	if (r < 0) {
 		fail(err, errlen, "config file '%s': out of memory", path);
+		if (report) {
+			report(ctx, err);
+			ret = st.nerrors + 1;
+		}
+		goto out_close;
+	}
+	if (report) {
+		size_t first = 0;
+
+		for (;;) {
+			int before = st.nerrors;
+
+			st.finish_idx = cfg->nexports;
+			ini_finish(&st, first);
+			if (st.nerrors == before || st.finish_idx + 1 >= cfg->nexports)
+				break;
+			first = st.finish_idx + 1;
+		}
+		ret = st.nerrors;
 		goto out_close;
 	}
 	if (st.err_line)
 		goto out_close;
-	if (ini_finish(&st) < 0 || st.err_line)
+	if (ini_finish(&st, 0) < 0 || st.err_line)
 		goto out_close;
 	ret = 0;
 out_close:
@@ -1069,6 +1147,19 @@ out:
 	}
 	free(st.buf);
 	return ret;
+}
+
+int onfs_config_load_file(const char *path, struct onfs_config *cfg, char *err, size_t errlen)
+{
+	return load_file(path, cfg, err, errlen, NULL, NULL);
+}
+
+int onfs_config_check_file(const char *path, struct onfs_config *cfg,
+			   void (*report)(void *ctx, const char *msg), void *ctx)
+{
+	char err[1024];
+
+	return load_file(path, cfg, err, sizeof(err), report, ctx);
 }
 
 static bool str_differ(const char *a, const char *b)
@@ -1190,6 +1281,9 @@ static int apply_opt(struct onfs_config *cfg, enum opt_id id, const char *name,
 	case OPT_VERSION:
 		printf("ovlnfsd %s\n", ONFS_VERSION);
 		return 1;
+	case OPT_CHECK_CONFIG:
+		cfg->check_config = true;
+		return 0;
 	}
 	return fail(err, errlen, "option '%s': internal error", name);
 }
@@ -1362,6 +1456,20 @@ int onfs_config_parse_args(int argc, char **argv, struct onfs_config *cfg,
 		}
 	}
 
+	if (cfg->check_config) {
+		/* checkconfig.c reads the file itself, reporting every error */
+		if (!as.config || as.overlay_opts) {
+			fail(err, errlen, "option '--check-config' needs -c FILE (and no -o)");
+			goto out;
+		}
+		cfg->config_file = strdup(as.config);
+		if (!cfg->config_file) {
+			fail(err, errlen, "out of memory");
+			goto out;
+		}
+		ret = 0;
+		goto out;
+	}
 	if (as.config) {
 		if (as.overlay_opts) {
 			fail(err, errlen, "options '-c' and '-o' cannot be used together "

@@ -330,6 +330,10 @@ int main(int argc, char **argv)
 		ret = 2;
 		goto out_cfg;
 	}
+	if (cfg.check_config) {
+		ret = onfs_check_config(cfg.config_file);
+		goto out_cfg;
+	}
 	onfs_log_verbosity = ONFS_LOG_INFO + cfg.verbose;
 	if (onfs_log_verbosity > ONFS_LOG_DEBUG)
 		onfs_log_verbosity = ONFS_LOG_DEBUG;
