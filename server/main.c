@@ -29,6 +29,7 @@
 #include "ovlnfsd/access.h"
 #include "ovlnfsd/common.h"
 #include "ovlnfsd/config.h"
+#include "ovlnfsd/daemon.h"
 #include "ovlnfsd/overlay.h"
 #include "ovlnfsd/server.h"
 
@@ -258,13 +259,17 @@ static void signal_cb(uv_signal_t *s, int signum)
 	struct main_state *m = s->data;
 
 	if (signum == SIGHUP) {
-		if (!m->srv.stopping)
+		if (!m->srv.stopping) {
+			onfs_notify_reloading();
 			reload(m);
+			onfs_notify_reloaded(&m->srv);
+		}
 		return;
 	}
 	if (m->srv.stopping)
 		return;
 	onfs_info("%s: stopping", strsignal(signum));
+	onfs_notify_stopping();
 	m->srv.stopping = true;
 	onfs_transport_stop(&m->srv);
 	uv_close((uv_handle_t *)&m->sigterm, close_noop);
@@ -397,6 +402,7 @@ int main(int argc, char **argv)
 		  ONFS_VERSION, cfg.listen_host, (unsigned)m.srv.port, cfg.nexports, threads);
 	if (cfg.demo)
 		print_demo_help(&cfg, m.srv.port);
+	onfs_notify_ready(&m.srv);
 
 	uv_run(&m.loop, UV_RUN_DEFAULT);
 

@@ -855,3 +855,9 @@ void onfs_transport_stop(struct onfs_server *srv)
 	}
 	transport_maybe_finish(t);
 }
+
+/* Open TCP connections, for STATUS= and the metrics (daemon.h). */
+unsigned onfs_transport_nconns(const struct onfs_server *srv)
+{
+	return srv->transport ? srv->transport->nconns : 0;
+}
