@@ -51,7 +51,9 @@ static const char usage_text[] =
 	"                        SIGHUP reloads it. Not with -o or --export\n"
 	"  --listen ADDR:PORT    NFS, MOUNT and portmap address (default 127.0.0.1:2049;\n"
 	"                        [::]:PORT for IPv6; port 0 picks a free port)\n"
-	"  --portmap ADDR:PORT   also answer portmap (PMAP v2) there, normally port 111\n"
+	"  --portmap ADDR:PORT   also answer portmap (PMAP v2) there; 'off': never use\n"
+	"                        port 111 (default on port 2049: answer on LISTEN:111 when\n"
+	"                        it is free, else register with the system rpcbind)\n"
 	"  --export PATH         path clients mount (default /)\n"
 	"  --port-file FILE      write the bound port to FILE once listening\n"
 	"  --state-dir DIR       persistent state (default " ONFS_DEFAULT_STATE_DIR ")\n"
@@ -472,6 +474,17 @@ static int parse_uint_plain(const char *s, unsigned long long max, unsigned long
 	return 0;
 }
 
+/* "off" for --portmap / portmap =: no portmapper at all (rpcbind.c). */
+static bool portmap_off(struct onfs_config *cfg, const char *v)
+{
+	if (strcmp(v, "off") != 0)
+		return false;
+	free(cfg->portmap_host);
+	cfg->portmap_host = NULL;
+	cfg->portmap_off = true;
+	return true;
+}
+
 /* --- the config file (-c FILE) --- */
 
 /*
@@ -835,6 +848,8 @@ static int ini_server_key(struct ini_state *st, enum ini_key k, const char *name
 	switch (k) {
 	case K_LISTEN:
 	case K_PORTMAP:
+		if (k == K_PORTMAP && portmap_off(cfg, v))
+			return 1;
 		if (onfs_config_parse_hostport(v, &host, &port) < 0)
 			return ini_fail(st, st->line, name,
 					"invalid address '%s' (want ADDR:PORT, [IPV6]:PORT or PORT)",
@@ -1215,6 +1230,10 @@ static int apply_opt(struct onfs_config *cfg, enum opt_id id, const char *name,
 		return 0;
 	case OPT_LISTEN:
 	case OPT_PORTMAP:
+		if (id == OPT_PORTMAP && portmap_off(cfg, arg)) {
+			as->portmap_set = true;
+			return 0;
+		}
 		if (onfs_config_parse_hostport(arg, &host, &port) < 0)
 			return fail(err, errlen,
 				    "option '%s': invalid address '%s' (want ADDR:PORT, [IPV6]:PORT or PORT)",
@@ -1228,6 +1247,7 @@ static int apply_opt(struct onfs_config *cfg, enum opt_id id, const char *name,
 			free(cfg->portmap_host);
 			cfg->portmap_host = host;
 			cfg->portmap_port = port;
+			cfg->portmap_off = false;
 			as->portmap_set = true;
 		}
 		return 0;
@@ -1329,6 +1349,8 @@ static int merge_config_file(struct onfs_config *cfg, const struct argv_state *a
 		cfg->portmap_port = f.portmap_port;
 		f.portmap_host = NULL;
 	}
+	if (!as->portmap_set && f.portmap_off)
+		cfg->portmap_off = true;
 	if (!as->threads_set && f.threads)
 		cfg->threads = f.threads;
 	if (!as->max_record_set && f.max_record)

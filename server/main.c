@@ -377,6 +377,7 @@ int main(int argc, char **argv)
 	}
 	m.srv.nexports = opened;
 
+	onfs_portmap_plan(&cfg);
 	if (onfs_transport_start(&m.srv, err, sizeof(err)) < 0) {
 		onfs_err("%s", err);
 		goto out_exports;
@@ -389,6 +390,7 @@ int main(int argc, char **argv)
 		goto out_exports;
 	}
 
+	onfs_portmap_announce(&m.srv);
 	uv_signal_init(&m.loop, &m.sigterm);
 	uv_signal_init(&m.loop, &m.sigint);
 	uv_signal_init(&m.loop, &m.sighup);
@@ -411,6 +413,7 @@ int main(int argc, char **argv)
 		 * Workers may still be inside an export: closing it under them
 		 * would be a use-after-free. Exit and let the kernel clean up.
 		 */
+		onfs_portmap_withdraw();
 		ret = 0;
 		goto out_cfg;
 	}
@@ -422,6 +425,7 @@ int main(int argc, char **argv)
 		onfs_warn("event loop closed with handles still open");
 	onfs_info("stopped");
 out_exports:
+	onfs_portmap_withdraw();
 	opened = m.srv.nexports > opened ? m.srv.nexports : opened; /* reload added some */
 	while (opened > 0)
 		onfs_export_close(m.srv.exports[--opened]);

@@ -54,6 +54,7 @@ struct onfs_config {
 	int listen_port;     /* 0: pick a free port */
 	char *portmap_host;  /* owned; NULL: no separate portmap listener */
 	int portmap_port;
+	bool portmap_off;    /* --portmap off: never port 111 (rpcbind.c) */
 	char *port_file;     /* owned; NULL: none */
 	char *state_dir;     /* owned */
 	bool foreground;

@@ -29,6 +29,20 @@ void onfs_notify_reloaded(struct onfs_server *srv);
 /* SIGTERM/SIGINT: STOPPING=1; stops the status timer. */
 void onfs_notify_stopping(void);
 
+/* --- rpcbind.c: port 111 (see the comment at its top) --- */
+enum onfs_portmap_mode {
+	ONFS_PORTMAP_NONE,     /* --portmap off, or not the standard port */
+	ONFS_PORTMAP_GIVEN,    /* --portmap ADDR:PORT / portmap = ADDR:PORT */
+	ONFS_PORTMAP_EMBEDDED, /* port 111 was free: portmap.c answers there */
+	ONFS_PORTMAP_RPCBIND,  /* port 111 held: register with the system rpcbind */
+};
+/* Before the transport starts: may set cfg->portmap_host/port to LISTEN:111. */
+enum onfs_portmap_mode onfs_portmap_plan(struct onfs_config *cfg);
+/* After the listeners are bound: register with rpcbind if planned; log what happened. */
+void onfs_portmap_announce(const struct onfs_server *srv);
+/* At exit: unregister what rpcbind took from us (no-op otherwise). */
+void onfs_portmap_withdraw(void);
+
 /* transport.c: open TCP connections (STATUS=, metrics). */
 unsigned onfs_transport_nconns(const struct onfs_server *srv);
 

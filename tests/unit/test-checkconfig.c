@@ -135,6 +135,30 @@ static void test_loader_first_error(void)
 	onfs_config_free(&cfg);
 }
 
+/* portmap = off (file) and --portmap off (command line; wins over the file) */
+static void test_portmap_off(void)
+{
+	struct onfs_config cfg = { 0 };
+	char err[512];
+	const char *p = write_conf("pm.conf", "[server]\nportmap = off\n"
+					      "[export a]\npath=/\nlowerdir=/l\n");
+	char *argv1[] = { "ovlnfsd", "-c", (char *)p, NULL };
+	char *argv2[] = { "ovlnfsd", "-o", "lowerdir=/l", "--portmap", "off", NULL };
+	char *argv3[] = { "ovlnfsd", "-c", (char *)p, "--portmap", "0.0.0.0:111", NULL };
+
+	CHECK_EQ(onfs_config_parse_args(3, argv1, &cfg, err, sizeof(err)), 0);
+	CHECK(cfg.portmap_off && !cfg.portmap_host);
+	onfs_config_free(&cfg);
+	memset(&cfg, 0, sizeof(cfg));
+	CHECK_EQ(onfs_config_parse_args(5, argv2, &cfg, err, sizeof(err)), 0);
+	CHECK(cfg.portmap_off && !cfg.portmap_host);
+	onfs_config_free(&cfg);
+	memset(&cfg, 0, sizeof(cfg));
+	CHECK_EQ(onfs_config_parse_args(5, argv3, &cfg, err, sizeof(err)), 0);
+	CHECK(!cfg.portmap_off && cfg.portmap_host && cfg.portmap_port == 111);
+	onfs_config_free(&cfg);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir)) {
@@ -145,7 +169,8 @@ int main(void)
 	test_valid_file();
 	test_missing_file();
 	test_loader_first_error();
-	for (const char *const *f = (const char *const[]){ "bad.conf", "good.conf", "two.conf", NULL };
+	test_portmap_off();
+	for (const char *const *f = (const char *const[]){ "bad.conf", "good.conf", "two.conf", "pm.conf", NULL };
 	     *f; f++) {
 		char p[300];
 
