@@ -59,6 +59,7 @@ static const char usage_text[] =
 	"  --state-dir DIR       persistent state (default " ONFS_DEFAULT_STATE_DIR ")\n"
 	"  --threads N           worker threads (default 4)\n"
 	"  --max-record BYTES    largest RPC record accepted (default 1052672)\n"
+	"  --metrics ADDR:PORT   serve Prometheus metrics over HTTP there (/metrics)\n"
 	"  --check-config        with -c FILE: check the file (every error with its line)\n"
 	"                        and the directories it names, serve nothing; exit 0 or 1\n"
 	"  -f, --foreground      stay in the foreground, log to stderr\n"
@@ -394,7 +395,7 @@ static char *normalize_export_path(const char *p)
 enum opt_id {
 	OPT_OVERLAY, OPT_CONFIG, OPT_LISTEN, OPT_PORTMAP, OPT_EXPORT, OPT_PORT_FILE,
 	OPT_STATE_DIR, OPT_THREADS, OPT_MAX_RECORD, OPT_FOREGROUND, OPT_VERBOSE,
-	OPT_HELP, OPT_VERSION, OPT_CHECK_CONFIG,
+	OPT_HELP, OPT_VERSION, OPT_CHECK_CONFIG, OPT_METRICS,
 };
 
 static const struct {
@@ -417,6 +418,7 @@ static const struct {
 	{ 'h', "help", false, OPT_HELP },
 	{ 'V', "version", false, OPT_VERSION },
 	{ 0, "check-config", false, OPT_CHECK_CONFIG },
+	{ 0, "metrics", true, OPT_METRICS },
 };
 
 static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
@@ -474,6 +476,20 @@ static int parse_uint_plain(const char *s, unsigned long long max, unsigned long
 	return 0;
 }
 
+/* --metrics / metrics = ADDR:PORT (metrics.c); a bare PORT is loopback. */
+static int set_metrics(struct onfs_config *cfg, const char *v)
+{
+	char *host = NULL;
+	int port;
+
+	if (onfs_config_parse_hostport(v, &host, &port) < 0)
+		return -1;
+	free(cfg->metrics_host);
+	cfg->metrics_host = host;
+	cfg->metrics_port = port;
+	return 0;
+}
+
 /* "off" for --portmap / portmap =: no portmapper at all (rpcbind.c). */
 static bool portmap_off(struct onfs_config *cfg, const char *v)
 {
@@ -501,7 +517,7 @@ enum ini_key {
 	/* [server] */
 	K_LISTEN = 1u << 16, K_PORTMAP = 1u << 17, K_THREADS = 1u << 18, K_LOG = 1u << 19,
 	K_VERBOSE = 1u << 20, K_STATE_DIR = 1u << 21, K_MAX_RECORD = 1u << 22,
-	K_PORT_FILE = 1u << 23,
+	K_PORT_FILE = 1u << 23, K_METRICS = 1u << 24,
 };
 
 static const struct {
@@ -518,7 +534,7 @@ static const struct {
 	{ "listen", K_LISTEN, true }, { "portmap", K_PORTMAP, true },
 	{ "threads", K_THREADS, true }, { "log", K_LOG, true }, { "verbose", K_VERBOSE, true },
 	{ "state_dir", K_STATE_DIR, true }, { "max_record", K_MAX_RECORD, true },
-	{ "port_file", K_PORT_FILE, true },
+	{ "port_file", K_PORT_FILE, true }, { "metrics", K_METRICS, true },
 };
 
 struct ini_state {
@@ -864,6 +880,11 @@ static int ini_server_key(struct ini_state *st, enum ini_key k, const char *name
 			cfg->portmap_port = port;
 		}
 		return 1;
+	case K_METRICS:
+		if (set_metrics(cfg, v) < 0)
+			return ini_fail(st, st->line, name,
+					"invalid address '%s' (want ADDR:PORT or [IPV6]:PORT)", v);
+		return 1;
 	case K_THREADS:
 		if (parse_uint(v, ONFS_MAX_THREADS, &n) < 0 || n == 0)
 			return ini_fail(st, st->line, name, "'%s' is not a number from 1 to %d", v,
@@ -1204,7 +1225,7 @@ struct argv_state {
 	const char *config;
 	/* given on the command line: wins over the config file's [server] */
 	bool state_dir_set, listen_set, portmap_set, threads_set, max_record_set,
-		verbose_set, port_file_set;
+		verbose_set, port_file_set, metrics_set;
 };
 
 static int apply_opt(struct onfs_config *cfg, enum opt_id id, const char *name,
@@ -1304,6 +1325,13 @@ static int apply_opt(struct onfs_config *cfg, enum opt_id id, const char *name,
 	case OPT_CHECK_CONFIG:
 		cfg->check_config = true;
 		return 0;
+	case OPT_METRICS:
+		if (set_metrics(cfg, arg) < 0)
+			return fail(err, errlen,
+				    "option '%s': invalid address '%s' (want ADDR:PORT or [IPV6]:PORT)",
+				    name, arg);
+		as->metrics_set = true;
+		return 0;
 	}
 	return fail(err, errlen, "option '%s': internal error", name);
 }
@@ -1351,6 +1379,11 @@ static int merge_config_file(struct onfs_config *cfg, const struct argv_state *a
 	}
 	if (!as->portmap_set && f.portmap_off)
 		cfg->portmap_off = true;
+	if (!as->metrics_set && f.metrics_host) {
+		cfg->metrics_host = f.metrics_host;
+		cfg->metrics_port = f.metrics_port;
+		f.metrics_host = NULL;
+	}
 	if (!as->threads_set && f.threads)
 		cfg->threads = f.threads;
 	if (!as->max_record_set && f.max_record)
@@ -1547,6 +1580,7 @@ void onfs_config_free(struct onfs_config *cfg)
 		return;
 	free(cfg->listen_host);
 	free(cfg->portmap_host);
+	free(cfg->metrics_host);
 	free(cfg->port_file);
 	free(cfg->state_dir);
 	free(cfg->config_file);

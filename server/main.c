@@ -270,6 +270,7 @@ static void signal_cb(uv_signal_t *s, int signum)
 		return;
 	onfs_info("%s: stopping", strsignal(signum));
 	onfs_notify_stopping();
+	onfs_metrics_stop();
 	m->srv.stopping = true;
 	onfs_transport_stop(&m->srv);
 	uv_close((uv_handle_t *)&m->sigterm, close_noop);
@@ -390,6 +391,13 @@ int main(int argc, char **argv)
 		goto out_exports;
 	}
 
+	if (onfs_metrics_start(&m.srv, err, sizeof(err)) < 0) {
+		onfs_err("%s", err);
+		m.srv.stopping = true;
+		onfs_transport_stop(&m.srv);
+		uv_run(&m.loop, UV_RUN_DEFAULT);
+		goto out_exports;
+	}
 	onfs_portmap_announce(&m.srv);
 	uv_signal_init(&m.loop, &m.sigterm);
 	uv_signal_init(&m.loop, &m.sigint);
@@ -426,6 +434,7 @@ int main(int argc, char **argv)
 	onfs_info("stopped");
 out_exports:
 	onfs_portmap_withdraw();
+	onfs_metrics_free();
 	opened = m.srv.nexports > opened ? m.srv.nexports : opened; /* reload added some */
 	while (opened > 0)
 		onfs_export_close(m.srv.exports[--opened]);

@@ -55,6 +55,8 @@ struct onfs_config {
 	char *portmap_host;  /* owned; NULL: no separate portmap listener */
 	int portmap_port;
 	bool portmap_off;    /* --portmap off: never port 111 (rpcbind.c) */
+	char *metrics_host;  /* owned; --metrics / metrics =; NULL: no metrics endpoint */
+	int metrics_port;
 	char *port_file;     /* owned; NULL: none */
 	char *state_dir;     /* owned */
 	bool foreground;

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ovlnfsd/server.h"
 
@@ -42,6 +43,31 @@ enum onfs_portmap_mode onfs_portmap_plan(struct onfs_config *cfg);
 void onfs_portmap_announce(const struct onfs_server *srv);
 /* At exit: unregister what rpcbind took from us (no-op otherwise). */
 void onfs_portmap_withdraw(void);
+
+/* --- metrics.c: Prometheus text over HTTP (see the comment at its top) --- */
+
+/* Counted by workers too: relaxed atomics through onfs_metrics_add. */
+struct onfs_metrics_shared {
+	uint64_t bytes_read, bytes_written;
+	uint64_t copyups, copyup_bytes, copyup_ns;
+	uint64_t conns_accepted, conns_refused;
+	uint64_t drc_hits, drc_waits;
+};
+extern struct onfs_metrics_shared onfs_metrics;
+
+static inline void onfs_metrics_add(uint64_t *counter, uint64_t v)
+{
+	__atomic_fetch_add(counter, v, __ATOMIC_RELAXED);
+}
+
+/* A reply is on its way (dispatch.c, loop thread): count it by status and latency. */
+void onfs_metrics_call_done(const struct onfs_call *c);
+/* Listen on cfg->metrics_host:port (nothing when unset). 0, or <0 with err. */
+int onfs_metrics_start(struct onfs_server *srv, char *err, size_t errlen);
+/* Stop listening, cut off scrapes in progress (loop thread, on SIGTERM). */
+void onfs_metrics_stop(void);
+/* After the loop: free what the size cache holds. */
+void onfs_metrics_free(void);
 
 /* transport.c: open TCP connections (STATUS=, metrics). */
 unsigned onfs_transport_nconns(const struct onfs_server *srv);
