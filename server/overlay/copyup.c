@@ -76,12 +76,31 @@ static int copy_xattrs(struct onfs_export *ex, int src, int dst)
 #define PROGRESS_AFTER_NS NS_PER_SEC        /* only copies that run longer */
 #define PROGRESS_EVERY_NS (5 * NS_PER_SEC)
 
-/* A long copy-up says how far it is (path: the merged path, for the log). */
+/*
+ * A long copy-up says how far it is (path: the merged path, for the log).
+ * ONFS_PROGRESS_MS=N in the environment sets both thresholds to N ms
+ * (tests use 0 to see the lines on a small file).
+ */
 struct copy_progress {
 	const char *path;
 	off_t size;
 	uint64_t t0, last;
 };
+
+static void progress_limits(uint64_t *after, uint64_t *every)
+{
+	static int64_t env_ns = -2; /* -2: not read yet, -1: unset */
+	int64_t v = __atomic_load_n(&env_ns, __ATOMIC_RELAXED);
+
+	if (v == -2) {
+		const char *e = getenv("ONFS_PROGRESS_MS");
+
+		v = e ? (int64_t)(atof(e) * 1e6) : -1;
+		__atomic_store_n(&env_ns, v, __ATOMIC_RELAXED);
+	}
+	*after = v >= 0 ? (uint64_t)v : PROGRESS_AFTER_NS;
+	*every = v >= 0 ? (uint64_t)v : PROGRESS_EVERY_NS;
+}
 
 static uint64_t mono_ns(void)
 {
@@ -93,11 +112,12 @@ static uint64_t mono_ns(void)
 
 static void copy_progress(struct copy_progress *pr, off_t done, bool end)
 {
-	uint64_t now = mono_ns(), el = now - pr->t0;
+	uint64_t now = mono_ns(), el = now - pr->t0, after, every;
 	double mib = (double)done / (1024.0 * 1024.0);
 	double rate = el ? mib / ((double)el / NS_PER_SEC) : 0;
 
-	if (el < PROGRESS_AFTER_NS || (!end && now - pr->last < PROGRESS_EVERY_NS))
+	progress_limits(&after, &every);
+	if (el < after || (!end && now - pr->last < every))
 		return;
 	pr->last = now;
 	if (end)
