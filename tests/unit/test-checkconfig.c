@@ -159,6 +159,36 @@ static void test_portmap_off(void)
 	onfs_config_free(&cfg);
 }
 
+/* metrics = ADDR:PORT (file) and --metrics (command line; wins over the file) */
+static void test_metrics_key(void)
+{
+	struct onfs_config cfg = { 0 };
+	char err[512];
+	const char *p = write_conf("m.conf", "[server]\nmetrics = 127.0.0.1:9469\n"
+					     "[export a]\npath=/\nlowerdir=/l\n");
+	const char *bad = NULL;
+	char *argv1[] = { "ovlnfsd", "-c", (char *)p, NULL };
+	char *argv2[] = { "ovlnfsd", "-c", (char *)p, "--metrics", "[::1]:0", NULL };
+	char *argv3[] = { "ovlnfsd", "-o", "lowerdir=/l", "--metrics", "nowhere", NULL };
+
+	CHECK_EQ(onfs_config_parse_args(3, argv1, &cfg, err, sizeof(err)), 0);
+	CHECK(cfg.metrics_host && !strcmp(cfg.metrics_host, "127.0.0.1") && cfg.metrics_port == 9469);
+	onfs_config_free(&cfg);
+	memset(&cfg, 0, sizeof(cfg));
+	CHECK_EQ(onfs_config_parse_args(5, argv2, &cfg, err, sizeof(err)), 0);
+	CHECK(cfg.metrics_host && !strcmp(cfg.metrics_host, "::1") && cfg.metrics_port == 0);
+	onfs_config_free(&cfg);
+	memset(&cfg, 0, sizeof(cfg));
+	CHECK(onfs_config_parse_args(5, argv3, &cfg, err, sizeof(err)) < 0);
+	CHECK(strstr(err, "--metrics") && strstr(err, "nowhere"));
+	onfs_config_free(&cfg);
+	memset(&cfg, 0, sizeof(cfg));
+	bad = write_conf("mbad.conf", "[server]\nmetrics = x:y\n[export a]\npath=/\nlowerdir=/l\n");
+	CHECK(onfs_config_load_file(bad, &cfg, err, sizeof(err)) < 0);
+	CHECK(strstr(err, ":2: [server] metrics: invalid address 'x:y'") != NULL);
+	onfs_config_free(&cfg);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir)) {
@@ -170,7 +200,8 @@ int main(void)
 	test_missing_file();
 	test_loader_first_error();
 	test_portmap_off();
-	for (const char *const *f = (const char *const[]){ "bad.conf", "good.conf", "two.conf", "pm.conf", NULL };
+	test_metrics_key();
+	for (const char *const *f = (const char *const[]){ "bad.conf", "good.conf", "two.conf", "pm.conf", "m.conf", "mbad.conf", NULL };
 	     *f; f++) {
 		char p[300];
 
