@@ -9,7 +9,8 @@
  *     thread, in dispatch.c's reply paths (onfs_metrics_call_done) - plain
  *     counters, only the loop touches them;
  *   - bytes read and written (nfs3.c), copy-ups (count, bytes, seconds;
- *     copyup.c): workers, relaxed atomics in onfs_metrics;
+ *     copyup.c), whiteouts (upper.c): workers, relaxed atomics in
+ *     onfs_metrics (renames are RENAME in the request counts);
  *   - connections accepted and refused (transport.c, loop), open ones
  *     (transport's own count), DRC hits and in-progress waits (dispatch.c,
  *     loop);
@@ -367,6 +368,11 @@ static void render(struct sbuf *b)
 	help(b, "ovlnfsd_copyup_seconds_total", "counter", "Time spent copying data up.");
 	sb_printf(b, "ovlnfsd_copyup_seconds_total %.9f\n",
 		  (double)ld(&onfs_metrics.copyup_ns) / 1e9);
+	help(b, "ovlnfsd_whiteouts_total", "counter",
+	     "Whiteouts created in upper layers and their index (removals and renames of "
+	     "lower names: one for the name, one in the index for a removed lower file).");
+	sb_printf(b, "ovlnfsd_whiteouts_total %llu\n",
+		  (unsigned long long)ld(&onfs_metrics.whiteouts));
 	help(b, "ovlnfsd_connections_open", "gauge", "Open TCP connections of NFS clients.");
 	sb_printf(b, "ovlnfsd_connections_open %u\n", onfs_transport_nconns(srv));
 	help(b, "ovlnfsd_connections_accepted_total", "counter", "TCP connections accepted.");

@@ -52,6 +52,7 @@ struct onfs_metrics_shared {
 	uint64_t copyups, copyup_bytes, copyup_ns;
 	uint64_t conns_accepted, conns_refused;
 	uint64_t drc_hits, drc_waits;
+	uint64_t whiteouts;
 };
 extern struct onfs_metrics_shared onfs_metrics;
 

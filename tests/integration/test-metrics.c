@@ -125,6 +125,8 @@ TEST_IMPL(metrics_scrape)
 	ASSERT_NFS(tl_nfs_lookup(&c, &root, "big", &fh, NULL), NFS3_OK);
 	/* a write to a lower file: one copy-up of FILE_SIZE bytes, 5 bytes written */
 	ASSERT_NFS(tl_nfs_write(&c, &fh, 10, "hello", 5), NFS3_OK);
+	/* removing a lower name: a whiteout in its directory and one in the index */
+	ASSERT_NFS(tl_nfs_remove(&c, &root, "small"), NFS3_OK);
 
 	resp = http_get(port, "/metrics");
 	ASSERTF(!strncmp(resp, "HTTP/1.0 200 OK\r\n", 17), "response: %.200s", resp);
@@ -147,6 +149,9 @@ TEST_IMPL(metrics_scrape)
 	ASSERT_EQ(value_of(body, "ovlnfsd_read_bytes_total"), 10);
 	ASSERT_EQ(value_of(body, "ovlnfsd_written_bytes_total"), 5);
 	ASSERT_EQ(value_of(body, "ovlnfsd_copyups_total"), 1);
+	ASSERT_EQ(value_of(body, "ovlnfsd_whiteouts_total"), 2);
+	ASSERT_EQ(value_of(body, "ovlnfsd_requests_total{program=\"nfs3\",procedure=\"REMOVE\","
+				 "status=\"NFS3_OK\"}"), 1);
 	ASSERT_EQ(value_of(body, "ovlnfsd_copyup_bytes_total"), FILE_SIZE);
 	ASSERT(value_of(body, "ovlnfsd_copyup_seconds_total") >= 0);
 	ASSERT_EQ(value_of(body, "ovlnfsd_connections_open"), 1);
