@@ -21,6 +21,11 @@ fails=0
 ok() { echo "ok: $1"; }
 bad() { echo "FAIL: $1"; fails=$((fails + 1)); }
 
+if [ -n "${ONFS_SANITIZE:-}" ] && [ "$ONFS_SANITIZE" != none ]; then
+	# the package is built from the sources with Debian's flags, never from this build
+	echo "note: sanitizer build ($ONFS_SANITIZE): the package does not depend on it; the plain build's run builds and checks it"
+	exit 0
+fi
 for p in dpkg-buildpackage dh dpkg-deb; do
 	command -v $p >/dev/null 2>&1 ||
 		{ echo "SKIP: '$p' is not installed (apt-get install debhelper dpkg-dev)"; exit 77; }
