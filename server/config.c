@@ -51,12 +51,17 @@ static const char usage_text[] =
 	"                        SIGHUP reloads it. Not with -o or --export\n"
 	"  --listen ADDR:PORT    NFS, MOUNT and portmap address (default 127.0.0.1:2049;\n"
 	"                        [::]:PORT for IPv6; port 0 picks a free port)\n"
-	"  --portmap ADDR:PORT   also answer portmap (PMAP v2) there, normally port 111\n"
+	"  --portmap ADDR:PORT   also answer portmap (PMAP v2) there; 'off': never use\n"
+	"                        port 111 (default on port 2049: answer on LISTEN:111 when\n"
+	"                        it is free, else register with the system rpcbind)\n"
 	"  --export PATH         path clients mount (default /)\n"
 	"  --port-file FILE      write the bound port to FILE once listening\n"
 	"  --state-dir DIR       persistent state (default " ONFS_DEFAULT_STATE_DIR ")\n"
 	"  --threads N           worker threads (default 4)\n"
 	"  --max-record BYTES    largest RPC record accepted (default 1052672)\n"
+	"  --metrics ADDR:PORT   serve Prometheus metrics over HTTP there (/metrics)\n"
+	"  --check-config        with -c FILE: check the file (every error with its line)\n"
+	"                        and the directories it names, serve nothing; exit 0 or 1\n"
 	"  -f, --foreground      stay in the foreground, log to stderr\n"
 	"  -v, --verbose         more log (repeatable)\n"
 	"  -h, --help            this text\n"
@@ -390,7 +395,7 @@ static char *normalize_export_path(const char *p)
 enum opt_id {
 	OPT_OVERLAY, OPT_CONFIG, OPT_LISTEN, OPT_PORTMAP, OPT_EXPORT, OPT_PORT_FILE,
 	OPT_STATE_DIR, OPT_THREADS, OPT_MAX_RECORD, OPT_FOREGROUND, OPT_VERBOSE,
-	OPT_HELP, OPT_VERSION,
+	OPT_HELP, OPT_VERSION, OPT_CHECK_CONFIG, OPT_METRICS,
 };
 
 static const struct {
@@ -412,6 +417,8 @@ static const struct {
 	{ 'v', "verbose", false, OPT_VERBOSE },
 	{ 'h', "help", false, OPT_HELP },
 	{ 'V', "version", false, OPT_VERSION },
+	{ 0, "check-config", false, OPT_CHECK_CONFIG },
+	{ 0, "metrics", true, OPT_METRICS },
 };
 
 static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
@@ -469,6 +476,31 @@ static int parse_uint_plain(const char *s, unsigned long long max, unsigned long
 	return 0;
 }
 
+/* --metrics / metrics = ADDR:PORT (metrics.c); a bare PORT is loopback. */
+static int set_metrics(struct onfs_config *cfg, const char *v)
+{
+	char *host = NULL;
+	int port;
+
+	if (onfs_config_parse_hostport(v, &host, &port) < 0)
+		return -1;
+	free(cfg->metrics_host);
+	cfg->metrics_host = host;
+	cfg->metrics_port = port;
+	return 0;
+}
+
+/* "off" for --portmap / portmap =: no portmapper at all (rpcbind.c). */
+static bool portmap_off(struct onfs_config *cfg, const char *v)
+{
+	if (strcmp(v, "off") != 0)
+		return false;
+	free(cfg->portmap_host);
+	cfg->portmap_host = NULL;
+	cfg->portmap_off = true;
+	return true;
+}
+
 /* --- the config file (-c FILE) --- */
 
 /*
@@ -485,7 +517,7 @@ enum ini_key {
 	/* [server] */
 	K_LISTEN = 1u << 16, K_PORTMAP = 1u << 17, K_THREADS = 1u << 18, K_LOG = 1u << 19,
 	K_VERBOSE = 1u << 20, K_STATE_DIR = 1u << 21, K_MAX_RECORD = 1u << 22,
-	K_PORT_FILE = 1u << 23,
+	K_PORT_FILE = 1u << 23, K_METRICS = 1u << 24,
 };
 
 static const struct {
@@ -502,7 +534,7 @@ static const struct {
 	{ "listen", K_LISTEN, true }, { "portmap", K_PORTMAP, true },
 	{ "threads", K_THREADS, true }, { "log", K_LOG, true }, { "verbose", K_VERBOSE, true },
 	{ "state_dir", K_STATE_DIR, true }, { "max_record", K_MAX_RECORD, true },
-	{ "port_file", K_PORT_FILE, true },
+	{ "port_file", K_PORT_FILE, true }, { "metrics", K_METRICS, true },
 };
 
 struct ini_state {
@@ -523,6 +555,12 @@ struct ini_state {
 	char *err;
 	size_t errlen;
 	int err_line;         /* 0: no error recorded yet */
+	/* --check-config: every error goes to report() and parsing goes on */
+	void (*report)(void *ctx, const char *msg);
+	void *report_ctx;
+	int nerrors;
+	bool skip_section;    /* its header was refused: its keys are not checked */
+	size_t finish_idx;    /* the export ini_finish is checking */
 };
 
 static int ini_fail(struct ini_state *st, int line, const char *key, const char *fmt, ...)
@@ -546,6 +584,11 @@ static int ini_fail(struct ini_state *st, int line, const char *key, const char 
 		snprintf(sect, sizeof(sect), " [server]");
 	snprintf(st->err, st->errlen, "%s:%d:%s%s%s%s %s", st->file, line, sect,
 		 key ? " " : "", key ? key : "", key ? ":" : "", msg);
+	if (st->report) {
+		st->report(st->report_ctx, st->err);
+		st->nerrors++;
+		return 0;
+	}
 	st->err_line = line;
 	return 0; /* libinih: handler error */
 }
@@ -623,6 +666,28 @@ static void ini_header(struct ini_state *st, char *start)
 		 name);
 }
 
+/*
+ * --check-config: libinih reports only the first syntax error, so lines
+ * that are neither blank, a comment, a section, a continuation nor
+ * KEY = VALUE are found here, each one.
+ */
+static void check_syntax(struct ini_state *st, const char *line)
+{
+	const char *t = line + strspn(line, " \t\r\n");
+	int saved_ex_in_server = st->in_server;
+	struct onfs_export_conf *saved_ex = st->ex;
+
+	if (!*t || *t == ';' || *t == '#' || st->cont)
+		return;
+	if (*t == '[' ? strchr(t, ']') != NULL : strpbrk(t, "=:") != NULL)
+		return;
+	st->ex = NULL;
+	st->in_server = false;
+	ini_fail(st, st->line, NULL, "syntax error (want KEY = VALUE or [SECTION])");
+	st->ex = saved_ex;
+	st->in_server = saved_ex_in_server;
+}
+
 static char *cfg_reader(char *str, int num, void *stream)
 {
 	struct ini_state *st = stream;
@@ -658,8 +723,11 @@ static char *cfg_reader(char *str, int num, void *stream)
 
 			snprintf(tmp, sizeof(tmp), "%s", t);
 			ini_header(st, tmp);
+			st->skip_section = !st->ex && !st->in_server;
 		}
 	}
+	if (st->report)
+		check_syntax(st, start);
 	return str;
 }
 
@@ -796,6 +864,8 @@ static int ini_server_key(struct ini_state *st, enum ini_key k, const char *name
 	switch (k) {
 	case K_LISTEN:
 	case K_PORTMAP:
+		if (k == K_PORTMAP && portmap_off(cfg, v))
+			return 1;
 		if (onfs_config_parse_hostport(v, &host, &port) < 0)
 			return ini_fail(st, st->line, name,
 					"invalid address '%s' (want ADDR:PORT, [IPV6]:PORT or PORT)",
@@ -809,6 +879,11 @@ static int ini_server_key(struct ini_state *st, enum ini_key k, const char *name
 			cfg->portmap_host = host;
 			cfg->portmap_port = port;
 		}
+		return 1;
+	case K_METRICS:
+		if (set_metrics(cfg, v) < 0)
+			return ini_fail(st, st->line, name,
+					"invalid address '%s' (want ADDR:PORT or [IPV6]:PORT)", v);
 		return 1;
 	case K_THREADS:
 		if (parse_uint(v, ONFS_MAX_THREADS, &n) < 0 || n == 0)
@@ -861,7 +936,7 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 	unsigned bit = 0;
 
 	(void)section; /* the reader tracks sections itself */
-	if (st->err_line)
+	if (st->err_line || st->skip_section)
 		return 1; /* report the first error only */
 	if (!st->ex && !st->in_server)
 		return ini_fail(st, st->line, name,
@@ -959,22 +1034,26 @@ static int finish_lists(struct ini_state *st, size_t i)
 	return 0;
 }
 
-/* After the whole file: defaults, required keys, cross-export rules. */
-static int ini_finish(struct ini_state *st)
+/*
+ * After the whole file: defaults, required keys, cross-export rules, for
+ * the exports from first on (--check-config goes on after a bad one).
+ */
+static int ini_finish(struct ini_state *st, size_t first)
 {
 	struct onfs_config *cfg = st->cfg;
 
-	if (cfg->nexports == 0) {
+	if (cfg->nexports == 0 && first == 0) {
 		st->ex = NULL;
 		st->in_server = false;
 		return ini_fail(st, st->line ? st->line : 1, NULL,
 				"no [export NAME] section: nothing to serve");
 	}
-	for (size_t i = 0; i < cfg->nexports; i++) {
+	for (size_t i = first; i < cfg->nexports; i++) {
 		struct onfs_export_conf *ec = &cfg->exports[i];
 		unsigned seen = st->seen[i];
 		int *kl = st->key_line[i];
 
+		st->finish_idx = i;
 		st->ex = ec;
 		st->in_server = false;
 		if (!(seen & K_PATH))
@@ -1022,7 +1101,13 @@ static int ini_finish(struct ini_state *st)
 	return 0;
 }
 
-int onfs_config_load_file(const char *path, struct onfs_config *cfg, char *err, size_t errlen)
+/*
+ * Load path into cfg. Without report: stop at the first error (in err).
+ * With report: report every error found (file and line each) and return
+ * how many there were.
+ */
+static int load_file(const char *path, struct onfs_config *cfg, char *err, size_t errlen,
+		     void (*report)(void *ctx, const char *msg), void *ctx)
 {
 	struct ini_state st;
 	int r;
@@ -1033,19 +1118,29 @@ int onfs_config_load_file(const char *path, struct onfs_config *cfg, char *err, 
 	st.cfg = cfg;
 	st.err = err;
 	st.errlen = errlen;
+	st.report = report;
+	st.report_ctx = ctx;
 	if (err && errlen)
 		err[0] = '\0';
 	st.f = fopen(path, "re");
 	if (!st.f) {
 		fail(err, errlen, "config file '%s': %s", path, strerror(errno));
+		if (report) {
+			report(ctx, err);
+			ret = 1;
+		}
 		goto out;
 	}
 	r = ini_parse_stream(cfg_reader, &st, cfg_handler, &st);
 	if (ferror(st.f)) {
 		fail(err, errlen, "config file '%s': read error", path);
+		if (report) {
+			report(ctx, err);
+			ret = st.nerrors + 1;
+		}
 		goto out_close;
 	}
-	if (r > 0 && (!st.err_line || r < st.err_line)) {
+	if (r > 0 && (report ? st.nerrors == 0 : !st.err_line || r < st.err_line)) {
 		st.err_line = 0;
 		st.ex = NULL;
 		st.in_server = false;
@@ -1053,11 +1148,30 @@ int onfs_config_load_file(const char *path, struct onfs_config *cfg, char *err, 
 	}
 	if (r < 0) {
 		fail(err, errlen, "config file '%s': out of memory", path);
+		if (report) {
+			report(ctx, err);
+			ret = st.nerrors + 1;
+		}
+		goto out_close;
+	}
+	if (report) {
+		size_t first = 0;
+
+		for (;;) {
+			int before = st.nerrors;
+
+			st.finish_idx = cfg->nexports;
+			ini_finish(&st, first);
+			if (st.nerrors == before || st.finish_idx + 1 >= cfg->nexports)
+				break;
+			first = st.finish_idx + 1;
+		}
+		ret = st.nerrors;
 		goto out_close;
 	}
 	if (st.err_line)
 		goto out_close;
-	if (ini_finish(&st) < 0 || st.err_line)
+	if (ini_finish(&st, 0) < 0 || st.err_line)
 		goto out_close;
 	ret = 0;
 out_close:
@@ -1069,6 +1183,19 @@ out:
 	}
 	free(st.buf);
 	return ret;
+}
+
+int onfs_config_load_file(const char *path, struct onfs_config *cfg, char *err, size_t errlen)
+{
+	return load_file(path, cfg, err, errlen, NULL, NULL);
+}
+
+int onfs_config_check_file(const char *path, struct onfs_config *cfg,
+			   void (*report)(void *ctx, const char *msg), void *ctx)
+{
+	char err[1024];
+
+	return load_file(path, cfg, err, sizeof(err), report, ctx);
 }
 
 static bool str_differ(const char *a, const char *b)
@@ -1098,7 +1225,7 @@ struct argv_state {
 	const char *config;
 	/* given on the command line: wins over the config file's [server] */
 	bool state_dir_set, listen_set, portmap_set, threads_set, max_record_set,
-		verbose_set, port_file_set;
+		verbose_set, port_file_set, metrics_set;
 };
 
 static int apply_opt(struct onfs_config *cfg, enum opt_id id, const char *name,
@@ -1124,6 +1251,10 @@ static int apply_opt(struct onfs_config *cfg, enum opt_id id, const char *name,
 		return 0;
 	case OPT_LISTEN:
 	case OPT_PORTMAP:
+		if (id == OPT_PORTMAP && portmap_off(cfg, arg)) {
+			as->portmap_set = true;
+			return 0;
+		}
 		if (onfs_config_parse_hostport(arg, &host, &port) < 0)
 			return fail(err, errlen,
 				    "option '%s': invalid address '%s' (want ADDR:PORT, [IPV6]:PORT or PORT)",
@@ -1137,6 +1268,7 @@ static int apply_opt(struct onfs_config *cfg, enum opt_id id, const char *name,
 			free(cfg->portmap_host);
 			cfg->portmap_host = host;
 			cfg->portmap_port = port;
+			cfg->portmap_off = false;
 			as->portmap_set = true;
 		}
 		return 0;
@@ -1190,6 +1322,16 @@ static int apply_opt(struct onfs_config *cfg, enum opt_id id, const char *name,
 	case OPT_VERSION:
 		printf("ovlnfsd %s\n", ONFS_VERSION);
 		return 1;
+	case OPT_CHECK_CONFIG:
+		cfg->check_config = true;
+		return 0;
+	case OPT_METRICS:
+		if (set_metrics(cfg, arg) < 0)
+			return fail(err, errlen,
+				    "option '%s': invalid address '%s' (want ADDR:PORT or [IPV6]:PORT)",
+				    name, arg);
+		as->metrics_set = true;
+		return 0;
 	}
 	return fail(err, errlen, "option '%s': internal error", name);
 }
@@ -1234,6 +1376,13 @@ static int merge_config_file(struct onfs_config *cfg, const struct argv_state *a
 		cfg->portmap_host = f.portmap_host;
 		cfg->portmap_port = f.portmap_port;
 		f.portmap_host = NULL;
+	}
+	if (!as->portmap_set && f.portmap_off)
+		cfg->portmap_off = true;
+	if (!as->metrics_set && f.metrics_host) {
+		cfg->metrics_host = f.metrics_host;
+		cfg->metrics_port = f.metrics_port;
+		f.metrics_host = NULL;
 	}
 	if (!as->threads_set && f.threads)
 		cfg->threads = f.threads;
@@ -1362,6 +1511,20 @@ int onfs_config_parse_args(int argc, char **argv, struct onfs_config *cfg,
 		}
 	}
 
+	if (cfg->check_config) {
+		/* checkconfig.c reads the file itself, reporting every error */
+		if (!as.config || as.overlay_opts) {
+			fail(err, errlen, "option '--check-config' needs -c FILE (and no -o)");
+			goto out;
+		}
+		cfg->config_file = strdup(as.config);
+		if (!cfg->config_file) {
+			fail(err, errlen, "out of memory");
+			goto out;
+		}
+		ret = 0;
+		goto out;
+	}
 	if (as.config) {
 		if (as.overlay_opts) {
 			fail(err, errlen, "options '-c' and '-o' cannot be used together "
@@ -1417,6 +1580,7 @@ void onfs_config_free(struct onfs_config *cfg)
 		return;
 	free(cfg->listen_host);
 	free(cfg->portmap_host);
+	free(cfg->metrics_host);
 	free(cfg->port_file);
 	free(cfg->state_dir);
 	free(cfg->config_file);

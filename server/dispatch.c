@@ -27,6 +27,7 @@
 #include "ovlnfsd/overlay.h"
 #include "ovlnfsd/rpc.h"
 #include "ovlnfsd/server.h"
+#include "ovlnfsd/daemon.h" /* metrics hooks */
 
 #define DEFAULT_REPLY_SIZE 4096
 /*
@@ -276,6 +277,7 @@ static void reply_short(struct onfs_call *c, enum short_reply kind, uint32_t sta
 	if (n < 0)
 		goto out_drop;
 	c->reply_len = (size_t)n;
+	onfs_metrics_call_done(c);
 	onfs_transport_send_reply(c);
 	return;
 out_drop:
@@ -357,10 +359,12 @@ static void after_work_cb(uv_work_t *req, int status)
 	(void)status; /* never cancelled: stop waits for in-flight calls */
 	if (call_ext(c)->drc_entry)
 		drc_finish(c);
-	if (c->reply_len == 0)
+	if (c->reply_len == 0) {
 		onfs_call_free(c);
-	else
+	} else {
+		onfs_metrics_call_done(c);
 		onfs_transport_send_reply(c);
+	}
 }
 
 /*
@@ -422,6 +426,7 @@ static bool drc_check(struct onfs_call *c, struct onfs_drc *drc, size_t args_len
 	switch (onfs_drc_lookup(drc, &k, uv_now(c->srv->loop), &e->drc_wait, &e->drc_entry,
 				&reply, &len)) {
 	case ONFS_DRC_REPLAY:
+		onfs_metrics_add(&onfs_metrics.drc_hits, 1);
 		onfs_debug("%s: answering retransmit xid %08x from the cache", c->p->name,
 			   c->xid);
 		args_release(c);
@@ -434,6 +439,7 @@ static bool drc_check(struct onfs_call *c, struct onfs_drc *drc, size_t args_len
 		onfs_transport_send_reply(c);
 		return true;
 	case ONFS_DRC_WAIT:
+		onfs_metrics_add(&onfs_metrics.drc_waits, 1);
 		onfs_debug("%s: retransmit xid %08x waits for the original", c->p->name, c->xid);
 		args_release(c);
 		return true;
@@ -472,6 +478,7 @@ void onfs_dispatch_record(struct onfs_server *srv, struct onfs_conn *conn,
 		free(rec);
 		return;
 	}
+	c->t_start = uv_hrtime();
 	c->conn = conn;
 	if (conn)
 		onfs_transport_conn_get(conn);

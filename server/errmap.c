@@ -96,6 +96,7 @@ static const struct errmap_row mount3_table[] = {
 	{ EACCES, MNT3ERR_ACCES },
 	{ ENOTDIR, MNT3ERR_NOTDIR },
 	{ EINVAL, MNT3ERR_INVAL },
+	{ ELOOP, MNT3ERR_INVAL }, /* too many symlinks on a MNT path (mount.c) */
 	{ ENAMETOOLONG, MNT3ERR_NAMETOOLONG },
 	{ EOPNOTSUPP, MNT3ERR_NOTSUPP },
 	{ ONFS_ENOTSUPP, MNT3ERR_NOTSUPP },

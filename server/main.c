@@ -29,6 +29,7 @@
 #include "ovlnfsd/access.h"
 #include "ovlnfsd/common.h"
 #include "ovlnfsd/config.h"
+#include "ovlnfsd/daemon.h"
 #include "ovlnfsd/overlay.h"
 #include "ovlnfsd/server.h"
 
@@ -258,13 +259,18 @@ static void signal_cb(uv_signal_t *s, int signum)
 	struct main_state *m = s->data;
 
 	if (signum == SIGHUP) {
-		if (!m->srv.stopping)
+		if (!m->srv.stopping) {
+			onfs_notify_reloading();
 			reload(m);
+			onfs_notify_reloaded(&m->srv);
+		}
 		return;
 	}
 	if (m->srv.stopping)
 		return;
 	onfs_info("%s: stopping", strsignal(signum));
+	onfs_notify_stopping();
+	onfs_metrics_stop();
 	m->srv.stopping = true;
 	onfs_transport_stop(&m->srv);
 	uv_close((uv_handle_t *)&m->sigterm, close_noop);
@@ -330,6 +336,10 @@ int main(int argc, char **argv)
 		ret = 2;
 		goto out_cfg;
 	}
+	if (cfg.check_config) {
+		ret = onfs_check_config(cfg.config_file);
+		goto out_cfg;
+	}
 	onfs_log_verbosity = ONFS_LOG_INFO + cfg.verbose;
 	if (onfs_log_verbosity > ONFS_LOG_DEBUG)
 		onfs_log_verbosity = ONFS_LOG_DEBUG;
@@ -368,6 +378,7 @@ int main(int argc, char **argv)
 	}
 	m.srv.nexports = opened;
 
+	onfs_portmap_plan(&cfg);
 	if (onfs_transport_start(&m.srv, err, sizeof(err)) < 0) {
 		onfs_err("%s", err);
 		goto out_exports;
@@ -380,6 +391,14 @@ int main(int argc, char **argv)
 		goto out_exports;
 	}
 
+	if (onfs_metrics_start(&m.srv, err, sizeof(err)) < 0) {
+		onfs_err("%s", err);
+		m.srv.stopping = true;
+		onfs_transport_stop(&m.srv);
+		uv_run(&m.loop, UV_RUN_DEFAULT);
+		goto out_exports;
+	}
+	onfs_portmap_announce(&m.srv);
 	uv_signal_init(&m.loop, &m.sigterm);
 	uv_signal_init(&m.loop, &m.sigint);
 	uv_signal_init(&m.loop, &m.sighup);
@@ -393,6 +412,7 @@ int main(int argc, char **argv)
 		  ONFS_VERSION, cfg.listen_host, (unsigned)m.srv.port, cfg.nexports, threads);
 	if (cfg.demo)
 		print_demo_help(&cfg, m.srv.port);
+	onfs_notify_ready(&m.srv);
 
 	uv_run(&m.loop, UV_RUN_DEFAULT);
 
@@ -401,6 +421,7 @@ int main(int argc, char **argv)
 		 * Workers may still be inside an export: closing it under them
 		 * would be a use-after-free. Exit and let the kernel clean up.
 		 */
+		onfs_portmap_withdraw();
 		ret = 0;
 		goto out_cfg;
 	}
@@ -412,6 +433,8 @@ int main(int argc, char **argv)
 		onfs_warn("event loop closed with handles still open");
 	onfs_info("stopped");
 out_exports:
+	onfs_portmap_withdraw();
+	onfs_metrics_free();
 	opened = m.srv.nexports > opened ? m.srv.nexports : opened; /* reload added some */
 	while (opened > 0)
 		onfs_export_close(m.srv.exports[--opened]);

@@ -10,10 +10,12 @@
  * mount_lock, which is never held across a filesystem call.
  * Never: frees its args, touches sockets, or hands out a handle for a path
  * outside an export (paths are normalised lexically before they are
- * matched, and onfs_walk follows no symlink).
+ * matched, and symlinks met on the way are followed only inside the
+ * merged view of the export: mount_resolve).
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -145,6 +147,158 @@ static struct onfs_export *mount_find_export(struct onfs_server *srv, const char
 	return best;
 }
 
+static void mount_peer_name(const struct onfs_call *c, char *out, size_t cap);
+
+#define MOUNT_MAX_SYMLINKS 40 /* as the kernel's path walk (ELOOP) */
+
+/* Next component of *p into comp: 1, 0 at the end, -ENAMETOOLONG. */
+static int mount_next_comp(const char **p, char comp[NAME_MAX + 1])
+{
+	const char *s = *p + strspn(*p, "/");
+	size_t n = strcspn(s, "/");
+
+	*p = s + n;
+	if (n == 0)
+		return 0;
+	if (n > NAME_MAX)
+		return -ENAMETOOLONG;
+	memcpy(comp, s, n);
+	comp[n] = '\0';
+	return 1;
+}
+
+/*
+ * Walk rest (relative to the export root) following symlinks inside the
+ * merged view, as Linux's mountd resolves the path with realpath(3): MNT
+ * of EXPORT/link/sub with link -> dir mounts EXPORT/dir/sub. A relative
+ * target resolves from the link's directory; an absolute one from the
+ * export root (the layers are a tree of their own: a diskless root's
+ * "/usr/lib" means its own /usr/lib). A target whose ".." climbs above
+ * the export root leads outside the export: -EACCES, logged. More than
+ * MOUNT_MAX_SYMLINKS links: -ELOOP. Worker thread (filesystem calls).
+ */
+static int mount_resolve(const struct onfs_call *c, struct onfs_export *ex, const char *path,
+			 const char *rest, struct onfs_node **out)
+{
+	char *todo = NULL, *done = NULL, *tmp = NULL;
+	char comp[NAME_MAX + 1];
+	char target[PATH_MAX];
+	struct onfs_node *cur = NULL, *next = NULL;
+	size_t cap = 2 * PATH_MAX + MNTPATHLEN + 4;
+	const char *p;
+	int links = 0;
+	int err;
+
+	todo = malloc(cap);
+	done = malloc(cap);
+	tmp = malloc(cap);
+	if (!todo || !done || !tmp) {
+		err = -ENOMEM;
+		goto out;
+	}
+	snprintf(todo, cap, "%s", rest);
+	done[0] = '\0';
+	err = onfs_root(ex, &cur);
+	if (err < 0)
+		goto out;
+	p = todo;
+	while ((err = mount_next_comp(&p, comp)) > 0) {
+		ssize_t tlen;
+		size_t dlen = strlen(done);
+
+		if (!strcmp(comp, "."))
+			continue;
+		if (!strcmp(comp, "..")) {
+			char *slash;
+
+			if (dlen == 0) {
+				err = -EACCES; /* only a symlink target gets here: rest is normalised */
+				goto out_outside;
+			}
+			slash = strrchr(done, '/');
+			*(slash ? slash : done) = '\0';
+			onfs_node_put(cur);
+			cur = NULL;
+			err = onfs_walk(ex, done, &cur);
+			if (err < 0)
+				goto out;
+			continue;
+		}
+		err = onfs_lookup(ex, cur, comp, &next);
+		if (err < 0)
+			goto out;
+		if (!S_ISLNK(onfs_node_type(next))) {
+			if (dlen + 1 + strlen(comp) + 1 > cap) {
+				err = -ENAMETOOLONG;
+				goto out;
+			}
+			snprintf(done + dlen, cap - dlen, "%s%s", dlen ? "/" : "", comp);
+			onfs_node_put(cur);
+			cur = next;
+			next = NULL;
+			continue;
+		}
+		if (++links > MOUNT_MAX_SYMLINKS) {
+			mount_peer_name(c, comp, sizeof(comp));
+			onfs_info("mount: MNT '%s' from %s refused: more than %d symlinks (a loop?)",
+				  path, comp, MOUNT_MAX_SYMLINKS);
+			err = -ELOOP;
+			goto out;
+		}
+		tlen = onfs_readlink(ex, next, target, sizeof(target) - 1);
+		onfs_node_put(next);
+		next = NULL;
+		if (tlen < 0) {
+			err = (int)tlen;
+			goto out;
+		}
+		target[tlen] = '\0';
+		onfs_debug("mount: MNT '%s': '%s%s%s' -> '%s'", path, done, dlen ? "/" : "", comp,
+			   target);
+		/* the rest of the path now goes on after the target */
+		if (strlen(target) + 1 + strlen(p) + 1 > cap) {
+			err = -ENAMETOOLONG;
+			goto out;
+		}
+		{
+			size_t tl = strlen(target), pl = strlen(p);
+
+			memcpy(tmp, target, tl);
+			tmp[tl] = '/';
+			memcpy(tmp + tl + 1, p, pl + 1);
+			memcpy(todo, tmp, tl + pl + 2);
+		}
+		p = todo;
+		if (target[0] == '/') {
+			done[0] = '\0';
+			onfs_node_put(cur);
+			cur = NULL;
+			err = onfs_root(ex, &cur);
+			if (err < 0)
+				goto out;
+		}
+	}
+	if (err < 0)
+		goto out;
+	*out = cur;
+	cur = NULL;
+	err = 0;
+	goto out;
+out_outside:
+	mount_peer_name(c, comp, sizeof(comp));
+	onfs_info("mount: MNT '%s' from %s refused: a symlink on the way leads outside export "
+		  "'%s' (%s)", path, comp, onfs_export_name(ex), onfs_export_path(ex));
+out:
+	if (next)
+		onfs_node_put(next);
+	if (cur)
+		onfs_node_put(cur);
+	free(todo);
+	free(done);
+	free(tmp);
+	return err;
+}
+
 /* The client's address as DUMP shows it. */
 static void mount_peer_name(const struct onfs_call *c, char *out, size_t cap)
 {
@@ -262,7 +416,7 @@ static bool mount3_mnt(struct onfs_call *c, void *args, XDR *xdrs)
 		}
 	}
 	if (err == 0)
-		err = onfs_walk(ex, rest, &n);
+		err = mount_resolve(c, ex, path, rest, &n);
 	if (err == 0 && !S_ISDIR(onfs_node_type(n)))
 		err = -ENOTDIR;
 	res.fhs_status = onfs_errmap_mount3(err);

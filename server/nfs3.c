@@ -33,6 +33,7 @@
 #include "ovlnfsd/overlay.h"
 #include "ovlnfsd/perm.h"
 #include "ovlnfsd/server.h"
+#include "ovlnfsd/daemon.h" /* metrics counters */
 
 /* rtmax, wtmax, READ's cap and the largest READDIR(PLUS) reply we build. */
 #define NFS3_IO_MAX (1024u * 1024u)
@@ -624,6 +625,7 @@ static bool nfs3_read(struct onfs_call *c, void *args, XDR *xdrs)
 	if (ok && n > 0) {
 		c->data = buf;
 		c->data_len = (size_t)n;
+		onfs_metrics_add(&onfs_metrics.bytes_read, (uint64_t)n);
 	}
 out:
 	obj_put(&o);
@@ -690,6 +692,7 @@ static bool nfs3_write(struct onfs_call *c, void *args, XDR *xdrs)
 		write_kill_priv(&o, &cred, &wcc);
 	res.status = onfs_errmap_nfs3(err);
 	if (res.status == NFS3_OK) {
+		onfs_metrics_add(&onfs_metrics.bytes_written, (uint64_t)n);
 		ok3->count = (count3)n;
 		ok3->committed = how == ONFS_UNSTABLE ? UNSTABLE : FILE_SYNC;
 		onfs_write_verf(o.ex, (uint8_t *)ok3->verf);

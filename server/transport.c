@@ -39,6 +39,7 @@
 #include "ovlnfsd/recmark.h"
 #include "ovlnfsd/rpc.h"
 #include "ovlnfsd/server.h"
+#include "ovlnfsd/daemon.h" /* metrics counters */
 
 #define ONFS_MAX_CONNS 1024
 #define ONFS_CONN_MAX_INFLIGHT 64
@@ -375,10 +376,12 @@ static void on_connection(uv_stream_t *server, int status)
 	if (r < 0)
 		goto out_close;
 	if (t->stopping || t->nconns > ONFS_MAX_CONNS) {
+		onfs_metrics_add(&onfs_metrics.conns_refused, 1);
 		onfs_warn("refusing a connection on %s: %s", lis->name,
 			  t->stopping ? "stopping" : "too many connections");
 		goto out_close;
 	}
+	onfs_metrics_add(&onfs_metrics.conns_accepted, 1);
 	len = sizeof(conn->peer);
 	if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&conn->peer, &len) == 0)
 		conn->peer_len = len;
@@ -854,4 +857,10 @@ void onfs_transport_stop(struct onfs_server *srv)
 			conn_close(conn);
 	}
 	transport_maybe_finish(t);
+}
+
+/* Open TCP connections, for STATUS= and the metrics (daemon.h). */
+unsigned onfs_transport_nconns(const struct onfs_server *srv)
+{
+	return srv->transport ? srv->transport->nconns : 0;
 }

@@ -21,7 +21,7 @@ cd "$top"
 
 # the last four are for the kernel-client tests (tests/kclient, qemu)
 PKGS="meson ninja-build pkg-config gcc libuv1-dev libtirpc-dev rpcsvc-proto libnfs-dev
-libnfs-utils libinih-dev liblmdb-dev attr clang libclang-rt-14-dev
+libnfs-utils libinih-dev liblmdb-dev libsystemd-dev rpcbind iproute2 prometheus debhelper dpkg-dev attr clang libclang-rt-14-dev
 qemu-system-x86 linux-image-amd64 busybox-static cpio"
 
 t0=$(date +%s)

@@ -54,6 +54,9 @@ struct onfs_config {
 	int listen_port;     /* 0: pick a free port */
 	char *portmap_host;  /* owned; NULL: no separate portmap listener */
 	int portmap_port;
+	bool portmap_off;    /* --portmap off: never port 111 (rpcbind.c) */
+	char *metrics_host;  /* owned; --metrics / metrics =; NULL: no metrics endpoint */
+	int metrics_port;
 	char *port_file;     /* owned; NULL: none */
 	char *state_dir;     /* owned */
 	bool foreground;
@@ -62,6 +65,7 @@ struct onfs_config {
 	size_t max_record;   /* TCP record cap, bytes */
 	bool demo;           /* no -o/-c given: build and serve ./demo-overlay */
 	char *config_file;   /* owned; -c FILE (kept for SIGHUP), NULL: none */
+	bool check_config;   /* --check-config: check config_file, serve nothing */
 	struct onfs_export_conf exports[8]; /* owned */
 	size_t nexports;
 };
@@ -92,6 +96,21 @@ int onfs_config_parse_overlay_opts(const char *opts, struct onfs_export_conf *ec
  */
 int onfs_config_load_file(const char *path, struct onfs_config *cfg, char *err,
 			  size_t errlen);
+
+/*
+ * --check-config: like onfs_config_load_file, but every error is passed to
+ * report ("FILE:LINE: [SECTION] KEY: message") and parsing goes on.
+ * Returns the number of errors (0: the file is valid).
+ */
+int onfs_config_check_file(const char *path, struct onfs_config *cfg,
+			   void (*report)(void *ctx, const char *msg), void *ctx);
+
+/*
+ * --check-config FILE: the file (every error) and the directories it
+ * names, checked without creating or serving anything (checkconfig.c).
+ * Prints errors to stderr and a summary to stdout; returns 0 or 1.
+ */
+int onfs_check_config(const char *path);
 
 /* True when two export lines serve different layers (reload needs a restart). */
 bool onfs_config_layers_differ(const struct onfs_export_conf *a,

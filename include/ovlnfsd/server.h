@@ -96,6 +96,7 @@ struct onfs_call {
 	struct sockaddr_storage peer;/* client address (TCP and UDP) */
 	int peer_len;
 	uint16_t local_port;         /* which listener received it */
+	uint64_t t_start;            /* uv_hrtime at arrival (metrics.c latency) */
 	uint32_t xid, prog, vers, proc;
 	struct onfs_cred cred;
 	const struct onfs_proc *p;   /* not owned (static table) */

@@ -20,8 +20,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "ovlnfsd/daemon.h" /* copy-up metrics */
 #include "ovlnfsd/siphash.h"
 #include "internal.h"
 
@@ -70,8 +72,65 @@ static int copy_xattrs(struct onfs_export *ex, int src, int dst)
 	return ret;
 }
 
+#define NS_PER_SEC 1000000000ull
+#define PROGRESS_AFTER_NS NS_PER_SEC        /* only copies that run longer */
+#define PROGRESS_EVERY_NS (5 * NS_PER_SEC)
+
+/*
+ * A long copy-up says how far it is (path: the merged path, for the log).
+ * ONFS_PROGRESS_MS=N in the environment sets both thresholds to N ms
+ * (tests use 0 to see the lines on a small file).
+ */
+struct copy_progress {
+	const char *path;
+	off_t size;
+	uint64_t t0, last;
+};
+
+static void progress_limits(uint64_t *after, uint64_t *every)
+{
+	static int64_t env_ns = -2; /* -2: not read yet, -1: unset */
+	int64_t v = __atomic_load_n(&env_ns, __ATOMIC_RELAXED);
+
+	if (v == -2) {
+		const char *e = getenv("ONFS_PROGRESS_MS");
+
+		v = e ? (int64_t)(atof(e) * 1e6) : -1;
+		__atomic_store_n(&env_ns, v, __ATOMIC_RELAXED);
+	}
+	*after = v >= 0 ? (uint64_t)v : PROGRESS_AFTER_NS;
+	*every = v >= 0 ? (uint64_t)v : PROGRESS_EVERY_NS;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+static void copy_progress(struct copy_progress *pr, off_t done, bool end)
+{
+	uint64_t now = mono_ns(), el = now - pr->t0, after, every;
+	double mib = (double)done / (1024.0 * 1024.0);
+	double rate = el ? mib / ((double)el / NS_PER_SEC) : 0;
+
+	progress_limits(&after, &every);
+	if (el < after || (!end && now - pr->last < every))
+		return;
+	pr->last = now;
+	if (end)
+		onfs_info("copy-up of '/%s' done: %.1f MiB in %.1f s (%.1f MiB/s)", pr->path, mib,
+			  (double)el / NS_PER_SEC, rate);
+	else
+		onfs_info("copy-up of '/%s': %.1f of %.1f MiB (%d%%), %.1f MiB/s", pr->path, mib,
+			  (double)pr->size / (1024.0 * 1024.0),
+			  pr->size ? (int)(100.0 * (double)done / (double)pr->size) : 100, rate);
+}
+
 /* Data with holes kept: copy only the data segments. */
-static int copy_data(int src, int dst, off_t size)
+static int copy_data(int src, int dst, off_t size, struct copy_progress *pr)
 {
 	off_t pos = 0, data, hole;
 
@@ -106,11 +165,13 @@ static int copy_data(int src, int dst, off_t size)
 			if (n == 0)
 				break;
 			off += n;
+			copy_progress(pr, off, false);
 		}
 		pos = hole;
 	}
 	if (ftruncate(dst, size) < 0)
 		return -errno;
+	copy_progress(pr, size, true);
 	return 0;
 }
 
@@ -294,7 +355,7 @@ static bool node_is_upper(const struct onfs_export *ex, const struct onfs_node *
 
 /* Build work/tmp as a copy of the non-directory src (stat st). */
 static int build_tmp(struct onfs_export *ex, int src, const struct stat *st, bool with_data,
-		     const char *tmp, int *dst_out)
+		     const char *tmp, const char *path, int *dst_out)
 {
 	char target[PATH_MAX];
 	ssize_t tl;
@@ -305,8 +366,15 @@ static int build_tmp(struct onfs_export *ex, int src, const struct stat *st, boo
 			    ex->no_chown ? 0600 : 0); /* user.* xattrs need write access */
 		if (dst < 0)
 			return -errno;
-		if (with_data)
-			ret = copy_data(src, dst, st->st_size);
+		if (with_data) {
+			struct copy_progress pr = { .path = path, .size = st->st_size,
+						    .t0 = mono_ns() };
+
+			ret = copy_data(src, dst, st->st_size, &pr);
+			onfs_metrics_add(&onfs_metrics.copyups, 1);
+			onfs_metrics_add(&onfs_metrics.copyup_bytes, ret == 0 ? (uint64_t)st->st_size : 0);
+			onfs_metrics_add(&onfs_metrics.copyup_ns, mono_ns() - pr.t0);
+		}
 		/* the data must be on disk before the name can appear */
 		if (ret == 0 && fsync(dst) < 0)
 			ret = -errno;
@@ -464,7 +532,7 @@ int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
 		goto out;
 	}
 	onfs_upper_tmpname(ex, tmp, sizeof(tmp));
-	ret = build_tmp(ex, src, &st, with_data, tmp, &dst);
+	ret = build_tmp(ex, src, &st, with_data, tmp, cur->path, &dst);
 	have_tmp = ret == 0 || dst >= 0;
 	if (ret < 0)
 		goto out;

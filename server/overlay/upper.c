@@ -18,6 +18,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "ovlnfsd/daemon.h" /* whiteout count */
 #include "internal.h"
 
 #ifndef FS_IOC_GETFSUUID
@@ -60,9 +61,14 @@ int onfs_upper_rename(int fdir, const char *from, int tdir, const char *to, unsi
 /* A whiteout (char device 0/0, mode 0) named tmp in work/. */
 int onfs_upper_whiteout_tmp(struct onfs_export *ex, char *tmp, size_t cap)
 {
+	int ret;
+
 	onfs_upper_tmpname(ex, tmp, cap);
-	return traced(RET(mknodat(ex->work_fd, tmp, S_IFCHR | 0, makedev(0, 0))), "whiteout", tmp,
-		      NULL);
+	ret = traced(RET(mknodat(ex->work_fd, tmp, S_IFCHR | 0, makedev(0, 0))), "whiteout", tmp,
+		     NULL);
+	if (ret == 0)
+		onfs_metrics_add(&onfs_metrics.whiteouts, 1);
+	return ret;
 }
 
 int onfs_upper_setxattr(int fd, const char *name, const void *v, size_t len)

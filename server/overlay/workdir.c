@@ -20,9 +20,48 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
+
+/*
+ * A scrub that runs longer than a second (a crash left a big tree in
+ * work/) says how far it is every few seconds: entries done, rate.
+ * Startup (main thread) or a reload (loop thread): one scrub at a time.
+ * ONFS_PROGRESS_MS=N in the environment sets both the second and the
+ * few seconds to N ms (tests use 0 to see the lines on a small tree).
+ */
+static struct {
+	const char *path;
+	unsigned long long done;
+	double t0, last;
+	double after, every; /* seconds */
+} scrub_pr;
+
+static double scrub_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void scrub_progress(bool end)
+{
+	double now, el;
+
+	if (!end && ++scrub_pr.done % 256 != 0)
+		return; /* the clock only every 256 entries */
+	now = scrub_now();
+	el = now - scrub_pr.t0;
+	if (el < scrub_pr.after || (!end && now - scrub_pr.last < scrub_pr.every))
+		return;
+	scrub_pr.last = now;
+	onfs_info("scrub of '%s'%s: %llu entries done in %.1f s (%.0f/s)", scrub_pr.path,
+		  end ? " finished" : "", scrub_pr.done, el,
+		  el > 0 ? (double)scrub_pr.done / el : 0.0);
+}
 
 /* Remove every entry of dirfd; depth 0 is work/ itself. */
 static int scrub_dir(int dirfd, int depth, char *why, size_t whylen, const char *path)
@@ -45,6 +84,7 @@ static int scrub_dir(int dirfd, int depth, char *why, size_t whylen, const char 
 
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
+		scrub_progress(false);
 		snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
 		if (fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
@@ -203,7 +243,15 @@ int onfs_workdir_setup(struct onfs_export *ex, const char *workdir, char *err, s
 		goto out_ro;
 	}
 	snprintf(path, sizeof(path), "%s/work", real);
+	scrub_pr.path = path;
+	scrub_pr.done = 0;
+	scrub_pr.t0 = scrub_pr.last = scrub_now();
+	scrub_pr.after = 1.0;
+	scrub_pr.every = 5.0;
+	if (getenv("ONFS_PROGRESS_MS"))
+		scrub_pr.after = scrub_pr.every = atof(getenv("ONFS_PROGRESS_MS")) / 1000.0;
 	ret = scrub_dir(fd, 0, why, sizeof(why), path);
+	scrub_progress(true);
 	if (ret < 0) {
 		close(fd);
 		close(wfd);

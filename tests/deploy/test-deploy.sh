@@ -200,7 +200,9 @@ if command -v systemd-analyze >/dev/null 2>&1; then
 else
 	echo "note: did not run systemd-analyze verify: systemd-analyze is not installed"
 fi
-for kv in 'Type=simple' 'ProtectSystem=strict' 'NoNewPrivileges=yes'; do
+for kv in 'Type=notify' 'ProtectSystem=strict' 'NoNewPrivileges=yes' \
+	'ExecStartPre=/usr/local/bin/ovlnfsd --check-config -c /etc/ovlnfsd/ovlnfsd.conf' \
+	'ExecReload=/bin/kill -HUP $MAINPID'; do
 	grep -qx "$kv" "$U" || bad "unit: no '$kv'"
 done
 cbs=$(sed -n 's/^CapabilityBoundingSet=//p' "$U")
@@ -345,6 +347,13 @@ for dir in $(sed -n 's/^\(lowerdir\|upperdir\|workdir\|state_dir\) *= *//p' "$D/
 	mkdir -p "$R$dir"
 done
 conf=$(install_conf "$D/ovlnfsd.conf" ovlnfsd.conf)
+# what the unit's ExecStartPre= runs
+if "${RUN[@]}" "$(prog /usr/bin/ovlnfsd)" --check-config -c "$conf" >"$TMP/check.log" 2>&1; then
+	ok "ovlnfsd --check-config accepts deploy/ovlnfsd.conf ($how)"
+else
+	cat "$TMP/check.log"
+	bad "ovlnfsd --check-config refuses deploy/ovlnfsd.conf"
+fi
 if start_server ovlnfsd.conf -c "$conf" --portmap 127.0.0.1:0; then
 	nexp=$(grep -c '^\[export ' "$D/ovlnfsd.conf")
 	grep -q "ready on .* $nexp export(s)" "$TMP/ovlnfsd.conf.log" ||
