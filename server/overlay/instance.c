@@ -226,12 +226,13 @@ static int inst_new(struct onfs_inst_line *L, const char *value, uint16_t id,
 	ex->numfs = line->numfs;
 	ex->xino_shift = line->xino_shift;
 	ex->layers[0].fd = -1;
-	ex->layers[0].real = NULL;
 	ex->inst_value = strdup(value);
 	if (onfs_tmpl_expand(L->upper_tmpl, value, buf, sizeof(buf)) < 0)
 		goto out_nomem;
 	ex->inst_upper = strdup(buf);
 	ex->layers[0].path = strdup(buf);
+	/* decoded handles are located by real paths: never under an absent upper */
+	ex->layers[0].real = strdup(buf);
 	if (onfs_tmpl_expand(L->work_tmpl, value, buf, sizeof(buf)) < 0)
 		goto out_nomem;
 	ex->inst_work = strdup(buf);
@@ -240,7 +241,8 @@ static int inst_new(struct onfs_inst_line *L, const char *value, uint16_t id,
 	ex->path = strdup(buf);
 	snprintf(buf, sizeof(buf), "%s/%s", line->name, value);
 	ex->name = strdup(buf);
-	if (!ex->inst_value || !ex->inst_upper || !ex->layers[0].path || !ex->inst_work ||
+	if (!ex->inst_value || !ex->inst_upper || !ex->layers[0].path || !ex->layers[0].real ||
+	    !ex->inst_work ||
 	    !ex->path || !ex->name)
 		goto out_nomem;
 	*out = ex;
@@ -268,8 +270,14 @@ static void inst_attach(struct onfs_inst_line *L, struct onfs_export *ex, int up
 		close(upfd);
 		return;
 	}
-	free(ex->layers[0].real);
-	ex->layers[0].real = realpath(ex->inst_upper, real) ? strdup(real) : strdup(ex->inst_upper);
+	if (realpath(ex->inst_upper, real)) {
+		char *r = strdup(real);
+
+		if (r) {
+			free(ex->layers[0].real);
+			ex->layers[0].real = r;
+		}
+	}
 	wfd = mkdir_beneath(L->work_parent_fd, below(ex->inst_work, L->work_parent), 0700);
 	if (wfd >= 0) {
 		if (mkdirat(wfd, "ovlnfsd", 0700) < 0 && errno != EEXIST)
