@@ -93,6 +93,12 @@ static long long now_s(void)
 
 void onfs_inst_reserve_id(uint16_t id)
 {
+	struct onfs_export *ex = atomic_load(&by_id[id]);
+
+	/* 1 in 65536 per pair: an export added after the instance took its id */
+	if (ex)
+		onfs_warn("export '%s': its export id %u is also that of an export opened after "
+			  "it; its handles will answer STALE", ex->name, (unsigned)id);
 	atomic_fetch_or(&reserved[id / 8], (unsigned char)(1u << (id % 8)));
 }
 
