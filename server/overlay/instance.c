@@ -470,7 +470,7 @@ static int record_append(struct onfs_inst_line *L, const char *line)
 
 	if (fd < 0)
 		return -errno;
-	if (write(fd, line, len) != (ssize_t)len || fsync(fd) < 0)
+	if (write(fd, line, len) != (ssize_t)len || fdatasync(fd) < 0)
 		ret = -EIO;
 	close(fd);
 	return ret;
@@ -841,52 +841,32 @@ static int machine_value(const struct onfs_client_id *who, char *out, size_t cap
 	return 0;
 }
 
-/* A new instance: its export id, recorded before anyone sees it. L->lock held. */
-static int create_instance(struct onfs_inst_line *L, const char *value, struct onfs_export **out)
-{
-	struct onfs_export *ex;
-	char rec[128];
-	uint64_t h;
-	uint16_t id;
-	unsigned probes;
-	int ret;
+/* Export ids are taken by every line: one allocation at a time. */
+static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
 
-	/* a keyed hash of the value as the first choice, then the next free id */
-	h = onfs_siphash24(L->line->key, value, strlen(value));
-	id = (uint16_t)h;
-	for (probes = 0; probes < 65536; probes++, id++)
-		if (id != 0 && !id_reserved(id) && !atomic_load(&by_id[id]))
-			break;
-	if (probes == 65536)
-		return -ENOSPC;
-	ret = inst_new(L, value, id, &ex);
-	if (ret < 0)
-		return ret;
-	snprintf(rec, sizeof(rec), "i %u %s\n", (unsigned)id, value);
-	ret = record_append(L, rec);
-	if (ret < 0) {
-		onfs_err("export '%s': cannot record instance '%s' in '%s': %s", L->line->name,
-			 value, L->recfile, strerror(-ret));
-		inst_free(ex);
-		return ret;
+/* A free export id: a keyed hash of the value first, then the next free one. */
+static int alloc_id(struct onfs_inst_line *L, const char *value, uint16_t *out)
+{
+	uint16_t id = (uint16_t)onfs_siphash24(L->line->key, value, strlen(value));
+
+	for (unsigned probes = 0; probes < 65536; probes++, id++) {
+		if (id != 0 && !id_reserved(id) && !atomic_load(&by_id[id])) {
+			*out = id;
+			return 0;
+		}
 	}
-	ret = add_inst(L, ex);
-	if (ret < 0) {
-		inst_free(ex);
-		return ret;
-	}
-	onfs_info("export '%s': new instance '%s' (export id %u; %zu in all)", L->line->name,
-		  value, (unsigned)id, L->ninst);
-	*out = ex;
-	return 0;
+	return -ENOSPC;
 }
 
 int onfs_instance_for_mount(struct onfs_export *line, const struct onfs_client_id *who,
 			    const char *name, bool for_write, struct onfs_export **out)
 {
 	struct onfs_inst_line *L = line->tmpl;
-	struct onfs_export *ex;
+	struct onfs_export *ex, *fresh = NULL;
 	char value[ONFS_TMPL_VALUE_MAX + 1];
+	char machine[ONFS_CLIENT_MACHINE_MAX + 1];
+	char rec[2 * ONFS_CLIENT_MACHINE_MAX + 2 * ONFS_TMPL_VALUE_MAX + 160] = "";
+	bool new_mount = false, id_locked = false;
 	int ret = 0;
 
 	switch (L->kind) {
@@ -901,8 +881,9 @@ int onfs_instance_for_mount(struct onfs_export *line, const struct onfs_client_i
 		if (ret < 0)
 			onfs_info("mount: export '%s': refused for %s: its AUTH_SYS machine name "
 				  "('%.*s') is not a {host} value (1-%d bytes of A-Z a-z 0-9 . _ -)",
-				  line->name, who->addr, (int)(who->machine_len < 80 ? who->machine_len : 80),
-				  who->machine, ONFS_TMPL_VALUE_MAX);
+				  line->name, who->addr,
+				  (int)(who->machine_len < 80 ? who->machine_len : 80), who->machine,
+				  ONFS_TMPL_VALUE_MAX);
 		break;
 	case ONFS_TMPL_NAME:
 		if (!name || !onfs_tmpl_value_ok(name, strlen(name))) {
@@ -919,31 +900,59 @@ int onfs_instance_for_mount(struct onfs_export *line, const struct onfs_client_i
 	}
 	if (ret < 0)
 		return ret;
+	memcpy(machine, who->machine, who->machine_len);
+	machine[who->machine_len] = '\0';
+
 	pthread_mutex_lock(&L->lock);
 	ex = find_value(L, value);
 	if (!ex && L->max && L->ninst >= L->max) {
 		onfs_warn("mount: export '%s': refused for %s: max_instances (%u) reached, no "
 			  "instance for '%s'", line->name, who->addr, L->max, value);
 		ret = -EACCES;
-	} else if (!ex) {
-		ret = create_instance(L, value, &ex);
+		goto out_unlock;
 	}
-	if (ret == 0 && L->kind == ONFS_TMPL_NAME && !mount_known(L, value, who)) {
-		char machine[ONFS_CLIENT_MACHINE_MAX + 1], hex[2 * ONFS_CLIENT_MACHINE_MAX + 2];
-		char rec[2 * ONFS_CLIENT_MACHINE_MAX + 256];
+	if (!ex) {
+		uint16_t id;
 
-		memcpy(machine, who->machine, who->machine_len);
-		machine[who->machine_len] = '\0';
-		hex_encode(machine, who->machine_len, hex);
-		snprintf(rec, sizeof(rec), "m %s %s %s\n", value, who->addr, hex);
-		ret = record_append(L, rec);
+		pthread_mutex_lock(&id_lock);
+		id_locked = true;
+		ret = alloc_id(L, value, &id);
 		if (ret == 0)
-			ret = add_mount(L, value, who->addr, machine);
+			ret = inst_new(L, value, id, &fresh);
 		if (ret < 0)
-			onfs_err("export '%s': cannot record the mount of '%s' by %s in '%s': %s",
-				 line->name, value, who->addr, L->recfile, strerror(-ret));
+			goto out_unlock;
+		snprintf(rec, sizeof(rec), "i %u %s\n", (unsigned)id, value);
 	}
+	if (L->kind == ONFS_TMPL_NAME && !mount_known(L, value, who)) {
+		char hex[2 * ONFS_CLIENT_MACHINE_MAX + 2];
+
+		hex_encode(machine, who->machine_len, hex);
+		snprintf(rec + strlen(rec), sizeof(rec) - strlen(rec), "m %s %s %s\n", value,
+			 who->addr, hex);
+		new_mount = true;
+	}
+	/* one append and one sync for both lines: the instance exists once recorded */
+	if (rec[0])
+		ret = record_append(L, rec);
+	if (ret == 0 && fresh) {
+		ret = add_inst(L, fresh);
+		if (ret == 0) {
+			onfs_info("export '%s': new instance '%s' (export id %u; %zu in all)",
+				  line->name, value, (unsigned)fresh->id, L->ninst);
+			ex = fresh;
+			fresh = NULL;
+		}
+	}
+	if (ret == 0 && new_mount)
+		ret = add_mount(L, value, who->addr, machine);
+	if (ret < 0)
+		onfs_err("export '%s': cannot record instance '%s' for %s in '%s': %s", line->name,
+			 value, who->addr, L->recfile, strerror(-ret));
+out_unlock:
+	if (id_locked)
+		pthread_mutex_unlock(&id_lock);
 	pthread_mutex_unlock(&L->lock);
+	inst_free(fresh);
 	if (ret < 0)
 		return ret;
 	ret = inst_enter(ex, for_write);

@@ -18,6 +18,7 @@
  *   idle_timeout    descriptors released, back on the next request
  *   kernel overlay  an instance's upper mounted by Linux overlayfs over the
  *                   same lower shows the tree the client saw
+ *   1,000 live      one client, 1,000 names, a file written in each
  *
  * Runs as a test process; every case starts its own server on a temp tree
  * and stops it by PID. Includes libnfs headers (never rpcgen's).
@@ -902,6 +903,51 @@ TEST_IMPL(instances_upper_mounts_under_kernel_overlay)
 	return 0;
 }
 
+/*
+ * 1,000 live instances: one client mounts 1,000 names and writes in each;
+ * every instance keeps its own file, and the first one's handles still
+ * work at the end (nothing is evicted, no descriptor runs out).
+ */
+TEST_IMPL(instances_thousand_live)
+{
+	enum { N = 1000 };
+	static struct tl_fh roots[N], files[N];
+	struct ienv e;
+	struct tl_client c;
+	char path[64], want[32], buf[32];
+	uint32_t n;
+	bool eof;
+
+	ienv_tree(&e);
+	write_conf(&e,
+		   "[export farm]\npath = /clients/{name}\nlowerdir = %s\n"
+		   "upperdir = %s/{name}/upper\nworkdir = %s/{name}/work\n"
+		   "clients = 127.0.0.0/8\nsquash = none\nmax_instances = %d\n",
+		   e.t.lower[0], e.clients, e.clients, N);
+	conf_start(&e);
+	tl_client_connect_as(&c, e.s.port, "127.0.0.2", "many");
+	for (int i = 0; i < N; i++) {
+		FMT(path, "/clients/n%04d", i);
+		ASSERTF(tl_mnt(&c, path, &roots[i], NULL, NULL, 0) == MNT3_OK, "MNT %s", path);
+		ASSERT(create_get(&c, &roots[i], "mine", &files[i]) == NFS3_OK);
+		FMT(want, "n%04d", i);
+		ASSERT(tl_nfs_write(&c, &files[i], 0, want, (uint32_t)strlen(want)) == NFS3_OK);
+	}
+	ASSERT_EQ(dir_entries(e.clients), N);
+	ASSERT_EQ(mnt_status(&e, "127.0.0.2", "many", "/clients/one-more"), MNT3ERR_ACCES);
+	for (int i = 0; i < N; i += 37) {
+		FMT(want, "n%04d", i);
+		ASSERT(tl_nfs_read(&c, &files[i], 0, sizeof(buf), buf, &n, &eof) == NFS3_OK);
+		ASSERT(n == strlen(want) && memcmp(buf, want, n) == 0);
+	}
+	/* one name's handles are not another name's, even for the same client */
+	ASSERT(files[0].len != files[1].len || memcmp(files[0].data, files[1].data, files[0].len));
+	tl_client_close(&c);
+	tl_server_stop(&e.s);
+	tl_tree_free(&e.t);
+	return 0;
+}
+
 static const struct tl_case cases[] = {
 	TEST_ENTRY_TIMEOUT(instances_build_farm, 300),
 	TEST_ENTRY(instances_readonly_client_leaves_nothing),
@@ -912,6 +958,7 @@ static const struct tl_case cases[] = {
 	TEST_ENTRY(instances_max_instances),
 	TEST_ENTRY(instances_idle_release_and_come_back),
 	TEST_ENTRY(instances_upper_mounts_under_kernel_overlay),
+	TEST_ENTRY_TIMEOUT(instances_thousand_live, 300),
 };
 
 int main(int argc, char **argv)
