@@ -362,8 +362,21 @@ static void inst_materialize(struct onfs_inst_line *L, struct onfs_export *ex)
 			   strerror(errno));
 	inst_attach(L, ex, fd);
 	atomic_store(&ex->settled, true);
-	/* nodes built without layer 0 must not outlive its arrival */
-	onfs_node_cache_flush(ex);
+	/*
+	 * The new upper is empty, so every cached node is still right except
+	 * the root, the one directory that now has an upper part: build it
+	 * afresh (it replaces the cached one). Other nodes stay cached: a
+	 * decode from the handle alone is costlier, and fails where the
+	 * layers are different mounts of one filesystem (docs/instances.md).
+	 */
+	{
+		struct onfs_node *root;
+
+		if (onfs_root(ex, &root) == 0)
+			onfs_node_put(root);
+		else
+			onfs_node_cache_flush(ex);
+	}
 	onfs_dir_cache_free(ex->dirs);
 	ex->dirs = NULL;
 	if (onfs_dir_cache_new(&ex->dirs) < 0)
