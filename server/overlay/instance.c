@@ -1,7 +1,7 @@
 /*
  * instance.c - per-client instances of a templated export line: one
  * private upper and work area per value of {client}, {host} or {name}
- * over the line's shared lowers (DESIGN §2, §5, §6).
+ * over the line's shared lowers (docs/instances.md).
  *
  * Objects. The line's own struct onfs_export (export.c, tmpl set) holds the
  * lowers, the parent of the upper template (filesystem slot 0) and the
