@@ -19,6 +19,7 @@
  *   kernel overlay  an instance's upper mounted by Linux overlayfs over the
  *                   same lower shows the tree the client saw
  *   1,000 live      one client, 1,000 names, a file written in each
+ *   SIGHUP          a templated export added to the config file is served
  *
  * Runs as a test process; every case starts its own server on a temp tree
  * and stops it by PID. Includes libnfs headers (never rpcgen's).
@@ -903,6 +904,39 @@ TEST_IMPL(instances_upper_mounts_under_kernel_overlay)
 	return 0;
 }
 
+/* A templated export added to the config file is served after SIGHUP. */
+TEST_IMPL(instances_sighup_adds_templated_export)
+{
+	struct ienv e;
+	struct tl_client c;
+	struct tl_fh root, f;
+
+	ienv_tree(&e);
+	write_conf(&e, "[export base]\npath = /base\nlowerdir = %s\nclients = 127.0.0.0/8\n",
+		   e.t.lower[0]);
+	conf_start(&e);
+	ASSERT_EQ(mnt_status(&e, "127.0.0.2", NULL, "/farm"), MNT3ERR_NOENT);
+	write_conf(&e,
+		   "[export base]\npath = /base\nlowerdir = %s\nclients = 127.0.0.0/8\n\n"
+		   "[export farm]\npath = /farm\nlowerdir = %s\n"
+		   "upperdir = %s/{client}/upper\nworkdir = %s/{client}/work\n"
+		   "clients = 127.0.0.0/8\nsquash = none\n",
+		   e.t.lower[0], e.t.lower[0], e.clients, e.clients);
+	ASSERT(kill(e.s.pid, SIGHUP) == 0);
+	for (double end = tl_now() + 20; log_count(&e.s, "export(s) updated") < 1;) {
+		ASSERTF(tl_now() < end, "no reload outcome logged");
+		usleep(50000);
+	}
+	ASSERT_EQ(log_count(&e.s, "templated by {client}"), 2); /* opened, then the summary */
+	mount_as(&e, &c, "127.0.0.3", NULL, "/farm", &root);
+	ASSERT(create_get(&c, &root, "after-reload", &f) == NFS3_OK);
+	tl_client_close(&c);
+	ASSERT_EQ(dir_entries(e.clients), 1);
+	tl_server_stop(&e.s);
+	tl_tree_free(&e.t);
+	return 0;
+}
+
 /* VmRSS of the server, KiB (0 if unknown). */
 static long rss_kib(const struct tl_server *s)
 {
@@ -982,6 +1016,7 @@ static const struct tl_case cases[] = {
 	TEST_ENTRY(instances_idle_release_and_come_back),
 	TEST_ENTRY(instances_upper_mounts_under_kernel_overlay),
 	TEST_ENTRY_TIMEOUT(instances_thousand_live, 300),
+	TEST_ENTRY(instances_sighup_adds_templated_export),
 };
 
 int main(int argc, char **argv)
