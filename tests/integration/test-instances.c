@@ -20,6 +20,8 @@
  *                   same lower shows the tree the client saw
  *   1,000 live      one client, 1,000 names, a file written in each
  *   SIGHUP          a templated export added to the config file is served
+ *   read-only       one instance's unusable work area (no directory, lock
+ *   fallback        held elsewhere) makes it read-only, logged; others write
  *
  * Runs as a test process; every case starts its own server on a temp tree
  * and stops it by PID. Includes libnfs headers (never rpcgen's).
@@ -35,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -904,6 +907,52 @@ TEST_IMPL(instances_upper_mounts_under_kernel_overlay)
 	return 0;
 }
 
+/*
+ * One instance's work area unusable (a file where its workdir goes; another
+ * holder of its lock): that instance is served read-only with the reason
+ * logged, the others carry on.
+ */
+TEST_IMPL(instances_readonly_fallback_is_per_instance)
+{
+	struct ienv e;
+	struct tl_client a, b, d;
+	struct tl_fh ra, rb, rd;
+	char p[PATH_MAX];
+	int lock;
+
+	ienv_tree(&e);
+	/* 127.0.0.2: its workdir path is taken by a file */
+	FMT(p, "%s/127.0.0.2", e.clients);
+	ASSERT(mkdir(p, 0755) == 0);
+	tl_write(e.clients, "127.0.0.2/work", "not a directory", 0644);
+	/* 127.0.0.4: an existing upper whose work area lock someone else holds */
+	tl_mkdir_p(e.clients, "127.0.0.4/upper");
+	tl_mkdir_p(e.clients, "127.0.0.4/work/ovlnfsd");
+	FMT(p, "%s/127.0.0.4/work/ovlnfsd/lock", e.clients);
+	lock = open(p, O_RDWR | O_CREAT, 0600);
+	ASSERT(lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) == 0);
+	farm_start(&e, "{client}", NULL);
+	mount_as(&e, &a, "127.0.0.2", NULL, "/", &ra);
+	mount_as(&e, &b, "127.0.0.3", NULL, "/", &rb);
+	mount_as(&e, &d, "127.0.0.4", NULL, "/", &rd);
+	ASSERT_EQ(tl_nfs_create(&a, &ra, "x"), NFS3ERR_ROFS);
+	ASSERT_EQ(tl_nfs_create(&d, &rd, "x"), NFS3ERR_ROFS);
+	ASSERT_EQ(tl_nfs_create(&b, &rb, "x"), NFS3_OK);
+	ASSERT(log_count(&e.s, "'default/127.0.0.2' will be served READ-ONLY") == 1);
+	ASSERT(log_count(&e.s, "'default/127.0.0.4' will be served READ-ONLY") == 1);
+	ASSERT(log_count(&e.s, "in use by another ovlnfsd") == 1);
+	/* reads go on in the read-only instances */
+	ASSERT(tl_nfs_lookup(&a, &ra, "f", NULL, NULL) == NFS3_OK);
+	ASSERT(tl_nfs_lookup(&d, &rd, "f", NULL, NULL) == NFS3_OK);
+	tl_client_close(&a);
+	tl_client_close(&b);
+	tl_client_close(&d);
+	close(lock);
+	tl_server_stop(&e.s);
+	tl_tree_free(&e.t);
+	return 0;
+}
+
 /* A templated export added to the config file is served after SIGHUP. */
 TEST_IMPL(instances_sighup_adds_templated_export)
 {
@@ -1017,6 +1066,7 @@ static const struct tl_case cases[] = {
 	TEST_ENTRY(instances_upper_mounts_under_kernel_overlay),
 	TEST_ENTRY_TIMEOUT(instances_thousand_live, 300),
 	TEST_ENTRY(instances_sighup_adds_templated_export),
+	TEST_ENTRY(instances_readonly_fallback_is_per_instance),
 };
 
 int main(int argc, char **argv)
