@@ -2,7 +2,11 @@
 # deploy/client.sh - the docker compose demo's client: waits until ovlnfsd
 # answers, lists the export, reads every file of the base layer and compares
 # it with the base layer itself (mounted read-only at $EXPECT), then writes a
-# file with nfs-cp, reads it back with nfs-cat and compares.
+# file with nfs-cp, reads it back with nfs-cat and compares. With CLIENT_ID,
+# PEER_ID and MEET (a directory shared with the peer client, not NFS): both
+# clients write the same path with their own data through the one templated
+# export, meet, and check that neither sees the other's writes; then they
+# wait for each other's verdict, so either exit status covers both.
 #
 # Exit status: 0 when every step passed, 1 when one failed.
 # ONFS_WRITES: "required" - a failed write fails the demo;
@@ -86,6 +90,60 @@ elif grep -q 'NFS3ERR_ROFS' "$T/cp.out" && [ "$WRITES" = auto ]; then
 else
 	sed 's/^/    /' "$T/cp.out"
 	bad "writing $name failed"
+fi
+
+ME=${CLIENT_ID:-}
+PEER=${PEER_ID:-}
+MEET=${MEET:-}
+# wait_for FILE WHAT: at most 120 s for the peer
+wait_for() {
+	i=0
+	while [ ! -e "$1" ]; do
+		i=$((i + 1))
+		[ "$i" -ge 240 ] && { bad "the peer client ($PEER) never $2"; return 1; }
+		sleep 0.5
+	done
+	return 0
+}
+if [ -n "$ME" ] && [ -n "$PEER" ] && [ -n "$MEET" ] && [ -d "$MEET" ]; then
+	say "4. client $ME and client $PEER: the same path, their own data, nothing crosses"
+	rm -f "$MEET/$ME.written" "$MEET/$ME.result"
+	echo "this file belongs to client $ME ($(hostname))" >"$T/mine"
+	echo "only client $ME wrote this" >"$T/only"
+	if nfs-cp "$T/mine" "$(url incoming/same-name.txt)" >"$T/cp2.out" 2>&1 &&
+		nfs-cp "$T/only" "$(url "incoming/only-$ME.txt")" >>"$T/cp2.out" 2>&1; then
+		touch "$MEET/$ME.written"
+		if wait_for "$MEET/$PEER.written" "wrote its files"; then
+			if nfs-cat "$(url incoming/same-name.txt)" >"$T/same" 2>"$T/err" && cmp -s "$T/same" "$T/mine"; then
+				say "   incoming/same-name.txt holds this client's data, not the peer's"
+			else
+				cat "$T/same" "$T/err"
+				bad "incoming/same-name.txt does not hold this client's data"
+			fi
+			nfs-ls "$(url incoming)" >"$T/ls3" 2>&1 || bad "listing incoming/ failed"
+			grep -q " only-$ME.txt\$" "$T/ls3" || bad "own file only-$ME.txt missing"
+			if grep -q " only-$PEER.txt\$" "$T/ls3"; then
+				bad "the peer's only-$PEER.txt is visible here"
+			else
+				say "   the peer's only-$PEER.txt is not visible here"
+			fi
+		fi
+	elif grep -q 'NFS3ERR_ROFS' "$T/cp2.out" && [ "$WRITES" = auto ]; then
+		say "   skipped: the server is read-only"
+		touch "$MEET/$ME.written"
+	else
+		sed 's/^/    /' "$T/cp2.out"
+		bad "writing this client's files failed"
+		touch "$MEET/$ME.written"
+	fi
+	if [ "$fail" -eq 0 ]; then echo PASS >"$MEET/$ME.result"; else echo FAIL >"$MEET/$ME.result"; fi
+	if wait_for "$MEET/$PEER.result" "finished"; then
+		if [ "$(cat "$MEET/$PEER.result")" = PASS ]; then
+			say "   the peer client ($PEER) passed too"
+		else
+			bad "the peer client ($PEER) failed"
+		fi
+	fi
 fi
 
 rm -rf "$T"

@@ -315,6 +315,8 @@ int onfs_access_publish(const struct onfs_export *ex, struct onfs_access_rules *
 
 const struct onfs_access_rules *onfs_access_rules_of(const struct onfs_export *ex)
 {
+	/* a per-client instance follows its line's rules */
+	ex = onfs_export_line_of(ex);
 	for (size_t i = 0; i < ONFS_ARRAY_SIZE(slots); i++) {
 		if (atomic_load_explicit(&slots[i].ex, memory_order_acquire) == ex) {
 			const struct onfs_access_rules *r =

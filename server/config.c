@@ -27,6 +27,7 @@
 #include "ovlnfsd/access.h"
 #include "ovlnfsd/common.h"
 #include "ovlnfsd/config.h"
+#include "ovlnfsd/template.h"
 
 #ifndef ONFS_VERSION
 #define ONFS_VERSION "unknown"
@@ -46,7 +47,9 @@ static const char usage_text[] =
 	"\n"
 	"  -o OPTS               kernel overlay options: lowerdir= (':' separated, leftmost\n"
 	"                        is the top layer, '\\:' escapes a colon, '\\,' a comma),\n"
-	"                        upperdir= and workdir= (both or neither; neither: read-only)\n"
+	"                        upperdir= and workdir= (both or neither; neither: read-only;\n"
+	"                        {client}, {host} or {name} in both: one upper per client),\n"
+	"                        max_instances=N, idle_timeout=SECONDS (templates only)\n"
 	"  -c FILE               configuration file (INI: [server], [export NAME]...);\n"
 	"                        SIGHUP reloads it. Not with -o or --export\n"
 	"  --listen ADDR:PORT    NFS, MOUNT and portmap address (default 127.0.0.1:2049;\n"
@@ -69,6 +72,7 @@ static const char usage_text[] =
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+static int parse_uint_plain(const char *s, unsigned long long max, unsigned long long *out);
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -311,6 +315,24 @@ int onfs_config_parse_overlay_opts(const char *opts, struct onfs_export_conf *ec
 				fail(err, errlen, "-o: out of memory");
 				goto out_free;
 			}
+		} else if ((klen == 13 && !memcmp(item, "max_instances", 13)) ||
+			   (klen == 12 && !memcmp(item, "idle_timeout", 12))) {
+			char num[32];
+			unsigned long long v;
+			bool mi = klen == 13;
+
+			snprintf(num, sizeof(num), "%.*s", (int)(vlen < 31 ? vlen : 31), val);
+			if (vlen > 30 ||
+			    parse_uint_plain(num, mi ? 1000000 : 365ull * 86400, &v) < 0) {
+				fail(err, errlen, "-o: '%.*s=%.*s' is not a number from 0 to %s",
+				     (int)klen, item, (int)vlen, val,
+				     mi ? "1000000" : "31536000 (seconds)");
+				goto out_free;
+			}
+			if (mi)
+				ec->max_instances = (unsigned)v;
+			else
+				ec->idle_timeout = (unsigned)v;
 		} else {
 			if (check_fixed_opt(item, klen, val, vlen, &known, err, errlen) < 0)
 				goto out_free;
@@ -514,6 +536,7 @@ enum ini_key {
 	K_PATH = 1u << 0, K_LOWER = 1u << 1, K_UPPER = 1u << 2, K_WORK = 1u << 3,
 	K_CLIENTS = 1u << 4, K_ACCESS = 1u << 5, K_SQUASH = 1u << 6, K_ANONUID = 1u << 7,
 	K_ANONGID = 1u << 8, K_SECURE = 1u << 9, K_OWNER = 1u << 10,
+	K_MAX_INST = 1u << 11, K_IDLE = 1u << 12,
 	/* [server] */
 	K_LISTEN = 1u << 16, K_PORTMAP = 1u << 17, K_THREADS = 1u << 18, K_LOG = 1u << 19,
 	K_VERBOSE = 1u << 20, K_STATE_DIR = 1u << 21, K_MAX_RECORD = 1u << 22,
@@ -531,6 +554,7 @@ static const struct {
 	{ "squash", K_SQUASH, false }, { "anonuid", K_ANONUID, false },
 	{ "anongid", K_ANONGID, false }, { "secure", K_SECURE, false },
 	{ "owner", K_OWNER, false },
+	{ "max_instances", K_MAX_INST, false }, { "idle_timeout", K_IDLE, false },
 	{ "listen", K_LISTEN, true }, { "portmap", K_PORTMAP, true },
 	{ "threads", K_THREADS, true }, { "log", K_LOG, true }, { "verbose", K_VERBOSE, true },
 	{ "state_dir", K_STATE_DIR, true }, { "max_record", K_MAX_RECORD, true },
@@ -549,7 +573,7 @@ struct ini_state {
 	struct onfs_export_conf *ex; /* current [export]; NULL in [server] or before */
 	struct onfs_config *cfg;
 	unsigned seen[ONFS_MAX_EXPORTS + 1]; /* keys given per export; [ONFS_MAX_EXPORTS]: server */
-	int key_line[ONFS_MAX_EXPORTS][11];  /* line of each export key (bit index) */
+	int key_line[ONFS_MAX_EXPORTS][13];  /* line of each export key (bit index) */
 	char *raw_lower[ONFS_MAX_EXPORTS];   /* owned; lowerdir text incl. continuations */
 	char *raw_clients[ONFS_MAX_EXPORTS]; /* owned */
 	char *err;
@@ -841,6 +865,19 @@ static int ini_export_key(struct ini_state *st, enum ini_key k, unsigned bit, co
 		if (parse_yesno(v, &ec->secure) < 0)
 			return ini_fail(st, st->line, name, "'%s': want yes or no", v);
 		return 1;
+	case K_MAX_INST:
+	case K_IDLE: {
+		unsigned long long n;
+
+		if (parse_uint_plain(v, k == K_MAX_INST ? 1000000 : 365ull * 86400, &n) < 0)
+			return ini_fail(st, st->line, name, "'%s' is not a number from 0 to %s", v,
+					k == K_MAX_INST ? "1000000" : "31536000 (seconds)");
+		if (k == K_MAX_INST)
+			ec->max_instances = (unsigned)n;
+		else
+			ec->idle_timeout = (unsigned)n;
+		return 1;
+	}
 	case K_OWNER:
 		if (!*v)
 			return ini_fail(st, st->line, name, "empty user name");
@@ -1034,6 +1071,21 @@ static int finish_lists(struct ini_state *st, size_t i)
 	return 0;
 }
 
+/* The line of a key named by the template checks. */
+static int tmpl_key_line(const int *kl, const char *key, int fallback)
+{
+	static const struct {
+		const char *name;
+		enum ini_key k;
+	} m[] = { { "upperdir", K_UPPER }, { "workdir", K_WORK }, { "path", K_PATH },
+		  { "max_instances", K_MAX_INST }, { "idle_timeout", K_IDLE } };
+
+	for (size_t i = 0; key && i < ONFS_ARRAY_SIZE(m); i++)
+		if (strcmp(m[i].name, key) == 0 && kl[key_bit(m[i].k)])
+			return kl[key_bit(m[i].k)];
+	return fallback;
+}
+
 /*
  * After the whole file: defaults, required keys, cross-export rules, for
  * the exports from first on (--check-config goes on after a bad one).
@@ -1074,6 +1126,18 @@ static int ini_finish(struct ini_state *st, size_t first)
 		if (!(seen & K_CLIENTS) && !ec->nclients &&
 		    onfs_access_default_clients(&ec->clients, &ec->nclients) < 0)
 			return ini_fail(st, ec->line, "clients", "out of memory");
+		{
+			const char *key = NULL;
+			char terr[1024];
+
+			if (onfs_config_check_templates(ec, &key, terr, sizeof(terr)) < 0)
+				return ini_fail(st, tmpl_key_line(kl, key, ec->line), key, "%s", terr);
+			for (size_t j = 0; j < i; j++)
+				if (onfs_config_check_template_pair(ec, &cfg->exports[j], &key, terr,
+								    sizeof(terr)) < 0)
+					return ini_fail(st, tmpl_key_line(kl, key, ec->line), key,
+							"%s", terr);
+		}
 		for (size_t j = 0; j < i; j++) {
 			const struct onfs_export_conf *o = &cfg->exports[j];
 			static const struct {
@@ -1210,7 +1274,8 @@ bool onfs_config_layers_differ(const struct onfs_export_conf *a,
 {
 	if (a->nlower != b->nlower || str_differ(a->path, b->path) ||
 	    str_differ(a->upperdir, b->upperdir) || str_differ(a->workdir, b->workdir) ||
-	    str_differ(a->owner, b->owner))
+	    str_differ(a->owner, b->owner) || a->tmpl != b->tmpl ||
+	    a->max_instances != b->max_instances || a->idle_timeout != b->idle_timeout)
 		return true;
 	for (size_t i = 0; i < a->nlower; i++)
 		if (str_differ(a->lowerdir[i], b->lowerdir[i]))
@@ -1561,6 +1626,16 @@ int onfs_config_parse_args(int argc, char **argv, struct onfs_config *cfg,
 		fail(err, errlen, "out of memory");
 		goto out;
 	}
+	if (!cfg->demo) {
+		const char *key;
+		char terr[1024];
+
+		if (onfs_config_check_templates(ec, &key, terr, sizeof(terr)) < 0) {
+			fail(err, errlen, "%s: %s", strcmp(key, "path") == 0 ? "--export" : "-o",
+			     terr);
+			goto out;
+		}
+	}
 	if (!as.state_dir_set && !cfg->demo) {
 		cfg->state_dir = strdup(ONFS_DEFAULT_STATE_DIR);
 		if (!cfg->state_dir) {
@@ -1572,6 +1647,109 @@ int onfs_config_parse_args(int argc, char **argv, struct onfs_config *cfg,
 out:
 	free(as.export_path);
 	return ret;
+}
+
+/* --- per-client templates --- */
+
+/* Exactly one bit set? */
+static bool one_kind(unsigned k)
+{
+	return k && !(k & (k - 1));
+}
+
+int onfs_config_check_templates(struct onfs_export_conf *ec, const char **key, char *err,
+				size_t errlen)
+{
+	const char *name = ec->name ? ec->name : "default";
+	char bad[64];
+	int ku, kw, kp;
+
+	*key = "upperdir";
+	ku = onfs_tmpl_kinds(ec->upperdir, bad, sizeof(bad));
+	if (ku < 0)
+		return fail(err, errlen, "export '%s': upperdir '%s': '%s' is not a placeholder "
+			    "(use {client}, {host} or {name})", name, ec->upperdir, bad);
+	*key = "workdir";
+	kw = onfs_tmpl_kinds(ec->workdir, bad, sizeof(bad));
+	if (kw < 0)
+		return fail(err, errlen, "export '%s': workdir '%s': '%s' is not a placeholder "
+			    "(use {client}, {host} or {name})", name, ec->workdir, bad);
+	*key = "path";
+	kp = onfs_tmpl_kinds(ec->path, bad, sizeof(bad));
+	if (kp < 0)
+		return fail(err, errlen, "export '%s': path '%s': '%s' is not a placeholder "
+			    "(a path may end in /{name})", name, ec->path, bad);
+	ec->tmpl = (unsigned)ku;
+	*key = "upperdir";
+	if (ku && !one_kind((unsigned)ku))
+		return fail(err, errlen, "export '%s': upperdir '%s' uses several kinds of "
+			    "placeholder; use one of {client}, {host} or {name}", name, ec->upperdir);
+	if (ku && ec->upperdir[0] != '/')
+		return fail(err, errlen, "export '%s': upperdir '%s' must be an absolute path",
+			    name, ec->upperdir);
+	*key = "workdir";
+	if (ku != kw)
+		return fail(err, errlen, "export '%s': workdir '%s' must use the same placeholder "
+			    "as upperdir '%s'", name, ec->workdir ? ec->workdir : "",
+			    ec->upperdir ? ec->upperdir : "");
+	if (ku && ec->workdir[0] != '/')
+		return fail(err, errlen, "export '%s': workdir '%s' must be an absolute path",
+			    name, ec->workdir);
+	*key = "path";
+	if (kp) {
+		const char *last = strrchr(ec->path, '/');
+
+		if (kp != (int)ONFS_TMPL_NAME || !last || strcmp(last, "/{name}") != 0 ||
+		    strchr(ec->path, '{') != last + 1 || last == ec->path)
+			return fail(err, errlen, "export '%s': path '%s': a path template is "
+				    "/DIR/{name} ({name} the last component, nothing else "
+				    "templated)", name, ec->path);
+		if (ku != (int)ONFS_TMPL_NAME)
+			return fail(err, errlen, "export '%s': path '%s' needs upperdir and "
+				    "workdir templates with {name}", name, ec->path);
+	}
+	*key = "upperdir";
+	if (ku == (int)ONFS_TMPL_NAME && kp != (int)ONFS_TMPL_NAME)
+		return fail(err, errlen, "export '%s': upperdir '%s' uses {name}: the path must "
+			    "end in /{name} (e.g. path = /clients/{name})", name, ec->upperdir);
+	if (ku && onfs_tmpl_may_overlap(ec->upperdir, ec->workdir))
+		return fail(err, errlen, "export '%s': upperdir '%s' and workdir '%s' can expand "
+			    "to the same directory or one inside the other (for two clients)",
+			    name, ec->upperdir, ec->workdir);
+	if (!ku && (ec->max_instances || ec->idle_timeout)) {
+		*key = ec->max_instances ? "max_instances" : "idle_timeout";
+		return fail(err, errlen, "export '%s': %s applies only to an upperdir template "
+			    "({client}, {host} or {name})", name, *key);
+	}
+	return 0;
+}
+
+int onfs_config_check_template_pair(const struct onfs_export_conf *a,
+				    const struct onfs_export_conf *b, const char **key,
+				    char *err, size_t errlen)
+{
+	const char *da[2] = { a->upperdir, a->workdir }, *db[2] = { b->upperdir, b->workdir };
+	static const char *const what[2] = { "upperdir", "workdir" };
+
+	if (!a->tmpl && !b->tmpl)
+		return 0;
+	for (int i = 0; i < 2; i++) {
+		for (int j = 0; j < 2; j++) {
+			if (!da[i] || !db[j] || !onfs_tmpl_may_overlap(da[i], db[j]))
+				continue;
+			*key = what[i];
+			return fail(err, errlen, "export '%s': %s '%s' and the %s '%s' of export "
+				    "'%s' can expand to the same directory (or one inside the "
+				    "other)", a->name, what[i], da[i], what[j], db[j], b->name);
+		}
+	}
+	if ((onfs_tmpl_kinds(a->path, NULL, 0) > 0 || onfs_tmpl_kinds(b->path, NULL, 0) > 0) &&
+	    a->path && b->path && onfs_tmpl_may_equal(a->path, b->path)) {
+		*key = "path";
+		return fail(err, errlen, "export '%s': path '%s' and the path '%s' of export '%s' "
+			    "can name the same directory", a->name, a->path, b->path, b->name);
+	}
+	return 0;
 }
 
 void onfs_config_free(struct onfs_config *cfg)

@@ -316,6 +316,7 @@ void onfs_dispatch_run(struct onfs_call *c)
 	}
 	xdr_destroy(&xdrs);
 	args_release(c);
+	onfs_call_leave(c);
 }
 
 static void work_cb(uv_work_t *req)

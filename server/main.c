@@ -179,6 +179,13 @@ static void reload(struct main_state *m)
 		for (size_t j = 0; j < cur->nexports; j++) {
 			const struct onfs_export_conf *oe = &cur->exports[j];
 
+			const char *key;
+
+			if (onfs_config_check_template_pair(ne, oe, &key, err, sizeof(err)) < 0) {
+				onfs_err("reload: %s:%d: %s; keeping the current configuration",
+					 cur->config_file, ne->line, err);
+				goto out_close;
+			}
 			if (str_same(ne->path, oe->path) || str_same(ne->upperdir, oe->upperdir) ||
 			    str_same(ne->workdir, oe->workdir) || str_same(ne->upperdir, oe->workdir) ||
 			    str_same(ne->workdir, oe->upperdir)) {
@@ -246,6 +253,8 @@ static void reload(struct main_state *m)
 	}
 	onfs_info("reload: %s: rules of %zu export(s) updated, %zu added", cur->config_file,
 		  updated, nopened);
+	for (size_t j = 0; j < cur->nexports; j++)
+		onfs_instance_log(m->srv.exports[j]); /* templated lines and their instances */
 	nopened = 0;
 out_close:
 	while (nopened > 0)

@@ -29,6 +29,7 @@
 #include "ovlnfsd/errmap.h"
 #include "ovlnfsd/overlay.h"
 #include "ovlnfsd/server.h"
+#include "ovlnfsd/template.h"
 
 /* DUMP is informational (clients forget to UMNT): keep it bounded. */
 #define MOUNT_LIST_MAX 1024
@@ -124,10 +125,17 @@ static struct onfs_export *mount_find_export(struct onfs_server *srv, const char
 	size_t nexports = __atomic_load_n(&srv->nexports, __ATOMIC_ACQUIRE);
 
 	for (size_t i = 0; i < nexports; i++) {
+		char tp[MNTPATHLEN + 1];
 		size_t elen;
 
-		if (!srv->exports[i] ||
-		    mount_normalize(onfs_export_path(srv->exports[i]), ep, sizeof(ep)) < 0)
+		if (!srv->exports[i])
+			continue;
+		/* path = /DIR/{name}: the export holds /DIR, the name is the next component */
+		snprintf(tp, sizeof(tp), "%s", onfs_export_path(srv->exports[i]));
+		if (onfs_export_template_kind(srv->exports[i]) == ONFS_TMPL_NAME &&
+		    strlen(tp) > 7 && strcmp(tp + strlen(tp) - 7, "/{name}") == 0)
+			tp[strlen(tp) - 7] = '\0';
+		if (mount_normalize(tp, ep, sizeof(ep)) < 0)
 			continue;
 		elen = strlen(ep);
 		if (elen == 1) /* "/" holds everything */
@@ -376,6 +384,44 @@ static bool mount3_null(struct onfs_call *c, void *args, XDR *xdrs)
 /* --- 1 MNT --- */
 
 /*
+ * A templated line serves through the caller's own instance: by address,
+ * AUTH_SYS machine name, or the {name} component that follows the line's
+ * path (then *rest moves past it). Refusals (bad value, max_instances) are
+ * logged where they are decided and answer MNT3ERR_ACCES.
+ */
+static int mount_instance(struct onfs_call *c, const char *path, struct onfs_export **ex,
+			  const char **rest)
+{
+	char name[NAME_MAX + 1], host[MOUNT_HOST_MAX];
+	const char *nm = NULL;
+	struct onfs_export *inst;
+	int err;
+
+	if (onfs_export_template_kind(*ex) == ONFS_TMPL_NAME) {
+		size_t len = strcspn(*rest, "/");
+
+		if (len == 0 || len > NAME_MAX) {
+			mount_peer_name(c, host, sizeof(host));
+			onfs_info("mount: MNT '%s' from %s refused: export '%s' serves one instance "
+				  "per name below it (mount %s/NAME)", path, host,
+				  onfs_export_name(*ex), path);
+			return -EACCES;
+		}
+		memcpy(name, *rest, len);
+		name[len] = '\0';
+		nm = name;
+		*rest += len;
+		while (**rest == '/')
+			(*rest)++;
+	}
+	err = onfs_call_mount_instance(c, *ex, nm, &inst);
+	if (err < 0)
+		return err;
+	*ex = inst;
+	return 0;
+}
+
+/*
  * A path that no export holds answers MNT3ERR_NOENT: the client's view of
  * this server is the exports, and there the path does not exist (knfsd's
  * mountd says ACCES, which mount.nfs reports as "access denied" and sends
@@ -415,6 +461,8 @@ static bool mount3_mnt(struct onfs_call *c, void *args, XDR *xdrs)
 			err = -EACCES;
 		}
 	}
+	if (err == 0 && onfs_export_templated(ex))
+		err = mount_instance(c, path, &ex, &rest);
 	if (err == 0)
 		err = mount_resolve(c, ex, path, rest, &n);
 	if (err == 0 && !S_ISDIR(onfs_node_type(n)))

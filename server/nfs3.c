@@ -92,11 +92,10 @@ static int obj_get(struct onfs_call *c, const nfs_fh3 *fh, struct nfs3_obj *o)
 	err = onfs_fh_export_id(data, len, &id);
 	if (err < 0)
 		goto out;
-	o->ex = onfs_server_export_by_id(c->srv, id);
-	if (!o->ex) {
-		err = -ESTALE;
+	/* a plain export, or the caller's own per-client instance (instance.c) */
+	o->ex = onfs_call_export(c, id, &err);
+	if (!o->ex)
 		goto out;
-	}
 	err = onfs_node_from_fh(o->ex, data, len, &o->n);
 	if (err < 0) {
 		o->n = NULL;

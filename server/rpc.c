@@ -57,7 +57,13 @@ static bool parse_auth_sys(const uint8_t *body, size_t len, struct onfs_cred *cr
 
 	if (!rd_u32(&r, &stamp) || !rd_u32(&r, &namelen))
 		return false;
-	if (namelen > ONFS_RPC_MAX_MACHINENAME || !rd_skip(&r, pad4(namelen)))
+	if (namelen > ONFS_RPC_MAX_MACHINENAME || namelen > sizeof(cred->machine) ||
+	    r.left < pad4(namelen))
+		return false;
+	/* kept for {host} instances (server/instance.c) */
+	memcpy(cred->machine, r.p, namelen);
+	cred->machine_len = namelen;
+	if (!rd_skip(&r, pad4(namelen)))
 		return false;
 	if (!rd_u32(&r, &cred->uid) || !rd_u32(&r, &cred->gid) || !rd_u32(&r, &n))
 		return false;

@@ -4,8 +4,9 @@
  *
  * An "export line" (struct onfs_export_conf) is what the user wrote; an
  * "export instance" (struct onfs_export, overlay.h) is the object that owns
- * the layers, key, caches and locks. Today one line makes one instance; a
- * per-client upper template will let one line own many instances.
+ * the layers, key, caches and locks. A plain line makes one instance; a
+ * line whose upperdir is a template ({client}, {host}, {name}) owns one
+ * instance per value (server/instance.c).
  */
 #ifndef OVLNFSD_CONFIG_H
 #define OVLNFSD_CONFIG_H
@@ -47,6 +48,14 @@ struct onfs_export_conf {
 	uint32_t anonuid, anongid;
 	bool secure;       /* require a source port < 1024 */
 	int line;          /* line of its [export NAME] header in the config file; 0: none */
+	/*
+	 * Per-client upper layers (template.h): upperdir and workdir (and a
+	 * path ending in /{name}) may hold one kind of placeholder; each value
+	 * is an instance with its own upper and work area.
+	 */
+	unsigned tmpl;          /* ONFS_TMPL_* kind; 0: one upper for every client */
+	unsigned max_instances; /* 0: no limit */
+	unsigned idle_timeout;  /* seconds without a request before release; 0: never */
 };
 
 struct onfs_config {
@@ -120,6 +129,24 @@ bool onfs_config_layers_differ(const struct onfs_export_conf *a,
 int onfs_config_parse_hostport(const char *s, char **host, int *port);
 
 void onfs_config_free(struct onfs_config *cfg);
+
+/*
+ * The template rules of one export line (placeholders, path /X/{name},
+ * upper and work alike and apart, max_instances and idle_timeout only with
+ * a template); sets ec->tmpl. Returns 0 or -1 with err naming the export
+ * and the value, and *key the key at fault.
+ */
+int onfs_config_check_templates(struct onfs_export_conf *ec, const char **key, char *err,
+				size_t errlen);
+
+/*
+ * Can two export lines' upper or work templates expand to the same
+ * directory (or one inside the other), or their paths to the same path?
+ * Returns 0 or -1 with err naming both exports and values.
+ */
+int onfs_config_check_template_pair(const struct onfs_export_conf *a,
+				    const struct onfs_export_conf *b, const char **key,
+				    char *err, size_t errlen);
 
 /*
  * Create the demo overlay under dir (two lower layers and an upper with a

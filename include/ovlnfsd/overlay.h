@@ -64,6 +64,47 @@ uint64_t onfs_export_fsid(const struct onfs_export *ex);
 /* True when mutations must answer NFS3ERR_ROFS. */
 bool onfs_export_readonly(const struct onfs_export *ex);
 
+/* --- per-client instances of a templated line (instance.c) --- */
+
+#define ONFS_CLIENT_MACHINE_MAX 255
+
+/* Who a call comes from, as the instance rules see it. */
+struct onfs_client_id {
+	char addr[64];      /* the {client} form of its address */
+	char machine[ONFS_CLIENT_MACHINE_MAX + 1]; /* AUTH_SYS machine name, "" if none */
+	size_t machine_len;
+};
+
+/* A line whose upperdir is a template: it serves only through instances. */
+bool onfs_export_templated(const struct onfs_export *ex);
+/* ONFS_TMPL_* of a templated line, else 0. */
+unsigned onfs_export_template_kind(const struct onfs_export *ex);
+/* The line an instance belongs to (its access rules), else ex itself. */
+const struct onfs_export *onfs_export_line_of(const struct onfs_export *ex);
+
+/*
+ * MNT of a templated line: the instance for this client (name: the
+ * {name} component of the mounted path), created and recorded if new.
+ * -EACCES for a value that is not allowed or over max_instances (both
+ * logged). On success the call is counted in: onfs_instance_leave after.
+ * for_write makes sure the upper exists (a mutating call).
+ */
+int onfs_instance_for_mount(struct onfs_export *line, const struct onfs_client_id *who,
+			    const char *name, bool for_write, struct onfs_export **out);
+/*
+ * The instance a handle's export id names, if who belongs to it (same
+ * address for {client}, same machine name for {host}, a recorded mount of
+ * that name by this address and machine name for {name}); -ESTALE else.
+ * Counted in as above.
+ */
+int onfs_instance_enter_id(uint16_t id, const struct onfs_client_id *who, bool for_write,
+			   struct onfs_export **out);
+void onfs_instance_leave(struct onfs_export *ex);
+/* Does the instance have its upper (or will never get one)? */
+bool onfs_instance_settled(const struct onfs_export *ex);
+/* One log line: the template, instances on record and live, limits. */
+void onfs_instance_log(const struct onfs_export *line);
+
 /* --- handles (handle.c) --- */
 
 /*

@@ -37,6 +37,9 @@ struct onfs_cred {
 	uint32_t uid, gid;
 	uint32_t ngroups;
 	uint32_t groups[ONFS_MAX_GROUPS];
+	/* AUTH_SYS machine name (not NUL-terminated), for {host} instances */
+	uint32_t machine_len;
+	char machine[255];
 };
 
 struct onfs_server {
@@ -107,6 +110,11 @@ struct onfs_call {
 	 * >= 1024): the reply becomes AUTH_ERROR with this auth_stat.
 	 */
 	uint32_t auth_deny;
+	/*
+	 * The per-client instance this call is inside (server/instance.c),
+	 * counted in until the procedure returns; NULL for plain exports.
+	 */
+	struct onfs_export *inst;
 
 	uint8_t *rec;                /* owned; the whole record */
 	size_t rec_len;
@@ -129,6 +137,20 @@ void *onfs_call_data_alloc(struct onfs_call *c, size_t len);
 
 /* The export a handle names, or NULL (the caller answers STALE/BADHANDLE). */
 struct onfs_export *onfs_server_export_by_id(struct onfs_server *srv, uint16_t id);
+
+/* --- instance.c: calls and per-client instances --- */
+/*
+ * The export a handle's id names for this call: a plain export, or the
+ * instance of a templated line the caller belongs to (counted in; a
+ * mutating procedure creates its upper first). NULL with *err: -ESTALE, or
+ * -EXDEV for a second handle of another instance in one call.
+ */
+struct onfs_export *onfs_call_export(struct onfs_call *c, uint16_t id, int *err);
+/* MNT of a templated line (mount.c); name: the {name} component or NULL. */
+int onfs_call_mount_instance(struct onfs_call *c, struct onfs_export *line, const char *name,
+			     struct onfs_export **out);
+/* The procedure returned: leave the instance (dispatch.c). */
+void onfs_call_leave(struct onfs_call *c);
 
 /* --- transport.c --- */
 /* Bind and listen (TCP+UDP on cfg listen, and the portmap listener). */

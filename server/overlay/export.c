@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "ovlnfsd/siphash.h"
+#include "ovlnfsd/template.h"
 #include "internal.h"
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -180,15 +181,94 @@ static int check_layers(struct onfs_export *ex, const struct onfs_export_conf *c
 	return 0;
 }
 
+/*
+ * A templated line: the parents of its upper and work templates must exist
+ * and be writable by the owner (its instances' directories are created
+ * there), on one filesystem, and no expansion may reach into a lower
+ * layer. Layer 0 stands for the instances' uppers: fd -1, but the
+ * filesystem slot is taken now, so an instance numbers its filesystems (and
+ * so its handles and fileids) the same before and after its upper exists.
+ */
+static int open_template(struct onfs_export *ex, const struct onfs_export_conf *conf,
+			 char *err, size_t errlen)
+{
+	struct onfs_layer *l = &ex->layers[0];
+	const char *tmpl[2] = { conf->upperdir, conf->workdir };
+	static const char *const what[2] = { "upperdir", "workdir" };
+	char parent[PATH_MAX], real[2][PATH_MAX];
+	struct stat st[2];
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		if (onfs_tmpl_parent(tmpl[i], parent, sizeof(parent)) < 0)
+			return fail(err, errlen, "%s template '%s': no directory above its "
+				    "placeholder", what[i], tmpl[i]);
+		if (!realpath(parent, real[i]) || stat(real[i], &st[i]) < 0)
+			return fail(err, errlen, "%s template '%s': parent directory '%s': %s",
+				    what[i], tmpl[i], parent, strerror(errno));
+		if (!S_ISDIR(st[i].st_mode))
+			return fail(err, errlen, "%s template '%s': parent '%s' is not a directory",
+				    what[i], tmpl[i], parent);
+		/* as the owner (fsuid): AT_EACCESS checks the credentials in force */
+		if (faccessat(AT_FDCWD, real[i], W_OK | X_OK, AT_EACCESS) < 0)
+			return fail(err, errlen, "%s template '%s': parent '%s' is not writable by "
+				    "the export's owner: %s", what[i], tmpl[i], parent,
+				    strerror(errno));
+	}
+	if (st[0].st_dev != st[1].st_dev)
+		return fail(err, errlen, "upperdir template '%s' and workdir template '%s' have "
+			    "their parents on different filesystems", conf->upperdir, conf->workdir);
+	ex->tmpl_parent_fd = open(real[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ex->tmpl_parent_fd < 0)
+		return fail(err, errlen, "upperdir template '%s': parent '%s': %s", conf->upperdir,
+			    real[0], strerror(errno));
+	l->fd = -1;
+	l->upper = true;
+	l->path = strdup(conf->upperdir);
+	l->real = strdup(real[0]);
+	if (!l->path || !l->real)
+		return fail(err, errlen, "out of memory");
+	ex->nlayers = 1;
+	ex->has_upper = true;
+	ex->fs_dev[0] = st[0].st_dev;
+	ex->fs_fd[0] = ex->tmpl_parent_fd;
+	ex->numfs = 1;
+	l->fsidx = 0;
+	return 0;
+}
+
+/* No expansion of a template may be, hold or lie inside a lower layer. */
+static int check_template_lowers(struct onfs_export *ex, const struct onfs_export_conf *conf,
+				 char *err, size_t errlen)
+{
+	const char *tmpl[2] = { conf->upperdir, conf->workdir };
+	char parent[PATH_MAX], real[PATH_MAX], exp[PATH_MAX * 2];
+
+	for (size_t t = 0; t < 2; t++) {
+		if (onfs_tmpl_parent(tmpl[t], parent, sizeof(parent)) < 0 ||
+		    !realpath(parent, real))
+			continue;
+		/* the template with its parent resolved, as the lowers are */
+		snprintf(exp, sizeof(exp), "%s%s", real, tmpl[t] + strlen(parent));
+		for (size_t i = 1; i < ex->nlayers; i++)
+			if (onfs_tmpl_may_overlap(exp, ex->layers[i].real))
+				return fail(err, errlen, "%s template '%s' can expand to or around "
+					    "lowerdir '%s'", t ? "workdir" : "upperdir", tmpl[t],
+					    ex->layers[i].path);
+	}
+	return 0;
+}
+
 /* Can we decode handles (CAP_DAC_READ_SEARCH)? Try on the first layer root. */
 static bool probe_by_handle(struct onfs_export *ex)
 {
+	const struct onfs_layer *l = &ex->layers[ex->layers[0].fd < 0 ? 1 : 0];
 	struct onfs_ident id;
 	int fd;
 
-	if (onfs_fs_name_to_ident(ex->layers[0].fd, "", &id) < 0)
+	if (onfs_fs_name_to_ident(l->fd, "", &id) < 0)
 		return false;
-	fd = onfs_fs_open_ident(ex->fs_fd[ex->layers[0].fsidx], &id, O_PATH);
+	fd = onfs_fs_open_ident(ex->fs_fd[l->fsidx], &id, O_PATH);
 	if (fd < 0)
 		return false;
 	close(fd);
@@ -216,7 +296,9 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 	ex->lock_fd = -1;
 	ex->work_fd = -1;
 	ex->index_fd = -1;
+	ex->tmpl_parent_fd = -1;
 	pthread_mutex_init(&ex->ns_lock, NULL);
+	pthread_mutex_init(&ex->inst_lock, NULL);
 	pthread_mutex_init(&ex->verf_lock, NULL);
 	for (i = 0; i < ONFS_ARRAY_SIZE(ex->obj_lock); i++)
 		pthread_mutex_init(&ex->obj_lock[i], NULL);
@@ -237,7 +319,10 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 		fail(err, errlen, "owner '%s': cannot switch credentials", conf->owner);
 		goto out_free;
 	}
-	if (conf->upperdir) {
+	if (conf->tmpl) {
+		if (open_template(ex, conf, err, errlen) < 0)
+			goto out_free;
+	} else if (conf->upperdir) {
 		ex->has_upper = true;
 		if (open_layer(ex, conf->upperdir, true, "upperdir", err, errlen) < 0)
 			goto out_free;
@@ -245,9 +330,12 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 	for (i = 0; i < conf->nlower; i++)
 		if (open_layer(ex, conf->lowerdir[i], false, "lowerdir", err, errlen) < 0)
 			goto out_free;
-	if (check_layers(ex, conf, err, errlen) < 0)
+	if (conf->tmpl ? check_template_lowers(ex, conf, err, errlen) < 0
+		       : check_layers(ex, conf, err, errlen) < 0)
 		goto out_free;
 	for (i = 0; i < ex->nlayers; i++) {
+		if (ex->layers[i].fd < 0)
+			continue;
 		ret = onfs_fs_name_to_ident(ex->layers[i].fd, "", &id);
 		if (ret < 0) {
 			fail(err, errlen, "%s '%s': filesystem cannot encode file handles (%s)",
@@ -271,8 +359,15 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 	snprintf(ex->xattr_prefix, sizeof(ex->xattr_prefix), "%s",
 		 geteuid() == 0 ? "trusted.overlay." : "user.overlay.");
 
-	ret = key_dir(conf, state_dir, dir, sizeof(dir));
-	if (ret == -EROFS && conf->workdir) {
+	if (conf->tmpl) {
+		/* the line's key: each instance's is derived from it and its value */
+		struct onfs_export_conf line = *conf;
+		line.workdir = NULL;
+		ret = key_dir(&line, state_dir, dir, sizeof(dir));
+	} else {
+		ret = key_dir(conf, state_dir, dir, sizeof(dir));
+	}
+	if (ret == -EROFS && conf->workdir && !conf->tmpl) {
 		/* a read-only upper filesystem: served read-only, key in the state dir */
 		struct onfs_export_conf ro = *conf;
 		ro.workdir = NULL;
@@ -296,18 +391,33 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 		ex->id = 1;
 	ex->fsid = onfs_siphash24(ex->key, "fsid", 4);
 	ex->by_handle = probe_by_handle(ex);
+	if (!ex->by_handle && conf->tmpl) {
+		fail(err, errlen, "upperdir template '%s': per-client instances need kernel file "
+		     "handles (CAP_DAC_READ_SEARCH); the rootless identity map is not per instance",
+		     conf->upperdir);
+		goto out_free;
+	}
 	if (!ex->by_handle && onfs_idmap_open(ex, dir, err, errlen) < 0)
 		goto out_free;
 	/* without CAP_CHOWN for the owner, client-visible owners go to an xattr */
 	ex->no_chown = !(geteuid() == 0 && ex->owner.uid == 0);
 	for (i = 0; i < ex->numfs; i++)
 		onfs_upper_fs_uuid(ex->fs_fd[i], ex->fs_uuid[i]);
-	if (conf->workdir && onfs_workdir_setup(ex, conf->workdir, err, errlen) < 0)
+	if (conf->workdir && !conf->tmpl && onfs_workdir_setup(ex, conf->workdir, err, errlen) < 0)
 		goto out_free;
 	ex->readonly = !ex->has_upper || !ex->work_ok;
 	if (onfs_node_cache_new(&ex->nodes) < 0 || onfs_dir_cache_new(&ex->dirs) < 0) {
 		fail(err, errlen, "out of memory");
 		goto out_free;
+	}
+	onfs_inst_reserve_id(ex->id);
+	if (conf->tmpl) {
+		if (onfs_inst_line_open(ex, conf, dir, err, errlen) < 0)
+			goto out_free;
+		onfs_info("export '%s' (%s): %zu lower layer(s), per-client upper template, "
+			  "line id %u", ex->name, ex->path, ex->nlayers - 1, ex->id);
+		*out = ex;
+		return 0;
 	}
 	onfs_info("export '%s' (%s): %zu layer(s) on %zu filesystem(s), id %u, %s, handle mode: %s",
 		  ex->name, ex->path, ex->nlayers, ex->numfs, ex->id,
@@ -331,6 +441,10 @@ void onfs_export_close(struct onfs_export *ex)
 
 	if (!ex)
 		return;
+	if (ex->tmpl)
+		onfs_inst_line_close(ex);
+	if (ex->tmpl_parent_fd >= 0)
+		close(ex->tmpl_parent_fd);
 	onfs_dir_cache_free(ex->dirs);
 	onfs_node_cache_free(ex->nodes);
 	onfs_idmap_close(ex);

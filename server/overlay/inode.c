@@ -177,7 +177,10 @@ out:
 int onfs_statvfs(struct onfs_export *ex, struct onfs_node *n, struct statvfs *st)
 {
 	(void)n;
-	if (fstatvfs(ex->layers[0].fd, st) < 0)
+	/* an instance without its upper yet: the filesystem it will be on */
+	int fd = ex->layers[0].fd >= 0 ? ex->layers[0].fd : ex->fs_fd[ex->layers[0].fsidx];
+
+	if (fstatvfs(fd, st) < 0)
 		return -errno;
 	return 0;
 }

@@ -113,6 +113,24 @@ struct onfs_export {
 	char xattr_prefix[20]; /* "trusted.overlay." or "user.overlay." */
 	struct onfs_node_cache *nodes; /* owned */
 	struct onfs_dir_cache *dirs;   /* owned */
+	/*
+	 * Per-client instances (instance.c). A templated line's own object
+	 * (tmpl set) never serves: it holds the shared lowers and the line's
+	 * key. An instance (line set) borrows them and owns layers[0], its
+	 * work area and caches; layers[0].fd is -1 until its upper exists
+	 * (lookups then skip layer 0; the numbering stays the same).
+	 */
+	struct onfs_inst_line *tmpl;  /* owned; a templated line: its instances */
+	struct onfs_export *line;     /* not owned; an instance: its line's object */
+	char *inst_value;             /* owned; the placeholder's value */
+	char *inst_upper, *inst_work; /* owned; the expanded directories */
+	int tmpl_parent_fd;           /* line: owned; the upper template's parent, -1 */
+	pthread_mutex_t inst_lock;    /* activation, creation of the upper, release */
+	atomic_bool quiesce;          /* inst_lock holder waits for active == 0 */
+	atomic_bool live;             /* caches (and an existing upper) open */
+	atomic_bool settled;          /* the upper exists, or never will (read-only) */
+	atomic_int active;            /* calls inside the instance */
+	atomic_llong last_use;        /* monotonic seconds of the last call */
 };
 
 /* parts[].layer of an object reached through workdir/index (path unknown) */
@@ -140,6 +158,14 @@ struct onfs_node {
 	uint8_t nparts;
 	struct onfs_part parts[]; /* top layer first */
 };
+
+/* --- instance.c --- */
+/* Register a templated line (export.c, at the end of onfs_export_open). */
+int onfs_inst_line_open(struct onfs_export *line, const struct onfs_export_conf *conf,
+			const char *key_dir, char *err, size_t errlen);
+void onfs_inst_line_close(struct onfs_export *line);
+/* Every export id in use, so instances never take one (export.c). */
+void onfs_inst_reserve_id(uint16_t id);
 
 /* --- fsops.c: thin syscall wrappers, -errno --- */
 int onfs_fs_open_beneath(int dirfd, const char *rel, int flags);

@@ -449,7 +449,7 @@ int onfs_root(struct onfs_export *ex, struct onfs_node **out)
 {
 	struct found f[ONFS_MAX_LAYERS];
 	struct onfs_ident id = { 0 };
-	size_t i, nf = 0, idl;
+	size_t i, nf = 0, idl, fidl = 0;
 	bool impure = false, wh_xattr = false;
 	int ret;
 
@@ -464,6 +464,11 @@ int onfs_root(struct onfs_export *ex, struct onfs_node **out)
 		return ret;
 	id.fsidx = ex->layers[idl].fsidx;
 	for (i = 0; i < ex->nlayers; i++) {
+		/* an instance whose upper does not exist yet (instance.c) */
+		if (ex->layers[i].fd < 0)
+			continue;
+		if (i == idl)
+			fidl = nf;
 		if (fstat(ex->layers[i].fd, &f[nf].st) < 0) {
 			ret = -errno;
 			goto out;
@@ -480,7 +485,7 @@ int onfs_root(struct onfs_export *ex, struct onfs_node **out)
 		if (ex->layers[i].upper && ovl_flag(ex, ex->layers[i].fd, "impure") == 'y')
 			impure = true;
 	}
-	ret = make_node(ex, "", f, nf, &id, true, f[idl].st.st_ino, impure, wh_xattr, true, out);
+	ret = make_node(ex, "", f, nf, &id, true, f[fidl].st.st_ino, impure, wh_xattr, true, out);
 out:
 	free_found(f, nf);
 	return ret;

@@ -253,7 +253,7 @@ for l in $(ldd "$BIN" | grep -oE '/[^ ]+\.so[^ ]*'); do
 	nlib=$((nlib + 1))
 done
 echo "layout: /usr/bin/ovlnfsd + $nlib libraries from ldd, nothing else"
-mkdir -p "$R/srv/upper/upper" "$R/srv/upper/work" "$R/srv/upper/state" "$R/tmp" # as the entry point does
+mkdir -p "$R/srv/upper/upper" "$R/srv/upper/work" "$R/srv/upper/clients" "$R/srv/upper/state" "$R/tmp" # as the entry point does
 cp -a "$D/demo-base" "$R/srv/base"
 # RUN: the command prefix that runs a program of the layout (an array, so
 # that a server started with & is that process itself, stopped by its PID).
@@ -470,17 +470,22 @@ else
 					bad "reading etc/motd from the host through $hp"
 				fi
 				if [ "$writes" = verified ]; then
-					nfs-cat "nfs://127.0.0.1/incoming/from-client.txt$q" >"$TMP/hnew" 2>&1 &&
-						head -1 "$TMP/hnew" | grep -q 'written by the ovlnfsd demo client' ||
-						bad "the client's file is not there after a restart"
+					# the host is another client of the templated export: its own view
+					if nfs-cat "nfs://127.0.0.1/incoming/from-client.txt$q" >"$TMP/hnew" 2>&1; then
+						bad "the host (another client) reads the container client's file"
+					else
+						ok "the host, another client of the templated export, does not see the clients' files"
+					fi
 				fi
 			else
 				echo "note: nfs-ls not installed on the host: the published port was not read"
 			fi
 			if [ "$writes" = verified ]; then
-				timeout "$(cap 30)" docker run --rm -v "${PROJECT}_upper:/v:ro" debian:bookworm-slim \
-					test -f /v/upper/incoming/from-client.txt ||
-					bad "incoming/from-client.txt is not in the upper layer (the volume)"
+				# one upper per client address (deploy/demo.conf's template), both kept
+				nup=$(timeout "$(cap 30)" docker run --rm -v "${PROJECT}_upper:/v:ro" debian:bookworm-slim \
+					sh -c 'ls /v/clients/*/upper/incoming/from-client.txt | wc -l')
+				[ "$nup" = 2 ] && ok "two client uppers in the volume, each with its own incoming/from-client.txt" ||
+					bad "want incoming/from-client.txt in two client uppers in the volume, found '$nup'"
 				[ ! -e "$D/demo-base/incoming/from-client.txt" ] || bad "the client's write reached the read-only base layer"
 			fi
 			cid=$(dc 20 ps -q ovlnfsd)
