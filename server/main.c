@@ -29,6 +29,8 @@
 #include "ovlnfsd/access.h"
 #include "ovlnfsd/common.h"
 #include "ovlnfsd/config.h"
+#include "ovlnfsd/nlm.h"
+#include "ovlnfsd/nlm.h"
 #include "ovlnfsd/overlay.h"
 #include "ovlnfsd/server.h"
 
@@ -267,6 +269,7 @@ static void signal_cb(uv_signal_t *s, int signum)
 	onfs_info("%s: stopping", strsignal(signum));
 	m->srv.stopping = true;
 	onfs_transport_stop(&m->srv);
+	onfs_nlm_stop(&m->srv);
 	uv_close((uv_handle_t *)&m->sigterm, close_noop);
 	uv_close((uv_handle_t *)&m->sigint, close_noop);
 	uv_close((uv_handle_t *)&m->sighup, close_noop);
@@ -379,6 +382,15 @@ int main(int argc, char **argv)
 		uv_run(&m.loop, UV_RUN_DEFAULT);
 		goto out_exports;
 	}
+	/* the lock manager: NSM state, notify of the previous run's holders, grace */
+	if (onfs_nlm_start(&m.srv, err, sizeof(err)) < 0) {
+		onfs_err("%s", err);
+		m.srv.stopping = true;
+		onfs_transport_stop(&m.srv);
+		onfs_nlm_stop(&m.srv);
+		uv_run(&m.loop, UV_RUN_DEFAULT);
+		goto out_exports;
+	}
 
 	uv_signal_init(&m.loop, &m.sigterm);
 	uv_signal_init(&m.loop, &m.sigint);
@@ -412,6 +424,7 @@ int main(int argc, char **argv)
 		onfs_warn("event loop closed with handles still open");
 	onfs_info("stopped");
 out_exports:
+	onfs_nlm_free(&m.srv);
 	opened = m.srv.nexports > opened ? m.srv.nexports : opened; /* reload added some */
 	while (opened > 0)
 		onfs_export_close(m.srv.exports[--opened]);

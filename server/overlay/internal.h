@@ -113,6 +113,7 @@ struct onfs_export {
 	char xattr_prefix[20]; /* "trusted.overlay." or "user.overlay." */
 	struct onfs_node_cache *nodes; /* owned */
 	struct onfs_dir_cache *dirs;   /* owned */
+	struct onfs_lock_table *locks; /* owned; NLM byte-range locks (server/lock.c) */
 };
 
 /* parts[].layer of an object reached through workdir/index (path unknown) */
