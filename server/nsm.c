@@ -47,8 +47,11 @@ static int64_t mono_ms(void)
 
 bool onfs_nlm_in_grace(struct onfs_nlm *nlm)
 {
-	int64_t end = __atomic_load_n(&nlm->grace_end_ms, __ATOMIC_RELAXED);
+	int64_t end;
 
+	if (!nlm)
+		return false;
+	end = __atomic_load_n(&nlm->grace_end_ms, __ATOMIC_RELAXED);
 	return end != 0 && mono_ms() < end;
 }
 
