@@ -82,15 +82,21 @@ struct onfs_nlm_host *onfs_nlm_host_get(struct onfs_nlm *nlm, const char *name,
 					const struct sockaddr *peer, socklen_t len)
 {
 	struct onfs_nlm_host *h;
+	unsigned same_addr = 0;
 
 	if (!name || strlen(name) > ONFS_NLM_NAME_MAX || !peer || len <= 0 ||
 	    (size_t)len > sizeof(h->addr))
 		return NULL;
 	pthread_mutex_lock(&nlm->mu);
-	for (h = nlm->hosts; h; h = h->next)
-		if (strcmp(h->name, name) == 0 && addr_eq(&h->addr, peer))
-			goto out;
-	if (nlm->nhosts >= ONFS_NLM_MAX_HOSTS) {
+	for (h = nlm->hosts; h; h = h->next) {
+		if (addr_eq(&h->addr, peer)) {
+			if (strcmp(h->name, name) == 0)
+				goto out;
+			same_addr++;
+		}
+	}
+	/* one address cannot fill the table by inventing names */
+	if (nlm->nhosts >= ONFS_NLM_MAX_HOSTS || same_addr >= ONFS_NLM_NAMES_PER_ADDR) {
 		h = NULL;
 		goto out;
 	}
@@ -251,17 +257,64 @@ static int write_state(struct onfs_nlm *nlm, int32_t state)
 	return write_file_sync(path, text);
 }
 
+/*
+ * The name we give in SM_NOTIFY: the address of ours the kernel would
+ * send from to reach the peer. A client's statd matches it against the
+ * server it monitors by resolving both to addresses, so an address always
+ * matches where a host name the client cannot resolve would not. With no
+ * route, the configured listen address or our host name.
+ */
+static void notify_name(struct onfs_nlm *nlm, const struct sockaddr_storage *dst,
+			socklen_t dstlen, char *out, size_t cap)
+{
+	struct sockaddr_storage me;
+	struct sockaddr_storage to = *dst;
+	socklen_t len = sizeof(me);
+	int fd;
+
+	snprintf(out, cap, "%s", nlm->myname);
+	if (to.ss_family == AF_INET)
+		((struct sockaddr_in *)&to)->sin_port = htons(111);
+	else
+		((struct sockaddr_in6 *)&to)->sin6_port = htons(111);
+	fd = socket(to.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	/* a UDP connect sends nothing: it only picks the route and source */
+	if (connect(fd, (struct sockaddr *)&to, dstlen) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&me, &len) == 0 &&
+	    !(me.ss_family == AF_INET6 &&
+	      IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&me)->sin6_addr)))
+		addr_text(&me, out, cap);
+	close(fd);
+}
+
 /* Build and queue SM_NOTIFY {mon_name = our name, state} to the statd at addr. */
 static void queue_notify(struct onfs_nlm *nlm, const char *addr, const char *record)
 {
-	struct onfs_stat_chge args = { .mon_name = nlm->myname, .state = nlm->state };
+	char name[INET6_ADDRSTRLEN + 256];
+	struct onfs_stat_chge args = { .mon_name = name, .state = nlm->state };
 	uint8_t buf[ONFS_NLM_NAME_MAX + 64];
+	struct sockaddr_storage dst;
+	socklen_t dstlen;
 	struct sockaddr_in6 a6;
 	struct sockaddr_in a4;
 	struct onfs_out *o;
 	XDR xdrs;
 	u_int len;
 
+	memset(&dst, 0, sizeof(dst));
+	if (uv_ip4_addr(addr, 0, &a4) == 0) {
+		memcpy(&dst, &a4, sizeof(a4));
+		dstlen = sizeof(a4);
+	} else if (uv_ip6_addr(addr, 0, &a6) == 0) {
+		memcpy(&dst, &a6, sizeof(a6));
+		dstlen = sizeof(a6);
+	} else {
+		onfs_warn("nsm: '%s': not an address; not notified", record);
+		return;
+	}
+	notify_name(nlm, &dst, dstlen, name, sizeof(name));
 	xdrmem_create(&xdrs, (char *)buf, sizeof(buf), XDR_ENCODE);
 	if (!xdr_onfs_stat_chge(&xdrs, &args)) {
 		xdr_destroy(&xdrs);
@@ -278,17 +331,8 @@ static void queue_notify(struct onfs_nlm *nlm, const char *addr, const char *rec
 	o->prog = ONFS_SM_PROG;
 	o->vers = ONFS_SM_VERS;
 	o->proc = ONFS_SM_NOTIFY;
-	if (uv_ip4_addr(addr, 0, &a4) == 0) {
-		memcpy(&o->dst, &a4, sizeof(a4));
-		o->dstlen = sizeof(a4);
-	} else if (uv_ip6_addr(addr, 0, &a6) == 0) {
-		memcpy(&o->dst, &a6, sizeof(a6));
-		o->dstlen = sizeof(a6);
-	} else {
-		onfs_warn("nsm: '%s': not an address; not notified", record);
-		onfs_out_free(o);
-		return;
-	}
+	o->dst = dst;
+	o->dstlen = dstlen;
 	o->record = strdup(record);
 	onfs_rpcout_submit(nlm, o);
 }

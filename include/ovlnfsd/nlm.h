@@ -30,6 +30,7 @@
 #define ONFS_NSM_PROG_NUM 100024
 #define ONFS_NLM_DEFAULT_GRACE 90
 #define ONFS_NLM_MAX_HOSTS 1024
+#define ONFS_NLM_NAMES_PER_ADDR 16
 #define ONFS_NLM_NAME_MAX 1024
 
 extern const struct onfs_program onfs_nlm1_program; /* nlm.c */

@@ -1091,6 +1091,32 @@ TEST_IMPL(nlm_bad_input)
 	for (uint32_t i = 0; i < 64; i++)
 		ASSERT_EQ(nlm_cancel(&b, e.s.port, &f, 1000 + i, i, 1, true), NLM4_GRANTED);
 
+	/* one address inventing caller names gets a bounded number of hosts */
+	{
+		struct tl_fh g = fh_of(&e, "g");
+		struct fc x = a;
+		char names[20][16];
+		int granted = 0, refused = 0;
+
+		for (int i = 0; i < 20; i++) {
+			snprintf(names[i], sizeof(names[i]), "made-up-%d", i);
+			x.name = names[i];
+			switch (nlm_lock(&x, e.s.port, &g, 1, (uint64_t)i * 10, 1, true, false,
+					 false)) {
+			case NLM4_GRANTED:
+				granted++;
+				break;
+			case NLM4_DENIED_NOLOCKS:
+				refused++;
+				break;
+			default:
+				ASSERTF(0, "unexpected status");
+			}
+		}
+		ASSERT_EQ(granted, 15); /* 16 names per address, "client-a" is one */
+		ASSERT_EQ(refused, 5);
+	}
+
 	/* a client that never answers GRANTED does not keep the lock */
 	b.answer_granted = false;
 	ASSERT_EQ(nlm_lock(&b, e.s.port, &f, 5, 0, 0, true, true, false), NLM4_BLOCKED);
