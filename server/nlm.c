@@ -381,6 +381,18 @@ static uint32_t do_lock(struct onfs_call *c, const struct nlm_lk *k, bool excl, 
 	onfs_nlm_send_grants(nlm, tg.t, g);
 	switch (res) {
 	case ONFS_LOCK_GRANTED:
+		/* a poll for a lock granted while the client was not reachable */
+		if (block && nlm) {
+			struct onfs_out *cf = onfs_out_new(0);
+
+			if (cf) {
+				cf->kind = ONFS_OUT_CONFIRM;
+				cf->table = tg.t;
+				cf->key = tg.key;
+				cf->owner = o;
+				onfs_rpcout_submit(nlm, cf);
+			}
+		}
 		return ONFS_NLM4_GRANTED;
 	case ONFS_LOCK_BLOCKED:
 		return ONFS_NLM4_BLOCKED;

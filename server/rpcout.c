@@ -39,7 +39,7 @@ static int tries_of(enum onfs_out_kind k)
 {
 	switch (k) {
 	case ONFS_OUT_GRANTED:
-		return 5;
+		return 6; /* 1+2+4+8+16 s: longer than a Linux client's 30 s poll */
 	case ONFS_OUT_NOTIFY:
 		return 5;
 	case ONFS_OUT_RES:
@@ -89,6 +89,19 @@ static uint16_t get_port(const struct sockaddr_storage *ss)
 	if (ss->ss_family == AF_INET6)
 		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
 	return 0;
+}
+
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+	if (ss->ss_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return false;
 }
 
 struct send_req {
@@ -170,11 +183,21 @@ static void transmit(struct onfs_nlm *nlm, struct onfs_out *o)
 
 static void arm_timer(struct onfs_nlm *nlm);
 
+/* The wait before try n+1: GRANTED backs off (1, 2, 4, 8, 16 s), the rest do not. */
+static uint64_t interval(const struct onfs_out *o)
+{
+	if (o->asking_port)
+		return PORT_INTERVAL_MS;
+	if (o->kind == ONFS_OUT_GRANTED && o->tries > 1)
+		return (uint64_t)CALL_INTERVAL_MS << (o->tries - 1 < 4 ? o->tries - 1 : 4);
+	return CALL_INTERVAL_MS;
+}
+
 static void begin(struct onfs_nlm *nlm, struct onfs_out *o)
 {
 	o->xid = ++nlm->next_xid;
 	o->tries = 1;
-	o->due = uv_now(nlm->srv->loop) + (o->asking_port ? PORT_INTERVAL_MS : CALL_INTERVAL_MS);
+	o->due = uv_now(nlm->srv->loop) + interval(o);
 	transmit(nlm, o);
 }
 
@@ -295,7 +318,13 @@ static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 	if (o->asking_port) {
 		uint32_t port = off + 4 <= (size_t)nread ? get32(p + off) : 0;
 
-		if (port == 0 || port > 65535) {
+		/*
+		 * Port 0: not registered. Our own port on a loopback address: the
+		 * "client" portmapper is ours (a NATed client seen as 127.0.0.1),
+		 * and we must not call ourselves.
+		 */
+		if (port == 0 || port > 65535 ||
+		    (port == nlm->srv->port && is_loopback(&o->dst))) {
 			port_failed(nlm, o);
 			goto out;
 		}
@@ -339,7 +368,7 @@ static void timer_cb(uv_timer_t *t)
 			continue;
 		}
 		o->tries++;
-		o->due = now + (o->asking_port ? PORT_INTERVAL_MS : CALL_INTERVAL_MS);
+		o->due = now + interval(o);
 		transmit(nlm, o);
 	}
 	if (!nlm->pending)
@@ -350,6 +379,27 @@ static void arm_timer(struct onfs_nlm *nlm)
 {
 	if (!uv_is_active((uv_handle_t *)&nlm->timer))
 		uv_timer_start(&nlm->timer, timer_cb, TICK_MS, TICK_MS);
+}
+
+/*
+ * The client asked for a lock whose GRANTED callback is still pending and
+ * got it (its poll found the lock already its own): the callback is
+ * answered by that, stop it without releasing anything.
+ */
+static void confirm(struct onfs_nlm *nlm, const struct onfs_out *c)
+{
+	struct onfs_out *o, *next;
+
+	for (o = nlm->pending; o; o = next) {
+		next = o->next;
+		if (o->kind == ONFS_OUT_GRANTED && o->table == c->table &&
+		    o->owner.host == c->owner.host && o->owner.svid == c->owner.svid &&
+		    o->key.len == c->key.len && memcmp(o->key.b, c->key.b, c->key.len) == 0) {
+			uint8_t body[8] = { 0, 0, 0, 0, 0, 0, 0, 0 }; /* no cookie, granted */
+
+			finish(nlm, o, true, body, sizeof(body));
+		}
+	}
 }
 
 static void async_cb(uv_async_t *a)
@@ -364,6 +414,11 @@ static void async_cb(uv_async_t *a)
 	while (list) {
 		o = list;
 		list = o->next;
+		if (o->kind == ONFS_OUT_CONFIRM) {
+			confirm(nlm, o);
+			onfs_out_free(o);
+			continue;
+		}
 		o->asking_port = get_port(&o->dst) == 0;
 		o->next = nlm->pending;
 		nlm->pending = o;

@@ -50,7 +50,12 @@ struct onfs_nlm_host {
 };
 
 /* What to do when an outgoing call ends. */
-enum onfs_out_kind { ONFS_OUT_RES = 0, ONFS_OUT_GRANTED, ONFS_OUT_NOTIFY };
+enum onfs_out_kind {
+	ONFS_OUT_RES = 0,
+	ONFS_OUT_GRANTED,
+	ONFS_OUT_NOTIFY,
+	ONFS_OUT_CONFIRM, /* not a call: stop the GRANTED of (table, key, owner) */
+};
 
 /* An outgoing call, built on any thread and handed to onfs_rpcout_submit. */
 struct onfs_out {
