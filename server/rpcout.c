@@ -155,7 +155,7 @@ static void transmit(struct onfs_nlm *nlm, struct onfs_out *o)
 
 	if (!s)
 		return;
-	if (o->dst.ss_family == AF_INET6 && !nlm->have6) {
+	if ((o->dst.ss_family == AF_INET6 && !nlm->have6) || (o->unreachable && !o->asking_port)) {
 		free(s);
 		return;
 	}
@@ -264,13 +264,25 @@ static void finish(struct onfs_nlm *nlm, struct onfs_out *o, bool ok, const uint
 	onfs_out_free(o);
 }
 
-/* The portmapper gave no port: go to where the request came from, or give up. */
+/*
+ * The portmapper gave no port: go to where the request came from. With
+ * nowhere to go, a GRANTED still keeps its lock for its whole retry
+ * window (a client we cannot reach, behind NAT say, polls and gets it);
+ * anything else gives up.
+ */
 static void port_failed(struct onfs_nlm *nlm, struct onfs_out *o)
 {
+	o->asking_port = false;
 	if (o->fallback.ss_family != 0) {
 		o->dst = o->fallback;
 		o->dstlen = o->fallbacklen;
-		o->asking_port = false;
+		begin(nlm, o);
+		return;
+	}
+	if (o->kind == ONFS_OUT_GRANTED) {
+		onfs_debug("nlm: no way to call the client back (svid %u); it has to poll",
+			   o->owner.svid);
+		o->unreachable = true;
 		begin(nlm, o);
 		return;
 	}

@@ -79,6 +79,7 @@ struct onfs_out {
 	int tries;
 	uint64_t due;          /* uv_now of the next retransmit */
 	bool asking_port;
+	bool unreachable;      /* GRANTED with no address to call: wait for a poll */
 	size_t len;
 	uint8_t args[];        /* XDR-encoded arguments */
 };
