@@ -38,19 +38,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <nfsc/libnfs-raw-nlm.h>
+
 #include "nfsclient.h"
 #include "rawrpc.h"
 #include "testlib.h"
 
+/* status codes: libnfs's enum nlmstat4 (NLM4_GRANTED, NLM4_DENIED, ...) */
 #define NLM_PROG 100021
 #define NSM_PROG 100024
 #define PMAP_PROG 100000
-#define NLM4_GRANTED 0
-#define NLM4_DENIED 1
-#define NLM4_DENIED_NOLOCKS 2
-#define NLM4_BLOCKED 3
-#define NLM4_DENIED_GRACE 4
-#define NLM4_STALE_FH 7
+#define NLM4_DENIED_GRACE NLM4_DENIED_GRACE_PERIOD
 #define P_TEST 1
 #define P_LOCK 2
 #define P_CANCEL 3
@@ -1152,7 +1150,157 @@ TEST_IMPL(nlm_bad_input)
 	return 0;
 }
 
+/* ---------- libnfs's own NLM client ---------- */
+
+struct lpend {
+	bool done;
+	int status;    /* RPC status */
+	uint32_t stat; /* nlm4 status */
+	uint32_t svid; /* TEST: the holder */
+};
+
+static void l_lock_cb(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+	struct lpend *p = priv;
+
+	(void)rpc;
+	p->done = true;
+	p->status = status;
+	if (status == RPC_STATUS_SUCCESS)
+		p->stat = ((NLM4_LOCKres *)data)->status;
+}
+
+static void l_test_cb(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+	struct lpend *p = priv;
+	NLM4_TESTres *r = data;
+
+	(void)rpc;
+	p->done = true;
+	p->status = status;
+	if (status == RPC_STATUS_SUCCESS) {
+		p->stat = r->reply.status;
+		if (r->reply.status == NLM4_DENIED)
+			p->svid = r->reply.nlm4_testreply_u.lock.holder.svid;
+	}
+}
+
+static void l_unlock_cb(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+	struct lpend *p = priv;
+
+	(void)rpc;
+	p->done = true;
+	p->status = status;
+	if (status == RPC_STATUS_SUCCESS)
+		p->stat = ((NLM4_UNLOCKres *)data)->status;
+}
+
+static void l_connect_cb(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+	struct lpend *p = priv;
+
+	(void)rpc;
+	(void)data;
+	p->done = true;
+	p->status = status;
+}
+
+static void l_wait(struct rpc_context *rpc, struct lpend *p, int queued)
+{
+	double deadline = tl_now() + 10;
+
+	ASSERTF(queued == 0, "libnfs could not queue the call: %s", rpc_get_error(rpc));
+	while (!p->done) {
+		struct pollfd pfd = { rpc_get_fd(rpc), (short)rpc_which_events(rpc), 0 };
+		int r = poll(&pfd, 1, 100);
+
+		ASSERT(rpc_service(rpc, r > 0 ? pfd.revents : 0) >= 0 || p->done);
+		ASSERTF(tl_now() < deadline, "libnfs NLM call: no answer");
+	}
+	ASSERTF(p->status == RPC_STATUS_SUCCESS, "libnfs NLM call failed: %s",
+		rpc_get_error(rpc));
+}
+
+static void l_destroy(void *rpc)
+{
+	rpc_destroy_context(rpc);
+}
+
+static void l_lock4(struct nlm4_lock *l, char *caller, const struct tl_fh *fh, uint32_t svid,
+		    uint64_t off, uint64_t len)
+{
+	static char oh[] = "libnfs-oh";
+
+	memset(l, 0, sizeof(*l));
+	l->caller_name = caller;
+	l->fh.data.data_len = fh->len;
+	l->fh.data.data_val = (char *)fh->data;
+	l->oh = oh;
+	l->svid = svid;
+	l->l_offset = off;
+	l->l_len = len;
+}
+
+TEST_IMPL(nlm_libnfs_client)
+{
+	static char caller[] = "libnfs-client";
+	struct rpc_context *rpc;
+	struct lpend p = { 0 };
+	int tok;
+	struct env e;
+	struct fc b;
+	struct tl_fh f;
+	struct holder h;
+
+	env_new(&e, NULL);
+	fc_open(&b, "client-b", "127.0.0.3", false);
+	f = fh_of(&e, "f");
+	rpc = rpc_init_context();
+	ASSERT(rpc != NULL);
+	tok = tl_cleanup_push(l_destroy, rpc);
+	l_wait(rpc, &p, rpc_connect_port_async(rpc, "127.0.0.1", e.s.port, NLM_PROGRAM, NLM_V4,
+					       l_connect_cb, &p));
+	{
+		NLM4_LOCKargs a = { .exclusive = 1 };
+
+		l_lock4(&a.lock, caller, &f, 4242, 0, 100);
+		memset(&p, 0, sizeof(p));
+		l_wait(rpc, &p, rpc_nlm4_lock_async(rpc, l_lock_cb, &a, &p));
+		ASSERT_EQ(p.stat, NLM4_GRANTED);
+	}
+	/* another client sees libnfs's lock, and libnfs sees the conflict the other way */
+	ASSERT_EQ(nlm_test(&b, e.s.port, &f, 7, 50, 1, false, &h), NLM4_DENIED);
+	ASSERT_EQ(h.svid, 4242);
+	ASSERT_EQ(nlm_lock(&b, e.s.port, &f, 7, 200, 10, true, false, false), NLM4_GRANTED);
+	{
+		NLM4_TESTargs a = { .exclusive = 0 };
+
+		l_lock4(&a.lock, caller, &f, 4242, 205, 1);
+		memset(&p, 0, sizeof(p));
+		l_wait(rpc, &p, rpc_nlm4_test_async(rpc, l_test_cb, &a, &p));
+		ASSERT_EQ(p.stat, NLM4_DENIED);
+		ASSERT_EQ(p.svid, 7);
+	}
+	{
+		NLM4_UNLOCKargs a;
+
+		memset(&a, 0, sizeof(a));
+		l_lock4(&a.lock, caller, &f, 4242, 0, 0);
+		memset(&p, 0, sizeof(p));
+		l_wait(rpc, &p, rpc_nlm4_unlock_async(rpc, l_unlock_cb, &a, &p));
+		ASSERT_EQ(p.stat, NLM4_GRANTED);
+	}
+	ASSERT_EQ(nlm_lock(&b, e.s.port, &f, 7, 0, 100, true, false, false), NLM4_GRANTED);
+	tl_cleanup_cancel(tok);
+	rpc_destroy_context(rpc);
+	env_stop(&e);
+	tl_tree_free(&e.t);
+	return 0;
+}
+
 static const struct tl_case cases[] = {
+	TEST_ENTRY_TIMEOUT(nlm_libnfs_client, 120),
 	TEST_ENTRY_TIMEOUT(nlm_conflicts_and_ranges, 120),
 	TEST_ENTRY_TIMEOUT(nlm_upgrade_downgrade_split, 120),
 	TEST_ENTRY_TIMEOUT(nlm_blocking_lock_granted_by_callback, 120),
