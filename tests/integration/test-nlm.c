@@ -1011,11 +1011,12 @@ TEST_IMPL(nlm_tcp_and_portmap)
 	return 0;
 }
 
-TEST_IMPL(nlm_locking_off)
+TEST_IMPL(nlm_locking_off_and_local)
 {
 	struct env e;
-	struct fc a;
-	struct tl_fh f;
+	struct fc a, b;
+	struct tl_fh f, g, lroot;
+	struct tl_client nc2;
 	char conf[PATH_MAX], text[4 * PATH_MAX + 256];
 	const char *extra[] = { "-c", conf, NULL };
 
@@ -1024,20 +1025,31 @@ TEST_IMPL(nlm_locking_off)
 	memset(&e, 0, sizeof(e));
 	tl_tree_new(&e.t, 1);
 	tl_write(e.t.upper, "f", "data", 0666);
+	tl_write(e.t.lower[0], "g", "lower", 0666);
 	snprintf(text, sizeof(text),
-		 "[export main]\npath = /\nlowerdir = %s\nupperdir = %s\nworkdir = %s\n"
-		 "squash = none\nlocking = off\n",
-		 e.t.lower[0], e.t.upper, e.t.work);
+		 "[export off]\npath = /off\nlowerdir = %s\nupperdir = %s\nworkdir = %s\n"
+		 "squash = none\nlocking = off\n"
+		 "[export local]\npath = /local\nlowerdir = %s\nlocking = local\n",
+		 e.t.lower[0], e.t.upper, e.t.work, e.t.lower[0]);
 	tl_join(conf, sizeof(conf), e.t.root, "ovlnfsd.conf");
 	tl_write(e.t.root, "ovlnfsd.conf", text, 0644);
 	tl_server_start(&e.s, e.t.root, e.t.state, NULL, NULL, extra);
-	tl_client_mount(&e.nc, e.s.port, "/", &e.root);
+	tl_client_mount(&e.nc, e.s.port, "/off", &e.root);
+	tl_client_mount(&nc2, e.s.port, "/local", &lroot);
 	fc_open(&a, "client-a", "127.0.0.2", false);
+	fc_open(&b, "client-b", "127.0.0.3", false);
 	f = fh_of(&e, "f");
+	ASSERT_EQ(tl_nfs_walk(&nc2, &lroot, "g", &g, NULL), NFS3_OK);
+	/* off: refused, and said at startup */
 	ASSERT_EQ(nlm_lock(&a, e.s.port, &f, 1, 0, 0, true, false, false), NLM4_DENIED_NOLOCKS);
 	ASSERT_EQ(nlm_test(&a, e.s.port, &f, 1, 0, 0, true, NULL), NLM4_DENIED_NOLOCKS);
-	ASSERT(log_has(&e, "locking = off"));
+	ASSERT(log_has(&e, "export 'off': locking = off"));
+	/* local: locks hold between clients (a read-only export too), nothing recorded */
+	ASSERT_EQ(nlm_lock(&a, e.s.port, &g, 1, 0, 0, true, false, false), NLM4_GRANTED);
+	ASSERT_EQ(nlm_lock(&b, e.s.port, &g, 2, 0, 0, false, false, false), NLM4_DENIED);
 	ASSERT_EQ(recorded_holders(&e), 0);
+	ASSERT(log_has(&e, "export 'local': locking = local"));
+	tl_client_close(&nc2);
 	env_stop(&e);
 	tl_tree_free(&e.t);
 	return 0;
@@ -1310,7 +1322,7 @@ static const struct tl_case cases[] = {
 	TEST_ENTRY_TIMEOUT(nlm_rebooted_client_notify_releases, 120),
 	TEST_ENTRY_TIMEOUT(nlm_msg_forms_and_share, 120),
 	TEST_ENTRY_TIMEOUT(nlm_tcp_and_portmap, 120),
-	TEST_ENTRY_TIMEOUT(nlm_locking_off, 120),
+	TEST_ENTRY_TIMEOUT(nlm_locking_off_and_local, 120),
 	TEST_ENTRY_TIMEOUT(nlm_bad_input, 180),
 };
 
