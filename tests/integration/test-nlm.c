@@ -1017,7 +1017,7 @@ TEST_IMPL(nlm_locking_off_and_local)
 	struct fc a, b;
 	struct tl_fh f, g, lroot;
 	struct tl_client nc2;
-	char conf[PATH_MAX], text[4 * PATH_MAX + 256];
+	char conf[PATH_MAX], text[6 * PATH_MAX + 512];
 	const char *extra[] = { "-c", conf, NULL };
 
 	if (netns_skip)
@@ -1029,8 +1029,9 @@ TEST_IMPL(nlm_locking_off_and_local)
 	snprintf(text, sizeof(text),
 		 "[export off]\npath = /off\nlowerdir = %s\nupperdir = %s\nworkdir = %s\n"
 		 "squash = none\nlocking = off\n"
-		 "[export local]\npath = /local\nlowerdir = %s\nlocking = local\n",
-		 e.t.lower[0], e.t.upper, e.t.work, e.t.lower[0]);
+		 "[export local]\npath = /local\nlowerdir = %s\nlocking = local\n"
+		 "[export other]\npath = /other\nlowerdir = %s\n",
+		 e.t.lower[0], e.t.upper, e.t.work, e.t.lower[0], e.t.lower[0]);
 	tl_join(conf, sizeof(conf), e.t.root, "ovlnfsd.conf");
 	tl_write(e.t.root, "ovlnfsd.conf", text, 0644);
 	tl_server_start(&e.s, e.t.root, e.t.state, NULL, NULL, extra);
@@ -1049,6 +1050,18 @@ TEST_IMPL(nlm_locking_off_and_local)
 	ASSERT_EQ(nlm_lock(&b, e.s.port, &g, 2, 0, 0, false, false, false), NLM4_DENIED);
 	ASSERT_EQ(recorded_holders(&e), 0);
 	ASSERT(log_has(&e, "export 'local': locking = local"));
+	/* the same file through another export instance: another lock table */
+	{
+		struct tl_client nc3;
+		struct tl_fh oroot, og;
+
+		tl_client_mount(&nc3, e.s.port, "/other", &oroot);
+		ASSERT_EQ(tl_nfs_walk(&nc3, &oroot, "g", &og, NULL), NFS3_OK);
+		ASSERT_EQ(nlm_lock(&b, e.s.port, &og, 2, 0, 0, true, false, false), NLM4_GRANTED);
+		ASSERT_EQ(recorded_holders(&e), 1); /* locking = on there */
+		ASSERT_EQ(nlm_unlock(&b, e.s.port, &og, 2, 0, 0), NLM4_GRANTED);
+		tl_client_close(&nc3);
+	}
 	tl_client_close(&nc2);
 	env_stop(&e);
 	tl_tree_free(&e.t);
