@@ -160,7 +160,7 @@ int onfs_nsm_monitor(struct onfs_nlm *nlm, struct onfs_nlm_host *h)
 	char path[PATH_MAX], text[ONFS_NLM_NAME_MAX + 64], a[INET6_ADDRSTRLEN];
 	int err;
 
-	if (h->monitored)
+	if (h->monitored || !nlm->dir)
 		return 0;
 	record_path(nlm, h, path, sizeof(path));
 	addr_text(&h->addr, a, sizeof(a));
@@ -397,14 +397,54 @@ static size_t notify_previous(struct onfs_nlm *nlm)
 	return n;
 }
 
+/* STATE/nsm, its sm/ and sm.bak/, and the next state number. 0 or -1 with why. */
+static int nsm_setup(struct onfs_nlm *nlm, const char *state_dir, char *why, size_t cap)
+{
+	char path[PATH_MAX];
+	int32_t old;
+	int r;
+
+	if (asprintf(&nlm->dir, "%s/nsm", state_dir) < 0) {
+		nlm->dir = NULL;
+		snprintf(why, cap, "out of memory");
+		return -1;
+	}
+	if ((r = mkdir_p1(state_dir)) < 0 || (r = mkdir_p1(nlm->dir)) < 0) {
+		snprintf(why, cap, "cannot create '%s': %s", nlm->dir, strerror(-r));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/sm", nlm->dir);
+	if ((r = mkdir_p1(path)) == 0) {
+		snprintf(path, sizeof(path), "%s/sm.bak", nlm->dir);
+		r = mkdir_p1(path);
+	}
+	if (r < 0) {
+		snprintf(why, cap, "cannot create '%s': %s", path, strerror(-r));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/state", nlm->dir);
+	if ((r = read_state(path, &old)) < 0) {
+		snprintf(why, cap, "cannot read '%s': %s", path, strerror(-r));
+		return -1;
+	}
+	/* NSM: odd while up; each restart a new, larger odd number */
+	nlm->state = (old & 1) ? old + 2 : old + 1;
+	if (nlm->state <= 0)
+		nlm->state = 1;
+	if ((r = write_state(nlm, nlm->state)) < 0) {
+		snprintf(why, cap, "cannot write '%s': %s", path, strerror(-r));
+		return -1;
+	}
+	return 0;
+}
+
 int onfs_nlm_start(struct onfs_server *srv, char *err, size_t errlen)
 {
 	const struct onfs_config *cfg = srv->cfg;
 	struct onfs_nlm *nlm = calloc(1, sizeof(*nlm));
-	char path[PATH_MAX];
-	int32_t old;
+	char why[PATH_MAX + 128];
 	size_t holders;
-	int grace, r;
+	int grace;
 
 	if (!nlm) {
 		snprintf(err, errlen, "lock manager: out of memory");
@@ -418,41 +458,17 @@ int onfs_nlm_start(struct onfs_server *srv, char *err, size_t errlen)
 		snprintf(nlm->myname, sizeof(nlm->myname), "%s", cfg->listen_host);
 	else if (gethostname(nlm->myname, sizeof(nlm->myname) - 1) < 0)
 		snprintf(nlm->myname, sizeof(nlm->myname), "ovlnfsd");
-	if (asprintf(&nlm->dir, "%s/nsm", cfg->state_dir) < 0) {
+	if (nsm_setup(nlm, cfg->state_dir, why, sizeof(why)) < 0) {
+		/* locks still work; what a restart needs cannot be kept */
+		onfs_warn("lock manager: %s: locks are served without restart recovery "
+			  "(no holder records, no SM_NOTIFY after a restart)", why);
+		free(nlm->dir);
 		nlm->dir = NULL;
-		snprintf(err, errlen, "lock manager: out of memory");
-		return -1;
-	}
-	if ((r = mkdir_p1(cfg->state_dir)) < 0 || (r = mkdir_p1(nlm->dir)) < 0) {
-		snprintf(err, errlen, "lock manager: cannot create '%s': %s", nlm->dir,
-			 strerror(-r));
-		return -1;
-	}
-	snprintf(path, sizeof(path), "%s/sm", nlm->dir);
-	if ((r = mkdir_p1(path)) == 0) {
-		snprintf(path, sizeof(path), "%s/sm.bak", nlm->dir);
-		r = mkdir_p1(path);
-	}
-	if (r < 0) {
-		snprintf(err, errlen, "lock manager: cannot create '%s': %s", path, strerror(-r));
-		return -1;
-	}
-	snprintf(path, sizeof(path), "%s/state", nlm->dir);
-	if ((r = read_state(path, &old)) < 0) {
-		snprintf(err, errlen, "lock manager: cannot read '%s': %s", path, strerror(-r));
-		return -1;
-	}
-	/* NSM: odd while up; each restart a new, larger odd number */
-	nlm->state = (old & 1) ? old + 2 : old + 1;
-	if (nlm->state <= 0)
 		nlm->state = 1;
-	if ((r = write_state(nlm, nlm->state)) < 0) {
-		snprintf(err, errlen, "lock manager: cannot write '%s': %s", path, strerror(-r));
-		return -1;
 	}
 	if (onfs_rpcout_start(nlm, err, errlen) < 0)
 		return -1;
-	holders = notify_previous(nlm);
+	holders = nlm->dir ? notify_previous(nlm) : 0;
 	grace = cfg->grace >= 0 ? cfg->grace : ONFS_NLM_DEFAULT_GRACE;
 	if (holders > 0 && grace > 0) {
 		nlm->grace_end_ms = mono_ms() + (int64_t)grace * 1000;

@@ -1068,6 +1068,32 @@ TEST_IMPL(nlm_locking_off_and_local)
 	return 0;
 }
 
+TEST_IMPL(nlm_unusable_state_dir_still_locks)
+{
+	struct env e;
+	struct fc a, b;
+	struct tl_fh f;
+
+	if (netns_skip)
+		RETURN_SKIP("%s", netns_skip);
+	memset(&e, 0, sizeof(e));
+	tl_tree_new(&e.t, 1);
+	tl_write(e.t.upper, "f", "data", 0666);
+	tl_write(e.t.state, "nsm", "a file where the NSM directory should be", 0644);
+	tl_tree_opts(&e.t, true, e.opts, sizeof(e.opts));
+	env_start(&e, NULL);
+	fc_open(&a, "client-a", "127.0.0.2", false);
+	fc_open(&b, "client-b", "127.0.0.3", false);
+	f = fh_of(&e, "f");
+	ASSERT(log_has(&e, "without restart recovery"));
+	ASSERT(log_has(&e, "/nsm/sm"));
+	ASSERT_EQ(nlm_lock(&a, e.s.port, &f, 1, 0, 0, true, false, false), NLM4_GRANTED);
+	ASSERT_EQ(nlm_lock(&b, e.s.port, &f, 2, 0, 0, true, false, false), NLM4_DENIED);
+	env_stop(&e);
+	tl_tree_free(&e.t);
+	return 0;
+}
+
 TEST_IMPL(nlm_bad_input)
 {
 	struct env e;
@@ -1336,6 +1362,7 @@ static const struct tl_case cases[] = {
 	TEST_ENTRY_TIMEOUT(nlm_msg_forms_and_share, 120),
 	TEST_ENTRY_TIMEOUT(nlm_tcp_and_portmap, 120),
 	TEST_ENTRY_TIMEOUT(nlm_locking_off_and_local, 120),
+	TEST_ENTRY_TIMEOUT(nlm_unusable_state_dir_still_locks, 120),
 	TEST_ENTRY_TIMEOUT(nlm_bad_input, 180),
 };
 
