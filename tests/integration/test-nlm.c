@@ -650,6 +650,45 @@ TEST_IMPL(nlm_blocking_lock_granted_by_callback)
 	/* and keeps it: the callback was answered */
 	usleep(1500 * 1000);
 	ASSERT_EQ(nlm_test(&a, e.s.port, &f, 7, 12, 1, false, NULL), NLM4_DENIED);
+
+	/* the same with NLM version 1 (32-bit offsets): a version 1 GRANTED */
+	{
+		struct tl_fh g = fh_of(&e, "g");
+		struct tl_buf a1 = { 0 };
+		uint8_t rec[4096], tmp[1024];
+		struct tl_rd r;
+
+		ASSERT_EQ(nlm_lock(&a, e.s.port, &g, 7, 0, 0, true, false, false), NLM4_GRANTED);
+		tl_put_opaque(&a1, "v1", 2);
+		tl_put_u32(&a1, 1); /* block */
+		tl_put_u32(&a1, 0); /* shared */
+		tl_put_opaque(&a1, b.name, (uint32_t)strlen(b.name));
+		tl_put_opaque(&a1, g.data, g.len);
+		tl_put_opaque(&a1, "oh1", 3);
+		tl_put_u32(&a1, 31);
+		tl_put_u32(&a1, 4000);
+		tl_put_u32(&a1, 96);
+		tl_put_u32(&a1, 0);
+		tl_put_u32(&a1, 1);
+		r = fc_call_udp(&b, e.s.port, NLM_PROG, 1, P_LOCK, &a1, rec, sizeof(rec));
+		tl_buf_free(&a1);
+		ASSERT_EQ(res_stat(&r), NLM4_BLOCKED);
+		ASSERT_EQ(nlm_unlock(&a, e.s.port, &g, 7, 0, 0), NLM4_GRANTED);
+		ASSERT_EQ(fc_serve(&b, 5000, NLM_PROG, P_GRANTED, &call), 0);
+		ASSERT_EQ(call.vers, 1);
+		r = call.args;
+		tl_get_opaque(&r, tmp, sizeof(tmp)); /* cookie */
+		ASSERT_EQ(tl_get_u32(&r), 0);        /* shared */
+		tl_get_opaque(&r, tmp, sizeof(tmp)); /* caller */
+		tl_get_opaque(&r, tmp, sizeof(tmp)); /* fh */
+		tl_get_opaque(&r, tmp, sizeof(tmp)); /* oh */
+		ASSERT_EQ(tl_get_u32(&r), 31);
+		ASSERT_EQ(tl_get_u32(&r), 4000);
+		ASSERT_EQ(tl_get_u32(&r), 96);
+		ASSERT(!r.bad && r.off == r.len);
+		ASSERT_EQ(nlm_test(&a, e.s.port, &g, 7, 4050, 1, true, &h), NLM4_DENIED);
+		ASSERT_EQ(h.svid, 31);
+	}
 	env_stop(&e);
 	tl_tree_free(&e.t);
 	return 0;
