@@ -153,8 +153,7 @@ static struct onfs_nlm_host *host_of(struct onfs_call *c, const char *caller)
 
 static void peer_noport(const struct onfs_call *c, struct sockaddr_storage *ss, socklen_t *len)
 {
-	memcpy(ss, &c->peer, sizeof(*ss));
-	*len = (socklen_t)c->peer_len;
+	onfs_nlm_norm_addr((const struct sockaddr *)&c->peer, (socklen_t)c->peer_len, ss, len);
 	if (ss->ss_family == AF_INET)
 		((struct sockaddr_in *)ss)->sin_port = 0;
 	else if (ss->ss_family == AF_INET6)
@@ -285,10 +284,9 @@ static void send_res(struct onfs_call *c, uint32_t proc, xdrproc_t enc, void *re
 	o->vers = c->vers;
 	o->proc = proc;
 	peer_noport(c, &o->dst, &o->dstlen);
-	if (!c->conn) {
-		memcpy(&o->fallback, &c->peer, sizeof(o->fallback));
-		o->fallbacklen = (socklen_t)c->peer_len;
-	}
+	if (!c->conn)
+		onfs_nlm_norm_addr((const struct sockaddr *)&c->peer, (socklen_t)c->peer_len,
+				   &o->fallback, &o->fallbacklen);
 	onfs_rpcout_submit(nlm, o);
 }
 
@@ -357,10 +355,9 @@ static uint32_t do_lock(struct onfs_call *c, const struct nlm_lk *k, bool excl, 
 		w->off = k->off;
 		w->len = k->len;
 		peer_noport(c, &w->peer, &w->peerlen);
-		if (!c->conn) {
-			memcpy(&w->fallback, &c->peer, sizeof(w->fallback));
-			w->fallbacklen = (socklen_t)c->peer_len;
-		}
+		if (!c->conn)
+			onfs_nlm_norm_addr((const struct sockaddr *)&c->peer,
+					   (socklen_t)c->peer_len, &w->fallback, &w->fallbacklen);
 		w->fhlen = k->fh->onfs_netobj_len;
 		memcpy(w->fh, k->fh->onfs_netobj_val, w->fhlen);
 		w->ohlen = k->oh->onfs_netobj_len <= sizeof(w->oh) ? k->oh->onfs_netobj_len : 0;
@@ -494,13 +491,19 @@ static void do_free_all(struct onfs_call *c, const char *name)
 {
 	struct onfs_nlm *nlm = c->srv->nlm;
 	struct onfs_nlm_host *hits[64];
+	struct sockaddr_storage from;
+	socklen_t fromlen;
 	size_t n = 0;
 
 	if (!nlm || !name)
 		return;
+	onfs_nlm_norm_addr((const struct sockaddr *)&c->peer, (socklen_t)c->peer_len, &from,
+			   &fromlen);
 	pthread_mutex_lock(&nlm->mu);
+	/* by name, and only from the host itself (a name alone anyone could send) */
 	for (struct onfs_nlm_host *h = nlm->hosts; h && n < ONFS_ARRAY_SIZE(hits); h = h->next)
-		if (strcasecmp(h->name, name) == 0)
+		if (strcasecmp(h->name, name) == 0 && fromlen > 0 &&
+		    onfs_nlm_addr_eq(&h->addr, (const struct sockaddr *)&from))
 			hits[n++] = h;
 	pthread_mutex_unlock(&nlm->mu);
 	onfs_info("nlm: FREE_ALL from %s: releasing the locks of %zu client(s)", name, n);

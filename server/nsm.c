@@ -55,7 +55,29 @@ bool onfs_nlm_in_grace(struct onfs_nlm *nlm)
 	return end != 0 && mono_ms() < end;
 }
 
-static bool addr_eq(const struct sockaddr_storage *a, const struct sockaddr *b)
+void onfs_nlm_norm_addr(const struct sockaddr *in, socklen_t len, struct sockaddr_storage *out,
+			socklen_t *outlen)
+{
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)in;
+
+	memset(out, 0, sizeof(*out));
+	*outlen = 0;
+	if (len <= 0 || (size_t)len > sizeof(*out))
+		return;
+	if (in->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)out;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = s6->sin6_port;
+		memcpy(&s4->sin_addr, &s6->sin6_addr.s6_addr[12], 4);
+		*outlen = sizeof(*s4);
+		return;
+	}
+	memcpy(out, in, (size_t)len);
+	*outlen = len;
+}
+
+bool onfs_nlm_addr_eq(const struct sockaddr_storage *a, const struct sockaddr *b)
 {
 	if (a->ss_family != b->sa_family)
 		return false;
@@ -82,14 +104,19 @@ struct onfs_nlm_host *onfs_nlm_host_get(struct onfs_nlm *nlm, const char *name,
 					const struct sockaddr *peer, socklen_t len)
 {
 	struct onfs_nlm_host *h;
+	struct sockaddr_storage norm;
+	socklen_t normlen;
 	unsigned same_addr = 0;
 
 	if (!name || strlen(name) > ONFS_NLM_NAME_MAX || !peer || len <= 0 ||
 	    (size_t)len > sizeof(h->addr))
 		return NULL;
+	onfs_nlm_norm_addr(peer, len, &norm, &normlen);
+	peer = (const struct sockaddr *)&norm;
+	len = normlen;
 	pthread_mutex_lock(&nlm->mu);
 	for (h = nlm->hosts; h; h = h->next) {
-		if (addr_eq(&h->addr, peer)) {
+		if (onfs_nlm_addr_eq(&h->addr, peer)) {
 			if (strcmp(h->name, name) == 0)
 				goto out;
 			same_addr++;
@@ -548,15 +575,23 @@ static bool nsm_notify(struct onfs_call *c, void *args, XDR *xdrs)
 	const struct onfs_stat_chge *a = args;
 	struct onfs_nlm *nlm = c->srv->nlm;
 	struct onfs_nlm_host *hits[64];
+	struct sockaddr_storage from;
+	socklen_t fromlen;
 	size_t n = 0;
 
 	(void)xdrs;
 	if (!nlm)
 		return true;
 	pthread_mutex_lock(&nlm->mu);
+	/*
+	 * The hosts at the address the notice comes from, whatever name they
+	 * gave (a client's statd may call itself otherwise than its lockd).
+	 * A name alone is not enough: anyone could send it.
+	 */
+	onfs_nlm_norm_addr((const struct sockaddr *)&c->peer, (socklen_t)c->peer_len, &from,
+			   &fromlen);
 	for (struct onfs_nlm_host *h = nlm->hosts; h && n < ONFS_ARRAY_SIZE(hits); h = h->next)
-		if ((a->mon_name && strcasecmp(h->name, a->mon_name) == 0) ||
-		    (c->peer_len > 0 && addr_eq(&h->addr, (const struct sockaddr *)&c->peer)))
+		if (fromlen > 0 && onfs_nlm_addr_eq(&h->addr, (const struct sockaddr *)&from))
 			hits[n++] = h;
 	pthread_mutex_unlock(&nlm->mu);
 	onfs_info("nsm: SM_NOTIFY: %s restarted (state %d): releasing the locks of %zu client(s)",

@@ -118,6 +118,15 @@ void onfs_nlm_stop(struct onfs_server *srv);
 void onfs_nlm_free(struct onfs_server *srv);
 /* Any thread. */
 bool onfs_nlm_in_grace(struct onfs_nlm *nlm);
+/*
+ * Copy a peer address, an IPv4-mapped IPv6 one (a dual-stack listener's
+ * view of an IPv4 client) turned into plain IPv4, so that it compares
+ * equal to the client's other connections and can be called back.
+ */
+void onfs_nlm_norm_addr(const struct sockaddr *in, socklen_t len, struct sockaddr_storage *out,
+			socklen_t *outlen);
+/* Same address (the ports are not compared). */
+bool onfs_nlm_addr_eq(const struct sockaddr_storage *a, const struct sockaddr *b);
 /* The host for (name, peer), created on first use; NULL when too many. Any thread. */
 struct onfs_nlm_host *onfs_nlm_host_get(struct onfs_nlm *nlm, const char *name,
 					const struct sockaddr *peer, socklen_t len);

@@ -721,8 +721,11 @@ TEST_IMPL(nlm_cancel_and_free_all)
 	ASSERT_EQ(nlm_lock(&a, e.s.port, &f, 1, 0, 10, true, false, false), NLM4_GRANTED);
 	ASSERT_EQ(nlm_lock(&a, e.s.port, &g, 3, 5, 10, false, false, false), NLM4_GRANTED);
 	ASSERT_EQ(nlm_lock(&b, e.s.port, &f, 2, 0, 10, true, false, false), NLM4_DENIED);
+	/* from another address, A's name frees nothing */
 	tl_put_opaque(&args, a.name, (uint32_t)strlen(a.name));
 	tl_put_u32(&args, 5);
+	fc_call_udp(&b, e.s.port, NLM_PROG, 4, P_FREE_ALL, &args, rec, sizeof(rec));
+	ASSERT_EQ(nlm_lock(&b, e.s.port, &f, 2, 0, 10, true, false, false), NLM4_DENIED);
 	fc_call_udp(&a, e.s.port, NLM_PROG, 4, P_FREE_ALL, &args, rec, sizeof(rec));
 	tl_buf_free(&args);
 	ASSERT_EQ(nlm_lock(&b, e.s.port, &f, 2, 0, 10, true, false, false), NLM4_GRANTED);
@@ -866,6 +869,13 @@ TEST_IMPL(nlm_rebooted_client_notify_releases)
 	fc_open(&b, "client-b", "127.0.0.3", false);
 	f = fh_of(&e, "f");
 	ASSERT_EQ(nlm_lock(&a, e.s.port, &f, 1, 0, 0, true, false, false), NLM4_GRANTED);
+	ASSERT_EQ(nlm_lock(&b, e.s.port, &f, 2, 0, 0, true, false, false), NLM4_DENIED);
+	/* A's name from B's address: not A's reboot, nothing released */
+	tl_put_opaque(&args, a.name, (uint32_t)strlen(a.name));
+	tl_put_u32(&args, 3);
+	fc_call_udp(&b, e.s.port, NSM_PROG, 1, SM_NOTIFY, &args, rec, sizeof(rec));
+	tl_buf_free(&args);
+	memset(&args, 0, sizeof(args));
 	ASSERT_EQ(nlm_lock(&b, e.s.port, &f, 2, 0, 0, true, false, false), NLM4_DENIED);
 	/* A's statd, after A rebooted: SM_NOTIFY to the server's NSM program */
 	tl_put_opaque(&args, a.name, (uint32_t)strlen(a.name));
@@ -1102,6 +1112,41 @@ TEST_IMPL(nlm_locking_off_and_local)
 		tl_client_close(&nc3);
 	}
 	tl_client_close(&nc2);
+	env_stop(&e);
+	tl_tree_free(&e.t);
+	return 0;
+}
+
+/* A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d: callbacks and records still work. */
+TEST_IMPL(nlm_dual_stack_listener)
+{
+	static const char *const v6[] = { "--listen", "[::]:0", NULL };
+	struct env e;
+	struct fc a, b;
+	struct tl_fh f;
+	struct fc_call call;
+	char path[PATH_MAX + 16];
+	struct dirent *de;
+	DIR *d;
+	bool v4_named = false;
+
+	env_new(&e, v6);
+	ASSERT(log_has(&e, "listening on [::]:"));
+	fc_open(&a, "client-a", "127.0.0.2", false);
+	fc_open(&b, "client-b", "127.0.0.3", true);
+	f = fh_of(&e, "f");
+	ASSERT_EQ(nlm_lock(&a, e.s.port, &f, 1, 0, 0, true, false, false), NLM4_GRANTED);
+	ASSERT_EQ(nlm_lock(&b, e.s.port, &f, 2, 0, 0, true, true, false), NLM4_BLOCKED);
+	snprintf(path, sizeof(path), "%s/nsm/sm", e.t.state);
+	d = opendir(path);
+	ASSERT(d != NULL);
+	while ((de = readdir(d)))
+		v4_named |= strncmp(de->d_name, "127.0.0.3_", 10) == 0;
+	closedir(d);
+	ASSERT(v4_named);
+	ASSERT_EQ(nlm_unlock(&a, e.s.port, &f, 1, 0, 0), NLM4_GRANTED);
+	ASSERT_EQ(fc_serve(&b, 5000, NLM_PROG, P_GRANTED, &call), 0);
+	ASSERT_EQ(call.fd, b.cb);
 	env_stop(&e);
 	tl_tree_free(&e.t);
 	return 0;
@@ -1401,6 +1446,7 @@ static const struct tl_case cases[] = {
 	TEST_ENTRY_TIMEOUT(nlm_msg_forms_and_share, 120),
 	TEST_ENTRY_TIMEOUT(nlm_tcp_and_portmap, 120),
 	TEST_ENTRY_TIMEOUT(nlm_locking_off_and_local, 120),
+	TEST_ENTRY_TIMEOUT(nlm_dual_stack_listener, 120),
 	TEST_ENTRY_TIMEOUT(nlm_unusable_state_dir_still_locks, 120),
 	TEST_ENTRY_TIMEOUT(nlm_bad_input, 180),
 };
