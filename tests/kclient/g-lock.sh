@@ -1,5 +1,5 @@
 #!/bin/sh
-# shellcheck disable=SC2016 # check bodies are eval'd later
+# shellcheck disable=SC2016,SC2034 # check bodies (and the variables they use) are eval'd later
 # tests/kclient/g-lock.sh - kclient guest test (busybox sh) for file
 # locking through ovlnfsd's NLM: a second mount with `lock` (kclient's own
 # mount is nolock), then fcntl and flock exclusion between two processes of

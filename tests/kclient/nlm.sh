@@ -34,12 +34,16 @@ if [ -z "$KCLIENT" ]; then
 		[ -x "$k" ] && { KCLIENT=$k; break; }
 	done
 fi
-[ -n "$KCLIENT" ] && [ -x "$KCLIENT" ] || skip "kclient tool not found (../shared/tools/kclient/kclient; set KCLIENT or -k)"
+if [ -z "$KCLIENT" ] || [ ! -x "$KCLIENT" ]; then
+	skip "kclient tool not found (../shared/tools/kclient/kclient; set KCLIENT or -k)"
+fi
 [ -x "$SERVER" ] || skip "no ovlnfsd binary at $SERVER (use -s)"
 [ "$(id -u)" = 0 ] || skip "needs root (a network namespace, port 111 inside it, overlay xattrs)"
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 missing (apt-get install qemu-system-x86)"
 ls /boot/vmlinuz-* >/dev/null 2>&1 || skip "no kernel in /boot (apt-get install linux-image-amd64)"
-command -v unshare >/dev/null && command -v ip >/dev/null || skip "unshare or ip missing (util-linux, iproute2)"
+if ! command -v unshare >/dev/null || ! command -v ip >/dev/null; then
+	skip "unshare or ip missing (util-linux, iproute2)"
+fi
 command -v cc >/dev/null || skip "no C compiler to build the guest's static helper"
 
 # Everything below runs in a private network namespace: port 111 is ours.
