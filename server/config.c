@@ -28,6 +28,7 @@
 #include "ovlnfsd/common.h"
 #include "ovlnfsd/config.h"
 #include "ovlnfsd/template.h"
+#include "ovlnfsd/lock.h"
 
 #ifndef ONFS_VERSION
 #define ONFS_VERSION "unknown"
@@ -36,6 +37,7 @@
 #define ONFS_MIN_MAX_RECORD 8192
 #define ONFS_MAX_MAX_RECORD (256u * 1024 * 1024)
 #define ONFS_MAX_THREADS 1024
+#define ONFS_MAX_GRACE 3600
 
 static const char usage_text[] =
 	"usage: ovlnfsd [OPTIONS]\n"
@@ -65,6 +67,8 @@ static const char usage_text[] =
 	"  --metrics ADDR:PORT   serve Prometheus metrics over HTTP there (/metrics)\n"
 	"  --check-config        with -c FILE: check the file (every error with its line)\n"
 	"                        and the directories it names, serve nothing; exit 0 or 1\n"
+	"  --grace SECONDS       NLM grace period after a restart with lock holders\n"
+	"                        recorded (default 90)\n"
 	"  -f, --foreground      stay in the foreground, log to stderr\n"
 	"  -v, --verbose         more log (repeatable)\n"
 	"  -h, --help            this text\n"
@@ -417,7 +421,7 @@ static char *normalize_export_path(const char *p)
 enum opt_id {
 	OPT_OVERLAY, OPT_CONFIG, OPT_LISTEN, OPT_PORTMAP, OPT_EXPORT, OPT_PORT_FILE,
 	OPT_STATE_DIR, OPT_THREADS, OPT_MAX_RECORD, OPT_FOREGROUND, OPT_VERBOSE,
-	OPT_HELP, OPT_VERSION, OPT_CHECK_CONFIG, OPT_METRICS,
+	OPT_HELP, OPT_VERSION, OPT_CHECK_CONFIG, OPT_METRICS, OPT_GRACE,
 };
 
 static const struct {
@@ -435,6 +439,7 @@ static const struct {
 	{ 0, "state-dir", true, OPT_STATE_DIR },
 	{ 0, "threads", true, OPT_THREADS },
 	{ 0, "max-record", true, OPT_MAX_RECORD },
+	{ 0, "grace", true, OPT_GRACE },
 	{ 'f', "foreground", false, OPT_FOREGROUND },
 	{ 'v', "verbose", false, OPT_VERBOSE },
 	{ 'h', "help", false, OPT_HELP },
@@ -536,11 +541,11 @@ enum ini_key {
 	K_PATH = 1u << 0, K_LOWER = 1u << 1, K_UPPER = 1u << 2, K_WORK = 1u << 3,
 	K_CLIENTS = 1u << 4, K_ACCESS = 1u << 5, K_SQUASH = 1u << 6, K_ANONUID = 1u << 7,
 	K_ANONGID = 1u << 8, K_SECURE = 1u << 9, K_OWNER = 1u << 10,
-	K_MAX_INST = 1u << 11, K_IDLE = 1u << 12,
+	K_MAX_INST = 1u << 11, K_IDLE = 1u << 12, K_LOCKING = 1u << 13,
 	/* [server] */
 	K_LISTEN = 1u << 16, K_PORTMAP = 1u << 17, K_THREADS = 1u << 18, K_LOG = 1u << 19,
 	K_VERBOSE = 1u << 20, K_STATE_DIR = 1u << 21, K_MAX_RECORD = 1u << 22,
-	K_PORT_FILE = 1u << 23, K_METRICS = 1u << 24,
+	K_PORT_FILE = 1u << 23, K_METRICS = 1u << 24, K_GRACE = 1u << 25,
 };
 
 static const struct {
@@ -553,12 +558,12 @@ static const struct {
 	{ "clients", K_CLIENTS, false }, { "access", K_ACCESS, false },
 	{ "squash", K_SQUASH, false }, { "anonuid", K_ANONUID, false },
 	{ "anongid", K_ANONGID, false }, { "secure", K_SECURE, false },
-	{ "owner", K_OWNER, false },
+	{ "owner", K_OWNER, false }, { "locking", K_LOCKING, false },
 	{ "max_instances", K_MAX_INST, false }, { "idle_timeout", K_IDLE, false },
 	{ "listen", K_LISTEN, true }, { "portmap", K_PORTMAP, true },
 	{ "threads", K_THREADS, true }, { "log", K_LOG, true }, { "verbose", K_VERBOSE, true },
 	{ "state_dir", K_STATE_DIR, true }, { "max_record", K_MAX_RECORD, true },
-	{ "port_file", K_PORT_FILE, true }, { "metrics", K_METRICS, true },
+	{ "port_file", K_PORT_FILE, true }, { "metrics", K_METRICS, true }, { "grace", K_GRACE, true },
 };
 
 struct ini_state {
@@ -573,7 +578,7 @@ struct ini_state {
 	struct onfs_export_conf *ex; /* current [export]; NULL in [server] or before */
 	struct onfs_config *cfg;
 	unsigned seen[ONFS_MAX_EXPORTS + 1]; /* keys given per export; [ONFS_MAX_EXPORTS]: server */
-	int key_line[ONFS_MAX_EXPORTS][13];  /* line of each export key (bit index) */
+	int key_line[ONFS_MAX_EXPORTS][14];  /* line of each export key (bit index) */
 	char *raw_lower[ONFS_MAX_EXPORTS];   /* owned; lowerdir text incl. continuations */
 	char *raw_clients[ONFS_MAX_EXPORTS]; /* owned */
 	char *err;
@@ -878,6 +883,16 @@ static int ini_export_key(struct ini_state *st, enum ini_key k, unsigned bit, co
 			ec->idle_timeout = (unsigned)n;
 		return 1;
 	}
+	case K_LOCKING:
+		if (strcmp(v, "on") == 0)
+			ec->locking = ONFS_LOCKING_ON;
+		else if (strcmp(v, "off") == 0)
+			ec->locking = ONFS_LOCKING_OFF;
+		else if (strcmp(v, "local") == 0)
+			ec->locking = ONFS_LOCKING_LOCAL;
+		else
+			return ini_fail(st, st->line, name, "'%s': want on, off or local", v);
+		return 1;
 	case K_OWNER:
 		if (!*v)
 			return ini_fail(st, st->line, name, "empty user name");
@@ -958,6 +973,12 @@ static int ini_server_key(struct ini_state *st, enum ini_key k, const char *name
 			return ini_fail(st, st->line, name, "'%s' is not a size from %d to %u bytes",
 					v, ONFS_MIN_MAX_RECORD, ONFS_MAX_MAX_RECORD);
 		cfg->max_record = (size_t)n;
+		return 1;
+	case K_GRACE:
+		if (parse_uint_plain(v, ONFS_MAX_GRACE, &n) < 0)
+			return ini_fail(st, st->line, name, "'%s' is not a number of seconds from 0 to %d",
+					v, ONFS_MAX_GRACE);
+		cfg->grace = (int)n;
 		return 1;
 	default:
 		break;
@@ -1290,7 +1311,7 @@ struct argv_state {
 	const char *config;
 	/* given on the command line: wins over the config file's [server] */
 	bool state_dir_set, listen_set, portmap_set, threads_set, max_record_set,
-		verbose_set, port_file_set, metrics_set;
+		verbose_set, port_file_set, metrics_set, grace_set;
 };
 
 static int apply_opt(struct onfs_config *cfg, enum opt_id id, const char *name,
@@ -1374,6 +1395,14 @@ static int apply_opt(struct onfs_config *cfg, enum opt_id id, const char *name,
 		cfg->max_record = (size_t)v;
 		as->max_record_set = true;
 		return 0;
+	case OPT_GRACE:
+		if (parse_uint_plain(arg, ONFS_MAX_GRACE, &v) < 0)
+			return fail(err, errlen,
+				    "option '%s': '%s' is not a number of seconds from 0 to %d",
+				    name, arg, ONFS_MAX_GRACE);
+		cfg->grace = (int)v;
+		as->grace_set = true;
+		return 0;
 	case OPT_FOREGROUND:
 		cfg->foreground = true;
 		return 0;
@@ -1407,6 +1436,7 @@ static int set_defaults(struct onfs_config *cfg)
 	cfg->listen_port = ONFS_DEFAULT_PORT;
 	cfg->threads = 4;
 	cfg->max_record = ONFS_DEFAULT_MAX_RECORD;
+	cfg->grace = -1;
 	return cfg->listen_host ? 0 : -1;
 }
 
@@ -1423,6 +1453,7 @@ static int merge_config_file(struct onfs_config *cfg, const struct argv_state *a
 	f.listen_port = -1;
 	f.threads = 0;
 	f.max_record = 0;
+	f.grace = -1;
 	if (onfs_config_load_file(as->config, &f, err, errlen) < 0)
 		goto out;
 	cfg->config_file = strdup(as->config);
@@ -1453,6 +1484,8 @@ static int merge_config_file(struct onfs_config *cfg, const struct argv_state *a
 		cfg->threads = f.threads;
 	if (!as->max_record_set && f.max_record)
 		cfg->max_record = f.max_record;
+	if (!as->grace_set && f.grace >= 0)
+		cfg->grace = f.grace;
 	if (!as->verbose_set)
 		cfg->verbose = f.verbose;
 	if (!as->port_file_set && f.port_file) {

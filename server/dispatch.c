@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "ovlnfsd/common.h"
+#include "ovlnfsd/nlm.h"
 #include "ovlnfsd/overlay.h"
 #include "ovlnfsd/rpc.h"
 #include "ovlnfsd/server.h"
@@ -44,6 +45,10 @@ static const struct onfs_program *const programs[] = {
 	&onfs_nfs3_program,
 	&onfs_mount3_program,
 	&onfs_pmap2_program,
+	&onfs_nlm4_program, /* nlm.c: NLM 1, 3, 4 and NSM 1 (nsm.c) */
+	&onfs_nlm3_program,
+	&onfs_nlm1_program,
+	&onfs_nsm1_program,
 };
 
 static struct onfs_call_ext *call_ext(struct onfs_call *c)
@@ -450,14 +455,32 @@ static bool drc_check(struct onfs_call *c, struct onfs_drc *drc, size_t args_len
 	}
 }
 
-static const struct onfs_program *find_program(uint32_t prog)
+/*
+ * The entry serving (prog, vers), or NULL; *known tells whether prog is
+ * served at all and *low..*high the versions it is served in (NLM has
+ * several entries, one per version).
+ */
+static const struct onfs_program *find_program(uint32_t prog, uint32_t vers, bool *known,
+					       uint32_t *low, uint32_t *high)
 {
+	const struct onfs_program *hit = NULL;
 	size_t i;
 
-	for (i = 0; i < ONFS_ARRAY_SIZE(programs); i++)
-		if (programs[i]->prog == prog)
-			return programs[i];
-	return NULL;
+	*known = false;
+	*low = UINT32_MAX;
+	*high = 0;
+	for (i = 0; i < ONFS_ARRAY_SIZE(programs); i++) {
+		if (programs[i]->prog != prog)
+			continue;
+		*known = true;
+		if (programs[i]->vers < *low)
+			*low = programs[i]->vers;
+		if (programs[i]->vers > *high)
+			*high = programs[i]->vers;
+		if (programs[i]->vers == vers)
+			hit = programs[i];
+	}
+	return hit;
 }
 
 void onfs_dispatch_record(struct onfs_server *srv, struct onfs_conn *conn,
@@ -469,7 +492,8 @@ void onfs_dispatch_record(struct onfs_server *srv, struct onfs_conn *conn,
 	const struct onfs_proc *p;
 	struct onfs_call *c;
 	struct onfs_drc *drc = NULL;
-	uint32_t auth_stat;
+	uint32_t auth_stat, vlow, vhigh;
+	bool known;
 	size_t body, args_len = 0;
 	XDR xdrs;
 	bool ok;
@@ -515,13 +539,13 @@ void onfs_dispatch_record(struct onfs_server *srv, struct onfs_conn *conn,
 	c->cred = h.cred;
 	c->args_off = h.args_off;
 
-	prog = find_program(h.prog);
-	if (!prog) {
+	prog = find_program(h.prog, h.vers, &known, &vlow, &vhigh);
+	if (!known) {
 		reply_accepted(c, PROG_UNAVAIL, 0, 0);
 		return;
 	}
-	if (h.vers != prog->vers) {
-		reply_accepted(c, PROG_MISMATCH, prog->vers, prog->vers);
+	if (!prog) {
+		reply_accepted(c, PROG_MISMATCH, vlow, vhigh);
 		return;
 	}
 	if (h.proc >= prog->nprocs || !prog->procs[h.proc].run) {

@@ -30,6 +30,7 @@
 #include "ovlnfsd/common.h"
 #include "ovlnfsd/config.h"
 #include "ovlnfsd/daemon.h"
+#include "ovlnfsd/nlm.h"
 #include "ovlnfsd/overlay.h"
 #include "ovlnfsd/server.h"
 
@@ -282,6 +283,7 @@ static void signal_cb(uv_signal_t *s, int signum)
 	onfs_metrics_stop();
 	m->srv.stopping = true;
 	onfs_transport_stop(&m->srv);
+	onfs_nlm_stop(&m->srv);
 	uv_close((uv_handle_t *)&m->sigterm, close_noop);
 	uv_close((uv_handle_t *)&m->sigint, close_noop);
 	uv_close((uv_handle_t *)&m->sighup, close_noop);
@@ -399,6 +401,15 @@ int main(int argc, char **argv)
 		uv_run(&m.loop, UV_RUN_DEFAULT);
 		goto out_exports;
 	}
+	/* the lock manager: NSM state, notify of the previous run's holders, grace */
+	if (onfs_nlm_start(&m.srv, err, sizeof(err)) < 0) {
+		onfs_err("%s", err);
+		m.srv.stopping = true;
+		onfs_transport_stop(&m.srv);
+		onfs_nlm_stop(&m.srv);
+		uv_run(&m.loop, UV_RUN_DEFAULT);
+		goto out_exports;
+	}
 
 	if (onfs_metrics_start(&m.srv, err, sizeof(err)) < 0) {
 		onfs_err("%s", err);
@@ -444,6 +455,7 @@ int main(int argc, char **argv)
 out_exports:
 	onfs_portmap_withdraw();
 	onfs_metrics_free();
+	onfs_nlm_free(&m.srv);
 	opened = m.srv.nexports > opened ? m.srv.nexports : opened; /* reload added some */
 	while (opened > 0)
 		onfs_export_close(m.srv.exports[--opened]);

@@ -17,6 +17,8 @@
 
 #define PMAP_NFS_PROG 100003
 #define PMAP_MOUNT_PROG 100005
+#define PMAP_NLM_PROG 100021 /* nlm.c */
+#define PMAP_NSM_PROG 100024 /* nsm.c */
 
 struct portmap_entry {
 	uint32_t prog, vers;
@@ -28,6 +30,10 @@ static const struct portmap_entry portmap_table[] = {
 	{ ONFS_PMAP_PROG, ONFS_PMAP_VERS },
 	{ PMAP_NFS_PROG, 3 },
 	{ PMAP_MOUNT_PROG, 3 },
+	{ PMAP_NLM_PROG, 1 },
+	{ PMAP_NLM_PROG, 3 },
+	{ PMAP_NLM_PROG, 4 },
+	{ PMAP_NSM_PROG, 1 },
 };
 
 static uint32_t portmap_port_of(const struct onfs_call *c, uint32_t prog)

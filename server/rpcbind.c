@@ -38,6 +38,15 @@
 #define PMAP_PORT 111
 #define NFS_PROG 100003
 #define MOUNT_PROG 100005
+#define NLM_PROG 100021
+
+/* What a system rpcbind is told about: NFS v3, MOUNT v3 and the lock manager. */
+static const struct {
+	rpcprog_t prog;
+	rpcvers_t vers;
+} reg_progs[] = { { NFS_PROG, 3 }, { MOUNT_PROG, 3 }, { NLM_PROG, 1 }, { NLM_PROG, 3 },
+		  { NLM_PROG, 4 } };
+#define NREG_PROGS (sizeof(reg_progs) / sizeof(reg_progs[0]))
 
 static struct {
 	enum onfs_portmap_mode mode;
@@ -45,7 +54,8 @@ static struct {
 	struct {
 		char netid[8];
 		rpcprog_t prog;
-	} regs[8];                 /* what rpcbind took from us: only those are withdrawn */
+		rpcvers_t vers;
+	} regs[2 * 2 * NREG_PROGS]; /* (v4 + v6) x (tcp + udp) x programs */                 /* what rpcbind took from us: only those are withdrawn */
 	unsigned nregs;
 	bool registered;
 } pm;
@@ -106,7 +116,8 @@ enum onfs_portmap_mode onfs_portmap_plan(struct onfs_config *cfg)
 }
 
 /* One rpcb_set for prog/vers on netid at host:port; false when refused. */
-static bool reg(const char *netid, const char *host, uint16_t port, rpcprog_t prog)
+static bool reg(const char *netid, const char *host, uint16_t port, rpcprog_t prog,
+		rpcvers_t vers)
 {
 	struct netconfig *nc = getnetconfigent(netid);
 	struct sockaddr_storage ss;
@@ -135,7 +146,7 @@ static bool reg(const char *netid, const char *host, uint16_t port, rpcprog_t pr
 		nb.len = nb.maxlen = sizeof(*s4);
 	}
 	nb.buf = &ss;
-	ok = rpcb_set(prog, 3, nc, &nb);
+	ok = rpcb_set(prog, vers, nc, &nb);
 out:
 	freenetconfigent(nc);
 	return ok;
@@ -172,13 +183,15 @@ void onfs_portmap_announce(const struct onfs_server *srv)
 	for (unsigned f = 0; f < (six ? 2u : 1u); f++) {
 		const char *const *ids = f ? v6 : v4;
 
-		for (unsigned i = 0; i < 4; i++) {
-			rpcprog_t prog = i < 2 ? NFS_PROG : MOUNT_PROG;
+		for (unsigned i = 0; i < 2 * NREG_PROGS; i++) {
+			rpcprog_t prog = reg_progs[i / 2].prog;
+			rpcvers_t vers = reg_progs[i / 2].vers;
 
-			if (!reg(ids[i % 2], host, srv->port, prog))
+			if (!reg(ids[i % 2], host, srv->port, prog, vers))
 				continue;
 			snprintf(pm.regs[pm.nregs].netid, sizeof(pm.regs[0].netid), "%s", ids[i % 2]);
-			pm.regs[pm.nregs++].prog = prog;
+			pm.regs[pm.nregs].prog = prog;
+			pm.regs[pm.nregs++].vers = vers;
 			sets++;
 		}
 	}
@@ -190,10 +203,12 @@ void onfs_portmap_announce(const struct onfs_server *srv)
 		return;
 	}
 	pm.registered = true;
-	onfs_info("portmap: port 111 is held by the system rpcbind: registered NFS v3 and "
-		  "MOUNT v3 at port %u with it (%u of %u registrations, %s%s); unregistered at exit",
-		  (unsigned)srv->port, sets, six ? 8u : 4u, six ? "tcp, udp, tcp6, udp6" : "tcp, udp",
-		  sets < (six ? 8u : 4u) ? "; the others are held by another server" : "");
+	onfs_info("portmap: port 111 is held by the system rpcbind: registered NFS v3, "
+		  "MOUNT v3 and NLM v1/3/4 at port %u with it (%u of %u registrations, %s%s); "
+		  "unregistered at exit",
+		  (unsigned)srv->port, sets, (unsigned)((six ? 4 : 2) * NREG_PROGS),
+		  six ? "tcp, udp, tcp6, udp6" : "tcp, udp",
+		  sets < (six ? 4 : 2) * NREG_PROGS ? "; the others are held by another server" : "");
 }
 
 void onfs_portmap_withdraw(void)
@@ -205,10 +220,10 @@ void onfs_portmap_withdraw(void)
 
 		if (!nc)
 			continue;
-		rpcb_unset(pm.regs[i].prog, 3, nc);
+		rpcb_unset(pm.regs[i].prog, pm.regs[i].vers, nc);
 		freenetconfigent(nc);
 	}
 	pm.nregs = 0;
 	pm.registered = false;
-	onfs_info("portmap: NFS and MOUNT unregistered from rpcbind");
+	onfs_info("portmap: NFS, MOUNT and NLM unregistered from rpcbind");
 }

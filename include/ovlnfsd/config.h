@@ -47,6 +47,7 @@ struct onfs_export_conf {
 	enum onfs_squash squash;
 	uint32_t anonuid, anongid;
 	bool secure;       /* require a source port < 1024 */
+	int locking;       /* enum onfs_locking (lock.h): locking = on (0) | off | local */
 	int line;          /* line of its [export NAME] header in the config file; 0: none */
 	/*
 	 * Per-client upper layers (template.h): upperdir and workdir (and a
@@ -72,6 +73,7 @@ struct onfs_config {
 	int verbose;         /* count of -v */
 	int threads;         /* worker pool size (UV_THREADPOOL_SIZE) */
 	size_t max_record;   /* TCP record cap, bytes */
+	int grace;           /* NLM grace period after a restart, seconds; -1: default */
 	bool demo;           /* no -o/-c given: build and serve ./demo-overlay */
 	char *config_file;   /* owned; -c FILE (kept for SIGHUP), NULL: none */
 	bool check_config;   /* --check-config: check config_file, serve nothing */

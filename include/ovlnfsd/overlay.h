@@ -63,6 +63,8 @@ uint16_t onfs_export_id(const struct onfs_export *ex);
 uint64_t onfs_export_fsid(const struct onfs_export *ex);
 /* True when mutations must answer NFS3ERR_ROFS. */
 bool onfs_export_readonly(const struct onfs_export *ex);
+/* The instance's NLM lock table (lock.h; thread-safe); never NULL once open. */
+struct onfs_lock_table *onfs_export_locks(const struct onfs_export *ex);
 
 /* --- per-client instances of a templated line (instance.c) --- */
 
@@ -121,6 +123,12 @@ int onfs_fh_export_id(const uint8_t *fh, size_t len, uint16_t *id);
 int onfs_node_from_fh(struct onfs_export *ex, const uint8_t *fh, size_t len,
 		      struct onfs_node **out);
 const struct onfs_fh *onfs_node_fh(const struct onfs_node *n);
+/*
+ * The lock-table key of the object n names: its identity (the origin's
+ * underlying handle), which copy-up and rename leave unchanged.
+ */
+struct onfs_lock_key;
+void onfs_node_lock_key(const struct onfs_node *n, struct onfs_lock_key *k);
 
 struct onfs_node *onfs_node_get(struct onfs_node *n);
 void onfs_node_put(struct onfs_node *n);

@@ -23,6 +23,7 @@
 struct onfs_export;
 struct onfs_conn;
 struct onfs_transport;
+struct onfs_nlm;
 
 #define ONFS_MAX_GROUPS 16
 #define ONFS_MAX_EXPORTS 8
@@ -49,6 +50,7 @@ struct onfs_server {
 	size_t nexports;
 	uint16_t port;                    /* bound NFS/MOUNT/portmap port */
 	struct onfs_transport *transport; /* owned by transport.c */
+	struct onfs_nlm *nlm;             /* owned by nsm.c: the lock manager (nlm.h) */
 	bool stopping;
 };
 

@@ -22,6 +22,7 @@
 #include "ovlnfsd/siphash.h"
 #include "ovlnfsd/template.h"
 #include "internal.h"
+#include "ovlnfsd/lock.h"
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -406,7 +407,9 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 	if (conf->workdir && !conf->tmpl && onfs_workdir_setup(ex, conf->workdir, err, errlen) < 0)
 		goto out_free;
 	ex->readonly = !ex->has_upper || !ex->work_ok;
-	if (onfs_node_cache_new(&ex->nodes) < 0 || onfs_dir_cache_new(&ex->dirs) < 0) {
+	ex->locks = onfs_lock_table_new((enum onfs_locking)conf->locking, free);
+	if (!ex->locks || onfs_node_cache_new(&ex->nodes) < 0 ||
+	    onfs_dir_cache_new(&ex->dirs) < 0) {
 		fail(err, errlen, "out of memory");
 		goto out_free;
 	}
@@ -447,6 +450,7 @@ void onfs_export_close(struct onfs_export *ex)
 		close(ex->tmpl_parent_fd);
 	onfs_dir_cache_free(ex->dirs);
 	onfs_node_cache_free(ex->nodes);
+	onfs_lock_table_free(ex->locks);
 	onfs_idmap_close(ex);
 	for (i = 0; i < ex->nlayers; i++) {
 		if (ex->layers[i].fd >= 0)

@@ -131,6 +131,7 @@ struct onfs_export {
 	atomic_bool settled;          /* the upper exists, or never will (read-only) */
 	atomic_int active;            /* calls inside the instance */
 	atomic_llong last_use;        /* monotonic seconds of the last call */
+	struct onfs_lock_table *locks; /* owned; NLM byte-range locks (server/lock.c) */
 };
 
 /* parts[].layer of an object reached through workdir/index (path unknown) */

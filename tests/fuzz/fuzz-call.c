@@ -31,6 +31,7 @@
 #include <uv.h>
 
 #include "ovlnfsd/common.h"
+#include "ovlnfsd/nlm.h"
 #include "ovlnfsd/rpc.h"
 #include "ovlnfsd/server.h"
 
@@ -47,6 +48,9 @@ static const struct onfs_program *const fuzz_programs[] = {
 	&onfs_nfs3_program,
 	&onfs_mount3_program,
 	&onfs_pmap2_program,
+	&onfs_nlm4_program,
+	&onfs_nlm3_program,
+	&onfs_nsm1_program,
 };
 
 /* The n-th procedure (over all tables) that has an argument decoder. */

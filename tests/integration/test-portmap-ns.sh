@@ -81,7 +81,8 @@ if start a --listen 127.0.0.1:2049; then
 		cat "$T/a.log"; bad "(a) no log line about answering on port 111"
 	fi
 	m=$(mapped)
-	for want in "100003 3 tcp 2049" "100003 3 udp 2049" "100005 3 tcp 2049" "100005 3 udp 2049"; do
+	for want in "100003 3 tcp 2049" "100003 3 udp 2049" "100005 3 tcp 2049" "100005 3 udp 2049" \
+			"100021 4 tcp 2049" "100021 4 udp 2049" "100021 1 udp 2049"; do
 		echo "$m" | grep -qx "$want" && ok "(a) rpcinfo -p lists '$want'" ||
 			bad "(a) rpcinfo -p does not list '$want': $m"
 	done
@@ -122,11 +123,12 @@ else
 	if ! rpcinfo -p 127.0.0.1 >/dev/null 2>&1; then
 		cat "$T/rpcbind.log"; bad "(b) rpcbind did not start"
 	elif start b --listen 127.0.0.1:2049; then
-		grep -q "portmap: port 111 is held by the system rpcbind: registered NFS v3 and MOUNT v3 at port 2049" "$T/b.log" &&
-			ok "(b) the log says NFS and MOUNT were registered with rpcbind" ||
+		grep -q "portmap: port 111 is held by the system rpcbind: registered NFS v3, MOUNT v3 and NLM v1/3/4 at port 2049" "$T/b.log" &&
+			ok "(b) the log says NFS, MOUNT and NLM were registered with rpcbind" ||
 			{ cat "$T/b.log"; bad "(b) no log line about the rpcbind registration"; }
 		m=$(mapped)
-		for want in "100003 3 tcp 2049" "100003 3 udp 2049" "100005 3 tcp 2049" "100005 3 udp 2049"; do
+		for want in "100003 3 tcp 2049" "100003 3 udp 2049" "100005 3 tcp 2049" "100005 3 udp 2049" \
+			"100021 4 tcp 2049" "100021 4 udp 2049" "100021 1 udp 2049"; do
 			echo "$m" | grep -qx "$want" && ok "(b) rpcinfo -p lists '$want'" ||
 				bad "(b) rpcinfo -p does not list '$want': $m"
 		done
@@ -137,10 +139,10 @@ else
 		fi
 		stop b
 		m=$(mapped)
-		if echo "$m" | grep -q '^10000[35] '; then
+		if echo "$m" | grep -q '^1000\(0[35]\|21\) '; then
 			bad "(b) still registered after the stop: $m"
 		elif echo "$m" | grep -q '^100000 '; then
-			ok "(b) after the stop rpcbind lists neither nfs nor mountd (rpcbind itself still there)"
+			ok "(b) after the stop rpcbind lists neither nfs, mountd nor nlockmgr (rpcbind itself still there)"
 		else
 			bad "(b) rpcbind no longer answers: $m"
 		fi
