@@ -21,9 +21,19 @@
 # "KC-<nonce> RESULT ..." printed by /init counts, so a script cannot print
 # a pass it did not earn.
 #
+# Diskless boot (-R): /init mounts the export, moves /dev and a fresh tmpfs
+# /run into it and switch_roots there; PID 1 is then a wrapper run by this
+# initramfs's busybox from /run/kc (the export is never asked for a binary
+# before the case), which mounts /proc, /sys and a tmpfs /tmp in the new root
+# and runs the case with that root's own /bin/sh in a clean environment, cwd
+# / and $1 = /. The nonce crosses in a 0600 file in /run that the wrapper
+# reads and deletes before the case starts. The wrapper powers off by sysrq,
+# so that nothing (a wtmp record) is written to the exported root after the
+# case.
+#
 # Usage: guest.sh -p PORT [-m MOUNTPORT] [-e EXPORT] [-o OPTS] -t SCRIPT
 #                 [-T SECS] [-l LOG] [-a KERNEL_ARGS] [-f FILE]... [-b BOOT]
-#                 [-M MiB]
+#                 [-M MiB] [-R]
 #   -p/-m    NFS and MOUNT ports on 127.0.0.1 (MOUNT defaults to PORT)
 #   -e       export path to mount (default /)
 #   -o       extra mount options, appended to the fixed ones
@@ -38,10 +48,12 @@
 #            and the function kc_result (kc_result test RC | mountfail WHY |
 #            noresult WHY) - for a case that boots another root
 #   -M       guest memory (default 512)
+#   -R       diskless: boot the export as the root filesystem (see above)
+#            and run the script there
 #   -n       only check the dependencies (exit 0 or 69), boot nothing
 # Exit: 0 the script passed, 1 it failed, 2 the mount failed, 3 no result
-# (guest crashed, no network), 124 timeout, 64 usage, 69 a dependency is
-# missing (the reason is printed).
+# (guest crashed, no network), 4 (-R) the export is not a bootable root,
+# 124 timeout, 64 usage, 69 a dependency is missing (the reason is printed).
 set -u
 
 PROG=guest.sh
@@ -49,9 +61,9 @@ say() { echo "$PROG: $*" >&2; }
 usage() { sed -n '/^# Usage:/,/^# Exit:/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 missing() { echo "$PROG: MISSING: $*" >&2; exit 69; }
 
-PORT="" MPORT="" EXPORT=/ OPTS="" SCRIPT="" TMO=300 LOG="" APPEND="" BOOT="" MEM=512 CHECK=0
+PORT="" MPORT="" EXPORT=/ OPTS="" SCRIPT="" TMO=300 LOG="" APPEND="" BOOT="" MEM=512 CHECK=0 ROOTBOOT=0
 FILES=()
-while getopts ":p:m:e:o:t:T:l:a:f:b:M:n" o; do
+while getopts ":p:m:e:o:t:T:l:a:f:b:M:Rn" o; do
 	case $o in
 	p) PORT=$OPTARG ;;
 	m) MPORT=$OPTARG ;;
@@ -64,6 +76,7 @@ while getopts ":p:m:e:o:t:T:l:a:f:b:M:n" o; do
 	f) FILES+=("$OPTARG") ;;
 	b) BOOT=$OPTARG ;;
 	M) MEM=$OPTARG ;;
+	R) ROOTBOOT=1 ;;
 	n) CHECK=1 ;;
 	*) usage ;;
 	esac
@@ -77,6 +90,7 @@ MPORT=${MPORT:-$PORT}
 num "$MPORT" && num "$TMO" && num "$MEM" || usage
 [ -n "$SCRIPT" ] && [ -r "$SCRIPT" ] || { say "cannot read the case script '$SCRIPT' (-t)"; exit 64; }
 [ -z "$BOOT" ] || [ -r "$BOOT" ] || { say "cannot read the boot stage '$BOOT' (-b)"; exit 64; }
+[ -z "$BOOT" ] || [ "$ROOTBOOT" = 0 ] || { say "-b and -R exclude each other"; exit 64; }
 # EXPORT and OPTS reach /init through a sourced file: plain characters only.
 case $EXPORT$OPTS in *[!A-Za-z0-9_./,=:+-]*) say "-e/-o: only A-Za-z0-9_./,=:+- allowed"; exit 64 ;; esac
 
@@ -132,7 +146,7 @@ add_module() { # NAME: its dependencies first, then itself (built-in: nothing)
 for m in nfsv3 virtio_net virtio_pci; do add_module "$m"; done
 
 R=$W/root
-mkdir -p "$R"/{bin,dev,proc,sys,tmp,mnt/nfs,modules,kc/files}
+mkdir -p "$R"/{bin,dev,proc,sys,tmp,run,mnt/nfs,modules,kc/files}
 cp /bin/busybox "$R/bin/busybox"
 ln -s busybox "$R/bin/sh"
 for e in "${ORDER[@]}"; do
@@ -171,6 +185,27 @@ if [ -f /kc/boot.sh ]; then
 	. /kc/boot.sh
 	kc_result noresult "the boot stage returned"
 fi
+if [ "$ROOTBOOT" = 1 ]; then
+	echo "guest: mount -t nfs -o $MOUNT_OPTS $SERVER:$EXPORT /mnt/nfs (root)"
+	mount -t nfs -o "$MOUNT_OPTS" "$SERVER:$EXPORT" /mnt/nfs || kc_result mountfail "mount failed"
+	N=/mnt/nfs
+	for d in dev proc sys run; do
+		[ -d "$N/$d" ] || kc_result rootfail "no /$d directory in the exported root"
+	done
+	# Everything PID 1 needs after switch_root comes from here, not the export.
+	mount -t tmpfs -o mode=0755,nodev run /run || kc_result rootfail "no tmpfs on /run"
+	mkdir -p /run/kc/bin
+	cp /bin/busybox /kc/rootinit /kc/case.sh /run/kc/ || kc_result rootfail "cannot fill /run/kc"
+	/run/kc/busybox --install -s /run/kc/bin
+	(umask 077 && echo "$NONCE" >/run/kc/nonce) || kc_result rootfail "cannot write /run/kc/nonce"
+	umount /tmp
+	umount /sys
+	umount /proc
+	mount -o move /dev "$N/dev" || kc_result rootfail "cannot move /dev into the exported root"
+	mount -o move /run "$N/run" || kc_result rootfail "cannot move /run into the exported root"
+	echo "guest: switch_root to $SERVER:$EXPORT"
+	exec switch_root "$N" /run/kc/busybox sh /run/kc/rootinit
+fi
 echo "guest: mount -t nfs -o $MOUNT_OPTS $SERVER:$EXPORT /mnt/nfs"
 mount -t nfs -o "$MOUNT_OPTS" "$SERVER:$EXPORT" /mnt/nfs || kc_result mountfail "mount failed"
 cd /mnt/nfs || kc_result mountfail "cannot enter /mnt/nfs"
@@ -187,6 +222,34 @@ poweroff -f
 EOF
 chmod 755 "$R/init"
 
+# -R: PID 1 after switch_root, run by the initramfs's busybox from /run/kc.
+cat >"$R/kc/rootinit" <<'EOF'
+K=/run/kc
+export PATH=$K/bin
+read -r NONCE <$K/nonce
+rm -f $K/nonce                # the nonce lives on in this shell only
+# sysrq power-off: busybox poweroff would add a wtmp record to the export.
+off() { [ -w /proc/sysrq-trigger ] && echo o >/proc/sysrq-trigger && sleep 20; poweroff -f; sleep 30; }
+kc_result() { echo; echo "KC-$NONCE RESULT $*"; timeout -s KILL 20 sync; off; }
+mount -t proc proc /proc || kc_result rootfail "cannot mount /proc in the exported root"
+mount -t sysfs sys /sys || kc_result rootfail "cannot mount /sys in the exported root"
+# The case's scratch files in /tmp stay in the guest, as without -R.
+[ ! -d /tmp ] || mount -t tmpfs -o mode=1777,nosuid,nodev tmp /tmp || echo "guest: no tmpfs on /tmp"
+{ [ -e /bin/sh ] || [ -L /bin/sh ]; } || kc_result rootfail "no /bin/sh in the exported root"
+/bin/sh -c : || kc_result rootfail "/bin/sh of the exported root does not run"
+echo "guest: / is $(grep ' / ' /proc/mounts | cut -d' ' -f1-3), /bin/sh is $(readlink -f /bin/sh)"
+grep -q '^[^ ]* / nfs ' /proc/mounts || kc_result rootfail "/ is not the NFS export"
+cd /
+env -i HOME=/root TERM=dumb PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+	/bin/sh $K/case.sh /
+rc=$?
+cd /
+echo "guest: case script exited $rc"
+# Report, then flush (the root cannot be unmounted): a dead server must not
+# turn a finished run into a timeout.
+kc_result test "$rc"
+EOF
+
 NONCE=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 cat >"$R/kc/run.env" <<EOF
 NONCE=$NONCE
@@ -194,6 +257,7 @@ PORT=$PORT
 MPORT=$MPORT
 EXPORT=$EXPORT
 OPTS=$OPTS
+ROOTBOOT=$ROOTBOOT
 EOF
 cp "$SCRIPT" "$R/kc/case.sh"
 [ -z "$BOOT" ] || cp "$BOOT" "$R/kc/boot.sh"
@@ -230,6 +294,10 @@ mountfail*)
 	grep -a -E '^(guest: mount|mount:)' "$CONSOLE" >&2
 	say "FAIL: ${res#mountfail }"
 	exit 2 ;;
+rootfail*)
+	grep -a '^guest: ' "$CONSOLE" | tail -n 4 >&2
+	say "FAIL: the export is not a bootable root: ${res#rootfail }"
+	exit 4 ;;
 esac
 if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then say "TIMEOUT after ${TMO}s"; exit 124; fi
 sed 's/^/qemu: /' "$W/qemu.out" >&2
