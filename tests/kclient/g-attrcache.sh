@@ -2,7 +2,7 @@
 # shellcheck disable=SC2016,SC2034 # check bodies (and the variables they use) are eval'd later
 # tests/kclient/g-attrcache.sh - kclient guest test (busybox sh): attribute
 # caching when a change is made through another mount of the same export.
-# Mount A is kclient's (run.sh passes actimeo=2); mount B is made here with
+# Mount A is guest.sh's (run.sh passes actimeo=2); mount B is made here with
 # actimeo=0 and nosharecache (its own superblock and caches). A change through
 # one must be seen through the other: at once on B (no attribute cache), on A
 # at the next open (close-to-open GETATTR) or once its 2 s cache expires.

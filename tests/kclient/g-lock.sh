@@ -1,14 +1,14 @@
 #!/bin/sh
 # shellcheck disable=SC2016,SC2034 # check bodies (and the variables they use) are eval'd later
-# tests/kclient/g-lock.sh - kclient guest test (busybox sh) for file
-# locking through ovlnfsd's NLM: a second mount with `lock` (kclient's own
+# tests/kclient/g-lock.sh - guest case (busybox sh, run by guest.sh) for file
+# locking through ovlnfsd's NLM: a second mount with `lock` (guest.sh's own
 # mount is nolock), then fcntl and flock exclusion between two processes of
 # this guest, shared locks, a blocking lock that waits for its holder, and
 # dpkg-style lock-then-write from two processes.
 # The busybox guest has no rpcbind or rpc.statd, which the kernel's lockd
 # needs (it registers with the first and asks the second to monitor the
 # server before the first lock, else ENOLCK): bin/nlmguest from the export
-# stands in for both. Runs in the guest only ($1 = kclient's mount point).
+# stands in for both. Runs in the guest only ($1 = guest.sh's mount point).
 M=${1:-$PWD}
 B=$M/bin/nlmguest
 L=/mnt/lk

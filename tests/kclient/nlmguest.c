@@ -1,5 +1,5 @@
 /*
- * nlmguest.c - what the kclient busybox guest lacks for NFS locking, built
+ * nlmguest.c - what the busybox guest of guest.sh lacks for NFS locking, built
  * static on the host and run by the guest from the export (no compiler
  * and no nfs-utils in the guest).
  *
