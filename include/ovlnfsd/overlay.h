@@ -80,6 +80,19 @@ int onfs_fh_export_id(const uint8_t *fh, size_t len, uint16_t *id);
 int onfs_node_from_fh(struct onfs_export *ex, const uint8_t *fh, size_t len,
 		      struct onfs_node **out);
 const struct onfs_fh *onfs_node_fh(const struct onfs_node *n);
+/*
+ * The node of a handle if the export's node cache has it, touching memory
+ * only (the loop thread may call it): 0, -ENOENT when not cached (resolve
+ * it on a worker with onfs_node_from_fh), or the errors of a bad handle.
+ */
+int onfs_node_from_fh_cached(struct onfs_export *ex, const uint8_t *fh, size_t len,
+			     struct onfs_node **out);
+/*
+ * Forget everything the export instance caches (nodes, directory
+ * snapshots, attributes); anything being read concurrently is voided too.
+ * For a change of the layer stack or anything else no generation covers.
+ */
+void onfs_export_caches_flush(struct onfs_export *ex);
 
 struct onfs_node *onfs_node_get(struct onfs_node *n);
 void onfs_node_put(struct onfs_node *n);
@@ -111,6 +124,12 @@ int onfs_walk(struct onfs_export *ex, const char *path, struct onfs_node **out);
 /* --- attributes and data (inode.c) --- */
 
 int onfs_getattr(struct onfs_export *ex, struct onfs_node *n, struct onfs_attr *attr);
+/*
+ * The attributes last read by onfs_getattr (or READDIRPLUS) if no change
+ * was made through the export since and they are at most 1 s old; memory
+ * only (the loop thread may call it). false: ask onfs_getattr.
+ */
+bool onfs_getattr_cached(struct onfs_export *ex, struct onfs_node *n, struct onfs_attr *attr);
 
 /* Symlink target into buf (not NUL-terminated); returns its length or
  * -EINVAL when n is not a symlink, -ENAMETOOLONG when cap is too small. */

@@ -386,6 +386,7 @@ static int link_up(struct onfs_export *ex, struct onfs_node *n, struct onfs_node
 			close(fd);
 		}
 	}
+	onfs_changed_ns(ex); /* before the unlock: see struct onfs_gen */
 	pthread_mutex_unlock(&ex->ns_lock);
 	if (ret == 0)
 		ret = onfs_walk(ex, n->path, out);
@@ -423,6 +424,7 @@ int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
 	if (S_ISDIR(n->type)) {
 		pthread_mutex_lock(&ex->ns_lock);
 		ret = onfs_copyup_dir_path(ex, n->path, &pfd);
+		onfs_changed_ns(ex); /* before the unlock: see struct onfs_gen */
 		pthread_mutex_unlock(&ex->ns_lock);
 		if (ret < 0)
 			return ret;
@@ -516,6 +518,7 @@ int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
 		}
 		restore_times(pfd, &pst);
 	}
+	onfs_changed_ns(ex); /* before the unlock: see struct onfs_gen */
 	pthread_mutex_unlock(&ex->ns_lock);
 	if (ret < 0)
 		goto out;

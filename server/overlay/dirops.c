@@ -345,6 +345,7 @@ static int create_common(struct onfs_export *ex, struct onfs_node *dir, const ch
 	}
 out:
 	onfs_wcc_post(ex, fresh ? fresh : dir, dir_wcc);
+	onfs_changed_ns(ex); /* before the unlock: see struct onfs_gen */
 	pthread_mutex_unlock(&ex->ns_lock);
 	if (pfd >= 0)
 		close(pfd);
@@ -610,6 +611,7 @@ static int remove_common(struct onfs_export *ex, struct onfs_node *dir, const ch
 		ret = remove_locked(ex, fresh, name, child, pfd);
 out:
 	onfs_wcc_post(ex, fresh ? fresh : dir, dir_wcc);
+	onfs_changed_ns(ex); /* before the unlock: see struct onfs_gen */
 	pthread_mutex_unlock(&ex->ns_lock);
 	if (pfd >= 0)
 		close(pfd);
@@ -878,6 +880,7 @@ out:
 	} else {
 		onfs_wcc_post(ex, t2 ? t2 : tdir, twcc);
 	}
+	onfs_changed_ns(ex); /* before the unlock: see struct onfs_gen */
 	pthread_mutex_unlock(&ex->ns_lock);
 out_nolock:
 	if (fpfd >= 0)

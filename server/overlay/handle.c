@@ -572,6 +572,34 @@ int onfs_fh_decode_ident(struct onfs_export *ex, const struct onfs_ident *id,
 	return onfs_node_from_fh(ex, fh.data, fh.len, out);
 }
 
+/* The checks of a handle that need no filesystem: 0 or -errno. */
+static int fh_check(struct onfs_export *ex, const uint8_t *fh, size_t len)
+{
+	uint16_t exid;
+	uint8_t mac[8];
+	int ret;
+
+	ret = onfs_fh_export_id(fh, len, &exid);
+	if (ret < 0)
+		return ret;
+	put_le64(mac, onfs_siphash24(ex->key, fh, len - ONFS_FH_MAC));
+	if (exid != ex->id || memcmp(mac, fh + len - ONFS_FH_MAC, ONFS_FH_MAC) != 0 ||
+	    fh[1] >= ex->numfs)
+		return -ESTALE;
+	return 0;
+}
+
+int onfs_node_from_fh_cached(struct onfs_export *ex, const uint8_t *fh, size_t len,
+			     struct onfs_node **out)
+{
+	int ret = fh_check(ex, fh, len);
+
+	if (ret < 0)
+		return ret;
+	*out = cache_get(ex->nodes, fh, len);
+	return *out ? 0 : -ENOENT;
+}
+
 int onfs_node_from_fh(struct onfs_export *ex, const uint8_t *fh, size_t len,
 		      struct onfs_node **out)
 {
@@ -582,18 +610,12 @@ int onfs_node_from_fh(struct onfs_export *ex, const uint8_t *fh, size_t len,
 	const char *rel;
 	struct stat st;
 	bool isdir;
-	uint16_t exid;
-	uint8_t mac[8];
 	ssize_t rl;
 	int fd, ret;
 
-	ret = onfs_fh_export_id(fh, len, &exid);
+	ret = fh_check(ex, fh, len);
 	if (ret < 0)
 		return ret;
-	put_le64(mac, onfs_siphash24(ex->key, fh, len - ONFS_FH_MAC));
-	if (exid != ex->id || memcmp(mac, fh + len - ONFS_FH_MAC, ONFS_FH_MAC) != 0 ||
-	    fh[1] >= ex->numfs)
-		return -ESTALE;
 	/* a request works on one export: its owner's credentials from here on */
 	ret = onfs_owner_enter(ex);
 	if (ret < 0)

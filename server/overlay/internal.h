@@ -71,6 +71,26 @@ struct onfs_owner {
 	bool process; /* the same as the server process's own */
 };
 
+/*
+ * Cache generations (cache.c). gen_ns is bumped by every namespace change
+ * made through the export (anything done under ns_lock: create, remove,
+ * rename, link, copy-up): every cached lookup and attribute taken before
+ * it is void. gen_obj[] is bumped, per slot of an object's handle, by a
+ * change of that object's data or attributes (WRITE, SETATTR). A reader
+ * loads the generations BEFORE it reads the disk and stores them with
+ * what it read; a writer bumps AFTER its change: a cached value whose
+ * generations are still current was read after the last change.
+ */
+#define ONFS_GEN_SLOTS 1024
+#define ONFS_ATTR_LOCKS 16
+/* How long attributes read from disk are served without looking again:
+ * the bound on how late a change made directly on a layer shows. */
+#define ONFS_ATTR_TTL_NS 1000000000ULL
+
+struct onfs_gen {
+	unsigned ns, obj;
+};
+
 struct onfs_node_cache; /* handle.c */
 struct onfs_idmap;      /* idmap.c */
 struct onfs_dir_cache;  /* readdir.c */
@@ -113,6 +133,9 @@ struct onfs_export {
 	char xattr_prefix[20]; /* "trusted.overlay." or "user.overlay." */
 	struct onfs_node_cache *nodes; /* owned */
 	struct onfs_dir_cache *dirs;   /* owned */
+	atomic_uint gen_ns;            /* cache.c: see struct onfs_gen */
+	atomic_uint gen_obj[ONFS_GEN_SLOTS];
+	pthread_mutex_t attr_lock[ONFS_ATTR_LOCKS]; /* guard nodes' cattr */
 };
 
 /* parts[].layer of an object reached through workdir/index (path unknown) */
@@ -137,6 +160,11 @@ struct onfs_node {
 	bool ident_lower; /* the identity (origin) is a lower object */
 	bool unnamed;   /* reached through the index: path unknown, non-dir only */
 	bool wh_xattr;  /* a part is marked opaque=x: xattr whiteouts inside */
+	/* cache.c: the attributes last read, under ex->attr_lock[] */
+	bool cattr_ok;
+	struct onfs_gen cattr_gen;
+	uint64_t cattr_at;        /* monotonic ns of the read */
+	struct onfs_attr cattr;
 	uint8_t nparts;
 	struct onfs_part parts[]; /* top layer first */
 };
@@ -242,10 +270,29 @@ int onfs_dir_is_empty(struct onfs_export *ex, struct onfs_node *dir);
  */
 int onfs_path_next(const char **path, char comp[NAME_MAX + 1]);
 
+/* --- cache.c --- */
+uint64_t onfs_now_ns(void);
+/* The generations to store with something about to be read from disk. */
+void onfs_gen_load(struct onfs_export *ex, const struct onfs_node *n, struct onfs_gen *g);
+bool onfs_gen_current(struct onfs_export *ex, const struct onfs_node *n, const struct onfs_gen *g);
+/* A namespace change is complete (call with ns_lock still held). */
+void onfs_changed_ns(struct onfs_export *ex);
+/* n's data or attributes changed (call before its lock is released). */
+void onfs_changed_obj(struct onfs_export *ex, const struct onfs_node *n);
+void onfs_attr_store(struct onfs_export *ex, struct onfs_node *n, const struct onfs_gen *g,
+		     const struct onfs_attr *a);
+void onfs_attr_init_locks(struct onfs_export *ex);
+/* inode.c: n's attributes from a fresh stat of its top part, stored with g;
+ * false when they need more than the stat (an xattr): use onfs_getattr. */
+bool onfs_attr_from_stat(struct onfs_export *ex, struct onfs_node *n, const struct stat *st,
+			 const struct onfs_gen *g, struct onfs_attr *a);
+void onfs_attr_destroy_locks(struct onfs_export *ex);
+
 /* --- readdir.c --- */
 /* The cookie of a name: a keyed 63-bit hash, never 0, 1 or 2. */
 uint64_t onfs_readdir_cookie(const uint8_t key[16], const char *name, size_t len);
 int onfs_dir_cache_new(struct onfs_dir_cache **out);
 void onfs_dir_cache_free(struct onfs_dir_cache *c);
+void onfs_dir_cache_flush(struct onfs_dir_cache *c);
 
 #endif

@@ -98,6 +98,21 @@ void onfs_dir_cache_free(struct onfs_dir_cache *c)
 	free(c);
 }
 
+void onfs_dir_cache_flush(struct onfs_dir_cache *c)
+{
+	struct snap *old[DIR_CACHE_SLOTS];
+
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < DIR_CACHE_SLOTS; i++) {
+		old[i] = c->slot[i];
+		c->slot[i] = NULL;
+		c->used[i] = 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < DIR_CACHE_SLOTS; i++)
+		snap_put(old[i]);
+}
+
 static struct snap *cache_get(struct onfs_dir_cache *c, const struct onfs_ident *id,
 			      uint64_t change)
 {
