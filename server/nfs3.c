@@ -1269,7 +1269,17 @@ static int readdirplus_cb(void *ctx, const struct onfs_dirent *de)
 	memset(&o, 0, sizeof(o));
 	memset(&attr, 0, sizeof(attr));
 	memset(&fh, 0, sizeof(fh));
-	if (de->namelen <= NAME_MAX) {
+	if (de->plus) {
+		/* looked up by onfs_readdirplus (borrowed node) */
+		if (de->node) {
+			if (de->attr) {
+				attr.attributes_follow = TRUE;
+				fill_fattr3(de->attr, &attr.post_op_attr_u.attributes);
+			}
+			fh.handle_follows = TRUE;
+			fill_fh(de->node, &fh.post_op_fh3_u.handle);
+		}
+	} else if (de->namelen <= NAME_MAX) {
 		memcpy(name, de->name, de->namelen);
 		name[de->namelen] = '\0';
 		if (obj_lookup(&dir, name, &o) == 0) {
@@ -1342,8 +1352,10 @@ static bool readdir_common(struct onfs_call *c, const nfs_fh3 *fh, cookie3 cooki
 	ds.xdrs = xdrs;
 	ds.left = dir_budget(count);
 	ds.nentries = 0;
-	err = onfs_readdir(dir.ex, dir.n, cookie, (const uint8_t *)verf_in, verf,
-			   plus ? readdirplus_cb : readdir_cb, &ds, &eof_seen);
+	err = (plus ? onfs_readdirplus : onfs_readdir)(dir.ex, dir.n, cookie,
+						       (const uint8_t *)verf_in, verf,
+						       plus ? readdirplus_cb : readdir_cb, &ds,
+						       &eof_seen);
 	if (err == 0 && ds.nentries == 0 && !eof_seen)
 		err = -ONFS_ETOOSMALL;
 	if (err < 0) {

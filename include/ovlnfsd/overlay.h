@@ -153,6 +153,15 @@ struct onfs_dirent {
 	size_t namelen;
 	uint64_t cookie; /* position AFTER this entry: resume from here */
 	uint64_t fileid; /* equals GETATTR's fileid of the entry */
+	/*
+	 * onfs_readdirplus only, when plus is set: the entry's node (NULL if
+	 * it vanished since the listing was taken) and its attributes (NULL
+	 * if they could not be read). Borrowed for the callback's duration.
+	 * plus unset ("." and ".."): the caller looks the entry up itself.
+	 */
+	bool plus;
+	struct onfs_node *node;
+	const struct onfs_attr *attr;
 };
 
 /*
@@ -173,6 +182,10 @@ typedef int (*onfs_readdir_cb)(void *ctx, const struct onfs_dirent *de);
 int onfs_readdir(struct onfs_export *ex, struct onfs_node *dir, uint64_t cookie,
 		 const uint8_t verf_in[8], uint8_t verf_out[8], onfs_readdir_cb cb,
 		 void *ctx, bool *eof);
+/* The same with each entry's node and attributes (struct onfs_dirent plus). */
+int onfs_readdirplus(struct onfs_export *ex, struct onfs_node *dir, uint64_t cookie,
+		     const uint8_t verf_in[8], uint8_t verf_out[8], onfs_readdir_cb cb,
+		     void *ctx, bool *eof);
 
 /* --- the write path (copyup.c, dirops.c, data.c) ---
  *

@@ -59,6 +59,22 @@ bool onfs_gen_current(struct onfs_export *ex, const struct onfs_node *n, const s
 	return now.ns == g->ns && now.obj == g->obj;
 }
 
+void onfs_gen_begin(struct onfs_export *ex, struct onfs_gen *b)
+{
+	b->ns = atomic_load_explicit(&ex->gen_ns, memory_order_acquire);
+	b->data = atomic_load_explicit(&ex->gen_data, memory_order_acquire);
+	b->obj = 0;
+}
+
+bool onfs_gen_since(struct onfs_export *ex, const struct onfs_node *n, const struct onfs_gen *b,
+		    struct onfs_gen *g)
+{
+	onfs_gen_load(ex, n, g);
+	/* no data change anywhere since b: n's slot value is the one at b */
+	return g->ns == b->ns &&
+	       atomic_load_explicit(&ex->gen_data, memory_order_acquire) == b->data;
+}
+
 void onfs_changed_ns(struct onfs_export *ex)
 {
 	atomic_fetch_add_explicit(&ex->gen_ns, 1, memory_order_acq_rel);
@@ -67,6 +83,7 @@ void onfs_changed_ns(struct onfs_export *ex)
 void onfs_changed_obj(struct onfs_export *ex, const struct onfs_node *n)
 {
 	atomic_fetch_add_explicit(&ex->gen_obj[gen_slot(n)], 1, memory_order_acq_rel);
+	atomic_fetch_add_explicit(&ex->gen_data, 1, memory_order_acq_rel);
 }
 
 void onfs_attr_init_locks(struct onfs_export *ex)

@@ -89,6 +89,7 @@ struct onfs_owner {
 
 struct onfs_gen {
 	unsigned ns, obj;
+	unsigned data; /* gen_data: onfs_gen_begin/onfs_gen_since only */
 };
 
 struct onfs_node_cache; /* handle.c */
@@ -135,6 +136,7 @@ struct onfs_export {
 	struct onfs_dir_cache *dirs;   /* owned */
 	atomic_uint gen_ns;            /* cache.c: see struct onfs_gen */
 	atomic_uint gen_obj[ONFS_GEN_SLOTS];
+	atomic_uint gen_data;          /* bumped with any gen_obj[] slot */
 	pthread_mutex_t attr_lock[ONFS_ATTR_LOCKS]; /* guard nodes' cattr */
 };
 
@@ -164,6 +166,7 @@ struct onfs_node {
 	bool cattr_ok;
 	struct onfs_gen cattr_gen;
 	uint64_t cattr_at;        /* monotonic ns of the read */
+	uint64_t top_ino;         /* inode number of parts[0] when looked up, 0 unknown */
 	struct onfs_attr cattr;
 	uint8_t nparts;
 	struct onfs_part parts[]; /* top layer first */
@@ -265,6 +268,14 @@ int onfs_dir_is_empty(struct onfs_export *ex, struct onfs_node *dir);
 
 /* --- lookup.c --- */
 /*
+ * onfs_lookup of a plain name (not "." or "..") with the directory's parts
+ * already open: pfds[i] is dir->parts[i] opened O_RDONLY|O_DIRECTORY (not
+ * closed here), saving an open and a close per part. top_st (may be
+ * NULL) gets the stat of the result's top part, read by this lookup.
+ */
+int onfs_lookup_at(struct onfs_export *ex, struct onfs_node *dir, const int *pfds,
+		   const char *name, struct stat *top_st, struct onfs_node **out);
+/*
  * The next component of a slash-separated path into comp; advances *path.
  * 1: a component, 0: the end, -ENAMETOOLONG: a component over NAME_MAX.
  */
@@ -275,6 +286,14 @@ uint64_t onfs_now_ns(void);
 /* The generations to store with something about to be read from disk. */
 void onfs_gen_load(struct onfs_export *ex, const struct onfs_node *n, struct onfs_gen *g);
 bool onfs_gen_current(struct onfs_export *ex, const struct onfs_node *n, const struct onfs_gen *g);
+/*
+ * For a read whose node is known only afterwards (a lookup): begin before
+ * it; since() afterwards fills g for n and says whether g is usable (no
+ * change made through the export in between).
+ */
+void onfs_gen_begin(struct onfs_export *ex, struct onfs_gen *b);
+bool onfs_gen_since(struct onfs_export *ex, const struct onfs_node *n, const struct onfs_gen *b,
+		    struct onfs_gen *g);
 /* A namespace change is complete (call with ns_lock still held). */
 void onfs_changed_ns(struct onfs_export *ex);
 /* n's data or attributes changed (call before its lock is released). */

@@ -33,6 +33,15 @@
 #include "internal.h"
 
 #define DIR_CACHE_SLOTS 8
+/*
+ * READDIRPLUS keeps the nodes it looked up in the snapshot, so the next
+ * listing of an unchanged directory needs no lookups: for snapshots of at
+ * most SNAP_NODES_MAX entries, and at most CACHE_NODES_MAX nodes held by
+ * all snapshots of an export together (a bound on memory; the rest are
+ * looked up every time).
+ */
+#define SNAP_NODES_MAX 65536
+#define CACHE_NODES_MAX 32768
 #define COOKIE_DOT 1
 #define COOKIE_DOTDOT 2
 #define COOKIE_FIRST 3
@@ -58,9 +67,19 @@ struct snap {
 	uint32_t *set;     /* owned; open-addressing index into ents, +1; 0 empty */
 	size_t xwh;        /* xattr whiteouts seen: the kernel's rmdir calls those not empty */
 	size_t set_cap;
+	/*
+	 * READDIRPLUS: the entries' nodes by index (counted references), valid
+	 * while the export's gen_ns is nodes_gen; under nlock.
+	 */
+	pthread_mutex_t nlock;
+	struct onfs_node **nodes;
+	unsigned nodes_gen;
+	size_t nheld;
+	struct onfs_dir_cache *dc; /* whose held count the nodes are in */
 };
 
 struct onfs_dir_cache {
+	atomic_long held; /* nodes held by all snapshots */
 	pthread_mutex_t lock;
 	struct snap *slot[DIR_CACHE_SLOTS]; /* counted references */
 	uint64_t used[DIR_CACHE_SLOTS];
@@ -78,9 +97,27 @@ int onfs_dir_cache_new(struct onfs_dir_cache **out)
 	return 0;
 }
 
+/* Drop the nodes a snapshot holds; nlock held. */
+static void snap_drop_nodes(struct snap *s)
+{
+	if (!s->nodes)
+		return;
+	for (size_t i = 0; i < s->n && s->nheld; i++) {
+		if (s->nodes[i]) {
+			onfs_node_put(s->nodes[i]);
+			s->nodes[i] = NULL;
+			s->nheld--;
+			atomic_fetch_sub(&s->dc->held, 1);
+		}
+	}
+}
+
 static void snap_put(struct snap *s)
 {
 	if (s && atomic_fetch_sub(&s->ref, 1) == 1) {
+		snap_drop_nodes(s);
+		free(s->nodes);
+		pthread_mutex_destroy(&s->nlock);
 		free(s->ents);
 		free(s->names);
 		free(s->set);
@@ -306,6 +343,8 @@ static int snap_build(struct onfs_export *ex, struct onfs_node *dir, const int *
 	if (!s)
 		return -ENOMEM;
 	atomic_init(&s->ref, 1);
+	pthread_mutex_init(&s->nlock, NULL);
+	s->dc = ex->dirs;
 	s->ident = dir->ident;
 	s->change = change;
 	for (i = 0; i < dir->nparts; i++) {
@@ -382,9 +421,126 @@ static uint64_t entry_fileid(struct onfs_export *ex, struct onfs_node *dir, cons
 	return id;
 }
 
-int onfs_readdir(struct onfs_export *ex, struct onfs_node *dir, uint64_t cookie,
-		 const uint8_t verf_in[8], uint8_t verf_out[8], onfs_readdir_cb cb, void *ctx,
-		 bool *eof)
+/*
+ * READDIRPLUS: from here on the snapshot's nodes are those looked up under
+ * the export's current namespace generation (older ones are dropped).
+ * Returns that generation.
+ */
+static unsigned snap_nodes_begin(struct onfs_export *ex, struct snap *s)
+{
+	unsigned g = atomic_load_explicit(&ex->gen_ns, memory_order_acquire);
+
+	pthread_mutex_lock(&s->nlock);
+	if (s->nodes_gen != g || !s->nodes) {
+		snap_drop_nodes(s);
+		s->nodes_gen = g;
+		if (!s->nodes && s->n > 0 && s->n <= SNAP_NODES_MAX)
+			s->nodes = calloc(s->n, sizeof(*s->nodes)); /* NULL: none kept */
+	}
+	pthread_mutex_unlock(&s->nlock);
+	return g;
+}
+
+/* The node kept for entry i, if it was looked up under generation g. */
+static struct onfs_node *snap_node_get(struct snap *s, size_t i, unsigned g)
+{
+	struct onfs_node *n = NULL;
+
+	pthread_mutex_lock(&s->nlock);
+	if (s->nodes && s->nodes_gen == g && s->nodes[i])
+		n = onfs_node_get(s->nodes[i]);
+	pthread_mutex_unlock(&s->nlock);
+	return n;
+}
+
+/* Keep n for entry i, looked up under generation g, within the bounds. */
+static void snap_node_set(struct snap *s, size_t i, unsigned g, struct onfs_node *n)
+{
+	struct onfs_node *old = NULL;
+
+	pthread_mutex_lock(&s->nlock);
+	if (s->nodes && s->nodes_gen == g) {
+		old = s->nodes[i];
+		if (old || atomic_fetch_add(&s->dc->held, 1) < CACHE_NODES_MAX) {
+			s->nodes[i] = onfs_node_get(n);
+			if (!old)
+				s->nheld++;
+		} else {
+			atomic_fetch_sub(&s->dc->held, 1);
+		}
+	}
+	pthread_mutex_unlock(&s->nlock);
+	onfs_node_put(old);
+}
+
+/*
+ * Fresh attributes of a kept node: one fstatat of its name in the open
+ * directory part when that is where its top part lives (and it is still
+ * the same inode), else onfs_getattr.
+ */
+static int refresh_attr(struct onfs_export *ex, struct onfs_node *dir, const int *fds,
+			struct onfs_node *n, const char *name, struct onfs_attr *at)
+{
+	const struct onfs_part *p = &n->parts[0];
+	size_t nl = strlen(name);
+
+	for (size_t k = 0; k < dir->nparts && n->top_ino; k++) {
+		const struct onfs_part *dp = &dir->parts[k];
+		size_t dl = strlen(dp->rel);
+		struct onfs_gen g;
+		struct stat st;
+
+		if (dp->layer != p->layer || strlen(p->rel) != (dl ? dl + 1 : 0) + nl ||
+		    memcmp(p->rel, dp->rel, dl) != 0 || (dl && p->rel[dl] != '/') ||
+		    memcmp(p->rel + (dl ? dl + 1 : 0), name, nl) != 0)
+			continue;
+		onfs_gen_load(ex, n, &g);
+		if (fstatat(fds[k], name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == n->top_ino &&
+		    onfs_attr_from_stat(ex, n, &st, &g, at))
+			return 0;
+		break;
+	}
+	return onfs_getattr(ex, n, at);
+}
+
+/*
+ * One READDIRPLUS entry: its node and attributes from the snapshot and the
+ * attribute cache when still valid, else a lookup in the open directory
+ * parts whose stat gives the attributes too (no open of the entry).
+ */
+static void entry_plus(struct onfs_export *ex, struct onfs_node *dir, const int *fds,
+		       struct snap *s, size_t i, unsigned g0, const char *name,
+		       struct onfs_node **np, struct onfs_attr *at, bool *have_attr)
+{
+	struct onfs_node *n = snap_node_get(s, i, g0);
+	struct onfs_gen b, g;
+	struct stat st;
+
+	if (n) {
+		if (onfs_getattr_cached(ex, n, at) || refresh_attr(ex, dir, fds, n, name, at) == 0) {
+			*np = n;
+			*have_attr = true;
+			return;
+		}
+		onfs_node_put(n);
+		n = NULL;
+	}
+	onfs_gen_begin(ex, &b);
+	if (onfs_lookup_at(ex, dir, fds, name, &st, &n) < 0) {
+		*np = NULL; /* vanished since the snapshot */
+		return;
+	}
+	*have_attr = (onfs_gen_since(ex, n, &b, &g) && onfs_attr_from_stat(ex, n, &st, &g, at)) ||
+		     onfs_getattr(ex, n, at) == 0;
+	/* kept only when no namespace change came between snapshot and lookup */
+	if (*have_attr && b.ns == g0)
+		snap_node_set(s, i, g0, n);
+	*np = n;
+}
+
+static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_t cookie,
+			  const uint8_t verf_in[8], uint8_t verf_out[8], onfs_readdir_cb cb,
+			  void *ctx, bool *eof, bool plus)
 {
 	static const uint8_t zero[8];
 	int fds[ONFS_MAX_LAYERS];
@@ -392,6 +548,7 @@ int onfs_readdir(struct onfs_export *ex, struct onfs_node *dir, uint64_t cookie,
 	struct onfs_node *parent;
 	struct snap *s = NULL;
 	uint64_t change = 0;
+	unsigned g0 = 0;
 	size_t i, nfd = 0, lo, hi;
 	char name[NAME_MAX + 1];
 	int ret = 0;
@@ -462,15 +619,29 @@ int onfs_readdir(struct onfs_export *ex, struct onfs_node *dir, uint64_t cookie,
 		else
 			hi = mid;
 	}
+	if (plus)
+		g0 = snap_nodes_begin(ex, s);
 	for (i = lo; i < s->n; i++) {
 		const struct dent *d = &s->ents[i];
+		struct onfs_node *n = NULL;
+		struct onfs_attr at;
+		bool have_attr = false;
 
 		memcpy(name, s->names + d->name_off, d->namelen);
 		name[d->namelen] = '\0';
 		de = (struct onfs_dirent){ .name = name, .namelen = d->namelen,
-					   .cookie = d->cookie,
-					   .fileid = entry_fileid(ex, dir, d, name) };
+					   .cookie = d->cookie };
+		if (plus) {
+			entry_plus(ex, dir, fds, s, i, g0, name, &n, &at, &have_attr);
+			de.plus = true;
+			de.node = n;
+			de.attr = have_attr ? &at : NULL;
+			de.fileid = n ? n->fileid : entry_fileid(ex, dir, d, name);
+		} else {
+			de.fileid = entry_fileid(ex, dir, d, name);
+		}
 		ret = cb(ctx, &de);
+		onfs_node_put(n);
 		if (ret != 0)
 			goto out_stop;
 	}
@@ -485,4 +656,18 @@ out:
 	for (i = 0; i < nfd; i++)
 		close(fds[i]);
 	return ret;
+}
+
+int onfs_readdir(struct onfs_export *ex, struct onfs_node *dir, uint64_t cookie,
+		 const uint8_t verf_in[8], uint8_t verf_out[8], onfs_readdir_cb cb, void *ctx,
+		 bool *eof)
+{
+	return readdir_common(ex, dir, cookie, verf_in, verf_out, cb, ctx, eof, false);
+}
+
+int onfs_readdirplus(struct onfs_export *ex, struct onfs_node *dir, uint64_t cookie,
+		     const uint8_t verf_in[8], uint8_t verf_out[8], onfs_readdir_cb cb,
+		     void *ctx, bool *eof)
+{
+	return readdir_common(ex, dir, cookie, verf_in, verf_out, cb, ctx, eof, true);
 }
