@@ -344,8 +344,9 @@ static int create_common(struct onfs_export *ex, struct onfs_node *dir, const ch
 		child = NULL;
 	}
 out:
-	onfs_wcc_post(ex, fresh ? fresh : dir, dir_wcc);
+	onfs_changed_obj(ex, dir); /* its listing and attributes */
 	onfs_changed_ns(ex); /* before the unlock: see struct onfs_gen */
+	onfs_wcc_post(ex, fresh ? fresh : dir, dir_wcc);
 	pthread_mutex_unlock(&ex->ns_lock);
 	if (pfd >= 0)
 		close(pfd);
@@ -610,8 +611,9 @@ static int remove_common(struct onfs_export *ex, struct onfs_node *dir, const ch
 	if (ret == 0)
 		ret = remove_locked(ex, fresh, name, child, pfd);
 out:
-	onfs_wcc_post(ex, fresh ? fresh : dir, dir_wcc);
+	onfs_changed_obj(ex, dir); /* its listing and attributes */
 	onfs_changed_ns(ex); /* before the unlock: see struct onfs_gen */
+	onfs_wcc_post(ex, fresh ? fresh : dir, dir_wcc);
 	pthread_mutex_unlock(&ex->ns_lock);
 	if (pfd >= 0)
 		close(pfd);
@@ -880,6 +882,8 @@ out:
 	} else {
 		onfs_wcc_post(ex, t2 ? t2 : tdir, twcc);
 	}
+	onfs_changed_obj(ex, fdir); /* their listings and attributes */
+	onfs_changed_obj(ex, tdir);
 	onfs_changed_ns(ex); /* before the unlock: see struct onfs_gen */
 	pthread_mutex_unlock(&ex->ns_lock);
 out_nolock:

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ovlnfsd/siphash.h"
@@ -60,6 +61,13 @@ struct snap {
 	atomic_int ref;
 	struct onfs_ident ident;
 	uint64_t change;
+	/*
+	 * Built so soon after the directory's last change that another change
+	 * in the same timestamp tick would leave the change state as it is:
+	 * then used for ONFS_ATTR_TTL_NS only (docs/caching.md).
+	 */
+	bool racy;
+	uint64_t built_at; /* monotonic ns */
 	struct dent *ents; /* owned; sorted by cookie once built */
 	size_t n, cap;
 	char *names;       /* owned; arena of names, not NUL-terminated */
@@ -157,7 +165,8 @@ static struct snap *cache_get(struct onfs_dir_cache *c, const struct onfs_ident 
 
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < DIR_CACHE_SLOTS; i++) {
-		if (c->slot[i] && c->slot[i]->change == change && onfs_ident_eq(&c->slot[i]->ident, id)) {
+		if (c->slot[i] && c->slot[i]->change == change && onfs_ident_eq(&c->slot[i]->ident, id) &&
+		    (!c->slot[i]->racy || onfs_now_ns() - c->slot[i]->built_at < ONFS_ATTR_TTL_NS)) {
 			s = c->slot[i];
 			atomic_fetch_add(&s->ref, 1);
 			c->used[i] = ++c->clock;
@@ -396,6 +405,14 @@ out:
 	return ret;
 }
 
+/* Longer than any filesystem timestamp tick (jiffies, 1-10 ms). */
+#define RACY_NS 50000000ULL
+
+static uint64_t ts_ns(const struct timespec *ts)
+{
+	return (uint64_t)ts->tv_sec * 1000000000ULL + (uint64_t)ts->tv_nsec;
+}
+
 static void put_be32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t)(v >> 24);
@@ -547,7 +564,9 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 	struct onfs_dirent de;
 	struct onfs_node *parent;
 	struct snap *s = NULL;
-	uint64_t change = 0;
+	uint64_t change = 0, key, newest = 0;
+	struct onfs_gen dgen;
+	struct timespec real;
 	unsigned g0 = 0;
 	size_t i, nfd = 0, lo, hi;
 	char name[NAME_MAX + 1];
@@ -558,6 +577,9 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 		return -ENOTDIR;
 	if (cookie > COOKIE_MAX)
 		return -ONFS_EBADCOOKIE;
+	/* before the reads: a change of this directory through the export
+	 * bumps its slot afterwards, so a snapshot keyed by it is rebuilt */
+	onfs_gen_load(ex, dir, &dgen);
 	for (i = 0; i < dir->nparts; i++) {
 		struct stat st;
 
@@ -575,7 +597,12 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 		change = change * 1000003 ^ ((uint64_t)st.st_mtim.tv_sec * 1000000000ULL + (uint64_t)st.st_mtim.tv_nsec);
 		change = change * 1000003 ^ ((uint64_t)st.st_ctim.tv_sec * 1000000000ULL + (uint64_t)st.st_ctim.tv_nsec);
 		change = change * 1000003 ^ (uint64_t)st.st_size;
+		if (ts_ns(&st.st_mtim) > newest)
+			newest = ts_ns(&st.st_mtim);
+		if (ts_ns(&st.st_ctim) > newest)
+			newest = ts_ns(&st.st_ctim);
 	}
+	key = change ^ ((uint64_t)dgen.obj + 1) * 0x9e3779b97f4a7c15ULL;
 	put_be32(verf_out, (uint32_t)onfs_siphash24(ex->key, &dir->ident, 3u + dir->ident.len));
 	put_be32(verf_out + 4, (uint32_t)(change ^ (change >> 32)));
 	if (cookie != 0 && memcmp(verf_in, zero, 8) != 0 && memcmp(verf_in, verf_out, 4) != 0) {
@@ -583,11 +610,16 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 		goto out;
 	}
 
-	s = cache_get(ex->dirs, &dir->ident, change);
+	s = cache_get(ex->dirs, &dir->ident, key);
 	if (!s) {
-		ret = snap_build(ex, dir, fds, change, &s);
+		clock_gettime(CLOCK_REALTIME, &real);
+		ret = snap_build(ex, dir, fds, key, &s);
 		if (ret < 0)
 			goto out;
+		s->built_at = onfs_now_ns();
+		/* timestamps tick coarsely: a change within RACY_NS of the build
+		 * might share its tick with a later one (docs/caching.md) */
+		s->racy = newest + RACY_NS >= ts_ns(&real);
 		cache_put(ex->dirs, s);
 	}
 
