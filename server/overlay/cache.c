@@ -11,7 +11,7 @@
  * (struct onfs_gen in internal.h); changes made directly on a layer are
  * noticed by the directories' change state (mtime, ctime, size, inode of
  * every part) where a directory is involved, and otherwise within
- * ONFS_ATTR_TTL_NS (1 s), the time attributes are served from memory.
+ * ONFS_ATTR_TTL_NS (0.9 s: within 1 s), the time attributes are served from memory.
  *
  * Any thread. onfs_getattr_cached and onfs_node_from_fh_cached touch only
  * memory, so the loop thread may call them.

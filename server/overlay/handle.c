@@ -176,15 +176,23 @@ static size_t bucket_of(const uint8_t *fh, size_t len)
 	return (size_t)(h % CACHE_BUCKETS);
 }
 
+/*
+ * A cached node is used for ONFS_ATTR_TTL_NS after its lookup: its parts
+ * (which layers hold it) may change on disk, and resolving the handle
+ * again within that bound finds such a change (docs/caching.md).
+ */
 static struct onfs_node *cache_get(struct onfs_node_cache *c, const uint8_t *fh, size_t len)
 {
 	struct onfs_node *n = NULL, **s;
+	uint64_t now = onfs_now_ns();
 	size_t w;
 
 	pthread_mutex_lock(&c->lock);
 	s = c->slot[bucket_of(fh, len)];
 	for (w = 0; w < CACHE_WAYS; w++) {
 		if (s[w] && s[w]->fh.len == len && memcmp(s[w]->fh.data, fh, len) == 0) {
+			if (now - s[w]->born >= ONFS_ATTR_TTL_NS)
+				break; /* resolved afresh, then replaced by cache_put */
 			n = onfs_node_get(s[w]);
 			/* move to the front: the last way is evicted first */
 			memmove(s + 1, s, w * sizeof(*s));
@@ -330,6 +338,7 @@ static int unnamed_node(struct onfs_export *ex, const struct onfs_ident *id, uin
 	n->ident = *id;
 	n->ident_lower = true;
 	n->unnamed = true;
+	n->born = onfs_now_ns();
 	n->fileid = onfs_export_fileid(ex, id->fsidx, ino);
 	onfs_fh_encode(ex, &n->ident, &n->fh);
 	onfs_node_cache_put(ex, n);

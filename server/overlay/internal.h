@@ -83,9 +83,13 @@ struct onfs_owner {
  */
 #define ONFS_GEN_SLOTS 1024
 #define ONFS_ATTR_LOCKS 16
-/* How long attributes read from disk are served without looking again:
- * the bound on how late a change made directly on a layer shows. */
-#define ONFS_ATTR_TTL_NS 1000000000ULL
+/*
+ * How long attributes read from disk (and nodes resolved from it) are
+ * served without looking again: a change made directly on a layer shows
+ * within 1 s (this, plus the time to answer), below the Linux client's
+ * smallest default attribute cache time (acregmin 3 s).
+ */
+#define ONFS_ATTR_TTL_NS 900000000ULL
 
 struct onfs_gen {
 	unsigned ns, obj;
@@ -167,6 +171,7 @@ struct onfs_node {
 	struct onfs_gen cattr_gen;
 	uint64_t cattr_at;        /* monotonic ns of the read */
 	uint64_t top_ino;         /* inode number of parts[0] when looked up, 0 unknown */
+	uint64_t born;            /* monotonic ns of the lookup that made it */
 	struct onfs_attr cattr;
 	uint8_t nparts;
 	struct onfs_part parts[]; /* top layer first */

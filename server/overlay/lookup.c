@@ -189,6 +189,7 @@ static int make_node(struct onfs_export *ex, const char *path, struct found *f, 
 	}
 	n->type = f[0].st.st_mode & S_IFMT;
 	n->top_ino = f[0].st.st_ino;
+	n->born = onfs_now_ns();
 	n->ident = *id;
 	n->ident_lower = id_lower;
 	n->fileid = onfs_export_fileid(ex, id->fsidx, ino);
