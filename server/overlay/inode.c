@@ -18,9 +18,10 @@
 #include "internal.h"
 
 /*
- * A descriptor of the node's top part: O_RDONLY for regular files (kept
- * in the node for the next READ while the export's descriptor budget
- * allows), O_PATH otherwise. *tmp is set when the caller must close it.
+ * A descriptor of the node's top part: O_RDONLY for regular files, O_PATH
+ * otherwise, kept in the node for the next READ or GETATTR while the
+ * export's descriptor budget allows. *tmp is set when the caller must
+ * close it.
  */
 static int node_fd(struct onfs_export *ex, struct onfs_node *n, bool *tmp)
 {
@@ -32,7 +33,7 @@ static int node_fd(struct onfs_export *ex, struct onfs_node *n, bool *tmp)
 	fd = onfs_node_open(ex, n, S_ISREG(n->type) ? O_RDONLY : O_PATH);
 	if (fd < 0)
 		return fd;
-	if (!S_ISREG(n->type) || !onfs_fd_budget_take(ex)) {
+	if (!onfs_fd_budget_take(ex)) {
 		*tmp = true;
 		return fd;
 	}
