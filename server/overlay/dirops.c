@@ -366,7 +366,7 @@ static int create_common(struct onfs_export *ex, struct onfs_node *dir, const ch
 		for (size_t i = 0; i < ONFS_MAX_LAYERS; i++)
 			pfds[i] = -1;
 		pfds[0] = pfd;
-		ret = onfs_lookup_at(ex, fresh, pfds, name, NULL, &child);
+		ret = onfs_lookup_at(ex, fresh, pfds, NULL, name, true, NULL, &child);
 	}
 	if (ret == 0 && sa && !m->link_src) {
 		struct onfs_sattr rest = *sa;

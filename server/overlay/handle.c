@@ -23,8 +23,9 @@
 #include "ovlnfsd/siphash.h"
 #include "internal.h"
 
-#define CACHE_BUCKETS 16384
-#define CACHE_WAYS 4 /* entries kept per bucket: at most 64k cached nodes */
+/* at most 32k cached nodes (about 14 MiB with their paths) */
+#define CACHE_BUCKETS 8192
+#define CACHE_WAYS 4 /* entries kept per bucket */
 
 struct onfs_node_cache {
 	pthread_mutex_t lock;

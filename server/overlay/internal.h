@@ -275,11 +275,15 @@ int onfs_dir_is_empty(struct onfs_export *ex, struct onfs_node *dir);
 /*
  * onfs_lookup of a plain name (not "." or "..") with the directory's parts
  * already open: pfds[i] is dir->parts[i] opened O_RDONLY|O_DIRECTORY (not
- * closed here), saving an open and a close per part. top_st (may be
- * NULL) gets the stat of the result's top part, read by this lookup.
+ * closed here; -1: not open), saving an open and a close per part.
+ * pxwh (may be NULL) says per part whether it is marked opaque=x, as the
+ * caller read it. cache: put the node in the node cache (as onfs_lookup
+ * does). top_st (may be NULL) gets the stat of the result's top part,
+ * read by this lookup.
  */
 int onfs_lookup_at(struct onfs_export *ex, struct onfs_node *dir, const int *pfds,
-		   const char *name, struct stat *top_st, struct onfs_node **out);
+		   const bool *pxwh, const char *name, bool cache, struct stat *top_st,
+		   struct onfs_node **out);
 /*
  * The next component of a slash-separated path into comp; advances *path.
  * 1: a component, 0: the end, -ENAMETOOLONG: a component over NAME_MAX.

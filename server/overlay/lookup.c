@@ -253,7 +253,8 @@ static void put_pfd(int pfd, int borrowed)
 }
 
 static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, const char *name,
-			bool cache, const int *pfds, struct stat *top_st, struct onfs_node **out)
+			bool cache, const int *pfds, const bool *pxwh, struct stat *top_st,
+			struct onfs_node **out)
 {
 	struct found f[ONFS_MAX_LAYERS];
 	struct onfs_ident id = { 0 };
@@ -274,7 +275,7 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 		char *where, *base, *pdir;
 		size_t layer;
 		int pfd, cfd = -1, borrowed = -1;
-		bool pwh = false;
+		bool pwh = false, known_xwh = false, xwh = false;
 
 		if (abs) {
 			if (next_abs >= ex->nlayers)
@@ -289,6 +290,10 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 			where = join(dir->parts[pi].rel, cur);
 			if (pfds)
 				borrowed = pfds[pi]; /* the caller's open directory part */
+			if (pxwh && borrowed >= 0) {
+				known_xwh = true; /* the caller read its opaque xattr */
+				xwh = pxwh[pi];
+			}
 			pi++;
 		}
 		if (!where) {
@@ -324,7 +329,8 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 		}
 		if (onfs_is_whiteout(ex, pfd, base, &st,
 				     pwh || (S_ISREG(st.st_mode) && st.st_size == 0 &&
-					     ovl_flag(ex, pfd, "opaque") == 'x'))) {
+					     (known_xwh ? xwh
+							: ovl_flag(ex, pfd, "opaque") == 'x')))) {
 			put_pfd(pfd, borrowed);
 			free(where);
 			break;
@@ -526,7 +532,7 @@ int onfs_lookup(struct onfs_export *ex, struct onfs_node *dir, const char *name,
 		parent[pl] = '\0';
 		return onfs_walk(ex, parent, out);
 	}
-	return lookup_child(ex, dir, name, true, NULL, NULL, out);
+	return lookup_child(ex, dir, name, true, NULL, NULL, NULL, out);
 }
 
 bool onfs_lower_has(struct onfs_export *ex, struct onfs_node *dir, const char *name)
@@ -544,7 +550,7 @@ bool onfs_lower_has(struct onfs_export *ex, struct onfs_node *dir, const char *n
 		if (dir->parts[i].layer != ONFS_LAYER_INDEX && !ex->layers[dir->parts[i].layer].upper)
 			view->parts[k++] = dir->parts[i]; /* borrowed rel */
 	view->nparts = (uint8_t)k;
-	ret = k ? lookup_child(ex, view, name, false, NULL, NULL, &n) : -ENOENT;
+	ret = k ? lookup_child(ex, view, name, false, NULL, NULL, NULL, &n) : -ENOENT;
 	free(view);
 	if (ret == 0)
 		onfs_node_put(n);
@@ -552,11 +558,12 @@ bool onfs_lower_has(struct onfs_export *ex, struct onfs_node *dir, const char *n
 }
 
 int onfs_lookup_at(struct onfs_export *ex, struct onfs_node *dir, const int *pfds,
-		   const char *name, struct stat *top_st, struct onfs_node **out)
+		   const bool *pxwh, const char *name, bool cache, struct stat *top_st,
+		   struct onfs_node **out)
 {
 	if (!S_ISDIR(dir->type))
 		return -ENOTDIR;
-	return lookup_child(ex, dir, name, true, pfds, top_st, out);
+	return lookup_child(ex, dir, name, cache, pfds, pxwh, top_st, out);
 }
 
 int onfs_path_next(const char **path, char comp[NAME_MAX + 1])

@@ -48,14 +48,22 @@
 #define COOKIE_FIRST 3
 #define COOKIE_MAX 0x7fffffffffffffffULL
 
+/*
+ * 16 bytes per entry (a 1,000,000-entry listing must fit in a few tens of
+ * MiB): the cookie, the low half of the inode number, and where the
+ * entry's record starts in the names arena. A record is
+ *   [name length][layer][flags][high half of the inode, if REC_INOHI][name]
+ * (not NUL-terminated).
+ */
 struct dent {
 	uint64_t cookie;
-	uint64_t ino;
-	uint32_t name_off;
-	uint16_t namelen;
-	uint8_t layer;
-	uint8_t hidden; /* a whiteout: hides lower names, not listed */
+	uint32_t ino_lo;
+	uint32_t rec;
 };
+
+#define REC_HIDDEN 0x01 /* a whiteout: hides lower names, not listed */
+#define REC_INOHI 0x02
+#define REC_HDR 3
 
 struct snap {
 	atomic_int ref;
@@ -233,20 +241,61 @@ static int set_grow(struct snap *s)
 	return 0;
 }
 
-/* Add a name unless an upper layer already had it. Returns 1 if added. */
+static const uint8_t *dent_rec(const struct snap *s, const struct dent *d)
+{
+	return (const uint8_t *)s->names + d->rec;
+}
+
+static const char *dent_name(const struct snap *s, const struct dent *d, size_t *len)
+{
+	const uint8_t *r = dent_rec(s, d);
+
+	*len = r[0];
+	return (const char *)r + REC_HDR + ((r[2] & REC_INOHI) ? 4 : 0);
+}
+
+static uint8_t dent_layer(const struct snap *s, const struct dent *d)
+{
+	return dent_rec(s, d)[1];
+}
+
+static bool dent_hidden(const struct snap *s, const struct dent *d)
+{
+	return dent_rec(s, d)[2] & REC_HIDDEN;
+}
+
+static uint64_t dent_ino(const struct snap *s, const struct dent *d)
+{
+	const uint8_t *r = dent_rec(s, d);
+	uint32_t hi = 0;
+
+	if (r[2] & REC_INOHI)
+		memcpy(&hi, r + REC_HDR, sizeof(hi));
+	return (uint64_t)hi << 32 | d->ino_lo;
+}
+
+/*
+ * Add a name unless an upper layer already had it. Returns 1 if added.
+ * A directory of one part has no duplicates: no index (dedupe false),
+ * which saves 4-8 bytes per entry while a big listing is built.
+ */
 static int snap_add(struct snap *s, const uint8_t key[16], const char *name, size_t len,
-		    uint64_t ino, uint8_t layer, bool hidden)
+		    uint64_t ino, uint8_t layer, bool hidden, bool dedupe)
 {
 	uint64_t cookie = onfs_readdir_cookie(key, name, len);
-	size_t j;
+	size_t j = 0;
 
-	if ((s->n + 1) * 2 > s->set_cap && set_grow(s) < 0)
-		return -ENOMEM;
-	for (j = cookie & (s->set_cap - 1); s->set[j]; j = (j + 1) & (s->set_cap - 1)) {
-		const struct dent *d = &s->ents[s->set[j] - 1];
-		if (d->cookie == cookie && d->namelen == len &&
-		    memcmp(s->names + d->name_off, name, len) == 0)
-			return 0;
+	if (dedupe) {
+		if ((s->n + 1) * 2 > s->set_cap && set_grow(s) < 0)
+			return -ENOMEM;
+		for (j = cookie & (s->set_cap - 1); s->set[j]; j = (j + 1) & (s->set_cap - 1)) {
+			const struct dent *d = &s->ents[s->set[j] - 1];
+			size_t dl;
+			const char *dn = dent_name(s, d, &dl);
+
+			if (d->cookie == cookie && dl == len && memcmp(dn, name, len) == 0)
+				return 0;
+		}
 	}
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 256;
@@ -256,9 +305,9 @@ static int snap_add(struct snap *s, const uint8_t key[16], const char *name, siz
 		s->ents = e;
 		s->cap = cap;
 	}
-	if (s->names_len + len > s->names_cap) {
+	if (s->names_len + REC_HDR + 4 + len > s->names_cap) {
 		size_t cap = s->names_cap ? s->names_cap * 2 : 16384;
-		while (cap < s->names_len + len)
+		while (cap < s->names_len + REC_HDR + 4 + len)
 			cap *= 2;
 		char *p = realloc(s->names, cap);
 		if (!p)
@@ -266,13 +315,28 @@ static int snap_add(struct snap *s, const uint8_t key[16], const char *name, siz
 		s->names = p;
 		s->names_cap = cap;
 	}
-	memcpy(s->names + s->names_len, name, len);
-	s->ents[s->n] = (struct dent){ .cookie = cookie, .ino = ino,
-				       .name_off = (uint32_t)s->names_len,
-				       .namelen = (uint16_t)len, .layer = layer, .hidden = hidden };
-	s->names_len += len;
+	if (s->names_len + REC_HDR + 4 + len > UINT32_MAX)
+		return -ENOMEM;
+	{
+		uint8_t *r = (uint8_t *)s->names + s->names_len;
+		uint32_t hi = (uint32_t)(ino >> 32);
+		size_t off = REC_HDR;
+
+		r[0] = (uint8_t)len;
+		r[1] = layer;
+		r[2] = (hidden ? REC_HIDDEN : 0) | (hi ? REC_INOHI : 0);
+		if (hi) {
+			memcpy(r + off, &hi, sizeof(hi));
+			off += sizeof(hi);
+		}
+		memcpy(r + off, name, len);
+		s->ents[s->n] = (struct dent){ .cookie = cookie, .ino_lo = (uint32_t)ino,
+					       .rec = (uint32_t)s->names_len };
+		s->names_len += off + len;
+	}
 	s->n++;
-	s->set[j] = (uint32_t)s->n;
+	if (dedupe)
+		s->set[j] = (uint32_t)s->n;
 	return 1;
 }
 
@@ -292,7 +356,7 @@ static char ovl_opaque(struct onfs_export *ex, int fd)
 	return onfs_fs_getxattr(fd, name, v, sizeof(v)) >= 1 ? v[0] : 0;
 }
 
-static int read_part(struct onfs_export *ex, struct snap *s, int fd, uint8_t layer)
+static int read_part(struct onfs_export *ex, struct snap *s, int fd, uint8_t layer, bool dedupe)
 {
 	enum { BUFSZ = 65536 };
 	char *buf = malloc(BUFSZ);
@@ -325,7 +389,7 @@ static int read_part(struct onfs_export *ex, struct snap *s, int fd, uint8_t lay
 				if (hidden && S_ISREG(st.st_mode))
 					s->xwh++;
 			}
-			ret = snap_add(s, ex->key, name, len, d->d_ino, layer, hidden);
+			ret = snap_add(s, ex->key, name, len, d->d_ino, layer, hidden, dedupe);
 			if (ret < 0)
 				goto out;
 		}
@@ -335,11 +399,58 @@ out:
 	return ret < 0 ? ret : 0;
 }
 
-static int dent_cmp(const void *a, const void *b)
+/*
+ * Sort by cookie in place. glibc's qsort is a merge sort with a copy of
+ * the whole array: for a 1,000,000-entry directory that doubled the peak
+ * memory of a listing. Cookies are keyed hashes, so a plain quicksort
+ * (median of three, the smaller half first, insertion sort for short
+ * runs) has no bad inputs to fear; its stack depth is O(log n).
+ */
+static void dent_swap(struct dent *a, struct dent *b)
 {
-	const struct dent *x = a, *y = b;
+	struct dent t = *a;
 
-	return x->cookie < y->cookie ? -1 : x->cookie > y->cookie;
+	*a = *b;
+	*b = t;
+}
+
+static void dent_sort(struct dent *e, size_t n)
+{
+	while (n > 16) {
+		size_t mid = n / 2, i = 0, j = n - 1;
+		uint64_t pivot;
+
+		if (e[mid].cookie < e[0].cookie)
+			dent_swap(&e[mid], &e[0]);
+		if (e[n - 1].cookie < e[0].cookie)
+			dent_swap(&e[n - 1], &e[0]);
+		if (e[n - 1].cookie < e[mid].cookie)
+			dent_swap(&e[n - 1], &e[mid]);
+		pivot = e[mid].cookie;
+		/* Hoare partition: [0, j] <= pivot <= [j + 1, n) */
+		for (;;) {
+			while (e[i].cookie < pivot)
+				i++;
+			while (e[j].cookie > pivot)
+				j--;
+			if (i >= j)
+				break;
+			dent_swap(&e[i], &e[j]);
+			i++;
+			j--;
+		}
+		if (j + 1 < n - j - 1) {
+			dent_sort(e, j + 1);
+			e += j + 1;
+			n -= j + 1;
+		} else {
+			dent_sort(e + j + 1, n - j - 1);
+			n = j + 1;
+		}
+	}
+	for (size_t i = 1; i < n; i++)
+		for (size_t k = i; k > 0 && e[k].cookie < e[k - 1].cookie; k--)
+			dent_swap(&e[k], &e[k - 1]);
 }
 
 static int snap_build(struct onfs_export *ex, struct onfs_node *dir, const int *fds,
@@ -357,7 +468,7 @@ static int snap_build(struct onfs_export *ex, struct onfs_node *dir, const int *
 	s->ident = dir->ident;
 	s->change = change;
 	for (i = 0; i < dir->nparts; i++) {
-		ret = read_part(ex, s, fds[i], dir->parts[i].layer);
+		ret = read_part(ex, s, fds[i], dir->parts[i].layer, dir->nparts > 1);
 		if (ret < 0) {
 			snap_put(s);
 			return ret;
@@ -367,11 +478,11 @@ static int snap_build(struct onfs_export *ex, struct onfs_node *dir, const int *
 	s->set = NULL;
 	s->set_cap = 0;
 	for (i = 0, k = 0; i < s->n; i++)
-		if (!s->ents[i].hidden)
+		if (!dent_hidden(s, &s->ents[i]))
 			s->ents[k++] = s->ents[i];
 	s->n = k;
 	if (s->n > 1) /* an empty directory has no array at all */
-		qsort(s->ents, s->n, sizeof(*s->ents), dent_cmp);
+		dent_sort(s->ents, s->n);
 	/* equal hashes (rare): bump so cookies never repeat in a listing */
 	for (i = 1; i < s->n; i++)
 		if (s->ents[i].cookie <= s->ents[i - 1].cookie)
@@ -422,17 +533,20 @@ static void put_be32(uint8_t *p, uint32_t v)
 }
 
 /* fileid of an entry, equal to what GETATTR of its lookup reports */
-static uint64_t entry_fileid(struct onfs_export *ex, struct onfs_node *dir, const struct dent *d,
-			     const char *name)
+static uint64_t entry_fileid(struct onfs_export *ex, struct onfs_node *dir, const struct snap *s,
+			     const struct dent *d, const char *name)
 {
+	uint8_t layer = dent_layer(s, d);
+	uint64_t ino = dent_ino(s, d);
+
 	struct onfs_node *child;
 	uint64_t id;
 
-	if (!ex->layers[d->layer].upper || (dir->nparts == 1 && !dir->impure))
-		return onfs_export_fileid(ex, ex->layers[d->layer].fsidx, d->ino);
+	if (!ex->layers[layer].upper || (dir->nparts == 1 && !dir->impure))
+		return onfs_export_fileid(ex, ex->layers[layer].fsidx, ino);
 	/* an upper entry in a merged or impure directory may carry an origin */
 	if (onfs_lookup(ex, dir, name, &child) < 0)
-		return onfs_export_fileid(ex, ex->layers[d->layer].fsidx, d->ino);
+		return onfs_export_fileid(ex, ex->layers[layer].fsidx, ino);
 	id = child->fileid;
 	onfs_node_put(child);
 	return id;
@@ -526,7 +640,7 @@ static int refresh_attr(struct onfs_export *ex, struct onfs_node *dir, const int
  * parts whose stat gives the attributes too (no open of the entry).
  */
 static void entry_plus(struct onfs_export *ex, struct onfs_node *dir, const int *fds,
-		       struct snap *s, size_t i, unsigned g0, const char *name,
+		       const bool *xwh, struct snap *s, size_t i, unsigned g0, const char *name,
 		       struct onfs_node **np, struct onfs_attr *at, bool *have_attr)
 {
 	struct onfs_node *n = snap_node_get(s, i, g0);
@@ -543,7 +657,13 @@ static void entry_plus(struct onfs_export *ex, struct onfs_node *dir, const int 
 		n = NULL;
 	}
 	onfs_gen_begin(ex, &b);
-	if (onfs_lookup_at(ex, dir, fds, name, &st, &n) < 0) {
+	/*
+	 * The entries of a directory too big to keep nodes for are not put in
+	 * the node cache either: a listing of a million names would otherwise
+	 * push every other node out (and fill memory); their handles are
+	 * resolved on use, as after a restart.
+	 */
+	if (onfs_lookup_at(ex, dir, fds, xwh, name, s->n <= SNAP_NODES_MAX, &st, &n) < 0) {
 		*np = NULL; /* vanished since the snapshot */
 		return;
 	}
@@ -564,6 +684,7 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 	struct onfs_dirent de;
 	struct onfs_node *parent;
 	struct snap *s = NULL;
+	bool xwh[ONFS_MAX_LAYERS] = { false };
 	uint64_t change = 0, key, newest = 0;
 	struct onfs_gen dgen;
 	struct timespec real;
@@ -651,26 +772,31 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 		else
 			hi = mid;
 	}
-	if (plus)
+	if (plus) {
 		g0 = snap_nodes_begin(ex, s);
+		/* once per call, not per empty regular file: opaque=x parts */
+		for (i = 0; i < nfd; i++)
+			xwh[i] = ovl_opaque(ex, fds[i]) == 'x';
+	}
 	for (i = lo; i < s->n; i++) {
 		const struct dent *d = &s->ents[i];
 		struct onfs_node *n = NULL;
 		struct onfs_attr at;
 		bool have_attr = false;
+		size_t dnl;
+		const char *dn = dent_name(s, d, &dnl);
 
-		memcpy(name, s->names + d->name_off, d->namelen);
-		name[d->namelen] = '\0';
-		de = (struct onfs_dirent){ .name = name, .namelen = d->namelen,
-					   .cookie = d->cookie };
+		memcpy(name, dn, dnl);
+		name[dnl] = '\0';
+		de = (struct onfs_dirent){ .name = name, .namelen = dnl, .cookie = d->cookie };
 		if (plus) {
-			entry_plus(ex, dir, fds, s, i, g0, name, &n, &at, &have_attr);
+			entry_plus(ex, dir, fds, xwh, s, i, g0, name, &n, &at, &have_attr);
 			de.plus = true;
 			de.node = n;
 			de.attr = have_attr ? &at : NULL;
-			de.fileid = n ? n->fileid : entry_fileid(ex, dir, d, name);
+			de.fileid = n ? n->fileid : entry_fileid(ex, dir, s, d, name);
 		} else {
-			de.fileid = entry_fileid(ex, dir, d, name);
+			de.fileid = entry_fileid(ex, dir, s, d, name);
 		}
 		ret = cb(ctx, &de);
 		onfs_node_put(n);
