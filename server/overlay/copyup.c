@@ -506,6 +506,8 @@ int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
 		/* index: a hard link named by the origin (nfs_export=on) */
 		onfs_upper_index_name(ex, &cur->ident, idx, sizeof(idx));
 		if (idx[0]) {
+			/* before the link exists: lookups probe index/ from now on */
+			atomic_store(&ex->index_used, true);
 			if (linkat(pfd, base, ex->index_fd, idx, 0) < 0)
 				onfs_warn("copy-up of '%s': cannot create index entry: %s", cur->path,
 					  strerror(errno));

@@ -112,6 +112,13 @@ struct onfs_export {
 	int lock_fd;         /* owned; flock'ed workdir/ovlnfsd/lock, -1 if none */
 	int work_fd;         /* owned; workdir/work, -1 if none */
 	int index_fd;        /* owned; workdir/index, -1 if none */
+	/*
+	 * index/ may hold something (found at startup, or set before this
+	 * server links a copy-up into it): only then does a lookup of a lower
+	 * non-directory probe index/ for an upper copy (one fstatat per entry
+	 * of a listing saved while the index is empty).
+	 */
+	atomic_bool index_used;
 	atomic_uint tmp_counter; /* temp names "#%x" in work/ */
 	/*
 	 * Locks of the write path. ns_lock serialises namespace changes of the

@@ -371,7 +371,8 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 			 * name (through a handle, after its directory moved): the
 			 * index entry is then its upper copy (index=on lookup).
 			 */
-			if (id_lower && !ex->layers[layer].upper && ex->index_fd >= 0)
+			if (id_lower && !ex->layers[layer].upper && ex->index_fd >= 0 &&
+			    atomic_load(&ex->index_used))
 				use_index_copy(ex, &f[0], &id);
 			break;
 		}
