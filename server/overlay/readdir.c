@@ -34,6 +34,8 @@
 #include "internal.h"
 
 #define DIR_CACHE_SLOTS 8
+/* ... and at most this many bytes, except for the newest snapshot */
+#define DIR_CACHE_BYTES (24u << 20)
 /*
  * READDIRPLUS keeps the nodes it looked up in the snapshot, so the next
  * listing of an unchanged directory needs no lookups: for snapshots of at
@@ -185,6 +187,15 @@ static struct snap *cache_get(struct onfs_dir_cache *c, const struct onfs_ident 
 	return s;
 }
 
+/*
+ * Memory a cached snapshot holds: entries and names (fixed once built).
+ * Node arrays are bounded apart (SNAP_NODES_MAX entries, 8 slots).
+ */
+static size_t snap_bytes(const struct snap *s)
+{
+	return s->cap * sizeof(struct dent) + s->names_cap;
+}
+
 static void cache_put(struct onfs_dir_cache *c, struct snap *s)
 {
 	struct snap *old;
@@ -199,12 +210,39 @@ static void cache_put(struct onfs_dir_cache *c, struct snap *s)
 		if (c->used[i] < c->used[victim])
 			victim = i;
 	}
+	struct snap *evicted[DIR_CACHE_SLOTS] = { NULL };
+	size_t nev = 0, total;
+
 	old = c->slot[victim];
 	atomic_fetch_add(&s->ref, 1);
 	c->slot[victim] = s;
 	c->used[victim] = ++c->clock;
+	/*
+	 * A byte bound besides the slot count: the newest snapshot stays
+	 * whatever its size (a listing in progress needs it), older ones go,
+	 * least recently used first, until the cache holds DIR_CACHE_BYTES.
+	 */
+	for (;;) {
+		size_t lru = DIR_CACHE_SLOTS;
+
+		total = 0;
+		for (size_t i = 0; i < DIR_CACHE_SLOTS; i++) {
+			if (!c->slot[i])
+				continue;
+			total += snap_bytes(c->slot[i]);
+			if (c->slot[i] != s && (lru == DIR_CACHE_SLOTS || c->used[i] < c->used[lru]))
+				lru = i;
+		}
+		if (total <= DIR_CACHE_BYTES || lru == DIR_CACHE_SLOTS)
+			break;
+		evicted[nev++] = c->slot[lru];
+		c->slot[lru] = NULL;
+		c->used[lru] = 0;
+	}
 	pthread_mutex_unlock(&c->lock);
 	snap_put(old);
+	for (size_t i = 0; i < nev; i++)
+		snap_put(evicted[i]);
 }
 
 uint64_t onfs_readdir_cookie(const uint8_t key[16], const char *name, size_t len)
