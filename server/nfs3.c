@@ -420,6 +420,46 @@ static bool nfs3_getattr(struct onfs_call *c, void *args, XDR *xdrs)
 	return ok;
 }
 
+/*
+ * GETATTR on the loop thread from memory: the handle's node in the node
+ * cache and its attributes fresh in the attribute cache (no change made
+ * through the export since, read at most 1 s ago). Anything else - not
+ * cached, a bad handle, a client this export refuses - goes to a worker,
+ * which answers (and refills the caches) the usual way.
+ */
+static bool nfs3_getattr_cached(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	GETATTR3args *a = args;
+	const uint8_t *data = (const uint8_t *)a->object.data.data_val;
+	size_t len = a->object.data.data_len;
+	struct onfs_export *ex;
+	struct onfs_node *n;
+	struct onfs_attr at;
+	GETATTR3res res;
+	uint16_t id;
+	bool hit;
+
+	if (len == 0 || len > ONFS_FH_MAX || !data || onfs_fh_export_id(data, len, &id) < 0)
+		return false;
+	ex = onfs_server_export_by_id(c->srv, id);
+	/*
+	 * Per-client instances go to a worker: who the caller is decides which
+	 * instance (if any) the handle names, and a call is counted into its
+	 * instance there (instance.c), which the loop must not wait for.
+	 */
+	if (!ex || onfs_export_templated(ex) || onfs_access_check(c, ex) < 0 ||
+	    onfs_node_from_fh_cached(ex, data, len, &n) < 0)
+		return false;
+	hit = onfs_getattr_cached(ex, n, &at);
+	onfs_node_put(n);
+	if (!hit)
+		return false;
+	memset(&res, 0, sizeof(res));
+	res.status = NFS3_OK;
+	fill_fattr3(&at, &res.GETATTR3res_u.resok.obj_attributes);
+	return xdr_GETATTR3res(xdrs, &res);
+}
+
 /* --- 2 SETATTR --- */
 
 static bool sattr_empty(const struct onfs_sattr *sa)
@@ -1237,7 +1277,17 @@ static int readdirplus_cb(void *ctx, const struct onfs_dirent *de)
 	memset(&o, 0, sizeof(o));
 	memset(&attr, 0, sizeof(attr));
 	memset(&fh, 0, sizeof(fh));
-	if (de->namelen <= NAME_MAX) {
+	if (de->plus) {
+		/* looked up by onfs_readdirplus (borrowed node) */
+		if (de->node) {
+			if (de->attr) {
+				attr.attributes_follow = TRUE;
+				fill_fattr3(de->attr, &attr.post_op_attr_u.attributes);
+			}
+			fh.handle_follows = TRUE;
+			fill_fh(de->node, &fh.post_op_fh3_u.handle);
+		}
+	} else if (de->namelen <= NAME_MAX) {
 		memcpy(name, de->name, de->namelen);
 		name[de->namelen] = '\0';
 		if (obj_lookup(&dir, name, &o) == 0) {
@@ -1310,8 +1360,10 @@ static bool readdir_common(struct onfs_call *c, const nfs_fh3 *fh, cookie3 cooki
 	ds.xdrs = xdrs;
 	ds.left = dir_budget(count);
 	ds.nentries = 0;
-	err = onfs_readdir(dir.ex, dir.n, cookie, (const uint8_t *)verf_in, verf,
-			   plus ? readdirplus_cb : readdir_cb, &ds, &eof_seen);
+	err = (plus ? onfs_readdirplus : onfs_readdir)(dir.ex, dir.n, cookie,
+						       (const uint8_t *)verf_in, verf,
+						       plus ? readdirplus_cb : readdir_cb, &ds,
+						       &eof_seen);
 	if (err == 0 && ds.nentries == 0 && !eof_seen)
 		err = -ONFS_ETOOSMALL;
 	if (err < 0) {
@@ -1500,7 +1552,9 @@ static const struct onfs_proc nfs3_procs[] = {
 	[NFSPROC3_NULL] = { .name = "NULL", .xdr_args = NULL, .args_size = 0,
 			    .run = nfs3_null, .reply_size = NULL, .on_loop = true,
 			    .auth_none_ok = true },
-	[NFSPROC3_GETATTR] = NFS3_PROC("GETATTR", nfs3_getattr, GETATTR3args, NULL),
+	[NFSPROC3_GETATTR] = { .name = "GETATTR", .xdr_args = (xdrproc_t)xdr_GETATTR3args,
+			       .args_size = sizeof(GETATTR3args), .run = nfs3_getattr,
+			       .run_cached = nfs3_getattr_cached },
 	[NFSPROC3_SETATTR] = NFS3_PROC("SETATTR", nfs3_setattr, SETATTR3args, NULL),
 	[NFSPROC3_LOOKUP] = NFS3_PROC("LOOKUP", nfs3_lookup, LOOKUP3args, NULL),
 	[NFSPROC3_ACCESS] = NFS3_PROC("ACCESS", nfs3_access, ACCESS3args, NULL),

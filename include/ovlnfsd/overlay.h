@@ -129,6 +129,19 @@ const struct onfs_fh *onfs_node_fh(const struct onfs_node *n);
  */
 struct onfs_lock_key;
 void onfs_node_lock_key(const struct onfs_node *n, struct onfs_lock_key *k);
+/*
+ * The node of a handle if the export's node cache has it, touching memory
+ * only (the loop thread may call it): 0, -ENOENT when not cached (resolve
+ * it on a worker with onfs_node_from_fh), or the errors of a bad handle.
+ */
+int onfs_node_from_fh_cached(struct onfs_export *ex, const uint8_t *fh, size_t len,
+			     struct onfs_node **out);
+/*
+ * Forget everything the export instance caches (nodes, directory
+ * snapshots, attributes); anything being read concurrently is voided too.
+ * For a change of the layer stack or anything else no generation covers.
+ */
+void onfs_export_caches_flush(struct onfs_export *ex);
 
 struct onfs_node *onfs_node_get(struct onfs_node *n);
 void onfs_node_put(struct onfs_node *n);
@@ -160,6 +173,12 @@ int onfs_walk(struct onfs_export *ex, const char *path, struct onfs_node **out);
 /* --- attributes and data (inode.c) --- */
 
 int onfs_getattr(struct onfs_export *ex, struct onfs_node *n, struct onfs_attr *attr);
+/*
+ * The attributes last read by onfs_getattr (or READDIRPLUS) if no change
+ * was made through the export since and they are at most 1 s old; memory
+ * only (the loop thread may call it). false: ask onfs_getattr.
+ */
+bool onfs_getattr_cached(struct onfs_export *ex, struct onfs_node *n, struct onfs_attr *attr);
 
 /* Symlink target into buf (not NUL-terminated); returns its length or
  * -EINVAL when n is not a symlink, -ENAMETOOLONG when cap is too small. */
@@ -183,6 +202,15 @@ struct onfs_dirent {
 	size_t namelen;
 	uint64_t cookie; /* position AFTER this entry: resume from here */
 	uint64_t fileid; /* equals GETATTR's fileid of the entry */
+	/*
+	 * onfs_readdirplus only, when plus is set: the entry's node (NULL if
+	 * it vanished since the listing was taken) and its attributes (NULL
+	 * if they could not be read). Borrowed for the callback's duration.
+	 * plus unset ("." and ".."): the caller looks the entry up itself.
+	 */
+	bool plus;
+	struct onfs_node *node;
+	const struct onfs_attr *attr;
 };
 
 /*
@@ -203,6 +231,10 @@ typedef int (*onfs_readdir_cb)(void *ctx, const struct onfs_dirent *de);
 int onfs_readdir(struct onfs_export *ex, struct onfs_node *dir, uint64_t cookie,
 		 const uint8_t verf_in[8], uint8_t verf_out[8], onfs_readdir_cb cb,
 		 void *ctx, bool *eof);
+/* The same with each entry's node and attributes (struct onfs_dirent plus). */
+int onfs_readdirplus(struct onfs_export *ex, struct onfs_node *dir, uint64_t cookie,
+		     const uint8_t verf_in[8], uint8_t verf_out[8], onfs_readdir_cb cb,
+		     void *ctx, bool *eof);
 
 /* --- the write path (copyup.c, dirops.c, data.c) ---
  *

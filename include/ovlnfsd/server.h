@@ -74,6 +74,12 @@ struct onfs_proc {
 	/* Bytes the encoded result may need; NULL means 4096. */
 	size_t (*reply_size)(const void *args);
 	bool on_loop;      /* cheap and non-blocking: run on the loop thread */
+	/*
+	 * Optional, loop thread: answer from memory alone (caches) and return
+	 * true, or encode nothing and return false; the call then goes to a
+	 * worker and run() as usual. Never touches the filesystem.
+	 */
+	bool (*run_cached)(struct onfs_call *c, void *args, XDR *xdrs);
 	bool auth_none_ok; /* AUTH_NONE accepted (NULL, MOUNT EXPORT, portmap) */
 };
 

@@ -454,6 +454,7 @@ static int link_up(struct onfs_export *ex, struct onfs_node *n, struct onfs_node
 			close(fd);
 		}
 	}
+	onfs_changed_ns(ex); /* before the unlock: see struct onfs_gen */
 	pthread_mutex_unlock(&ex->ns_lock);
 	if (ret == 0)
 		ret = onfs_walk(ex, n->path, out);
@@ -491,6 +492,7 @@ int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
 	if (S_ISDIR(n->type)) {
 		pthread_mutex_lock(&ex->ns_lock);
 		ret = onfs_copyup_dir_path(ex, n->path, &pfd);
+		onfs_changed_ns(ex); /* before the unlock: see struct onfs_gen */
 		pthread_mutex_unlock(&ex->ns_lock);
 		if (ret < 0)
 			return ret;
@@ -572,6 +574,8 @@ int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
 		/* index: a hard link named by the origin (nfs_export=on) */
 		onfs_upper_index_name(ex, &cur->ident, idx, sizeof(idx));
 		if (idx[0]) {
+			/* before the link exists: lookups probe index/ from now on */
+			atomic_store(&ex->index_used, true);
 			if (linkat(pfd, base, ex->index_fd, idx, 0) < 0)
 				onfs_warn("copy-up of '%s': cannot create index entry: %s", cur->path,
 					  strerror(errno));
@@ -584,6 +588,7 @@ int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
 		}
 		restore_times(pfd, &pst);
 	}
+	onfs_changed_ns(ex); /* before the unlock: see struct onfs_gen */
 	pthread_mutex_unlock(&ex->ns_lock);
 	if (ret < 0)
 		goto out;

@@ -188,6 +188,7 @@ int onfs_setattr(struct onfs_export *ex, struct onfs_node *n, const struct onfs_
 		goto out;
 	ret = onfs_apply_sattr(ex, up, sa);
 out:
+	onfs_changed_obj(ex, n); /* cached attributes of n are void */
 	wcc_post(ex, up ? up : n, wcc);
 	pthread_mutex_unlock(lock);
 	onfs_node_put(up);
@@ -244,6 +245,7 @@ ssize_t onfs_write(struct onfs_export *ex, struct onfs_node *n, uint64_t off, co
 	ret = (ssize_t)done;
 out:
 	wfd_done(fd, tmp);
+	onfs_changed_obj(ex, up); /* size and times changed: cached attributes are void */
 	wcc_post(ex, up, wcc);
 	pthread_mutex_unlock(lock);
 	onfs_node_put(up);

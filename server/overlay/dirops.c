@@ -163,6 +163,31 @@ static int refresh(struct onfs_export *ex, struct onfs_node *n, struct onfs_node
 	return onfs_walk(ex, n->path, out);
 }
 
+/*
+ * The upper directory of dir, copying up what is missing, and the node of
+ * dir with that upper part (ns_lock held). A directory that has its upper
+ * part already is opened directly, and is its own fresh node: no walk from
+ * the root (which is what a create or remove costs otherwise).
+ */
+static int upper_dir(struct onfs_export *ex, struct onfs_node *dir, int *pfd,
+		     struct onfs_node **fresh)
+{
+	int ret;
+
+	if (dir->parts[0].layer != ONFS_LAYER_INDEX && ex->layers[dir->parts[0].layer].upper) {
+		ret = onfs_part_open(ex, &dir->parts[0], O_RDONLY | O_DIRECTORY);
+		if (ret >= 0) {
+			*pfd = ret;
+			*fresh = onfs_node_get(dir);
+			return 0;
+		}
+	}
+	ret = onfs_copyup_dir_path(ex, dir->path, pfd);
+	if (ret == 0)
+		ret = refresh(ex, dir, fresh);
+	return ret;
+}
+
 struct mk {
 	uint32_t type;     /* S_IFREG ... */
 	uint32_t mode;     /* permission bits */
@@ -308,7 +333,16 @@ static int create_common(struct onfs_export *ex, struct onfs_node *dir, const ch
 	if (ex->readonly)
 		return -EROFS;
 	pthread_mutex_lock(&ex->ns_lock);
-	onfs_wcc_pre(ex, dir, dir_wcc);
+	/* the pre-op attributes, and the parent's setgid bit and group */
+	ret = onfs_getattr(ex, dir, &pattr);
+	if (ret < 0)
+		goto out;
+	if (dir_wcc) {
+		dir_wcc->have_pre = true;
+		dir_wcc->pre_size = pattr.size;
+		dir_wcc->pre_mtime = pattr.mtime;
+		dir_wcc->pre_ctime = pattr.ctime;
+	}
 	ret = onfs_lookup(ex, dir, name, &child);
 	if (ret == 0) {
 		ret = -EEXIST;
@@ -320,17 +354,21 @@ static int create_common(struct onfs_export *ex, struct onfs_node *dir, const ch
 	}
 	if (ret != -ENOENT)
 		goto out;
-	ret = onfs_getattr(ex, dir, &pattr);
-	if (ret == 0)
-		ret = onfs_copyup_dir_path(ex, dir->path, &pfd);
-	if (ret == 0)
-		ret = refresh(ex, dir, &fresh);
+	ret = upper_dir(ex, dir, &pfd, &fresh);
 	if (ret < 0)
 		goto out;
 	ret = place_new(ex, fresh, pfd, name, m, who, &pattr);
 	if (ret < 0)
 		goto out;
-	ret = onfs_lookup(ex, fresh, name, &child);
+	{
+		/* the new name is in the upper part, open as pfd */
+		int pfds[ONFS_MAX_LAYERS];
+
+		for (size_t i = 0; i < ONFS_MAX_LAYERS; i++)
+			pfds[i] = -1;
+		pfds[0] = pfd;
+		ret = onfs_lookup_at(ex, fresh, pfds, NULL, name, true, NULL, &child);
+	}
 	if (ret == 0 && sa && !m->link_src) {
 		struct onfs_sattr rest = *sa;
 		/* mode and owner are set already; size and times may remain */
@@ -345,6 +383,8 @@ static int create_common(struct onfs_export *ex, struct onfs_node *dir, const ch
 		child = NULL;
 	}
 out:
+	onfs_changed_obj(ex, dir); /* its listing and attributes */
+	onfs_changed_ns(ex); /* before the unlock: see struct onfs_gen */
 	onfs_wcc_post(ex, fresh ? fresh : dir, dir_wcc);
 	pthread_mutex_unlock(&ex->ns_lock);
 	if (pfd >= 0)
@@ -604,12 +644,12 @@ static int remove_common(struct onfs_export *ex, struct onfs_node *dir, const ch
 		if (ret < 0)
 			goto out;
 	}
-	ret = onfs_copyup_dir_path(ex, dir->path, &pfd);
-	if (ret == 0)
-		ret = refresh(ex, dir, &fresh);
+	ret = upper_dir(ex, dir, &pfd, &fresh);
 	if (ret == 0)
 		ret = remove_locked(ex, fresh, name, child, pfd);
 out:
+	onfs_changed_obj(ex, dir); /* its listing and attributes */
+	onfs_changed_ns(ex); /* before the unlock: see struct onfs_gen */
 	onfs_wcc_post(ex, fresh ? fresh : dir, dir_wcc);
 	pthread_mutex_unlock(&ex->ns_lock);
 	if (pfd >= 0)
@@ -879,6 +919,9 @@ out:
 	} else {
 		onfs_wcc_post(ex, t2 ? t2 : tdir, twcc);
 	}
+	onfs_changed_obj(ex, fdir); /* their listings and attributes */
+	onfs_changed_obj(ex, tdir);
+	onfs_changed_ns(ex); /* before the unlock: see struct onfs_gen */
 	pthread_mutex_unlock(&ex->ns_lock);
 out_nolock:
 	if (fpfd >= 0)

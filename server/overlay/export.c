@@ -303,6 +303,7 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 	pthread_mutex_init(&ex->verf_lock, NULL);
 	for (i = 0; i < ONFS_ARRAY_SIZE(ex->obj_lock); i++)
 		pthread_mutex_init(&ex->obj_lock[i], NULL);
+	onfs_attr_init_locks(ex);
 	if (getrandom(ex->write_verf, sizeof(ex->write_verf), 0) != sizeof(ex->write_verf)) {
 		free(ex);
 		return fail(err, errlen, "cannot get random bytes for the write verifier");
@@ -451,6 +452,7 @@ void onfs_export_close(struct onfs_export *ex)
 	onfs_dir_cache_free(ex->dirs);
 	onfs_node_cache_free(ex->nodes);
 	onfs_lock_table_free(ex->locks);
+	onfs_attr_destroy_locks(ex);
 	onfs_idmap_close(ex);
 	for (i = 0; i < ex->nlayers; i++) {
 		if (ex->layers[i].fd >= 0)

@@ -23,8 +23,9 @@
 #include "ovlnfsd/siphash.h"
 #include "internal.h"
 
-#define CACHE_BUCKETS 16384
-#define CACHE_WAYS 4 /* entries kept per bucket: at most 64k cached nodes */
+/* at most 32k cached nodes (about 14 MiB with their paths) */
+#define CACHE_BUCKETS 8192
+#define CACHE_WAYS 4 /* entries kept per bucket */
 
 struct onfs_node_cache {
 	pthread_mutex_t lock;
@@ -176,15 +177,23 @@ static size_t bucket_of(const uint8_t *fh, size_t len)
 	return (size_t)(h % CACHE_BUCKETS);
 }
 
+/*
+ * A cached node is used for ONFS_ATTR_TTL_NS after its lookup: its parts
+ * (which layers hold it) may change on disk, and resolving the handle
+ * again within that bound finds such a change (docs/caching.md).
+ */
 static struct onfs_node *cache_get(struct onfs_node_cache *c, const uint8_t *fh, size_t len)
 {
 	struct onfs_node *n = NULL, **s;
+	uint64_t now = onfs_now_ns();
 	size_t w;
 
 	pthread_mutex_lock(&c->lock);
 	s = c->slot[bucket_of(fh, len)];
 	for (w = 0; w < CACHE_WAYS; w++) {
 		if (s[w] && s[w]->fh.len == len && memcmp(s[w]->fh.data, fh, len) == 0) {
+			if (now - s[w]->born >= ONFS_ATTR_TTL_NS)
+				break; /* resolved afresh, then replaced by cache_put */
 			n = onfs_node_get(s[w]);
 			/* move to the front: the last way is evicted first */
 			memmove(s + 1, s, w * sizeof(*s));
@@ -330,6 +339,7 @@ static int unnamed_node(struct onfs_export *ex, const struct onfs_ident *id, uin
 	n->ident = *id;
 	n->ident_lower = true;
 	n->unnamed = true;
+	n->born = onfs_now_ns();
 	n->fileid = onfs_export_fileid(ex, id->fsidx, ino);
 	onfs_fh_encode(ex, &n->ident, &n->fh);
 	onfs_node_cache_put(ex, n);
@@ -572,6 +582,34 @@ int onfs_fh_decode_ident(struct onfs_export *ex, const struct onfs_ident *id,
 	return onfs_node_from_fh(ex, fh.data, fh.len, out);
 }
 
+/* The checks of a handle that need no filesystem: 0 or -errno. */
+static int fh_check(struct onfs_export *ex, const uint8_t *fh, size_t len)
+{
+	uint16_t exid;
+	uint8_t mac[8];
+	int ret;
+
+	ret = onfs_fh_export_id(fh, len, &exid);
+	if (ret < 0)
+		return ret;
+	put_le64(mac, onfs_siphash24(ex->key, fh, len - ONFS_FH_MAC));
+	if (exid != ex->id || memcmp(mac, fh + len - ONFS_FH_MAC, ONFS_FH_MAC) != 0 ||
+	    fh[1] >= ex->numfs)
+		return -ESTALE;
+	return 0;
+}
+
+int onfs_node_from_fh_cached(struct onfs_export *ex, const uint8_t *fh, size_t len,
+			     struct onfs_node **out)
+{
+	int ret = fh_check(ex, fh, len);
+
+	if (ret < 0)
+		return ret;
+	*out = cache_get(ex->nodes, fh, len);
+	return *out ? 0 : -ENOENT;
+}
+
 int onfs_node_from_fh(struct onfs_export *ex, const uint8_t *fh, size_t len,
 		      struct onfs_node **out)
 {
@@ -582,18 +620,12 @@ int onfs_node_from_fh(struct onfs_export *ex, const uint8_t *fh, size_t len,
 	const char *rel;
 	struct stat st;
 	bool isdir;
-	uint16_t exid;
-	uint8_t mac[8];
 	ssize_t rl;
 	int fd, ret;
 
-	ret = onfs_fh_export_id(fh, len, &exid);
+	ret = fh_check(ex, fh, len);
 	if (ret < 0)
 		return ret;
-	put_le64(mac, onfs_siphash24(ex->key, fh, len - ONFS_FH_MAC));
-	if (exid != ex->id || memcmp(mac, fh + len - ONFS_FH_MAC, ONFS_FH_MAC) != 0 ||
-	    fh[1] >= ex->numfs)
-		return -ESTALE;
 	/* a request works on one export: its owner's credentials from here on */
 	ret = onfs_owner_enter(ex);
 	if (ret < 0)

@@ -18,9 +18,10 @@
 #include "internal.h"
 
 /*
- * A descriptor of the node's top part: O_RDONLY for regular files (kept
- * in the node for the next READ while the export's descriptor budget
- * allows), O_PATH otherwise. *tmp is set when the caller must close it.
+ * A descriptor of the node's top part: O_RDONLY for regular files, O_PATH
+ * otherwise, kept in the node for the next READ or GETATTR while the
+ * export's descriptor budget allows. *tmp is set when the caller must
+ * close it.
  */
 static int node_fd(struct onfs_export *ex, struct onfs_node *n, bool *tmp)
 {
@@ -32,7 +33,7 @@ static int node_fd(struct onfs_export *ex, struct onfs_node *n, bool *tmp)
 	fd = onfs_node_open(ex, n, S_ISREG(n->type) ? O_RDONLY : O_PATH);
 	if (fd < 0)
 		return fd;
-	if (!S_ISREG(n->type) || !onfs_fd_budget_take(ex)) {
+	if (!onfs_fd_budget_take(ex)) {
 		*tmp = true;
 		return fd;
 	}
@@ -55,12 +56,53 @@ static bool is_upper_part(const struct onfs_export *ex, const struct onfs_part *
 	return p->layer == ONFS_LAYER_INDEX || ex->layers[p->layer].upper;
 }
 
+/* The attributes that come from a stat of the top part alone. */
+static void fill_from_stat(struct onfs_export *ex, const struct onfs_node *n,
+			   const struct stat *st, struct onfs_attr *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->mode = st->st_mode;
+	a->nlink = (S_ISDIR(st->st_mode) && n->nparts > 1) ? 1 : (uint32_t)st->st_nlink;
+	a->uid = st->st_uid;
+	a->gid = st->st_gid;
+	a->size = (uint64_t)st->st_size;
+	a->used = (uint64_t)st->st_blocks * 512;
+	a->rdev_major = major(st->st_rdev);
+	a->rdev_minor = minor(st->st_rdev);
+	a->fsid = ex->fsid;
+	a->fileid = n->fileid;
+	a->atime = st->st_atim;
+	a->mtime = st->st_mtim;
+	a->ctime = st->st_ctim;
+}
+
+/* Do n's attributes need an xattr of its top part besides its stat? */
+static bool needs_xattr(const struct onfs_export *ex, const struct onfs_node *n, mode_t mode)
+{
+	return (n->ident_lower && !S_ISDIR(mode) && is_upper_part(ex, &n->parts[0])) ||
+	       (ex->no_chown && (S_ISREG(mode) || S_ISDIR(mode)));
+}
+
+bool onfs_attr_from_stat(struct onfs_export *ex, struct onfs_node *n, const struct stat *st,
+			 const struct onfs_gen *g, struct onfs_attr *a)
+{
+	if (needs_xattr(ex, n, st->st_mode) || (st->st_mode & S_IFMT) != n->type)
+		return false;
+	fill_from_stat(ex, n, st, a);
+	onfs_attr_store(ex, n, g, a);
+	return true;
+}
+
 int onfs_getattr(struct onfs_export *ex, struct onfs_node *n, struct onfs_attr *a)
 {
+	struct onfs_gen g;
 	struct stat st;
 	bool tmp;
-	int fd = node_fd(ex, n, &tmp);
+	int fd;
 
+	/* before the read: a change finishing meanwhile voids what we store */
+	onfs_gen_load(ex, n, &g);
+	fd = node_fd(ex, n, &tmp);
 	if (fd < 0)
 		return fd == -ENOENT ? -ESTALE : fd;
 	if (fstat(fd, &st) < 0) {
@@ -68,9 +110,7 @@ int onfs_getattr(struct onfs_export *ex, struct onfs_node *n, struct onfs_attr *
 		fd_done(fd, tmp);
 		return err;
 	}
-	memset(a, 0, sizeof(*a));
-	a->mode = st.st_mode;
-	a->nlink = (S_ISDIR(st.st_mode) && n->nparts > 1) ? 1 : (uint32_t)st.st_nlink;
+	fill_from_stat(ex, n, &st, a);
 	if (n->ident_lower && !S_ISDIR(st.st_mode) && is_upper_part(ex, &n->parts[0])) {
 		/* an indexed copy-up: overlay nlink = upper nlink + N (docs/overlay.md, "The index") */
 		char attr[64], v[16];
@@ -85,27 +125,17 @@ int onfs_getattr(struct onfs_export *ex, struct onfs_node *n, struct onfs_attr *
 				a->nlink = (uint32_t)((long)st.st_nlink + d);
 		}
 	}
-	a->uid = st.st_uid;
-	a->gid = st.st_gid;
-	a->size = (uint64_t)st.st_size;
-	a->used = (uint64_t)st.st_blocks * 512;
-	a->rdev_major = major(st.st_rdev);
-	a->rdev_minor = minor(st.st_rdev);
-	a->fsid = ex->fsid;
-	a->fileid = n->fileid;
-	a->atime = st.st_atim;
-	a->mtime = st.st_mtim;
-	a->ctime = st.st_ctim;
 	if (ex->no_chown && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
 		/* rootless: the owner and mode the client sees (user.ovlnfsd.owner) */
-		uint32_t u, g, m;
-		if (onfs_owner_xattr_get(fd, &u, &g, &m) == 0) {
+		uint32_t u, g2, m;
+		if (onfs_owner_xattr_get(fd, &u, &g2, &m) == 0) {
 			a->uid = u;
-			a->gid = g;
+			a->gid = g2;
 			a->mode = (st.st_mode & S_IFMT) | m;
 		}
 	}
 	fd_done(fd, tmp);
+	onfs_attr_store(ex, n, &g, a);
 	return 0;
 }
 

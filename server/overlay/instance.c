@@ -168,6 +168,7 @@ static void inst_free(struct onfs_export *ex)
 		return;
 	onfs_dir_cache_free(ex->dirs);
 	onfs_node_cache_free(ex->nodes);
+	onfs_attr_destroy_locks(ex);
 	if (ex->layers[0].fd >= 0)
 		close(ex->layers[0].fd);
 	if (ex->lock_fd >= 0)
@@ -204,6 +205,7 @@ static int inst_new(struct onfs_inst_line *L, const char *value, uint16_t id,
 	pthread_mutex_init(&ex->inst_lock, NULL);
 	for (size_t i = 0; i < ONFS_ARRAY_SIZE(ex->obj_lock); i++)
 		pthread_mutex_init(&ex->obj_lock[i], NULL);
+	onfs_attr_init_locks(ex);
 	if (getrandom(ex->write_verf, sizeof(ex->write_verf), 0) != sizeof(ex->write_verf))
 		goto out_nomem;
 	ex->line = line;
@@ -381,6 +383,8 @@ static void inst_materialize(struct onfs_inst_line *L, struct onfs_export *ex)
 	ex->dirs = NULL;
 	if (onfs_dir_cache_new(&ex->dirs) < 0)
 		ex->readonly = true; /* no memory: refuse changes rather than crash */
+	/* and every cached attribute or listing read before is void (cache.c) */
+	onfs_changed_ns(ex);
 	onfs_info("export '%s': upper and work area created (%s, %s)%s", ex->name,
 		  ex->inst_upper, ex->inst_work, ex->readonly ? "; READ-ONLY" : "");
 }

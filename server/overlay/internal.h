@@ -71,6 +71,31 @@ struct onfs_owner {
 	bool process; /* the same as the server process's own */
 };
 
+/*
+ * Cache generations (cache.c). gen_ns is bumped by every namespace change
+ * made through the export (anything done under ns_lock: create, remove,
+ * rename, link, copy-up): every cached lookup and attribute taken before
+ * it is void. gen_obj[] is bumped, per slot of an object's handle, by a
+ * change of that object's data or attributes (WRITE, SETATTR). A reader
+ * loads the generations BEFORE it reads the disk and stores them with
+ * what it read; a writer bumps AFTER its change: a cached value whose
+ * generations are still current was read after the last change.
+ */
+#define ONFS_GEN_SLOTS 1024
+#define ONFS_ATTR_LOCKS 16
+/*
+ * How long attributes read from disk (and nodes resolved from it) are
+ * served without looking again: a change made directly on a layer shows
+ * within 1 s (this, plus the time to answer), below the Linux client's
+ * smallest default attribute cache time (acregmin 3 s).
+ */
+#define ONFS_ATTR_TTL_NS 900000000ULL
+
+struct onfs_gen {
+	unsigned ns, obj;
+	unsigned data; /* gen_data: onfs_gen_begin/onfs_gen_since only */
+};
+
 struct onfs_node_cache; /* handle.c */
 struct onfs_idmap;      /* idmap.c */
 struct onfs_dir_cache;  /* readdir.c */
@@ -87,6 +112,13 @@ struct onfs_export {
 	int lock_fd;         /* owned; flock'ed workdir/ovlnfsd/lock, -1 if none */
 	int work_fd;         /* owned; workdir/work, -1 if none */
 	int index_fd;        /* owned; workdir/index, -1 if none */
+	/*
+	 * index/ may hold something (found at startup, or set before this
+	 * server links a copy-up into it): only then does a lookup of a lower
+	 * non-directory probe index/ for an upper copy (one fstatat per entry
+	 * of a listing saved while the index is empty).
+	 */
+	atomic_bool index_used;
 	atomic_uint tmp_counter; /* temp names "#%x" in work/ */
 	/*
 	 * Locks of the write path. ns_lock serialises namespace changes of the
@@ -132,6 +164,10 @@ struct onfs_export {
 	atomic_int active;            /* calls inside the instance */
 	atomic_llong last_use;        /* monotonic seconds of the last call */
 	struct onfs_lock_table *locks; /* owned; NLM byte-range locks (server/lock.c) */
+	atomic_uint gen_ns;            /* cache.c: see struct onfs_gen */
+	atomic_uint gen_obj[ONFS_GEN_SLOTS];
+	atomic_uint gen_data;          /* bumped with any gen_obj[] slot */
+	pthread_mutex_t attr_lock[ONFS_ATTR_LOCKS]; /* guard nodes' cattr */
 };
 
 /* parts[].layer of an object reached through workdir/index (path unknown) */
@@ -156,6 +192,13 @@ struct onfs_node {
 	bool ident_lower; /* the identity (origin) is a lower object */
 	bool unnamed;   /* reached through the index: path unknown, non-dir only */
 	bool wh_xattr;  /* a part is marked opaque=x: xattr whiteouts inside */
+	/* cache.c: the attributes last read, under ex->attr_lock[] */
+	bool cattr_ok;
+	struct onfs_gen cattr_gen;
+	uint64_t cattr_at;        /* monotonic ns of the read */
+	uint64_t top_ino;         /* inode number of parts[0] when looked up, 0 unknown */
+	uint64_t born;            /* monotonic ns of the lookup that made it */
+	struct onfs_attr cattr;
 	uint8_t nparts;
 	struct onfs_part parts[]; /* top layer first */
 };
@@ -264,15 +307,54 @@ int onfs_dir_is_empty(struct onfs_export *ex, struct onfs_node *dir);
 
 /* --- lookup.c --- */
 /*
+ * onfs_lookup of a plain name (not "." or "..") with the directory's parts
+ * already open: pfds[i] is dir->parts[i] opened O_RDONLY|O_DIRECTORY (not
+ * closed here; -1: not open), saving an open and a close per part.
+ * pxwh (may be NULL) says per part whether it is marked opaque=x, as the
+ * caller read it. cache: put the node in the node cache (as onfs_lookup
+ * does). top_st (may be NULL) gets the stat of the result's top part,
+ * read by this lookup.
+ */
+int onfs_lookup_at(struct onfs_export *ex, struct onfs_node *dir, const int *pfds,
+		   const bool *pxwh, const char *name, bool cache, struct stat *top_st,
+		   struct onfs_node **out);
+/*
  * The next component of a slash-separated path into comp; advances *path.
  * 1: a component, 0: the end, -ENAMETOOLONG: a component over NAME_MAX.
  */
 int onfs_path_next(const char **path, char comp[NAME_MAX + 1]);
+
+/* --- cache.c --- */
+uint64_t onfs_now_ns(void);
+/* The generations to store with something about to be read from disk. */
+void onfs_gen_load(struct onfs_export *ex, const struct onfs_node *n, struct onfs_gen *g);
+bool onfs_gen_current(struct onfs_export *ex, const struct onfs_node *n, const struct onfs_gen *g);
+/*
+ * For a read whose node is known only afterwards (a lookup): begin before
+ * it; since() afterwards fills g for n and says whether g is usable (no
+ * change made through the export in between).
+ */
+void onfs_gen_begin(struct onfs_export *ex, struct onfs_gen *b);
+bool onfs_gen_since(struct onfs_export *ex, const struct onfs_node *n, const struct onfs_gen *b,
+		    struct onfs_gen *g);
+/* A namespace change is complete (call with ns_lock still held). */
+void onfs_changed_ns(struct onfs_export *ex);
+/* n's data or attributes changed (call before its lock is released). */
+void onfs_changed_obj(struct onfs_export *ex, const struct onfs_node *n);
+void onfs_attr_store(struct onfs_export *ex, struct onfs_node *n, const struct onfs_gen *g,
+		     const struct onfs_attr *a);
+void onfs_attr_init_locks(struct onfs_export *ex);
+/* inode.c: n's attributes from a fresh stat of its top part, stored with g;
+ * false when they need more than the stat (an xattr): use onfs_getattr. */
+bool onfs_attr_from_stat(struct onfs_export *ex, struct onfs_node *n, const struct stat *st,
+			 const struct onfs_gen *g, struct onfs_attr *a);
+void onfs_attr_destroy_locks(struct onfs_export *ex);
 
 /* --- readdir.c --- */
 /* The cookie of a name: a keyed 63-bit hash, never 0, 1 or 2. */
 uint64_t onfs_readdir_cookie(const uint8_t key[16], const char *name, size_t len);
 int onfs_dir_cache_new(struct onfs_dir_cache **out);
 void onfs_dir_cache_free(struct onfs_dir_cache *c);
+void onfs_dir_cache_flush(struct onfs_dir_cache *c);
 
 #endif

@@ -188,6 +188,8 @@ static int make_node(struct onfs_export *ex, const char *path, struct found *f, 
 		return -ENOMEM;
 	}
 	n->type = f[0].st.st_mode & S_IFMT;
+	n->top_ino = f[0].st.st_ino;
+	n->born = onfs_now_ns();
 	n->ident = *id;
 	n->ident_lower = id_lower;
 	n->fileid = onfs_export_fileid(ex, id->fsidx, ino);
@@ -243,8 +245,16 @@ static uint64_t rootless_origin_ino(struct onfs_export *ex, const struct onfs_no
  * the candidate in its layer; the parent directory is opened beneath the
  * layer root, then the name is stat'ed without following it.
  */
+/* A parent descriptor of lookup_child: closed unless the caller lent it. */
+static void put_pfd(int pfd, int borrowed)
+{
+	if (pfd != borrowed)
+		close(pfd);
+}
+
 static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, const char *name,
-			bool cache, struct onfs_node **out)
+			bool cache, const int *pfds, const bool *pxwh, struct stat *top_st,
+			struct onfs_node **out)
 {
 	struct found f[ONFS_MAX_LAYERS];
 	struct onfs_ident id = { 0 };
@@ -264,8 +274,8 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 		struct stat st;
 		char *where, *base, *pdir;
 		size_t layer;
-		int pfd, cfd = -1;
-		bool pwh = false;
+		int pfd, cfd = -1, borrowed = -1;
+		bool pwh = false, known_xwh = false, xwh = false;
 
 		if (abs) {
 			if (next_abs >= ex->nlayers)
@@ -278,6 +288,12 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 			layer = dir->parts[pi].layer;
 			pwh = dir->wh_xattr;
 			where = join(dir->parts[pi].rel, cur);
+			if (pfds)
+				borrowed = pfds[pi]; /* the caller's open directory part */
+			if (pxwh && borrowed >= 0) {
+				known_xwh = true; /* the caller read its opaque xattr */
+				xwh = pxwh[pi];
+			}
 			pi++;
 		}
 		if (!where) {
@@ -292,7 +308,8 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 			base = where;
 			pdir = "";
 		}
-		pfd = onfs_fs_open_beneath(ex->layers[layer].fd, pdir, O_PATH | O_DIRECTORY);
+		pfd = borrowed >= 0 ? borrowed
+				    : onfs_fs_open_beneath(ex->layers[layer].fd, pdir, O_PATH | O_DIRECTORY);
 		if (pfd < 0) {
 			free(where);
 			if (pfd == -ENOENT || pfd == -ENOTDIR || pfd == -ELOOP)
@@ -302,7 +319,7 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 		}
 		if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			ret = -errno;
-			close(pfd);
+			put_pfd(pfd, borrowed);
 			free(where);
 			if (ret == -ENOENT || ret == -ENOTDIR) {
 				ret = 0;
@@ -312,13 +329,14 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 		}
 		if (onfs_is_whiteout(ex, pfd, base, &st,
 				     pwh || (S_ISREG(st.st_mode) && st.st_size == 0 &&
-					     ovl_flag(ex, pfd, "opaque") == 'x'))) {
-			close(pfd);
+					     (known_xwh ? xwh
+							: ovl_flag(ex, pfd, "opaque") == 'x')))) {
+			put_pfd(pfd, borrowed);
 			free(where);
 			break;
 		}
 		if (nf > 0 && !S_ISDIR(st.st_mode)) { /* non-dir below a dir: ignored, stop */
-			close(pfd);
+			put_pfd(pfd, borrowed);
 			free(where);
 			break;
 		}
@@ -345,7 +363,7 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 				have_id = ret == 0;
 				id_lower = !ex->layers[layer].upper;
 			}
-			close(pfd);
+			put_pfd(pfd, borrowed);
 			if (ret < 0)
 				goto out;
 			/*
@@ -353,14 +371,15 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 			 * name (through a handle, after its directory moved): the
 			 * index entry is then its upper copy (index=on lookup).
 			 */
-			if (id_lower && !ex->layers[layer].upper && ex->index_fd >= 0)
+			if (id_lower && !ex->layers[layer].upper && ex->index_fd >= 0 &&
+			    atomic_load(&ex->index_used))
 				use_index_copy(ex, &f[0], &id);
 			break;
 		}
 		cfd = onfs_fs_open_beneath(pfd, base, O_PATH | O_DIRECTORY);
 		if (cfd < 0) {
 			ret = cfd;
-			close(pfd);
+			put_pfd(pfd, borrowed);
 			goto out;
 		}
 		/* a directory's identity: the topmost lower part, else the upper */
@@ -368,7 +387,7 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 			ret = onfs_fs_name_to_ident(cfd, "", &id);
 			if (ret < 0) {
 				close(cfd);
-				close(pfd);
+				put_pfd(pfd, borrowed);
 				goto out;
 			}
 			id.fsidx = ex->layers[layer].fsidx;
@@ -376,7 +395,7 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 			have_id = true;
 			id_lower = !ex->layers[layer].upper;
 		}
-		close(pfd);
+		put_pfd(pfd, borrowed);
 		{
 			char op = ovl_flag(ex, cfd, "opaque");
 			if (op == 'x')
@@ -434,6 +453,8 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 		ret = -ENOMEM;
 		goto out;
 	}
+	if (top_st)
+		*top_st = f[0].st;
 	ret = make_node(ex, path, f, nf, &id, id_lower, ino, impure, wh_xattr, cache, out);
 	if (ret == 0 && cache && ex->idmap)
 		onfs_idmap_record(ex, &id, &dir->ident, name);
@@ -517,7 +538,7 @@ int onfs_lookup(struct onfs_export *ex, struct onfs_node *dir, const char *name,
 		parent[pl] = '\0';
 		return onfs_walk(ex, parent, out);
 	}
-	return lookup_child(ex, dir, name, true, out);
+	return lookup_child(ex, dir, name, true, NULL, NULL, NULL, out);
 }
 
 bool onfs_lower_has(struct onfs_export *ex, struct onfs_node *dir, const char *name)
@@ -535,11 +556,20 @@ bool onfs_lower_has(struct onfs_export *ex, struct onfs_node *dir, const char *n
 		if (dir->parts[i].layer != ONFS_LAYER_INDEX && !ex->layers[dir->parts[i].layer].upper)
 			view->parts[k++] = dir->parts[i]; /* borrowed rel */
 	view->nparts = (uint8_t)k;
-	ret = k ? lookup_child(ex, view, name, false, &n) : -ENOENT;
+	ret = k ? lookup_child(ex, view, name, false, NULL, NULL, NULL, &n) : -ENOENT;
 	free(view);
 	if (ret == 0)
 		onfs_node_put(n);
 	return ret != -ENOENT;
+}
+
+int onfs_lookup_at(struct onfs_export *ex, struct onfs_node *dir, const int *pfds,
+		   const bool *pxwh, const char *name, bool cache, struct stat *top_st,
+		   struct onfs_node **out)
+{
+	if (!S_ISDIR(dir->type))
+		return -ENOTDIR;
+	return lookup_child(ex, dir, name, cache, pfds, pxwh, top_st, out);
 }
 
 int onfs_path_next(const char **path, char comp[NAME_MAX + 1])

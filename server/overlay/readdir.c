@@ -27,30 +27,57 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ovlnfsd/siphash.h"
 #include "internal.h"
 
 #define DIR_CACHE_SLOTS 8
+/* ... and at most this many bytes, except for the newest snapshot */
+#define DIR_CACHE_BYTES (24u << 20)
+/*
+ * READDIRPLUS keeps the nodes it looked up in the snapshot, so the next
+ * listing of an unchanged directory needs no lookups: for snapshots of at
+ * most SNAP_NODES_MAX entries, and at most CACHE_NODES_MAX nodes held by
+ * all snapshots of an export together (a bound on memory; the rest are
+ * looked up every time).
+ */
+#define SNAP_NODES_MAX 65536
+#define CACHE_NODES_MAX 32768
 #define COOKIE_DOT 1
 #define COOKIE_DOTDOT 2
 #define COOKIE_FIRST 3
 #define COOKIE_MAX 0x7fffffffffffffffULL
 
+/*
+ * 16 bytes per entry (a 1,000,000-entry listing must fit in a few tens of
+ * MiB): the cookie, the low half of the inode number, and where the
+ * entry's record starts in the names arena. A record is
+ *   [name length][layer][flags][high half of the inode, if REC_INOHI][name]
+ * (not NUL-terminated).
+ */
 struct dent {
 	uint64_t cookie;
-	uint64_t ino;
-	uint32_t name_off;
-	uint16_t namelen;
-	uint8_t layer;
-	uint8_t hidden; /* a whiteout: hides lower names, not listed */
+	uint32_t ino_lo;
+	uint32_t rec;
 };
+
+#define REC_HIDDEN 0x01 /* a whiteout: hides lower names, not listed */
+#define REC_INOHI 0x02
+#define REC_HDR 3
 
 struct snap {
 	atomic_int ref;
 	struct onfs_ident ident;
 	uint64_t change;
+	/*
+	 * Built so soon after the directory's last change that another change
+	 * in the same timestamp tick would leave the change state as it is:
+	 * then used for ONFS_ATTR_TTL_NS only (docs/caching.md).
+	 */
+	bool racy;
+	uint64_t built_at; /* monotonic ns */
 	struct dent *ents; /* owned; sorted by cookie once built */
 	size_t n, cap;
 	char *names;       /* owned; arena of names, not NUL-terminated */
@@ -58,9 +85,19 @@ struct snap {
 	uint32_t *set;     /* owned; open-addressing index into ents, +1; 0 empty */
 	size_t xwh;        /* xattr whiteouts seen: the kernel's rmdir calls those not empty */
 	size_t set_cap;
+	/*
+	 * READDIRPLUS: the entries' nodes by index (counted references), valid
+	 * while the export's gen_ns is nodes_gen; under nlock.
+	 */
+	pthread_mutex_t nlock;
+	struct onfs_node **nodes;
+	unsigned nodes_gen;
+	size_t nheld;
+	struct onfs_dir_cache *dc; /* whose held count the nodes are in */
 };
 
 struct onfs_dir_cache {
+	atomic_long held; /* nodes held by all snapshots */
 	pthread_mutex_t lock;
 	struct snap *slot[DIR_CACHE_SLOTS]; /* counted references */
 	uint64_t used[DIR_CACHE_SLOTS];
@@ -78,9 +115,27 @@ int onfs_dir_cache_new(struct onfs_dir_cache **out)
 	return 0;
 }
 
+/* Drop the nodes a snapshot holds; nlock held. */
+static void snap_drop_nodes(struct snap *s)
+{
+	if (!s->nodes)
+		return;
+	for (size_t i = 0; i < s->n && s->nheld; i++) {
+		if (s->nodes[i]) {
+			onfs_node_put(s->nodes[i]);
+			s->nodes[i] = NULL;
+			s->nheld--;
+			atomic_fetch_sub(&s->dc->held, 1);
+		}
+	}
+}
+
 static void snap_put(struct snap *s)
 {
 	if (s && atomic_fetch_sub(&s->ref, 1) == 1) {
+		snap_drop_nodes(s);
+		free(s->nodes);
+		pthread_mutex_destroy(&s->nlock);
 		free(s->ents);
 		free(s->names);
 		free(s->set);
@@ -98,6 +153,21 @@ void onfs_dir_cache_free(struct onfs_dir_cache *c)
 	free(c);
 }
 
+void onfs_dir_cache_flush(struct onfs_dir_cache *c)
+{
+	struct snap *old[DIR_CACHE_SLOTS];
+
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < DIR_CACHE_SLOTS; i++) {
+		old[i] = c->slot[i];
+		c->slot[i] = NULL;
+		c->used[i] = 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < DIR_CACHE_SLOTS; i++)
+		snap_put(old[i]);
+}
+
 static struct snap *cache_get(struct onfs_dir_cache *c, const struct onfs_ident *id,
 			      uint64_t change)
 {
@@ -105,7 +175,8 @@ static struct snap *cache_get(struct onfs_dir_cache *c, const struct onfs_ident 
 
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < DIR_CACHE_SLOTS; i++) {
-		if (c->slot[i] && c->slot[i]->change == change && onfs_ident_eq(&c->slot[i]->ident, id)) {
+		if (c->slot[i] && c->slot[i]->change == change && onfs_ident_eq(&c->slot[i]->ident, id) &&
+		    (!c->slot[i]->racy || onfs_now_ns() - c->slot[i]->built_at < ONFS_ATTR_TTL_NS)) {
 			s = c->slot[i];
 			atomic_fetch_add(&s->ref, 1);
 			c->used[i] = ++c->clock;
@@ -114,6 +185,15 @@ static struct snap *cache_get(struct onfs_dir_cache *c, const struct onfs_ident 
 	}
 	pthread_mutex_unlock(&c->lock);
 	return s;
+}
+
+/*
+ * Memory a cached snapshot holds: entries and names (fixed once built).
+ * Node arrays are bounded apart (SNAP_NODES_MAX entries, 8 slots).
+ */
+static size_t snap_bytes(const struct snap *s)
+{
+	return s->cap * sizeof(struct dent) + s->names_cap;
 }
 
 static void cache_put(struct onfs_dir_cache *c, struct snap *s)
@@ -130,12 +210,39 @@ static void cache_put(struct onfs_dir_cache *c, struct snap *s)
 		if (c->used[i] < c->used[victim])
 			victim = i;
 	}
+	struct snap *evicted[DIR_CACHE_SLOTS] = { NULL };
+	size_t nev = 0, total;
+
 	old = c->slot[victim];
 	atomic_fetch_add(&s->ref, 1);
 	c->slot[victim] = s;
 	c->used[victim] = ++c->clock;
+	/*
+	 * A byte bound besides the slot count: the newest snapshot stays
+	 * whatever its size (a listing in progress needs it), older ones go,
+	 * least recently used first, until the cache holds DIR_CACHE_BYTES.
+	 */
+	for (;;) {
+		size_t lru = DIR_CACHE_SLOTS;
+
+		total = 0;
+		for (size_t i = 0; i < DIR_CACHE_SLOTS; i++) {
+			if (!c->slot[i])
+				continue;
+			total += snap_bytes(c->slot[i]);
+			if (c->slot[i] != s && (lru == DIR_CACHE_SLOTS || c->used[i] < c->used[lru]))
+				lru = i;
+		}
+		if (total <= DIR_CACHE_BYTES || lru == DIR_CACHE_SLOTS)
+			break;
+		evicted[nev++] = c->slot[lru];
+		c->slot[lru] = NULL;
+		c->used[lru] = 0;
+	}
 	pthread_mutex_unlock(&c->lock);
 	snap_put(old);
+	for (size_t i = 0; i < nev; i++)
+		snap_put(evicted[i]);
 }
 
 uint64_t onfs_readdir_cookie(const uint8_t key[16], const char *name, size_t len)
@@ -172,20 +279,61 @@ static int set_grow(struct snap *s)
 	return 0;
 }
 
-/* Add a name unless an upper layer already had it. Returns 1 if added. */
+static const uint8_t *dent_rec(const struct snap *s, const struct dent *d)
+{
+	return (const uint8_t *)s->names + d->rec;
+}
+
+static const char *dent_name(const struct snap *s, const struct dent *d, size_t *len)
+{
+	const uint8_t *r = dent_rec(s, d);
+
+	*len = r[0];
+	return (const char *)r + REC_HDR + ((r[2] & REC_INOHI) ? 4 : 0);
+}
+
+static uint8_t dent_layer(const struct snap *s, const struct dent *d)
+{
+	return dent_rec(s, d)[1];
+}
+
+static bool dent_hidden(const struct snap *s, const struct dent *d)
+{
+	return dent_rec(s, d)[2] & REC_HIDDEN;
+}
+
+static uint64_t dent_ino(const struct snap *s, const struct dent *d)
+{
+	const uint8_t *r = dent_rec(s, d);
+	uint32_t hi = 0;
+
+	if (r[2] & REC_INOHI)
+		memcpy(&hi, r + REC_HDR, sizeof(hi));
+	return (uint64_t)hi << 32 | d->ino_lo;
+}
+
+/*
+ * Add a name unless an upper layer already had it. Returns 1 if added.
+ * A directory of one part has no duplicates: no index (dedupe false),
+ * which saves 4-8 bytes per entry while a big listing is built.
+ */
 static int snap_add(struct snap *s, const uint8_t key[16], const char *name, size_t len,
-		    uint64_t ino, uint8_t layer, bool hidden)
+		    uint64_t ino, uint8_t layer, bool hidden, bool dedupe)
 {
 	uint64_t cookie = onfs_readdir_cookie(key, name, len);
-	size_t j;
+	size_t j = 0;
 
-	if ((s->n + 1) * 2 > s->set_cap && set_grow(s) < 0)
-		return -ENOMEM;
-	for (j = cookie & (s->set_cap - 1); s->set[j]; j = (j + 1) & (s->set_cap - 1)) {
-		const struct dent *d = &s->ents[s->set[j] - 1];
-		if (d->cookie == cookie && d->namelen == len &&
-		    memcmp(s->names + d->name_off, name, len) == 0)
-			return 0;
+	if (dedupe) {
+		if ((s->n + 1) * 2 > s->set_cap && set_grow(s) < 0)
+			return -ENOMEM;
+		for (j = cookie & (s->set_cap - 1); s->set[j]; j = (j + 1) & (s->set_cap - 1)) {
+			const struct dent *d = &s->ents[s->set[j] - 1];
+			size_t dl;
+			const char *dn = dent_name(s, d, &dl);
+
+			if (d->cookie == cookie && dl == len && memcmp(dn, name, len) == 0)
+				return 0;
+		}
 	}
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 256;
@@ -195,9 +343,9 @@ static int snap_add(struct snap *s, const uint8_t key[16], const char *name, siz
 		s->ents = e;
 		s->cap = cap;
 	}
-	if (s->names_len + len > s->names_cap) {
+	if (s->names_len + REC_HDR + 4 + len > s->names_cap) {
 		size_t cap = s->names_cap ? s->names_cap * 2 : 16384;
-		while (cap < s->names_len + len)
+		while (cap < s->names_len + REC_HDR + 4 + len)
 			cap *= 2;
 		char *p = realloc(s->names, cap);
 		if (!p)
@@ -205,13 +353,28 @@ static int snap_add(struct snap *s, const uint8_t key[16], const char *name, siz
 		s->names = p;
 		s->names_cap = cap;
 	}
-	memcpy(s->names + s->names_len, name, len);
-	s->ents[s->n] = (struct dent){ .cookie = cookie, .ino = ino,
-				       .name_off = (uint32_t)s->names_len,
-				       .namelen = (uint16_t)len, .layer = layer, .hidden = hidden };
-	s->names_len += len;
+	if (s->names_len + REC_HDR + 4 + len > UINT32_MAX)
+		return -ENOMEM;
+	{
+		uint8_t *r = (uint8_t *)s->names + s->names_len;
+		uint32_t hi = (uint32_t)(ino >> 32);
+		size_t off = REC_HDR;
+
+		r[0] = (uint8_t)len;
+		r[1] = layer;
+		r[2] = (hidden ? REC_HIDDEN : 0) | (hi ? REC_INOHI : 0);
+		if (hi) {
+			memcpy(r + off, &hi, sizeof(hi));
+			off += sizeof(hi);
+		}
+		memcpy(r + off, name, len);
+		s->ents[s->n] = (struct dent){ .cookie = cookie, .ino_lo = (uint32_t)ino,
+					       .rec = (uint32_t)s->names_len };
+		s->names_len += off + len;
+	}
 	s->n++;
-	s->set[j] = (uint32_t)s->n;
+	if (dedupe)
+		s->set[j] = (uint32_t)s->n;
 	return 1;
 }
 
@@ -231,7 +394,7 @@ static char ovl_opaque(struct onfs_export *ex, int fd)
 	return onfs_fs_getxattr(fd, name, v, sizeof(v)) >= 1 ? v[0] : 0;
 }
 
-static int read_part(struct onfs_export *ex, struct snap *s, int fd, uint8_t layer)
+static int read_part(struct onfs_export *ex, struct snap *s, int fd, uint8_t layer, bool dedupe)
 {
 	enum { BUFSZ = 65536 };
 	char *buf = malloc(BUFSZ);
@@ -264,7 +427,7 @@ static int read_part(struct onfs_export *ex, struct snap *s, int fd, uint8_t lay
 				if (hidden && S_ISREG(st.st_mode))
 					s->xwh++;
 			}
-			ret = snap_add(s, ex->key, name, len, d->d_ino, layer, hidden);
+			ret = snap_add(s, ex->key, name, len, d->d_ino, layer, hidden, dedupe);
 			if (ret < 0)
 				goto out;
 		}
@@ -274,11 +437,58 @@ out:
 	return ret < 0 ? ret : 0;
 }
 
-static int dent_cmp(const void *a, const void *b)
+/*
+ * Sort by cookie in place. glibc's qsort is a merge sort with a copy of
+ * the whole array: for a 1,000,000-entry directory that doubled the peak
+ * memory of a listing. Cookies are keyed hashes, so a plain quicksort
+ * (median of three, the smaller half first, insertion sort for short
+ * runs) has no bad inputs to fear; its stack depth is O(log n).
+ */
+static void dent_swap(struct dent *a, struct dent *b)
 {
-	const struct dent *x = a, *y = b;
+	struct dent t = *a;
 
-	return x->cookie < y->cookie ? -1 : x->cookie > y->cookie;
+	*a = *b;
+	*b = t;
+}
+
+static void dent_sort(struct dent *e, size_t n)
+{
+	while (n > 16) {
+		size_t mid = n / 2, i = 0, j = n - 1;
+		uint64_t pivot;
+
+		if (e[mid].cookie < e[0].cookie)
+			dent_swap(&e[mid], &e[0]);
+		if (e[n - 1].cookie < e[0].cookie)
+			dent_swap(&e[n - 1], &e[0]);
+		if (e[n - 1].cookie < e[mid].cookie)
+			dent_swap(&e[n - 1], &e[mid]);
+		pivot = e[mid].cookie;
+		/* Hoare partition: [0, j] <= pivot <= [j + 1, n) */
+		for (;;) {
+			while (e[i].cookie < pivot)
+				i++;
+			while (e[j].cookie > pivot)
+				j--;
+			if (i >= j)
+				break;
+			dent_swap(&e[i], &e[j]);
+			i++;
+			j--;
+		}
+		if (j + 1 < n - j - 1) {
+			dent_sort(e, j + 1);
+			e += j + 1;
+			n -= j + 1;
+		} else {
+			dent_sort(e + j + 1, n - j - 1);
+			n = j + 1;
+		}
+	}
+	for (size_t i = 1; i < n; i++)
+		for (size_t k = i; k > 0 && e[k].cookie < e[k - 1].cookie; k--)
+			dent_swap(&e[k], &e[k - 1]);
 }
 
 static int snap_build(struct onfs_export *ex, struct onfs_node *dir, const int *fds,
@@ -291,10 +501,12 @@ static int snap_build(struct onfs_export *ex, struct onfs_node *dir, const int *
 	if (!s)
 		return -ENOMEM;
 	atomic_init(&s->ref, 1);
+	pthread_mutex_init(&s->nlock, NULL);
+	s->dc = ex->dirs;
 	s->ident = dir->ident;
 	s->change = change;
 	for (i = 0; i < dir->nparts; i++) {
-		ret = read_part(ex, s, fds[i], dir->parts[i].layer);
+		ret = read_part(ex, s, fds[i], dir->parts[i].layer, dir->nparts > 1);
 		if (ret < 0) {
 			snap_put(s);
 			return ret;
@@ -304,11 +516,11 @@ static int snap_build(struct onfs_export *ex, struct onfs_node *dir, const int *
 	s->set = NULL;
 	s->set_cap = 0;
 	for (i = 0, k = 0; i < s->n; i++)
-		if (!s->ents[i].hidden)
+		if (!dent_hidden(s, &s->ents[i]))
 			s->ents[k++] = s->ents[i];
 	s->n = k;
 	if (s->n > 1) /* an empty directory has no array at all */
-		qsort(s->ents, s->n, sizeof(*s->ents), dent_cmp);
+		dent_sort(s->ents, s->n);
 	/* equal hashes (rare): bump so cookies never repeat in a listing */
 	for (i = 1; i < s->n; i++)
 		if (s->ents[i].cookie <= s->ents[i - 1].cookie)
@@ -342,6 +554,14 @@ out:
 	return ret;
 }
 
+/* Longer than any filesystem timestamp tick (jiffies, 1-10 ms). */
+#define RACY_NS 50000000ULL
+
+static uint64_t ts_ns(const struct timespec *ts)
+{
+	return (uint64_t)ts->tv_sec * 1000000000ULL + (uint64_t)ts->tv_nsec;
+}
+
 static void put_be32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t)(v >> 24);
@@ -351,32 +571,162 @@ static void put_be32(uint8_t *p, uint32_t v)
 }
 
 /* fileid of an entry, equal to what GETATTR of its lookup reports */
-static uint64_t entry_fileid(struct onfs_export *ex, struct onfs_node *dir, const struct dent *d,
-			     const char *name)
+static uint64_t entry_fileid(struct onfs_export *ex, struct onfs_node *dir, const struct snap *s,
+			     const struct dent *d, const char *name)
 {
+	uint8_t layer = dent_layer(s, d);
+	uint64_t ino = dent_ino(s, d);
+
 	struct onfs_node *child;
 	uint64_t id;
 
-	if (!ex->layers[d->layer].upper || (dir->nparts == 1 && !dir->impure))
-		return onfs_export_fileid(ex, ex->layers[d->layer].fsidx, d->ino);
+	if (!ex->layers[layer].upper || (dir->nparts == 1 && !dir->impure))
+		return onfs_export_fileid(ex, ex->layers[layer].fsidx, ino);
 	/* an upper entry in a merged or impure directory may carry an origin */
 	if (onfs_lookup(ex, dir, name, &child) < 0)
-		return onfs_export_fileid(ex, ex->layers[d->layer].fsidx, d->ino);
+		return onfs_export_fileid(ex, ex->layers[layer].fsidx, ino);
 	id = child->fileid;
 	onfs_node_put(child);
 	return id;
 }
 
-int onfs_readdir(struct onfs_export *ex, struct onfs_node *dir, uint64_t cookie,
-		 const uint8_t verf_in[8], uint8_t verf_out[8], onfs_readdir_cb cb, void *ctx,
-		 bool *eof)
+/*
+ * READDIRPLUS: from here on the snapshot's nodes are those looked up under
+ * the export's current namespace generation (older ones are dropped).
+ * Returns that generation.
+ */
+static unsigned snap_nodes_begin(struct onfs_export *ex, struct snap *s)
+{
+	unsigned g = atomic_load_explicit(&ex->gen_ns, memory_order_acquire);
+
+	pthread_mutex_lock(&s->nlock);
+	if (s->nodes_gen != g || !s->nodes) {
+		snap_drop_nodes(s);
+		s->nodes_gen = g;
+		if (!s->nodes && s->n > 0 && s->n <= SNAP_NODES_MAX)
+			s->nodes = calloc(s->n, sizeof(*s->nodes)); /* NULL: none kept */
+	}
+	pthread_mutex_unlock(&s->nlock);
+	return g;
+}
+
+/* The node kept for entry i, if it was looked up under generation g. */
+static struct onfs_node *snap_node_get(struct snap *s, size_t i, unsigned g)
+{
+	struct onfs_node *n = NULL;
+
+	pthread_mutex_lock(&s->nlock);
+	if (s->nodes && s->nodes_gen == g && s->nodes[i])
+		n = onfs_node_get(s->nodes[i]);
+	pthread_mutex_unlock(&s->nlock);
+	return n;
+}
+
+/* Keep n for entry i, looked up under generation g, within the bounds. */
+static void snap_node_set(struct snap *s, size_t i, unsigned g, struct onfs_node *n)
+{
+	struct onfs_node *old = NULL;
+
+	pthread_mutex_lock(&s->nlock);
+	if (s->nodes && s->nodes_gen == g) {
+		old = s->nodes[i];
+		if (old || atomic_fetch_add(&s->dc->held, 1) < CACHE_NODES_MAX) {
+			s->nodes[i] = onfs_node_get(n);
+			if (!old)
+				s->nheld++;
+		} else {
+			atomic_fetch_sub(&s->dc->held, 1);
+		}
+	}
+	pthread_mutex_unlock(&s->nlock);
+	onfs_node_put(old);
+}
+
+/*
+ * Fresh attributes of a kept node: one fstatat of its name in the open
+ * directory part when that is where its top part lives (and it is still
+ * the same inode), else onfs_getattr.
+ */
+static int refresh_attr(struct onfs_export *ex, struct onfs_node *dir, const int *fds,
+			struct onfs_node *n, const char *name, struct onfs_attr *at)
+{
+	const struct onfs_part *p = &n->parts[0];
+	size_t nl = strlen(name);
+
+	for (size_t k = 0; k < dir->nparts && n->top_ino; k++) {
+		const struct onfs_part *dp = &dir->parts[k];
+		size_t dl = strlen(dp->rel);
+		struct onfs_gen g;
+		struct stat st;
+
+		if (dp->layer != p->layer || strlen(p->rel) != (dl ? dl + 1 : 0) + nl ||
+		    memcmp(p->rel, dp->rel, dl) != 0 || (dl && p->rel[dl] != '/') ||
+		    memcmp(p->rel + (dl ? dl + 1 : 0), name, nl) != 0)
+			continue;
+		onfs_gen_load(ex, n, &g);
+		if (fstatat(fds[k], name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == n->top_ino &&
+		    onfs_attr_from_stat(ex, n, &st, &g, at))
+			return 0;
+		break;
+	}
+	return onfs_getattr(ex, n, at);
+}
+
+/*
+ * One READDIRPLUS entry: its node and attributes from the snapshot and the
+ * attribute cache when still valid, else a lookup in the open directory
+ * parts whose stat gives the attributes too (no open of the entry).
+ */
+static void entry_plus(struct onfs_export *ex, struct onfs_node *dir, const int *fds,
+		       const bool *xwh, struct snap *s, size_t i, unsigned g0, const char *name,
+		       struct onfs_node **np, struct onfs_attr *at, bool *have_attr)
+{
+	struct onfs_node *n = snap_node_get(s, i, g0);
+	struct onfs_gen b, g;
+	struct stat st;
+
+	if (n) {
+		if (onfs_getattr_cached(ex, n, at) || refresh_attr(ex, dir, fds, n, name, at) == 0) {
+			*np = n;
+			*have_attr = true;
+			return;
+		}
+		onfs_node_put(n);
+		n = NULL;
+	}
+	onfs_gen_begin(ex, &b);
+	/*
+	 * The entries of a directory too big to keep nodes for are not put in
+	 * the node cache either: a listing of a million names would otherwise
+	 * push every other node out (and fill memory); their handles are
+	 * resolved on use, as after a restart.
+	 */
+	if (onfs_lookup_at(ex, dir, fds, xwh, name, s->n <= SNAP_NODES_MAX, &st, &n) < 0) {
+		*np = NULL; /* vanished since the snapshot */
+		return;
+	}
+	*have_attr = (onfs_gen_since(ex, n, &b, &g) && onfs_attr_from_stat(ex, n, &st, &g, at)) ||
+		     onfs_getattr(ex, n, at) == 0;
+	/* kept only when no namespace change came between snapshot and lookup */
+	if (*have_attr && b.ns == g0)
+		snap_node_set(s, i, g0, n);
+	*np = n;
+}
+
+static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_t cookie,
+			  const uint8_t verf_in[8], uint8_t verf_out[8], onfs_readdir_cb cb,
+			  void *ctx, bool *eof, bool plus)
 {
 	static const uint8_t zero[8];
 	int fds[ONFS_MAX_LAYERS];
 	struct onfs_dirent de;
 	struct onfs_node *parent;
 	struct snap *s = NULL;
-	uint64_t change = 0;
+	bool xwh[ONFS_MAX_LAYERS] = { false };
+	uint64_t change = 0, key, newest = 0;
+	struct onfs_gen dgen;
+	struct timespec real;
+	unsigned g0 = 0;
 	size_t i, nfd = 0, lo, hi;
 	char name[NAME_MAX + 1];
 	int ret = 0;
@@ -386,6 +736,9 @@ int onfs_readdir(struct onfs_export *ex, struct onfs_node *dir, uint64_t cookie,
 		return -ENOTDIR;
 	if (cookie > COOKIE_MAX)
 		return -ONFS_EBADCOOKIE;
+	/* before the reads: a change of this directory through the export
+	 * bumps its slot afterwards, so a snapshot keyed by it is rebuilt */
+	onfs_gen_load(ex, dir, &dgen);
 	for (i = 0; i < dir->nparts; i++) {
 		struct stat st;
 
@@ -403,7 +756,12 @@ int onfs_readdir(struct onfs_export *ex, struct onfs_node *dir, uint64_t cookie,
 		change = change * 1000003 ^ ((uint64_t)st.st_mtim.tv_sec * 1000000000ULL + (uint64_t)st.st_mtim.tv_nsec);
 		change = change * 1000003 ^ ((uint64_t)st.st_ctim.tv_sec * 1000000000ULL + (uint64_t)st.st_ctim.tv_nsec);
 		change = change * 1000003 ^ (uint64_t)st.st_size;
+		if (ts_ns(&st.st_mtim) > newest)
+			newest = ts_ns(&st.st_mtim);
+		if (ts_ns(&st.st_ctim) > newest)
+			newest = ts_ns(&st.st_ctim);
 	}
+	key = change ^ ((uint64_t)dgen.obj + 1) * 0x9e3779b97f4a7c15ULL;
 	put_be32(verf_out, (uint32_t)onfs_siphash24(ex->key, &dir->ident, 3u + dir->ident.len));
 	put_be32(verf_out + 4, (uint32_t)(change ^ (change >> 32)));
 	if (cookie != 0 && memcmp(verf_in, zero, 8) != 0 && memcmp(verf_in, verf_out, 4) != 0) {
@@ -411,11 +769,16 @@ int onfs_readdir(struct onfs_export *ex, struct onfs_node *dir, uint64_t cookie,
 		goto out;
 	}
 
-	s = cache_get(ex->dirs, &dir->ident, change);
+	s = cache_get(ex->dirs, &dir->ident, key);
 	if (!s) {
-		ret = snap_build(ex, dir, fds, change, &s);
+		clock_gettime(CLOCK_REALTIME, &real);
+		ret = snap_build(ex, dir, fds, key, &s);
 		if (ret < 0)
 			goto out;
+		s->built_at = onfs_now_ns();
+		/* timestamps tick coarsely: a change within RACY_NS of the build
+		 * might share its tick with a later one (docs/caching.md) */
+		s->racy = newest + RACY_NS >= ts_ns(&real);
 		cache_put(ex->dirs, s);
 	}
 
@@ -447,15 +810,34 @@ int onfs_readdir(struct onfs_export *ex, struct onfs_node *dir, uint64_t cookie,
 		else
 			hi = mid;
 	}
+	if (plus) {
+		g0 = snap_nodes_begin(ex, s);
+		/* once per call, not per empty regular file: opaque=x parts */
+		for (i = 0; i < nfd; i++)
+			xwh[i] = ovl_opaque(ex, fds[i]) == 'x';
+	}
 	for (i = lo; i < s->n; i++) {
 		const struct dent *d = &s->ents[i];
+		struct onfs_node *n = NULL;
+		struct onfs_attr at;
+		bool have_attr = false;
+		size_t dnl;
+		const char *dn = dent_name(s, d, &dnl);
 
-		memcpy(name, s->names + d->name_off, d->namelen);
-		name[d->namelen] = '\0';
-		de = (struct onfs_dirent){ .name = name, .namelen = d->namelen,
-					   .cookie = d->cookie,
-					   .fileid = entry_fileid(ex, dir, d, name) };
+		memcpy(name, dn, dnl);
+		name[dnl] = '\0';
+		de = (struct onfs_dirent){ .name = name, .namelen = dnl, .cookie = d->cookie };
+		if (plus) {
+			entry_plus(ex, dir, fds, xwh, s, i, g0, name, &n, &at, &have_attr);
+			de.plus = true;
+			de.node = n;
+			de.attr = have_attr ? &at : NULL;
+			de.fileid = n ? n->fileid : entry_fileid(ex, dir, s, d, name);
+		} else {
+			de.fileid = entry_fileid(ex, dir, s, d, name);
+		}
 		ret = cb(ctx, &de);
+		onfs_node_put(n);
 		if (ret != 0)
 			goto out_stop;
 	}
@@ -470,4 +852,18 @@ out:
 	for (i = 0; i < nfd; i++)
 		close(fds[i]);
 	return ret;
+}
+
+int onfs_readdir(struct onfs_export *ex, struct onfs_node *dir, uint64_t cookie,
+		 const uint8_t verf_in[8], uint8_t verf_out[8], onfs_readdir_cb cb, void *ctx,
+		 bool *eof)
+{
+	return readdir_common(ex, dir, cookie, verf_in, verf_out, cb, ctx, eof, false);
+}
+
+int onfs_readdirplus(struct onfs_export *ex, struct onfs_node *dir, uint64_t cookie,
+		     const uint8_t verf_in[8], uint8_t verf_out[8], onfs_readdir_cb cb,
+		     void *ctx, bool *eof)
+{
+	return readdir_common(ex, dir, cookie, verf_in, verf_out, cb, ctx, eof, true);
 }

@@ -178,6 +178,28 @@ static void mark_first_start(struct onfs_export *ex)
 	}
 }
 
+/* Does the directory hold nothing but "." and ".."? (errors: not empty) */
+static bool dir_empty(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *e;
+	bool empty = true;
+	DIR *d;
+
+	if (fd < 0)
+		return false;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return false;
+	}
+	while (empty && (e = readdir(d)))
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			empty = false;
+	closedir(d);
+	return empty;
+}
+
 int onfs_workdir_setup(struct onfs_export *ex, const char *workdir, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 32], real[PATH_MAX], why[PATH_MAX + 128];
@@ -273,6 +295,7 @@ int onfs_workdir_setup(struct onfs_export *ex, const char *workdir, char *err, s
 	}
 	ex->work_fd = fd;
 	ex->work_ok = true;
+	atomic_store(&ex->index_used, !dir_empty(ex->index_fd));
 	mark_first_start(ex);
 	return 0;
 out_ro:

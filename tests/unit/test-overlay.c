@@ -291,6 +291,24 @@ int main(void)
 	}
 	CHECK(onfs_node_from_fh(ex, fh, fhlen - 1, &m) == -ONFS_EBADHANDLE);
 	CHECK(onfs_node_from_fh(ex, fh, 3, &m) == -ONFS_EBADHANDLE);
+
+	/* the caches (docs/caching.md): memory-only decode and attributes,
+	 * and the flush that forgets them */
+	CHECK(onfs_node_from_fh_cached(ex, fh, fhlen, &m) == 0);
+	CHECK(onfs_getattr_cached(ex, m, &b) && b.fileid == a.fileid && b.size == a.size);
+	onfs_node_put(m);
+	fh[fhlen - 1] ^= 0x01;
+	CHECK(onfs_node_from_fh_cached(ex, fh, fhlen, &m) == -ESTALE);
+	fh[fhlen - 1] ^= 0x01;
+	onfs_export_caches_flush(ex);
+	CHECK(onfs_node_from_fh_cached(ex, fh, fhlen, &m) == -ENOENT);
+	CHECK(!onfs_getattr_cached(ex, n, &b)); /* the flush voided n's attributes */
+	CHECK(onfs_node_from_fh(ex, fh, fhlen, &m) == 0); /* resolved afresh */
+	CHECK(onfs_getattr(ex, m, &b) == 0 && b.fileid == a.fileid);
+	onfs_node_put(m);
+	CHECK(onfs_node_from_fh_cached(ex, fh, fhlen, &m) == 0);
+	CHECK(onfs_getattr_cached(ex, m, &b) && b.fileid == a.fileid);
+	onfs_node_put(m);
 	onfs_node_put(n);
 	onfs_node_put(r);
 
