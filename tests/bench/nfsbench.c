@@ -38,6 +38,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <time.h>
@@ -142,7 +143,7 @@ int connect(int fd, const struct sockaddr *sa, socklen_t len)
 
 static void result(const char *unit, double value, uint64_t ops, double secs, const char *extra)
 {
-	printf("RESULT workload=%s server=%s depth=%d value=%.1f unit=%s ops=%" PRIu64
+	printf("RESULT workload=%s mode=%s depth=%d value=%.1f unit=%s ops=%" PRIu64
 	       " secs=%.3f%s%s\n",
 	       opt.name, opt.local ? "local" : "nfs", opt.depth, value, unit, ops, secs,
 	       extra ? " " : "", extra ? extra : "");
@@ -1025,7 +1026,56 @@ static uint64_t local_list(int dfd, bool plus, char *buf, size_t bufsz)
 	return n;
 }
 
-static int run_local(const char *wl, const char *path, const char *dest)
+/*
+ * Data-set helper: COUNT entries PREFIX%07u in DIR (made if missing):
+ * files of --fill bytes, or overlay whiteouts (character devices 0/0).
+ */
+static uint64_t fill_bytes;
+
+static int make_files(int base, bool whiteouts, const char *dir, const char *count,
+		      const char *pfx)
+{
+	uint64_t n = count ? strtoull(count, NULL, 10) : 0;
+	char *buf = NULL;
+	char name[300];
+	int dfd;
+
+	if (!count || !pfx || n == 0)
+		die("mkfiles/mkwhiteouts DIR COUNT PREFIX");
+	if (mkdirat(base, dir, 0755) != 0 && errno != EEXIST)
+		die("mkdir %s: %s", dir, strerror(errno));
+	dfd = openat(base, dir, O_RDONLY | O_DIRECTORY);
+	if (dfd < 0)
+		die("%s: %s", dir, strerror(errno));
+	if (fill_bytes) {
+		buf = malloc(fill_bytes);
+		if (!buf)
+			die("out of memory");
+		for (uint64_t i = 0; i < fill_bytes; i++)
+			buf[i] = (char)('a' + i % 26);
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "%.200s%07" PRIu64, pfx, i);
+		if (whiteouts) {
+			if (mknodat(dfd, name, S_IFCHR | 0, makedev(0, 0)) != 0 && errno != EEXIST)
+				die("mknod %s/%s: %s", dir, name, strerror(errno));
+			continue;
+		}
+		int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		if (fd < 0)
+			die("create %s/%s: %s", dir, name, strerror(errno));
+		if (fill_bytes && write(fd, buf, fill_bytes) != (ssize_t)fill_bytes)
+			die("write %s/%s: %s", dir, name, strerror(errno));
+		close(fd);
+	}
+	free(buf);
+	close(dfd);
+	close(base);
+	return 0;
+}
+
+static int run_local(const char *wl, const char *path, const char *dest, const char *pfx)
 {
 	int base = open(opt.local, O_RDONLY | O_DIRECTORY);
 	int fd;
@@ -1036,6 +1086,8 @@ static int run_local(const char *wl, const char *path, const char *dest)
 
 	if (base < 0)
 		die("--local %s: %s", opt.local, strerror(errno));
+	if (strcmp(wl, "mkfiles") == 0 || strcmp(wl, "mkwhiteouts") == 0)
+		return make_files(base, wl[2] == 'w', path, dest, pfx);
 	if (strcmp(path, "") == 0)
 		path = ".";
 	fd = openat(base, path, O_RDONLY);
@@ -1242,7 +1294,10 @@ static void usage(FILE *f)
 		"  --count N  --time SECONDS (10)  --size BYTES (524288)  --bytes N (1 GiB)\n"
 		"  --dircount N (8192)  --maxcount N (65536)  --name LABEL\n"
 		"  --local DIR: the same operations as system calls under DIR\n"
-		"    (copyup/copyup-big need DEST: copy_file_range there, like cp)\n");
+		"    (copyup/copyup-big need DEST: copy_file_range there, like cp)\n"
+		"data-set helpers (with --local DIR):\n"
+		"  mkfiles SUBDIR COUNT PREFIX [--fill BYTES]   files PREFIX0000000..\n"
+		"  mkwhiteouts SUBDIR COUNT PREFIX               overlay whiteouts (0/0 char devices)\n");
 }
 
 int main(int argc, char **argv)
@@ -1255,7 +1310,7 @@ int main(int argc, char **argv)
 		{ "count", 1, NULL, 'c' },    { "time", 1, NULL, 't' },
 		{ "size", 1, NULL, 'S' },     { "bytes", 1, NULL, 'B' },
 		{ "dircount", 1, NULL, 'D' }, { "maxcount", 1, NULL, 'M' },
-		{ "help", 0, NULL, 'h' },     { NULL, 0, NULL, 0 },
+		{ "fill", 1, NULL, 'F' },     { "help", 0, NULL, 'h' },     { NULL, 0, NULL, 0 },
 	};
 	int c;
 
@@ -1275,6 +1330,7 @@ int main(int argc, char **argv)
 		case 'B': opt.bytes = parse_bytes(optarg, "--bytes"); break;
 		case 'D': opt.dircount = (uint32_t)parse_bytes(optarg, "--dircount"); break;
 		case 'M': opt.maxcount = (uint32_t)parse_bytes(optarg, "--maxcount"); break;
+		case 'F': fill_bytes = parse_bytes(optarg, "--fill"); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -1298,7 +1354,8 @@ int main(int argc, char **argv)
 	}
 	if (opt.local)
 		return run_local(argv[optind], argv[optind + 1],
-				 argc - optind > 2 ? argv[optind + 2] : NULL);
+				 argc - optind > 2 ? argv[optind + 2] : NULL,
+				 argc - optind > 3 ? argv[optind + 3] : NULL);
 	if (opt.port <= 0)
 		die("--port is required (the server's NFS port)");
 	return run_nfs(argv[optind], argv[optind + 1]);
