@@ -143,7 +143,7 @@ int connect(int fd, const struct sockaddr *sa, socklen_t len)
 
 static void result(const char *unit, double value, uint64_t ops, double secs, const char *extra)
 {
-	printf("RESULT workload=%s mode=%s depth=%d value=%.1f unit=%s ops=%" PRIu64
+	printf("RESULT workload=%s mode=%s depth=%d value=%.3f unit=%s ops=%" PRIu64
 	       " secs=%.3f%s%s\n",
 	       opt.name, opt.local ? "local" : "nfs", opt.depth, value, unit, ops, secs,
 	       extra ? " " : "", extra ? extra : "");
@@ -952,6 +952,208 @@ static int run_nfs(const char *wl, const char *path)
 	return 0;
 }
 
+/* ---------- replay: a LOOKUP/GETATTR/ACCESS/READLINK/READ trace ---------- */
+
+/*
+ * Trace format (tests/bench/boot-trace.txt): one call per line,
+ *   LOOKUP PATH | GETATTR PATH | ACCESS PATH | READLINK PATH | READ PATH OFFSET COUNT
+ * PATH is absolute within the export; "#" starts a comment. LOOKUP PATH
+ * looks the last component up in the handle of its parent, which an earlier
+ * line resolved (or which is resolved now, counted as extra LOOKUPs). The
+ * calls go one at a time, like the single thread of a booting client;
+ * NFS3ERR_NOENT is an answer (a boot probes for missing files too).
+ */
+struct pathfh {
+	char *path;
+	struct fh fh;
+	bool neg;            /* NOENT */
+};
+
+static struct pathfh *ptab;
+static size_t ptab_cap, ptab_n;
+static uint64_t replay_calls;
+
+static uint64_t fnv(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static struct pathfh *ptab_find(const char *path, bool add)
+{
+	if (ptab_n * 2 >= ptab_cap) {
+		struct pathfh *old = ptab;
+		size_t oldcap = ptab_cap;
+
+		ptab_cap = ptab_cap ? ptab_cap * 2 : 4096;
+		ptab = calloc(ptab_cap, sizeof(*ptab));
+		if (!ptab)
+			die("out of memory");
+		for (size_t i = 0; i < oldcap; i++) {
+			if (!old[i].path)
+				continue;
+			size_t j = fnv(old[i].path) & (ptab_cap - 1);
+
+			while (ptab[j].path)
+				j = (j + 1) & (ptab_cap - 1);
+			ptab[j] = old[i];
+		}
+		free(old);
+	}
+	for (size_t j = fnv(path) & (ptab_cap - 1);; j = (j + 1) & (ptab_cap - 1)) {
+		if (!ptab[j].path) {
+			if (!add)
+				return NULL;
+			ptab[j].path = strdup(path);
+			if (!ptab[j].path)
+				die("out of memory");
+			ptab_n++;
+			return &ptab[j];
+		}
+		if (strcmp(ptab[j].path, path) == 0)
+			return &ptab[j];
+	}
+}
+
+/* The handle of PATH (LOOKUPs of what is not known yet); NULL: NOENT. */
+static const struct fh *replay_resolve(const char *path)
+{
+	struct pathfh *e;
+	char parent[4096];
+	const char *slash;
+	const struct fh *dir;
+	int st;
+
+	if (path[0] == '/' && path[1] == 0)
+		return &root;
+	e = ptab_find(path, false);
+	if (e)
+		return e->neg ? NULL : &e->fh;
+	slash = strrchr(path, '/');
+	if (!slash || (size_t)(slash - path) >= sizeof(parent))
+		die("replay: bad path %s", path);
+	if (slash == path)
+		strcpy(parent, "/");
+	else
+		snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
+	dir = replay_resolve(parent);
+	if (!dir)
+		return NULL;
+	struct fh f = *dir, out;
+
+	st = lookup1(&f, slash + 1, &out);
+	replay_calls++;
+	e = ptab_find(path, true);
+	if (st == NFS3_OK) {
+		e->fh = out;
+		return &e->fh;
+	}
+	if (st != NFS3ERR_NOENT && st != NFS3ERR_NOTDIR)
+		die("replay: LOOKUP %s: NFS status %d", path, st);
+	e->neg = true;
+	return NULL;
+}
+
+static void copy_status(void *data, struct sync *s)
+{
+	s->nfs = *(uint32_t *)data;   /* every *3res starts with its nfsstat3 */
+}
+
+static int run_replay(const char *trace, const char *rootdir)
+{
+	FILE *f = fopen(trace, "r");
+	char line[4200], op[16], path[4096];
+	unsigned long long off, cnt;
+	double t0;
+	uint64_t lines = 0;
+
+	if (!f)
+		die("replay: %s: %s", trace, strerror(errno));
+	nfs_connect();
+	if (rootdir)
+		root = resolve(rootdir);   /* the trace's "/" */
+	t0 = now();
+	while (fgets(line, sizeof(line), f)) {
+		const struct fh *fh;
+		struct sync s = { .copy = copy_status };
+		int n = sscanf(line, "%15s %4095s %llu %llu", op, path, &off, &cnt);
+
+		if (n < 2 || op[0] == '#')
+			continue;
+		if (++lines > opt.count || now() > t0 + opt.time)
+			break;
+		if (strcmp(op, "LOOKUP") == 0) {
+			struct pathfh *e = ptab_find(path, false);
+
+			if (e) {  /* already known: the client asks again */
+				char *slash = strrchr(path, '/');
+				const struct fh *dir;
+
+				*slash = 0;
+				dir = replay_resolve(path[0] ? path : "/");
+				if (dir) {
+					struct fh d = *dir, out;
+
+					lookup1(&d, slash + 1, &out);
+					replay_calls++;
+				}
+			} else {
+				replay_resolve(path);
+			}
+			continue;
+		}
+		fh = replay_resolve(path);
+		if (!fh)
+			continue;
+		struct fh h = *fh;
+
+		if (strcmp(op, "GETATTR") == 0) {
+			GETATTR3args a;
+
+			to_nfs(&a.object, &h);
+			sync_wait(&s, rpc_nfs3_getattr_async(rpc, sync_cb, &a, &s), "GETATTR");
+		} else if (strcmp(op, "ACCESS") == 0) {
+			ACCESS3args a;
+
+			to_nfs(&a.object, &h);
+			a.access = ACCESS3_READ | ACCESS3_LOOKUP | ACCESS3_EXECUTE;
+			sync_wait(&s, rpc_nfs3_access_async(rpc, sync_cb, &a, &s), "ACCESS");
+		} else if (strcmp(op, "READLINK") == 0) {
+			READLINK3args a;
+
+			to_nfs(&a.symlink, &h);
+			sync_wait(&s, rpc_nfs3_readlink_async(rpc, sync_cb, &a, &s), "READLINK");
+		} else if (strcmp(op, "READ") == 0 && n == 4) {
+			READ3args a;
+
+			to_nfs(&a.file, &h);
+			a.offset = off;
+			a.count = (count3)cnt;
+			sync_wait(&s, rpc_nfs3_read_async(rpc, sync_cb, &a, &s), "READ");
+		} else {
+			die("replay: %s: bad line: %s", trace, line);
+		}
+		replay_calls++;
+		if (s.nfs != NFS3_OK && s.nfs != NFS3ERR_NOENT)
+			die("replay: %s %s: NFS status %u", op, path, s.nfs);
+	}
+	double secs = now() - t0;
+	char extra[64];
+
+	fclose(f);
+	snprintf(extra, sizeof(extra), "lines=%" PRIu64, lines);
+	result("s", secs, replay_calls, secs, extra);
+	for (size_t i = 0; i < ptab_cap; i++)
+		free(ptab[i].path);
+	free(ptab);
+	rpc_destroy_context(rpc);
+	rpc = NULL;
+	return 0;
+}
+
 /* ---------- local workloads: the same operations as system calls ---------- */
 
 struct lname {
@@ -1288,6 +1490,8 @@ static void usage(FILE *f)
 		"  remove DIR          REMOVE of --count files made before the clock (ops/s)\n"
 		"  copyup DIR          1-byte FILE_SYNC WRITE to every regular file (files/s)\n"
 		"  copyup-big FILE     1-byte FILE_SYNC WRITE to one file (file MB/s)\n"
+		"  replay TRACE [DIR]  replay a LOOKUP/GETATTR/ACCESS/READLINK/READ trace file\n"
+		"                      one call at a time, DIR as its / (seconds until done)\n"
 		"options:\n"
 		"  --server ADDR (127.0.0.1)  --port N (NFS)  --mount-port N (default --port)\n"
 		"  --export PATH (/)  --bind ADDR (source address)  --depth N (1)\n"
@@ -1358,5 +1562,7 @@ int main(int argc, char **argv)
 				 argc - optind > 3 ? argv[optind + 3] : NULL);
 	if (opt.port <= 0)
 		die("--port is required (the server's NFS port)");
+	if (strcmp(argv[optind], "replay") == 0)
+		return run_replay(argv[optind + 1], argc - optind > 2 ? argv[optind + 2] : NULL);
 	return run_nfs(argv[optind], argv[optind + 1]);
 }

@@ -20,6 +20,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 server=${ONFS_SERVER:-$top/build/server/ovlnfsd}
 nfsbench=${NFSBENCH:-$top/build/tests/bench/nfsbench}
 scratch=${BENCH_SCRATCH:-/var/tmp/ovlnfsd-bench}
+trace=$top/tests/bench/boot-trace.txt
 out=${BENCH_OUT:-$top/bench-results/$(date -u +%Y%m%d-%H%M%S)}
 reps=3
 wtime=10          # time bound per workload (s)
@@ -55,8 +56,10 @@ done
 if [ "$quick" = 1 ]; then
 	big_mb=64; wtime=2; reps=1
 fi
+nstorm=64
 n10k=10000; nsmall=1000; nmerged_half=25000; nwhiteouts=5000; ncreate=10000
 if [ "$quick" = 1 ]; then
+	nstorm=8
 	n10k=2000; nsmall=200; nmerged_half=2500; nwhiteouts=500; ncreate=1000
 fi
 
@@ -94,7 +97,7 @@ summarize() {
 			g = median(vals[k, "ganesha"]); o = median(vals[k, "ovlnfsd"]); l = median(vals[k, "local"])
 			r = ""
 			if (g != "" && o != "" && g + 0 > 0 && o + 0 > 0)
-				r = (unit[k] ~ /^us/) ? sprintf("%.3f", g / o) : sprintf("%.3f", o / g)
+				r = (unit[k] ~ /^(us|s$|x-)/) ? sprintf("%.3f", g / o) : sprintf("%.3f", o / g)
 			printf "%s\t%s\t%s\t%s\t%s\t%s\n", k, unit[k], g == "" ? "-" : g, o == "" ? "-" : o, r == "" ? "-" : r, l == "" ? "-" : l
 		}
 	}' "$raw" | sed 's/^server=[^ ]* rep=[^ ]* //' > "$summary"
@@ -105,7 +108,7 @@ summarize() {
 		echo "|---|---|---:|---:|---:|---:|"
 		awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6 }' "$summary"
 		echo
-		echo "Medians of $reps run(s); for us-p99 (latency) the ratio is ganesha / ovlnfsd (higher is better for ovlnfsd)."
+		echo "Medians of $reps run(s). Where lower is better (us-p99 latency, s, x-slower) the ratio is ganesha / ovlnfsd, so above 1 is always ovlnfsd ahead."
 		echo
 		echo "Peak RSS (VmHWM, KiB, highest over the repetitions):"
 		for s in ovlnfsd ganesha; do
@@ -175,6 +178,16 @@ if [ -z "${ONFS_BENCH_INNER:-}" ]; then
 		echo "== making the 1,000,000-entry directory (a few minutes)"
 		"$nfsbench" --local "$data/lower" mkfiles dir1m 1000000 f || exit 1
 		: > "$data/.dir1m"
+	fi
+	# the boot storm's tree: the files of the (synthetic) boot trace, copied
+	# from this machine's root (NOENT probes stay missing)
+	if [ -s "$trace" ] && [ ! -e "$data/.bootroot" ]; then
+		echo "== copying the boot trace's files from / to $data/lower/bootroot"
+		awk '$1 !~ /^#/ { print substr($2, 2) }' "$trace" | sort -u > "$scratch/bootroot.list"
+		mkdir -p "$data/lower/bootroot" || exit 1
+		tar -C / --no-recursion -cf - -T "$scratch/bootroot.list" 2> /dev/null |
+			tar -C "$data/lower/bootroot" -xf - || exit 1
+		: > "$data/.bootroot"
 	fi
 	mkdir -p "$out" || exit 1
 	out=$(cd "$out" && pwd)
@@ -293,6 +306,43 @@ run_all() {
 	"$nfsbench" "$@" --name getattr-p99-under-load --time "$wtime" latency stat.me 2>&1 |
 		record "$srv" "$rep"
 	wait $lp $cp
+	storm "$srv" "$rep" "$@"
+}
+
+# storm SERVER REP ARGS...: the boot trace replayed by one client alone, then
+# by $nstorm clients at once from distinct loopback source addresses; the
+# storm's figure is the wall time until the last client is done
+storm() {
+	local srv=$1 rep=$2 i t0 t1 alone spids="" bad=0
+	shift 2
+	if [ ! -e "$data/.bootroot" ]; then
+		echo "   boot storm skipped: no $trace"
+		return
+	fi
+	"$nfsbench" "$@" --bind 127.0.0.10 --name boot-1-client --time 300 \
+		replay "$trace" bootroot 2>&1 | record "$srv" "$rep"
+	alone=$(awk -v s="server=$srv" -v r="rep=$rep" '$1 == s && $2 == r && / workload=boot-1-client / {
+		sub(/.* value=/, ""); print $1 }' "$raw" | tail -1)
+	t0=$(date +%s.%N)
+	for i in $(seq "$nstorm"); do
+		"$nfsbench" "$@" --bind "127.0.1.$i" --name boot-storm-client --time 300 \
+			replay "$trace" bootroot > "$run/storm.$i" 2>&1 &
+		spids="$spids $!"
+	done
+	# shellcheck disable=SC2086
+	wait $spids
+	t1=$(date +%s.%N)
+	for i in $(seq "$nstorm"); do
+		grep -q '^RESULT' "$run/storm.$i" || { bad=$((bad + 1)); sed 's/^/   client '"$i"': /' "$run/storm.$i" | head -3; }
+	done
+	if [ "$bad" -gt 0 ]; then
+		echo "   boot storm: $bad of $nstorm clients failed; no storm figure"
+		return
+	fi
+	awk -v a="$t0" -v b="$t1" -v al="${alone:-0}" -v n="$nstorm" 'BEGIN {
+		printf "RESULT workload=boot-storm-%d-last mode=nfs depth=1 value=%.3f unit=s\n", n, b - a
+		if (al > 0) printf "RESULT workload=boot-storm-%d-vs-alone mode=nfs depth=1 value=%.2f unit=x-slower\n", n, (b - a) / al
+	}' | record "$srv" "$rep"
 }
 
 mkdir -p "$run"
