@@ -36,6 +36,24 @@ else
 	echo "note: not root, the merged directory has no whiteouts (mknod 0/0 needs root)"
 fi
 dd if=/dev/urandom of="$tmp/lower/big" bs=1M count=8 status=none || exit 1
+# a tiny boot tree and trace for replay (symlink, READ, a NOENT probe)
+mkdir -p "$tmp/lower/boot/usr/bin" "$tmp/lower/boot/etc" || exit 1
+cp "$tmp/lower/small/s0000000" "$tmp/lower/boot/usr/bin/init" &&
+	ln -s usr/bin "$tmp/lower/boot/bin" && echo host > "$tmp/lower/boot/etc/hostname" || exit 1
+cat > "$tmp/trace" <<EOT
+# smoke trace
+LOOKUP /bin
+READLINK /bin
+LOOKUP /usr
+LOOKUP /usr/bin
+LOOKUP /usr/bin/init
+GETATTR /usr/bin/init
+ACCESS /usr/bin/init
+READ /usr/bin/init 0 4096
+LOOKUP /etc/ld.so.preload
+GETATTR /etc/hostname
+READ /etc/hostname 0 4096
+EOT
 
 "$server" -o "lowerdir=$tmp/lower,upperdir=$tmp/upper,workdir=$tmp/work" \
 	--listen 127.0.0.1:0 --port-file "$tmp/port" --state-dir "$tmp/state" 2> "$tmp/server.log" &
@@ -77,6 +95,7 @@ run copyup-small --depth 32 copyup small
 run copyup-big copyup-big big
 run getattr-latency --count 2000 latency stat.me
 run getattr-bind --bind 127.0.0.5 --count 500 getattr stat.me
+run replay --bind 127.0.0.6 replay "$tmp/trace" boot
 
 # the merged listing: 220 lower (20 hidden by whiteouts) + 200 upper, + . and ..
 want=402
