@@ -8,12 +8,13 @@
 #
 # Run as root from the top of a built checkout:
 #   sh tests/bench/run.sh [--reps N] [--time S] [--big-dir] [--quick]
-#                         [--no-ganesha] [--no-local] [--server PATH]
+#                         [--workloads REGEX] [--no-ganesha] [--no-local] [--server PATH]
 #                         [--nfsbench PATH] [--scratch DIR] [--out DIR]
 # Environment: BENCH_BIG_MB (size of the big files, 1024), BENCH_SCRATCH,
 # BENCH_OUT, ONFS_SERVER, NFSBENCH.
 #
 # Every process it starts is recorded by PID and stopped on exit.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -u
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -30,6 +31,7 @@ quick=0
 use_ganesha=1
 use_local=1
 summarize_only=0
+only=.            # extended regex: the workloads to run (names as in the table)
 
 usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 
@@ -41,6 +43,7 @@ while [ $# -gt 0 ]; do
 	--quick) quick=1 ;;
 	--no-ganesha) use_ganesha=0 ;;
 	--no-local) use_local=0 ;;
+	--workloads) only=$2; shift ;;
 	--server) server=$2; shift ;;
 	--nfsbench) nfsbench=$2; shift ;;
 	--scratch) scratch=$2; shift ;;
@@ -145,7 +148,7 @@ summarize() {
 	else
 		echo "plot: skipped (no gnuplot, or no ganesha figures to compare)"
 	fi
-	echo "results: $out (table.md, summary.tsv, results.txt, rss.txt)"
+	echo "results: $out (table.md, summary.tsv, results.txt, rss.txt, rss-steps.txt)"
 }
 
 if [ "$summarize_only" = 1 ]; then summarize; exit 0; fi
@@ -195,7 +198,8 @@ if [ -z "${ONFS_BENCH_INNER:-}" ]; then
 	exec unshare -n -m -- bash "$0" --inner --server "$server" --nfsbench "$nfsbench" \
 		--scratch "$scratch" --out "$out" --reps "$reps" --time "$wtime" \
 		$([ "$big_dir" = 1 ] && echo --big-dir) $([ "$quick" = 1 ] && echo --quick) \
-		$([ "$use_ganesha" = 0 ] && echo --no-ganesha) $([ "$use_local" = 0 ] && echo --no-local)
+		$([ "$use_ganesha" = 0 ] && echo --no-ganesha) $([ "$use_local" = 0 ] && echo --no-local) \
+		--workloads "$only"
 fi
 
 # ---------- inside: private network + mount namespace ----------
@@ -204,6 +208,7 @@ run=$scratch/run
 raw=$out/results.txt
 : > "$raw"
 pids=""
+spid=""           # the server being measured (for its RSS)
 
 stop_pid() {   # stop_pid PID: TERM, wait up to 15 s, then KILL
 	local p=$1 i
@@ -289,12 +294,16 @@ run_all() {
 	local srv=$1 rep=$2 name depth wl path extra
 	shift 2
 	workloads | while read -r name depth wl path extra; do
+		[[ $name =~ $only ]] || continue
 		# shellcheck disable=SC2086
 		timeout 900 "$nfsbench" "$@" --name "$name" --depth "$depth" --time "$wtime" \
 			$extra "$wl" "$path" 2>&1 | record "$srv" "$rep"
+		# the server's peak RSS so far: which workload raised it
+		echo "$srv rep=$rep after=$name VmHWM_kib=$(rss_of "$spid") VmRSS_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$spid/status" 2>/dev/null)" >> "$out/rss-steps.txt"
 	done
 	# GETATTR latency of one client while one lists the biggest directory
 	# and one copies up the second big file
+	[[ getattr-p99-under-load =~ $only ]] || { storm "$srv" "$rep" "$@"; return; }
 	local bigdir=merged
 	[ "$big_dir" = 1 ] && bigdir=dir1m
 	"$nfsbench" "$@" --name lister --time "$wtime" --count 1000000 readdirplus "$bigdir" \
@@ -306,7 +315,9 @@ run_all() {
 	"$nfsbench" "$@" --name getattr-p99-under-load --time "$wtime" latency stat.me 2>&1 |
 		record "$srv" "$rep"
 	wait $lp $cp
+	echo "$srv rep=$rep after=getattr-p99-under-load VmHWM_kib=$(rss_of "$spid")" >> "$out/rss-steps.txt"
 	storm "$srv" "$rep" "$@"
+	echo "$srv rep=$rep after=boot-storm VmHWM_kib=$(rss_of "$spid")" >> "$out/rss-steps.txt"
 }
 
 # storm SERVER REP ARGS...: the boot trace replayed by one client alone, then
@@ -315,6 +326,7 @@ run_all() {
 storm() {
 	local srv=$1 rep=$2 i t0 t1 alone spids="" bad=0
 	shift 2
+	[[ boot-storm =~ $only ]] || return
 	if [ ! -e "$data/.bootroot" ]; then
 		echo "   boot storm skipped: no $trace"
 		return
@@ -363,6 +375,7 @@ for rep in $(seq "$reps"); do
 	fi
 	oport=$(cat "$run/o/port")
 	echo "ovlnfsd pid $opid port $oport rss_start_kib $(rss_of $opid)" >> "$out/rss.txt"
+	spid=$opid
 	run_all ovlnfsd "$rep" --port "$oport"
 	echo "ovlnfsd rep=$rep VmHWM_kib=$(rss_of $opid)" | tee -a "$out/rss.txt"
 	stop_pid "$opid"
@@ -413,6 +426,7 @@ for rep in $(seq "$reps"); do
 		done
 		if [ "$ok" = 1 ]; then
 			echo "ganesha pid $gpid rss_start_kib $(rss_of $gpid)" >> "$out/rss.txt"
+			spid=$gpid
 			run_all ganesha "$rep" --port 2049 --mount-port 20048 --export "$run/gmnt"
 			echo "ganesha rep=$rep VmHWM_kib=$(rss_of $gpid)" | tee -a "$out/rss.txt"
 		else
