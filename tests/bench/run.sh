@@ -109,7 +109,16 @@ summarize() {
 	{
 		echo "| workload | unit | ganesha | ovlnfsd | ovlnfsd / ganesha | local syscalls |"
 		echo "|---|---|---:|---:|---:|---:|"
-		awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6 }' "$summary"
+		awk -F'\t' '
+		function fmt(v,   i, s, r) {
+			if (v == "-") return v
+			if (v + 0 < 10) return sprintf("%.2f", v)
+			if (v + 0 < 100) return sprintf("%.1f", v)
+			s = sprintf("%d", v + 0.5); r = ""
+			while (length(s) > 3) { r = "," substr(s, length(s) - 2) r; s = substr(s, 1, length(s) - 3) }
+			return s r
+		}
+		{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, fmt($3), fmt($4), $5 == "-" ? "-" : sprintf("%.2f", $5), fmt($6) }' "$summary"
 		echo
 		echo "Medians of $reps run(s). Where lower is better (us-p99 latency, s, x-slower) the ratio is ganesha / ovlnfsd, so above 1 is always ovlnfsd ahead."
 		echo
