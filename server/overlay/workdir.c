@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ovlnfsd/ctl.h"
 #include "internal.h"
 
 /*
@@ -252,6 +253,13 @@ int onfs_workdir_setup(struct onfs_export *ex, const char *workdir, char *err, s
 		scrub_pr.after = scrub_pr.every = atof(getenv("ONFS_PROGRESS_MS")) / 1000.0;
 	ret = scrub_dir(fd, 0, why, sizeof(why), path);
 	scrub_progress(true);
+	if (ret < 0) {
+		close(fd);
+		close(wfd);
+		goto out_ro;
+	}
+	/* what a reset of an earlier run left (a crash while emptying it) */
+	ret = onfs_trash_scrub(wfd, why, sizeof(why));
 	if (ret < 0) {
 		close(fd);
 		close(wfd);
