@@ -130,6 +130,7 @@ int main(int argc, char **argv)
 	if (!buf || len == 0) {
 		fprintf(stderr, "ovlnfsctl: error: '%s' closed the connection without a reply\n",
 			sa.sun_path);
+		free(buf);
 		return 1;
 	}
 	buf[len] = '\0';
@@ -139,6 +140,7 @@ int main(int argc, char **argv)
 		if (nl)
 			*nl = '\0';
 		fprintf(stderr, "ovlnfsctl: %s\n", buf);
+		free(buf);
 		return 1;
 	}
 	body = buf + 3;
