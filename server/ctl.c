@@ -125,9 +125,11 @@ static void list_one(struct onfs_buf *b, struct onfs_export *ex, bool json, bool
 	struct onfs_layers_info in;
 	uint64_t bytes, objects;
 	char last[32] = "-", clients[32];
+	int base;
 
 	onfs_layers_info(ex, &in);
 	onfs_layers_usage(ex, &bytes, &objects);
+	base = onfs_layers_base(ex);
 	if (in.idle_s >= 0)
 		snprintf(last, sizeof(last), "%llds ago", in.idle_s);
 	/* a line: how many clients have an instance; an instance: its one client */
@@ -154,6 +156,8 @@ static void list_one(struct onfs_buf *b, struct onfs_export *ex, bool json, bool
 			onfs_buf_json_str(b, in.ro_reason);
 		else
 			onfs_buf_printf(b, "null");
+		onfs_buf_printf(b, ", \"base_changed\": %s",
+				base < 0 ? "null" : base ? "true" : "false");
 		onfs_buf_printf(b, ", \"live\": %s, \"base\": [", in.live ? "true" : "false");
 		for (size_t i = 0; i < in.nlowers; i++) {
 			onfs_buf_printf(b, "%s", i ? ", " : "");
@@ -169,6 +173,8 @@ static void list_one(struct onfs_buf *b, struct onfs_export *ex, bool json, bool
 			onfs_buf_printf(b, "%s%s", i ? ":" : "", in.lowers[i]);
 		if (in.ro_reason)
 			onfs_buf_printf(b, "  (read-only: %s)", in.ro_reason);
+		if (base > 0)
+			onfs_buf_printf(b, "  (base changed since the upper was made)");
 		onfs_buf_printf(b, "\n");
 	}
 	*first = false;

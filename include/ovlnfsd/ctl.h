@@ -56,6 +56,13 @@ void onfs_layers_info(struct onfs_export *ex, struct onfs_layers_info *out);
 void onfs_layers_usage(struct onfs_export *ex, uint64_t *bytes, uint64_t *objects);
 /* One entry per change of the upper against the lowers; json or text lines. */
 int onfs_layers_diff(struct onfs_export *ex, bool json, struct onfs_buf *out);
+/*
+ * The base an upper was made against: workdir/ovlnfsd/base. check (at the
+ * work-area setup; wfd the work directory) records it when missing and
+ * logs a change; base returns 0 same, 1 changed, -ENOENT no record.
+ */
+void onfs_base_check(struct onfs_export *ex, int wfd);
+int onfs_layers_base(struct onfs_export *ex);
 /* Remove what this process's resets put in workdir/ovlnfsd/trash. */
 void onfs_layers_trash_empty(struct onfs_export *ex);
 /* DIR/reset-RUN-N-KIND: a fresh trash name of this process run. */

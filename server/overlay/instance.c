@@ -1065,6 +1065,10 @@ int onfs_instance_reset(struct onfs_export *ex, char *err, size_t errlen)
 			 strerror(errno));
 		goto out;
 	}
+	/* the next upper records the base as it is then */
+	snprintf(idx, sizeof(idx), "%s/ovlnfsd/base", ex->inst_work);
+	if (unlink(idx) < 0 && errno != ENOENT)
+		onfs_warn("export '%s': cannot remove '%s': %s", ex->name, idx, strerror(errno));
 	onfs_info("export '%s': reset: upper moved to '%s', emptied in the background",
 		  ex->name, up);
 out:

@@ -406,3 +406,118 @@ void onfs_layers_trash_empty(struct onfs_export *ex)
 		onfs_info("export '%s': trash of the reset emptied", ex->name);
 	close(wfd);
 }
+
+/* --- the base an upper was made against (workdir/ovlnfsd/base) --- */
+
+/*
+ * One line per lower layer, top first: "layer DEV INO CTIME.NSEC PATH".
+ * The root's device, inode and ctime identify the layer: a directory
+ * replaced in place, or entries added or removed at its top, change them.
+ */
+static void base_describe(struct onfs_export *ex, struct onfs_buf *b)
+{
+	for (size_t i = ex->has_upper ? 1 : 0; i < ex->nlayers; i++) {
+		struct stat st;
+
+		if (ex->layers[i].fd < 0 || fstat(ex->layers[i].fd, &st) < 0)
+			memset(&st, 0, sizeof(st));
+		onfs_buf_printf(b, "layer %llu %llu %lld.%09ld %s\n",
+				(unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+				(long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec,
+				ex->layers[i].path);
+	}
+}
+
+/* The record below the work directory, NUL-terminated into *out; -errno. */
+static int base_read(int wfd, const char *work, char **out)
+{
+	char path[PATH_MAX + 32];
+	int fd;
+	struct onfs_buf b = { 0 };
+
+	if (wfd >= 0) {
+		fd = openat(wfd, "ovlnfsd/base", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	} else {
+		snprintf(path, sizeof(path), "%s/ovlnfsd/base", work);
+		fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		char chunk[1024];
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+
+		if (n <= 0)
+			break;
+		onfs_buf_printf(&b, "%.*s", (int)n, chunk);
+	}
+	close(fd);
+	if (b.oom || !b.p) {
+		free(b.p);
+		return b.oom ? -ENOMEM : -ENODATA;
+	}
+	*out = b.p;
+	return 0;
+}
+
+void onfs_base_check(struct onfs_export *ex, int wfd)
+{
+	struct onfs_buf now = { 0 };
+	char *rec = NULL, tmp[64];
+	int r, fd;
+
+	base_describe(ex, &now);
+	if (now.oom)
+		goto out;
+	r = base_read(wfd, NULL, &rec);
+	if (r == 0) {
+		if (strcmp(rec, now.p) != 0)
+			onfs_warn("export '%s': its lower layers changed since its upper was made "
+				  "(workdir/ovlnfsd/base): served over the layers as they are now; "
+				  "`ovlnfsctl diff` shows the upper, `ovlnfsctl reset` drops it",
+				  ex->name);
+		goto out;
+	}
+	if (r != -ENOENT)
+		goto out;
+	/* the first use of this upper (or one older than the record): record it */
+	snprintf(tmp, sizeof(tmp), "ovlnfsd/base.%u", (unsigned)getpid());
+	fd = openat(wfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		goto out;
+	if (write(fd, now.p, now.len) != (ssize_t)now.len || fsync(fd) < 0 ||
+	    renameat(wfd, tmp, wfd, "ovlnfsd/base") < 0) {
+		onfs_warn("export '%s': cannot record its base in workdir/ovlnfsd/base: %s",
+			  ex->name, strerror(errno));
+		unlinkat(wfd, tmp, 0);
+	}
+	close(fd);
+out:
+	free(rec);
+	free(now.p);
+}
+
+int onfs_layers_base(struct onfs_export *ex)
+{
+	struct onfs_buf now = { 0 };
+	const char *work = onfs_instance_work(ex);
+	char *rec = NULL;
+	int r, wfd = -1;
+
+	if (ex->tmpl || !ex->has_upper)
+		return -ENOENT;
+	if (!work && ex->work_fd >= 0)
+		wfd = openat(ex->work_fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (!work && wfd < 0)
+		return -ENOENT;
+	r = base_read(wfd, work, &rec);
+	if (wfd >= 0)
+		close(wfd);
+	if (r < 0)
+		return r;
+	base_describe(ex, &now);
+	r = now.oom ? -ENOMEM : strcmp(rec, now.p) != 0;
+	free(rec);
+	free(now.p);
+	return r;
+}

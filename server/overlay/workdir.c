@@ -282,6 +282,12 @@ int onfs_workdir_setup(struct onfs_export *ex, const char *workdir, char *err, s
 	ex->work_fd = fd;
 	ex->work_ok = true;
 	mark_first_start(ex);
+	/* the lowers this upper is made against: recorded once, a change logged */
+	wfd = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (wfd >= 0) {
+		onfs_base_check(ex, wfd);
+		close(wfd);
+	}
 	return 0;
 out_ro:
 	onfs_err("export '%s' will be served READ-ONLY: work area not usable: %s", ex->name, why);

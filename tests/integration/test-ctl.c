@@ -411,6 +411,48 @@ TEST_IMPL(ctl_refuse_other_uid)
 	return 0;
 }
 
+/*
+ * Every upper records its base (workdir/ovlnfsd/base); a lower changed in
+ * place (here: an entry added at its root) shows in list and in the log;
+ * a reset drops the record and the next upper records the base as it is.
+ */
+TEST_IMPL(ctl_base_record)
+{
+	struct cenv e;
+	struct tl_client a;
+	struct tl_fh ra;
+	char *out = NULL, *txt = NULL, p[PATH_MAX * 2];
+
+	cenv_start(&e);
+	mount_as(&e, &a, "127.0.0.2", &ra);
+	ASSERT_EQ(tl_nfs_create(&a, &ra, "x"), NFS3_OK);
+	FMT(p, "%s/127.0.0.2/work/ovlnfsd/base", e.clients);
+	ASSERTF(tl_read_file(p, &txt) > 0 && strstr(txt, e.t.lower[0]) &&
+		strncmp(txt, "layer ", 6) == 0, "base record: %s", txt ? txt : "(none)");
+	free(txt);
+	ASSERT_EQ(ctl(&e, &out, "--json", "list", NULL), 0);
+	ASSERTF(json_ok(&e, out) && strstr(out, "\"base_changed\": false"), "%s", out);
+	free(out);
+	usleep(20000); /* a ctime tick apart */
+	tl_write(e.t.lower[0], "added-to-base", "new", 0644);
+	ASSERT_EQ(ctl(&e, &out, "--json", "list", NULL), 0);
+	ASSERTF(strstr(out, "\"base_changed\": true"), "%s", out);
+	free(out);
+	ASSERT_EQ(ctl(&e, &out, "list", NULL, NULL), 0);
+	ASSERTF(strstr(out, "base changed since the upper was made"), "%s", out);
+	free(out);
+	ASSERT_EQ(ctl(&e, &out, "reset", "farm/127.0.0.2", NULL), 0);
+	free(out);
+	ASSERT_EQ(tl_nfs_create(&a, &ra, "y"), NFS3_OK);
+	ASSERT_EQ(ctl(&e, &out, "--json", "list", NULL), 0);
+	ASSERTF(strstr(out, "\"base_changed\": false"), "after reset: %s", out);
+	free(out);
+	tl_client_close(&a);
+	tl_server_stop(&e.s);
+	tl_tree_free(&e.t);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tl_case cases[] = {
@@ -418,6 +460,7 @@ int main(int argc, char **argv)
 		TEST_ENTRY(ctl_reset),
 		TEST_ENTRY(ctl_reset_kill9),
 		TEST_ENTRY(ctl_refuse_other_uid),
+		TEST_ENTRY(ctl_base_record),
 	};
 
 	return tl_run(argc, argv, cases, TL_ARRAY_SIZE(cases));
