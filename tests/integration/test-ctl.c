@@ -237,6 +237,31 @@ struct writer {
 	int rounds, errors;
 };
 
+/* The reset instance's own client writes one base file during the reset. */
+struct self_writer {
+	struct tl_client c;
+	struct tl_fh f;
+	atomic_bool stop;
+	int rounds, errors, last_err;
+};
+
+static void *self_writer_main(void *arg)
+{
+	struct self_writer *w = arg;
+	double t0 = tl_now();
+
+	for (int i = 0; i < 2000 && !atomic_load(&w->stop) && tl_now() - t0 < 20; i++) {
+		int st = tl_nfs_write(&w->c, &w->f, 0, "SELF", 4);
+
+		if (st != NFS3_OK) {
+			w->errors++;
+			w->last_err = st;
+		}
+		w->rounds++;
+	}
+	return NULL;
+}
+
 static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
@@ -263,7 +288,8 @@ TEST_IMPL(ctl_reset)
 	struct tl_client a;
 	struct tl_fh ra, fnew, ff, fg, fd;
 	struct writer w = { 0 };
-	pthread_t th;
+	struct self_writer sw = { 0 };
+	pthread_t th, th2;
 	char *out = NULL, buf[64], up[PATH_MAX * 2];
 	uint32_t n;
 	bool eof;
@@ -283,13 +309,28 @@ TEST_IMPL(ctl_reset)
 	ASSERT_EQ(tl_nfs_create(&a, &ra, ".nfs000000000001"), NFS3_OK);
 
 	ASSERT(pthread_create(&th, NULL, writer_main, &w) == 0);
+	/* a second connection of the same client (same address) writes f */
+	tl_client_connect_as(&sw.c, e.s.port, "127.0.0.2", NULL);
+	sw.f = ff;
+	ASSERT(pthread_create(&th2, NULL, self_writer_main, &sw) == 0);
+	usleep(50000);
 	ASSERT_EQ(ctl(&e, &out, "reset", "farm/127.0.0.2", NULL), 0);
 	ASSERTF(strstr(out, "reset"), "%s", out);
 	free(out);
+	usleep(50000);
 	atomic_store(&w.stop, true);
+	atomic_store(&sw.stop, true);
 	pthread_join(th, NULL);
+	pthread_join(th2, NULL);
 	ASSERTF(w.rounds > 0 && w.errors == 0, "the other client: %d errors in %d rounds",
 		w.errors, w.rounds);
+	/* the base file's handle survives the reset: every write lands somewhere valid */
+	ASSERTF(sw.rounds > 0 && sw.errors == 0, "the reset client: %d errors in %d rounds "
+		"(last %d)", sw.errors, sw.rounds, sw.last_err);
+	tl_client_close(&sw.c);
+	/* its writes after the reset went to a fresh copy-up: stop them, then reset again */
+	ASSERT_EQ(ctl(&e, &out, "reset", "farm/127.0.0.2", NULL), 0);
+	free(out);
 
 	/* upper-only objects: STALE; base objects (also copied-up f): the base */
 	ASSERT_EQ(tl_nfs_getattr(&a, &fnew, &at), NFS3ERR_STALE);
