@@ -65,8 +65,10 @@ static void cenv_start(struct cenv *e)
 
 		ASSERT(f);
 		fprintf(f, "[export farm]\npath = /\nlowerdir = %s\nupperdir = %s/{client}/upper\n"
-			"workdir = %s/{client}/work\nsquash = none\n", e->t.lower[0], e->clients,
-			e->clients);
+			"workdir = %s/{client}/work\nsquash = none\n"
+			"[export plain]\npath = /plain\nlowerdir = %s\nupperdir = %s\nworkdir = %s\n"
+			"squash = none\n", e->t.lower[0], e->clients, e->clients, e->t.lower[0],
+			e->t.upper, e->t.work);
 		ASSERT(fclose(f) == 0);
 	}
 	cenv_server(e);
@@ -203,6 +205,29 @@ TEST_IMPL(ctl_list_diff)
 	free(out);
 	ASSERT_EQ(ctl(&e, &out, "diff", "farm/127.0.0.3", NULL), 0);
 	ASSERTF(strcmp(out, "A  only-b\n") == 0, "diff of b: %s", out);
+	free(out);
+
+	/* a plain export: diff and list work, reset is refused with the reason */
+	{
+		struct tl_client pc;
+		struct tl_fh pr;
+		int st;
+
+		tl_client_connect_as(&pc, e.s.port, "127.0.0.4", NULL);
+		st = tl_mnt(&pc, "/plain", &pr, NULL, NULL, 0);
+		ASSERT_EQ(st, MNT3_OK);
+		ASSERT_EQ(tl_nfs_create(&pc, &pr, "plain-new"), NFS3_OK);
+		tl_client_close(&pc);
+	}
+	ASSERT_EQ(ctl(&e, &out, "diff", "plain", NULL), 0);
+	ASSERTF(strcmp(out, "A  plain-new\n") == 0, "diff plain: %s", out);
+	free(out);
+	ASSERT_EQ(ctl(&e, &out, "--json", "list", NULL), 0);
+	ASSERTF(json_ok(&e, out) && strstr(out, "\"name\": \"plain\", \"kind\": \"export\""),
+		"%s", out);
+	free(out);
+	ASSERT_EQ(ctl(&e, &out, "reset", "plain", NULL), 1);
+	ASSERTF(strstr(out, "is not an instance"), "reset plain: %s", out);
 	free(out);
 
 	/* failures: one line on stderr, non-zero */
