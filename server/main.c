@@ -29,6 +29,7 @@
 #include "ovlnfsd/access.h"
 #include "ovlnfsd/common.h"
 #include "ovlnfsd/config.h"
+#include "ovlnfsd/ctl.h"
 #include "ovlnfsd/daemon.h"
 #include "ovlnfsd/nlm.h"
 #include "ovlnfsd/overlay.h"
@@ -281,6 +282,7 @@ static void signal_cb(uv_signal_t *s, int signum)
 	onfs_info("%s: stopping", strsignal(signum));
 	onfs_notify_stopping();
 	onfs_metrics_stop();
+	onfs_ctl_stop(&m->srv);
 	m->srv.stopping = true;
 	onfs_transport_stop(&m->srv);
 	onfs_nlm_stop(&m->srv);
@@ -389,15 +391,22 @@ int main(int argc, char **argv)
 	}
 	m.srv.nexports = opened;
 
+	/* the control socket of ovlnfsctl (ctl.c): up before the port file says ready */
+	if (onfs_ctl_start(&m.srv, err, sizeof(err)) < 0) {
+		onfs_err("%s", err);
+		goto out_exports;
+	}
 	onfs_portmap_plan(&cfg);
 	if (onfs_transport_start(&m.srv, err, sizeof(err)) < 0) {
 		onfs_err("%s", err);
+		onfs_ctl_stop(&m.srv); /* static handle, no callback: no loop run needed */
 		goto out_exports;
 	}
 	if (cfg.port_file && write_port_file(cfg.port_file, m.srv.port) < 0) {
 		onfs_err("cannot write port file '%s': %s", cfg.port_file, strerror(errno));
 		m.srv.stopping = true;
 		onfs_transport_stop(&m.srv);
+		onfs_ctl_stop(&m.srv);
 		uv_run(&m.loop, UV_RUN_DEFAULT);
 		goto out_exports;
 	}
@@ -407,6 +416,7 @@ int main(int argc, char **argv)
 		m.srv.stopping = true;
 		onfs_transport_stop(&m.srv);
 		onfs_nlm_stop(&m.srv);
+		onfs_ctl_stop(&m.srv);
 		uv_run(&m.loop, UV_RUN_DEFAULT);
 		goto out_exports;
 	}
@@ -415,6 +425,7 @@ int main(int argc, char **argv)
 		onfs_err("%s", err);
 		m.srv.stopping = true;
 		onfs_transport_stop(&m.srv);
+		onfs_ctl_stop(&m.srv);
 		uv_run(&m.loop, UV_RUN_DEFAULT);
 		goto out_exports;
 	}

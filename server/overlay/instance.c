@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ovlnfsd/ctl.h"
 #include "ovlnfsd/siphash.h"
 #include "ovlnfsd/template.h"
 #include "internal.h"
@@ -998,4 +999,94 @@ void onfs_instance_log(const struct onfs_export *line)
 		  L->work_tmpl, L->ninst, live, upper, L->max, L->max ? "" : " (no limit)",
 		  L->idle, L->idle ? "" : " (never)");
 	pthread_mutex_unlock(&L->lock);
+}
+
+/* --- the control socket (server/ctl.c, layers.c) --- */
+
+size_t onfs_instance_list(struct onfs_export *line, struct onfs_export **out, size_t cap)
+{
+	struct onfs_inst_line *L = line->tmpl;
+	size_t n = 0;
+
+	if (!L)
+		return 0;
+	pthread_mutex_lock(&L->lock);
+	for (size_t i = 0; i < L->ninst && n < cap; i++)
+		out[n++] = L->insts[i];
+	pthread_mutex_unlock(&L->lock);
+	return n;
+}
+
+/*
+ * Reset: the instance goes back to dormant with no upper. Under inst_lock
+ * with no call inside: caches and descriptors go (inst_release), then the
+ * index and the upper are renamed into workdir/ovlnfsd/trash/NAME (one
+ * rename each, the upper last: it is the step the client sees). The next
+ * change creates a fresh upper (inst_materialize). The trash is emptied by
+ * the caller in the background, or by the work-area setup after a crash.
+ */
+int onfs_instance_reset(struct onfs_export *ex, char *err, size_t errlen)
+{
+	char trash[PATH_MAX], up[PATH_MAX + 16], ix[PATH_MAX + 16], idx[PATH_MAX];
+	int ret = 0;
+
+	if (!ex->line) {
+		snprintf(err, errlen, "'%s' is not an instance: reset needs a per-client instance",
+			 ex->name);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&ex->inst_lock);
+	if (!quiesce(ex, true)) {
+		pthread_mutex_unlock(&ex->inst_lock);
+		snprintf(err, errlen, "'%s': calls did not drain within %d s", ex->name,
+			 QUIESCE_WAIT_MS / 1000);
+		return -EAGAIN;
+	}
+	ret = onfs_owner_enter(ex);
+	if (ret < 0) {
+		snprintf(err, errlen, "'%s': cannot take the owner's credentials: %s", ex->name,
+			 strerror(-ret));
+		goto out;
+	}
+	inst_release(ex);
+	snprintf(trash, sizeof(trash), "%s/ovlnfsd/trash", ex->inst_work);
+	if (mkdir(trash, 0700) < 0 && errno != EEXIST) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot create '%s': %s", trash, strerror(errno));
+		goto out;
+	}
+	onfs_trash_name(ex, trash, up, sizeof(up), "upper");
+	onfs_trash_name(ex, trash, ix, sizeof(ix), "index");
+	snprintf(idx, sizeof(idx), "%s/index", ex->inst_work);
+	if (rename(idx, ix) < 0 && errno != ENOENT) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot rename '%s' to '%s': %s", idx, ix, strerror(errno));
+		goto out;
+	}
+	if (rename(ex->inst_upper, up) < 0 && errno != ENOENT) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot rename '%s' to '%s': %s", ex->inst_upper, up,
+			 strerror(errno));
+		goto out;
+	}
+	/* the next upper records the base as it is then */
+	snprintf(idx, sizeof(idx), "%s/ovlnfsd/base", ex->inst_work);
+	if (unlink(idx) < 0 && errno != ENOENT)
+		onfs_warn("export '%s': cannot remove '%s': %s", ex->name, idx, strerror(errno));
+	onfs_info("export '%s': reset: upper moved to '%s', emptied in the background",
+		  ex->name, up);
+out:
+	atomic_store(&ex->quiesce, false);
+	pthread_mutex_unlock(&ex->inst_lock);
+	return ret;
+}
+
+const char *onfs_instance_upper(const struct onfs_export *ex)
+{
+	return ex->line ? ex->inst_upper : (ex->has_upper ? ex->layers[0].path : NULL);
+}
+
+const char *onfs_instance_work(const struct onfs_export *ex)
+{
+	return ex->inst_work;
 }

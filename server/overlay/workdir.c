@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ovlnfsd/ctl.h"
 #include "internal.h"
 
 /*
@@ -279,6 +280,13 @@ int onfs_workdir_setup(struct onfs_export *ex, const char *workdir, char *err, s
 		close(wfd);
 		goto out_ro;
 	}
+	/* what a reset of an earlier run left (a crash while emptying it) */
+	ret = onfs_trash_scrub(wfd, why, sizeof(why));
+	if (ret < 0) {
+		close(fd);
+		close(wfd);
+		goto out_ro;
+	}
 	/* index/ is kept as it is (persistent: origin -> upper, deletions) */
 	if (mkdirat(wfd, "index", ex->owner.uid == 0 ? 0 : 0700) < 0 && errno != EEXIST) {
 		snprintf(why, sizeof(why), "cannot create '%s/index': %s", real, strerror(errno));
@@ -297,6 +305,12 @@ int onfs_workdir_setup(struct onfs_export *ex, const char *workdir, char *err, s
 	ex->work_ok = true;
 	atomic_store(&ex->index_used, !dir_empty(ex->index_fd));
 	mark_first_start(ex);
+	/* the lowers this upper is made against: recorded once, a change logged */
+	wfd = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (wfd >= 0) {
+		onfs_base_check(ex, wfd);
+		close(wfd);
+	}
 	return 0;
 out_ro:
 	onfs_err("export '%s' will be served READ-ONLY: work area not usable: %s", ex->name, why);

@@ -17,7 +17,7 @@ prefix=$(meson introspect "$B" --buildoptions | python3 -c '
 import json, sys
 print({o["name"]: o["value"] for o in json.load(sys.stdin)}["prefix"])')
 R=$T$prefix
-for f in bin/ovlnfsd share/man/man8/ovlnfsd.8 share/man/man5/ovlnfsd.conf.5 \
+for f in bin/ovlnfsd bin/ovlnfsctl share/man/man8/ovlnfsd.8 share/man/man8/ovlnfsctl.8 share/man/man5/ovlnfsd.conf.5 \
 	share/doc/ovlnfsd/examples/ovlnfsd.conf; do
 	[ -f "$R/$f" ] && echo "ok: $prefix/$f" || bad "$prefix/$f not installed"
 done
@@ -33,7 +33,7 @@ fi
 "$R/bin/ovlnfsd" --version >/dev/null 2>&1 && echo "ok: the installed binary runs" ||
 	bad "the installed ovlnfsd --version failed"
 if command -v man >/dev/null 2>&1; then
-	for p in man8/ovlnfsd.8 man5/ovlnfsd.conf.5; do
+	for p in man8/ovlnfsd.8 man8/ovlnfsctl.8 man5/ovlnfsd.conf.5; do
 		out=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$R/share/man/$p" 2>&1 >/dev/null)
 		[ -z "$out" ] && echo "ok: $p renders without warnings" || bad "$p: $out"
 		grep -q '@VERSION@' "$R/share/man/$p" && bad "$p: @VERSION@ not filled in"

@@ -708,6 +708,18 @@ void tl_server_start(struct tl_server *s, const char *log_dir, const char *state
 	}
 }
 
+void tl_server_kill(struct tl_server *s)
+{
+	int status;
+
+	ASSERT(s->pid > 0);
+	tl_cleanup_cancel(s->cleanup_token);
+	live_servers--;
+	ASSERTF(kill(s->pid, SIGKILL) == 0, "kill -9 %d: %s", (int)s->pid, strerror(errno));
+	ASSERT(waitpid(s->pid, &status, 0) == s->pid);
+	s->pid = 0;
+}
+
 void tl_server_stop(struct tl_server *s)
 {
 	double deadline;

@@ -165,6 +165,8 @@ void tl_server_start(struct tl_server *s, const char *log_dir, const char *state
 		     const char *const *extra);
 /* SIGTERM, wait (bounded), assert exit status 0; SIGKILL fallback. */
 void tl_server_stop(struct tl_server *s);
+/* kill -9 (a crash) and reap it; the case may start it again. */
+void tl_server_kill(struct tl_server *s);
 /* Servers started from now on drop to uid:gid first (-1, -1: as the test). */
 void tl_server_run_as(long uid, long gid);
 
