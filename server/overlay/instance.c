@@ -393,6 +393,8 @@ static void inst_materialize(struct onfs_inst_line *L, struct onfs_export *ex)
 /* live -> dormant: descriptors and caches go, the data stays. */
 static void inst_release(struct onfs_export *ex)
 {
+	/* void whatever a cache (cache.c) read before, then drop the caches */
+	onfs_changed_ns(ex);
 	onfs_dir_cache_free(ex->dirs);
 	ex->dirs = NULL;
 	onfs_node_cache_free(ex->nodes);
