@@ -94,6 +94,18 @@ static int wait_for(struct tl_client *c, struct pending *p, int queued)
 	return p->result;
 out_err:
 	snprintf(last_err, sizeof(last_err), "%s", c->err);
+	if (queued == 0 && !p->done) {
+		/*
+		 * The call is still queued in libnfs with p (on the caller's
+		 * stack) as its callback data: cancel it now, while p lives
+		 * (destroying the context calls back with CANCEL), and go on
+		 * with an unconnected context, on which every later call fails
+		 * cleanly instead of writing into a dead stack frame.
+		 */
+		rpc_destroy_context(c->rpc);
+		c->rpc = rpc_init_context();
+		ASSERT(c->rpc != NULL);
+	}
 	return -1;
 }
 
