@@ -407,7 +407,7 @@ instances() {
 	echo "== ovlnfsd: $ninst read-only + $ninst written instances (pid $ipid port $iport)"
 	timeout 900 "$nfsbench" --port "$iport" --server-pid "$ipid" --count "$ninst" \
 		--name instances instances /clients 2>&1 | record ovlnfsd "$rep"
-	echo "ovlnfsd-instances rep=$rep VmRSS_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$ipid/status" 2>/dev/null) instances=$((2 * ninst)) upper_dirs=$(ls "$run/i/clients" | wc -l)" >> "$out/rss-steps.txt"
+	echo "ovlnfsd-instances rep=$rep VmRSS_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$ipid/status" 2>/dev/null) instances=$((2 * ninst)) upper_dirs=$(find "$run/i/clients" -mindepth 1 -maxdepth 1 | wc -l)" >> "$out/rss-steps.txt"
 	stop_pid "$ipid"
 	rm -rf "$run/i"
 }

@@ -155,8 +155,8 @@ EOT
 	else
 		printf '%s\n' "$out" | sed 's/^/ok instances: /'
 	fi
-	nrw=$(ls "$tmp/clients" | grep -c '^rw-')
-	nro=$(ls "$tmp/clients" | grep -c '^ro-')
+	nrw=$(find "$tmp/clients" -mindepth 1 -maxdepth 1 -name 'rw-*' | wc -l)
+	nro=$(find "$tmp/clients" -mindepth 1 -maxdepth 1 -name 'ro-*' | wc -l)
 	if [ "$nrw" != $ninst ] || [ "$nro" != 0 ]; then
 		echo "FAIL instances on disk: $nrw written uppers (expected $ninst), $nro read-only ones (expected 0)"
 		fails=$((fails + 1))
