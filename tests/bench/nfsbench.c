@@ -1163,6 +1163,179 @@ static int run_replay(const char *trace, const char *rootdir)
 	return 0;
 }
 
+/* ---------- instances: per-client instances of a templated export ---------- */
+
+/*
+ * instances DIR: --count new names DIR/ro-NNNNN, each MNT (timed) + GETATTR of
+ * its root, then as many DIR/rw-NNNNN, each MNT + GETATTR + CREATE + one small
+ * FILE_SYNC WRITE (the instance creates its upper). The server's VmRSS
+ * (--server-pid) before and after each pass, divided by the count, is the
+ * cost of one idle instance; MNT latency is over the read-only pass's new
+ * names. All from one connection pair: the export must be templated by
+ * {name} (path = DIR/{name}), which tells instances apart by the mounted name.
+ */
+static long vmrss_kib(int pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "r");
+	if (!f)
+		die("--server-pid %d: %s: %s", pid, path, strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+			break;
+	fclose(f);
+	if (kib < 0)
+		die("--server-pid %d: no VmRSS in %s", pid, path);
+	return kib;
+}
+
+static void copy_create_fh(void *data, struct sync *s)
+{
+	CREATE3res *res = data;
+
+	s->nfs = res->status;
+	if (res->status == NFS3_OK && res->CREATE3res_u.resok.obj.handle_follows)
+		from_nfs(s->out, &res->CREATE3res_u.resok.obj.post_op_fh3_u.handle);
+}
+
+static int server_pid;
+
+/* One new instance: MNT DIR/NAME (returns its latency), GETATTR, maybe a write. */
+static double instance_touch(struct rpc_context *mrpc, struct rpc_context *nrpc,
+			     const char *path, bool write)
+{
+	struct sync s = { .copy = copy_mnt };
+	char what[300];
+	double t0, dt;
+
+	snprintf(what, sizeof(what), "MOUNT %s", path);
+	rpc = mrpc;
+	t0 = now();
+	sync_wait(&s, rpc_mount3_mnt_async(rpc, sync_cb, (char *)path, &s), what);
+	dt = now() - t0;
+	if (s.nfs != MNT3_OK)
+		die("%s: mount status %u (a templated export with path = DIR/{name}, "
+		    "and max_instances of at least twice --count?)", what, s.nfs);
+	rpc = nrpc;
+
+	GETATTR3args ga;
+	struct sync g = { .copy = copy_status };
+
+	to_nfs(&ga.object, &root);
+	snprintf(what, sizeof(what), "GETATTR of the root of %s", path);
+	sync_wait(&g, rpc_nfs3_getattr_async(rpc, sync_cb, &ga, &g), what);
+	if (g.nfs != NFS3_OK)
+		die("%s: NFS status %u", what, g.nfs);
+	if (!write)
+		return dt;
+
+	CREATE3args ca;
+	struct fh file = { 0 };
+	struct sync c = { .copy = copy_create_fh, .out = &file };
+
+	memset(&ca, 0, sizeof(ca));
+	to_nfs(&ca.where.dir, &root);
+	ca.where.name = (char *)"nfsbench-instance";
+	ca.how.mode = UNCHECKED;
+	ca.how.createhow3_u.obj_attributes.mode.set_it = 1;
+	ca.how.createhow3_u.obj_attributes.mode.set_mode3_u.mode = 0644;
+	snprintf(what, sizeof(what), "CREATE in the root of %s", path);
+	sync_wait(&c, rpc_nfs3_create_async(rpc, sync_cb, &ca, &c), what);
+	if (c.nfs != NFS3_OK || file.len == 0)
+		die("%s: NFS status %u%s", what, c.nfs, file.len ? "" : " or no handle");
+
+	WRITE3args wa;
+	struct sync w = { .copy = copy_status };
+	char data[32];
+	int n = snprintf(data, sizeof(data), "%s\n", path);
+
+	to_nfs(&wa.file, &file);
+	wa.offset = 0;
+	wa.count = (count3)n;
+	wa.stable = FILE_SYNC;
+	wa.data.data_len = (u_int)n;
+	wa.data.data_val = data;
+	snprintf(what, sizeof(what), "WRITE in the root of %s", path);
+	sync_wait(&w, rpc_nfs3_write_async(rpc, sync_cb, &wa, &w), what);
+	if (w.nfs != NFS3_OK)
+		die("%s: NFS status %u", what, w.nfs);
+	return dt;
+}
+
+static void named_result(const char *base, const char *suffix, const char *unit, double value,
+			 uint64_t ops, double secs, const char *extra)
+{
+	char name[160];
+	const char *keep = opt.name;
+
+	snprintf(name, sizeof(name), "%s-%s", base, suffix);
+	opt.name = name;
+	result(unit, value, ops, secs, extra);
+	opt.name = keep;
+}
+
+static int run_instances(const char *dir)
+{
+	struct rpc_context *mrpc, *nrpc;
+	char path[4200], extra[200];
+	uint64_t n = opt.count;
+	long rss0, rss1, rss2;
+	double t0, t1, t2, *ml;
+
+	if (server_pid <= 0)
+		die("instances: --server-pid PID is required (the server's VmRSS is the figure)");
+	if (n > 100000)
+		die("instances: --count %" PRIu64 ": at most 100000", n);
+	ml = calloc(n, sizeof(*ml));
+	if (!ml)
+		die("out of memory");
+	snprintf(path, sizeof(path), "MOUNT connection to %s:%d", opt.server,
+		 opt.mount_port ? opt.mount_port : opt.port);
+	connect_to(opt.mount_port ? opt.mount_port : opt.port, MOUNT_PROGRAM, MOUNT_V3, path);
+	mrpc = rpc;
+	rpc = NULL;
+	snprintf(path, sizeof(path), "NFS connection to %s:%d", opt.server, opt.port);
+	connect_to(opt.port, NFS_PROGRAM, NFS_V3, path);
+	nrpc = rpc;
+
+	rss0 = vmrss_kib(server_pid);
+	t0 = now();
+	for (uint64_t i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/ro-%05" PRIu64, dir, i);
+		ml[i] = instance_touch(mrpc, nrpc, path, false);
+	}
+	t1 = now();
+	rss1 = vmrss_kib(server_pid);
+	for (uint64_t i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/rw-%05" PRIu64, dir, i);
+		instance_touch(mrpc, nrpc, path, true);
+	}
+	t2 = now();
+	rss2 = vmrss_kib(server_pid);
+
+	qsort(ml, n, sizeof(*ml), cmp_double);
+	snprintf(extra, sizeof(extra), "instances=%" PRIu64 " rss_before_kib=%ld rss_after_kib=%ld",
+		 n, rss0, rss1);
+	named_result(opt.name, "rss-readonly", "KiB", (double)(rss1 - rss0) / (double)n, n,
+		     t1 - t0, extra);
+	snprintf(extra, sizeof(extra), "instances=%" PRIu64 " rss_before_kib=%ld rss_after_kib=%ld",
+		 n, rss1, rss2);
+	named_result(opt.name, "rss-written", "KiB", (double)(rss2 - rss1) / (double)n, n,
+		     t2 - t1, extra);
+	snprintf(extra, sizeof(extra), "max_us=%.1f", ml[n - 1] * 1e6);
+	named_result(opt.name, "mnt-p50", "us", ml[n / 2] * 1e6, n, t1 - t0, extra);
+	named_result(opt.name, "mnt-p99", "us", ml[(n * 99) / 100] * 1e6, n, t1 - t0, extra);
+	free(ml);
+	rpc_destroy_context(mrpc);
+	rpc_destroy_context(nrpc);
+	rpc = NULL;
+	return 0;
+}
+
 /* ---------- local workloads: the same operations as system calls ---------- */
 
 struct lname {
@@ -1501,11 +1674,16 @@ static void usage(FILE *f)
 		"  copyup-big FILE     1-byte FILE_SYNC WRITE to one file (file MB/s)\n"
 		"  replay TRACE [DIR]  replay a LOOKUP/GETATTR/ACCESS/READLINK/READ trace file\n"
 		"                      one call at a time, DIR as its / (seconds until done)\n"
+		"  instances DIR       per-client instances of an export with path = DIR/{name}:\n"
+		"                      --count new names DIR/ro-N (MNT + GETATTR), then DIR/rw-N\n"
+		"                      (+ CREATE + small WRITE); server VmRSS growth per instance\n"
+		"                      (KiB, needs --server-pid) and MNT p50/p99 (us)\n"
 		"options:\n"
 		"  --server ADDR (127.0.0.1)  --port N (NFS)  --mount-port N (default --port)\n"
 		"  --export PATH (/)  --bind ADDR (source address)  --depth N (1)\n"
 		"  --count N  --time SECONDS (10)  --size BYTES (524288)  --bytes N (1 GiB)\n"
 		"  --dircount N (8192)  --maxcount N (65536)  --name LABEL\n"
+		"  --server-pid PID: the server whose VmRSS the instances workload reads\n"
 		"  --local DIR: the same operations as system calls under DIR\n"
 		"    (copyup/copyup-big need DEST: copy_file_range there, like cp)\n"
 		"data-set helpers (with --local DIR):\n"
@@ -1523,7 +1701,8 @@ int main(int argc, char **argv)
 		{ "count", 1, NULL, 'c' },    { "time", 1, NULL, 't' },
 		{ "size", 1, NULL, 'S' },     { "bytes", 1, NULL, 'B' },
 		{ "dircount", 1, NULL, 'D' }, { "maxcount", 1, NULL, 'M' },
-		{ "fill", 1, NULL, 'F' },     { "help", 0, NULL, 'h' },     { NULL, 0, NULL, 0 },
+		{ "fill", 1, NULL, 'F' },     { "help", 0, NULL, 'h' },
+		{ "server-pid", 1, NULL, 'P' }, { NULL, 0, NULL, 0 },
 	};
 	int c;
 
@@ -1544,6 +1723,7 @@ int main(int argc, char **argv)
 		case 'D': opt.dircount = (uint32_t)parse_bytes(optarg, "--dircount"); break;
 		case 'M': opt.maxcount = (uint32_t)parse_bytes(optarg, "--maxcount"); break;
 		case 'F': fill_bytes = parse_bytes(optarg, "--fill"); break;
+		case 'P': server_pid = atoi(optarg); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -1573,5 +1753,7 @@ int main(int argc, char **argv)
 		die("--port is required (the server's NFS port)");
 	if (strcmp(argv[optind], "replay") == 0)
 		return run_replay(argv[optind + 1], argc - optind > 2 ? argv[optind + 2] : NULL);
+	if (strcmp(argv[optind], "instances") == 0)
+		return run_instances(argv[optind + 1]);
 	return run_nfs(argv[optind], argv[optind + 1]);
 }

@@ -10,7 +10,10 @@
 #   sh tests/bench/run.sh [--reps N] [--time S] [--big-dir] [--quick]
 #                         [--workloads REGEX] [--no-ganesha] [--no-local] [--server PATH]
 #                         [--nfsbench PATH] [--scratch DIR] [--out DIR]
-# Environment: BENCH_BIG_MB (size of the big files, 1024), BENCH_SCRATCH,
+#                         [--instances N]
+# --instances N: per-client instances (ovlnfsd only) with N names each
+# read-only and written (1000; 0: skip). Environment: BENCH_BIG_MB (size of
+# the big files, 1024), BENCH_SCRATCH,
 # BENCH_OUT, ONFS_SERVER, NFSBENCH.
 #
 # Every process it starts is recorded by PID and stopped on exit.
@@ -32,8 +35,9 @@ use_ganesha=1
 use_local=1
 summarize_only=0
 only=.            # extended regex: the workloads to run (names as in the table)
+ninst=1000        # per-client instances: new names per pass
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -48,6 +52,7 @@ while [ $# -gt 0 ]; do
 	--nfsbench) nfsbench=$2; shift ;;
 	--scratch) scratch=$2; shift ;;
 	--out) out=$2; shift ;;
+	--instances) ninst=$2; shift ;;
 	--inner) ;;
 	--summarize) out=$2; summarize_only=1; shift ;;
 	-h|--help) usage; exit 0 ;;
@@ -98,8 +103,10 @@ summarize() {
 		for (i = 1; i <= nw; i++) {
 			k = names[i]
 			g = median(vals[k, "ganesha"]); o = median(vals[k, "ovlnfsd"]); l = median(vals[k, "local"])
+			# per-client uppers: ovlnfsd only (ganesha has none)
+			if (k ~ /^instances-/ && g == "") g = "n/a"
 			r = ""
-			if (g != "" && o != "" && g + 0 > 0 && o + 0 > 0)
+			if (g != "" && g != "n/a" && o != "" && g + 0 > 0 && o + 0 > 0)
 				r = (unit[k] ~ /^(us|s$|x-)/) ? sprintf("%.3f", g / o) : sprintf("%.3f", o / g)
 			printf "%s\t%s\t%s\t%s\t%s\t%s\n", k, unit[k], g == "" ? "-" : g, o == "" ? "-" : o, r == "" ? "-" : r, l == "" ? "-" : l
 		}
@@ -111,7 +118,7 @@ summarize() {
 		echo "|---|---|---:|---:|---:|---:|"
 		awk -F'\t' '
 		function fmt(v,   i, s, r) {
-			if (v == "-") return v
+			if (v == "-" || v == "n/a") return v
 			if (v + 0 < 10) return sprintf("%.2f", v)
 			if (v + 0 < 100) return sprintf("%.1f", v)
 			s = sprintf("%d", v + 0.5); r = ""
@@ -208,7 +215,7 @@ if [ -z "${ONFS_BENCH_INNER:-}" ]; then
 		--scratch "$scratch" --out "$out" --reps "$reps" --time "$wtime" \
 		$([ "$big_dir" = 1 ] && echo --big-dir) $([ "$quick" = 1 ] && echo --quick) \
 		$([ "$use_ganesha" = 0 ] && echo --no-ganesha) $([ "$use_local" = 0 ] && echo --no-local) \
-		--workloads "$only"
+		--workloads "$only" --instances "$ninst"
 fi
 
 # ---------- inside: private network + mount namespace ----------
@@ -366,6 +373,45 @@ storm() {
 	}' | record "$srv" "$rep"
 }
 
+# instances REP: ovlnfsd with one export templated by {name} (path =
+# /clients/{name}, upper and work per name) over the data set's lower; one
+# client mounts $ninst new names read-only, then $ninst more that each write
+# one small file; the server's VmRSS growth per instance and the MNT latency
+# of a new name. ganesha has no per-client uppers: its column says n/a.
+instances() {
+	local rep=$1 ipid iport i
+	[ "$ninst" -gt 0 ] || return
+	[[ instances-rss-readonly =~ $only ]] || return
+	rm -rf "$run/i" && mkdir -p "$run/i/state" "$run/i/clients" || return
+	cat > "$run/i/ovlnfsd.conf" <<-EOF
+	[export farm]
+	path = /clients/{name}
+	lowerdir = $data/lower
+	upperdir = $run/i/clients/{name}/upper
+	workdir = $run/i/clients/{name}/work
+	clients = 127.0.0.0/8
+	squash = none
+	max_instances = $((2 * ninst))
+	EOF
+	"$server" -c "$run/i/ovlnfsd.conf" --listen 127.0.0.1:0 --port-file "$run/i/port" \
+		--state-dir "$run/i/state" 2> "$out/ovlnfsd-instances-$rep.log" &
+	ipid=$!
+	pids="$pids $ipid"
+	for i in $(seq 100); do [ -s "$run/i/port" ] && break; sleep 0.1; done
+	if [ ! -s "$run/i/port" ]; then
+		echo "run.sh: ovlnfsd (templated export) did not start; see $out/ovlnfsd-instances-$rep.log" >&2
+		stop_pid "$ipid"
+		return
+	fi
+	iport=$(cat "$run/i/port")
+	echo "== ovlnfsd: $ninst read-only + $ninst written instances (pid $ipid port $iport)"
+	timeout 900 "$nfsbench" --port "$iport" --server-pid "$ipid" --count "$ninst" \
+		--name instances instances /clients 2>&1 | record ovlnfsd "$rep"
+	echo "ovlnfsd-instances rep=$rep VmRSS_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$ipid/status" 2>/dev/null) instances=$((2 * ninst)) upper_dirs=$(find "$run/i/clients" -mindepth 1 -maxdepth 1 | wc -l)" >> "$out/rss-steps.txt"
+	stop_pid "$ipid"
+	rm -rf "$run/i"
+}
+
 mkdir -p "$run"
 for rep in $(seq "$reps"); do
 	echo "== repetition $rep of $reps"
@@ -388,6 +434,7 @@ for rep in $(seq "$reps"); do
 	run_all ovlnfsd "$rep" --port "$oport"
 	echo "ovlnfsd rep=$rep VmHWM_kib=$(rss_of $opid)" | tee -a "$out/rss.txt"
 	stop_pid "$opid"
+	instances "$rep"
 
 	# ganesha: the same layers as a kernel overlay (index and nfs_export on:
 	# FSAL VFS needs file handles), exported by FSAL VFS

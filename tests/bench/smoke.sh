@@ -5,7 +5,8 @@
 # measured by tests/bench/run.sh, not by tests.
 #
 # Needs ONFS_SERVER (ovlnfsd) and NFSBENCH (nfsbench). Starts one ovlnfsd on
-# 127.0.0.1 (port 0, --port-file) and stops it by PID on exit.
+# 127.0.0.1 (port 0, --port-file), then a second one with a templated export
+# for the instances workload, and stops each by PID.
 set -u
 server=${ONFS_SERVER:?ONFS_SERVER: path of ovlnfsd}
 nfsbench=${NFSBENCH:?NFSBENCH: path of nfsbench}
@@ -116,5 +117,67 @@ if [ $src -ne 0 ]; then
 	echo "FAIL: ovlnfsd exited with status $src after SIGTERM:"; tail -20 "$tmp/server.log"
 	fails=$((fails + 1))
 fi
+
+# per-client instances: 20 read-only + 20 written names of a {name}-templated
+# export; the workload ran (four figures, a positive MNT latency) and only the
+# written names have an upper on disk
+instances_smoke() {
+	ninst=20
+	mkdir -p "$tmp/clients" "$tmp/istate" || exit 1
+	cat > "$tmp/instances.conf" <<EOT
+[export farm]
+path = /clients/{name}
+lowerdir = $tmp/lower
+upperdir = $tmp/clients/{name}/upper
+workdir = $tmp/clients/{name}/work
+clients = 127.0.0.0/8
+squash = none
+max_instances = $((2 * ninst))
+EOT
+	"$server" -c "$tmp/instances.conf" --listen 127.0.0.1:0 --port-file "$tmp/iport" \
+		--state-dir "$tmp/istate" 2> "$tmp/iserver.log" &
+	spid=$!
+	i=0
+	while [ ! -s "$tmp/iport" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+	if [ ! -s "$tmp/iport" ]; then
+		echo "FAIL: ovlnfsd (templated export) did not write $tmp/iport within 30 s:"
+		cat "$tmp/iserver.log"
+		exit 1
+	fi
+	out=$("$nfsbench" --port "$(cat "$tmp/iport")" --server-pid "$spid" --count $ninst \
+		instances /clients 2>&1)
+	rc=$?
+	nres=$(printf '%s\n' "$out" | grep -c '^RESULT workload=instances-\(rss-readonly\|rss-written\|mnt-p50\|mnt-p99\) ')
+	p50=$(printf '%s\n' "$out" | sed -n 's/^RESULT workload=instances-mnt-p50 .* value=\([0-9.]*\) .*/\1/p')
+	if [ $rc -ne 0 ] || [ "$nres" != 4 ] || [ -z "$p50" ] || ! awk -v v="$p50" 'BEGIN { exit !(v > 0) }'; then
+		echo "FAIL instances (exit $rc, $nres of 4 figures): $out"
+		fails=$((fails + 1))
+	else
+		printf '%s\n' "$out" | sed 's/^/ok instances: /'
+	fi
+	nrw=$(find "$tmp/clients" -mindepth 1 -maxdepth 1 -name 'rw-*' | wc -l)
+	nro=$(find "$tmp/clients" -mindepth 1 -maxdepth 1 -name 'ro-*' | wc -l)
+	if [ "$nrw" != $ninst ] || [ "$nro" != 0 ]; then
+		echo "FAIL instances on disk: $nrw written uppers (expected $ninst), $nro read-only ones (expected 0)"
+		fails=$((fails + 1))
+	else
+		echo "ok instances on disk: $nrw uppers, none for the read-only names"
+	fi
+	kill -TERM "$spid"
+	wait "$spid"
+	src=$?
+	spid=""
+	if [ $src -ne 0 ]; then
+		echo "FAIL: ovlnfsd (templated export) exited with status $src after SIGTERM:"
+		tail -20 "$tmp/iserver.log"
+		fails=$((fails + 1))
+	fi
+}
+if [ "$(id -u)" = 0 ]; then
+	instances_smoke
+else
+	echo "note: not root, instances skipped (templated exports need kernel file handles: CAP_DAC_READ_SEARCH)"
+fi
+
 [ $fails -eq 0 ] || { echo "$fails failure(s)"; exit 1; }
 echo "all ok"
