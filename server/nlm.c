@@ -526,6 +526,27 @@ static bool enc_res(uint32_t vers, XDR *xdrs, const onfs_netobj *cookie, uint32_
 	}
 }
 
+/*
+ * The answer of LOCK, CANCEL and UNLOCK: the reply itself, or for the _MSG
+ * form (res_proc set) a _RES call back to the client (the reply is empty).
+ */
+static bool answer(struct onfs_call *c, XDR *xdrs, uint32_t res_proc, const onfs_netobj *cookie,
+		   uint32_t st)
+{
+	if (!res_proc)
+		return enc_res(c->vers, xdrs, cookie, st);
+	if (c->vers == 4) {
+		struct onfs_nlm4_res r = { *cookie, (onfs_nlm4_stats)st };
+
+		send_res(c, res_proc, (xdrproc_t)xdr_onfs_nlm4_res, &r);
+	} else {
+		struct onfs_nlm_res r = { *cookie, (onfs_nlm_stats)stat_for(c->vers, st) };
+
+		send_res(c, res_proc, (xdrproc_t)xdr_onfs_nlm_res, &r);
+	}
+	return true;
+}
+
 static uint64_t holder_len(const struct onfs_lock_range *r)
 {
 	return r->end == ONFS_LOCK_EOF ? 0 : r->end - r->start + 1;
@@ -621,19 +642,7 @@ static bool lock_common(struct onfs_call *c, void *args, XDR *xdrs, bool msg, bo
 	}
 	/* NM_LOCK: a client without a status monitor; never blocks */
 	st = do_lock(c, &k, excl, nm ? false : block, reclaim, !nm);
-	if (msg) {
-		if (c->vers == 4) {
-			struct onfs_nlm4_res r = { *cookie, (onfs_nlm4_stats)st };
-
-			send_res(c, P_LOCK_RES, (xdrproc_t)xdr_onfs_nlm4_res, &r);
-		} else {
-			struct onfs_nlm_res r = { *cookie, (onfs_nlm_stats)stat_for(c->vers, st) };
-
-			send_res(c, P_LOCK_RES, (xdrproc_t)xdr_onfs_nlm_res, &r);
-		}
-		return true;
-	}
-	return enc_res(c->vers, xdrs, cookie, st);
+	return answer(c, xdrs, msg ? P_LOCK_RES : 0, cookie, st);
 }
 
 static bool cancel_common(struct onfs_call *c, void *args, XDR *xdrs, bool msg)
@@ -648,19 +657,7 @@ static bool cancel_common(struct onfs_call *c, void *args, XDR *xdrs, bool msg)
 	else
 		lk_from1(&a1->alock, &k);
 	st = do_cancel(c, &k, a4 ? a4->exclusive : a1->exclusive);
-	if (msg) {
-		if (c->vers == 4) {
-			struct onfs_nlm4_res r = { *cookie, (onfs_nlm4_stats)st };
-
-			send_res(c, P_CANCEL_RES, (xdrproc_t)xdr_onfs_nlm4_res, &r);
-		} else {
-			struct onfs_nlm_res r = { *cookie, (onfs_nlm_stats)stat_for(c->vers, st) };
-
-			send_res(c, P_CANCEL_RES, (xdrproc_t)xdr_onfs_nlm_res, &r);
-		}
-		return true;
-	}
-	return enc_res(c->vers, xdrs, cookie, st);
+	return answer(c, xdrs, msg ? P_CANCEL_RES : 0, cookie, st);
 }
 
 static bool unlock_common(struct onfs_call *c, void *args, XDR *xdrs, bool msg)
@@ -675,19 +672,7 @@ static bool unlock_common(struct onfs_call *c, void *args, XDR *xdrs, bool msg)
 	else
 		lk_from1(&a1->alock, &k);
 	st = do_unlock(c, &k);
-	if (msg) {
-		if (c->vers == 4) {
-			struct onfs_nlm4_res r = { *cookie, (onfs_nlm4_stats)st };
-
-			send_res(c, P_UNLOCK_RES, (xdrproc_t)xdr_onfs_nlm4_res, &r);
-		} else {
-			struct onfs_nlm_res r = { *cookie, (onfs_nlm_stats)stat_for(c->vers, st) };
-
-			send_res(c, P_UNLOCK_RES, (xdrproc_t)xdr_onfs_nlm_res, &r);
-		}
-		return true;
-	}
-	return enc_res(c->vers, xdrs, cookie, st);
+	return answer(c, xdrs, msg ? P_UNLOCK_RES : 0, cookie, st);
 }
 
 static bool nlm_test(struct onfs_call *c, void *a, XDR *x) { return test_common(c, a, x, false); }
