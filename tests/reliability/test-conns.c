@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -470,6 +471,7 @@ TEST_IMPL(conns_hostile_clients_bounded)
 					  .sin_port = htons((uint16_t)e.s.port) };
 
 		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		setsockopt(nonreader, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 		ASSERT(connect(nonreader, (struct sockaddr *)&sa, sizeof(sa)) == 0);
 	}
 	for (int i = 0; i < 256; i++) {

@@ -2,8 +2,9 @@
  * test-crash-soak.c - kill -9 at random points of a mixed mutation
  * workload, restarting each time. Three clients (TCP from 127.0.0.1,
  * 127.0.0.2, 127.0.0.3, raw RPC) take turns: WRITE FILE_SYNC and UNSTABLE
- * (+ COMMIT) to data files that start in the lower layer (4 KiB ones and
- * 8 MiB ones: small and larger copy-ups), and CREATE, MKDIR, RMDIR,
+ * (+ COMMIT) to data files that start in the lower layer (two of 4 KiB,
+ * one of 2 MiB and one of 8 MiB; 8 and 100 MiB with ONFS_LONG=1: small and
+ * larger copy-ups), and CREATE, MKDIR, RMDIR,
  * REMOVE, RENAME, LINK, SYMLINK, SETATTR (mode: a copy-up of lower files)
  * in a directory with lower and upper entries. A seeded generator
  * (ONFS_CRASH_SOAK_SEED, default the clock; printed) picks the operations,
@@ -33,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,7 +89,7 @@ static uint32_t next_xid = 0x5c000000;
 static struct held handles[MAXHANDLES];
 static int nhandles;
 
-static const uint64_t data_size[NDATA] = { 4096, 4096, 8u << 20, 8u << 20 };
+static uint64_t data_size[NDATA] = { 4096, 4096, 2u << 20, 8u << 20 }; /* long: 8, 100 MiB */
 static uint8_t *durable[NDATA], *uncertain[NDATA];
 static uint8_t data_fh[NDATA][64];
 static uint32_t data_fhlen[NDATA];
@@ -191,6 +193,7 @@ static int connect_from(const char *src, int port)
 	ASSERTF(bind(fd, (struct sockaddr *)&me, sizeof(me)) == 0, "bind %s: %s", src,
 		strerror(errno));
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 	ASSERTF(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect: %s",
 		strerror(errno));
 	return fd;
@@ -733,11 +736,15 @@ TEST_IMPL(crash_soak_kill9_random_points)
 	struct tl_tree t;
 	struct ent after[NNAMES];
 	bool touched[NNAMES];
-	double t0 = tl_now();
+	double t0 = tl_now(), tm_mark, tm_ops = 0, tm_spawn = 0, tm_check = 0;
 	char mnt[PATH_MAX];
 
 	if (geteuid() != 0)
 		RETURN_SKIP_CI("not root: trusted.* xattrs and overlay mounts need root");
+	if (lng) {
+		data_size[2] = 8u << 20;
+		data_size[3] = 100u << 20;
+	}
 	printf("# crash soak: seed %u (ONFS_CRASH_SOAK_SEED repeats it), %d kills\n", seed,
 	       want_kills);
 	fflush(stdout);
@@ -780,6 +787,7 @@ TEST_IMPL(crash_soak_kill9_random_points)
 	tl_cleanup_push(kill_current, NULL);
 	server_spawn(seq++);
 	clients_up();
+	tm_mark = tl_now();
 
 	while (kills < want_kills) {
 		struct tl_buf b = { 0 };
@@ -868,7 +876,11 @@ TEST_IMPL(crash_soak_kill9_random_points)
 		if (replied)
 			acked_kills++;
 		clients_down();
+		tm_ops += tl_now() - tm_mark;
+		tm_mark = tl_now();
 		server_spawn(seq++);
+		tm_spawn += tl_now() - tm_mark;
+		tm_mark = tl_now();
 		snprintf(when, sizeof(when), "restart %d (seed %u) after %s (%s)", kills, seed, what,
 			 replied ? "killed after the reply" : "killed during the call");
 		work_must_be_empty(t.work, when);
@@ -900,7 +912,11 @@ TEST_IMPL(crash_soak_kill9_random_points)
 			tl_buf_free(&cb);
 		}
 		memset(unstable_pending, 0, sizeof(unstable_pending));
+		tm_check += tl_now() - tm_mark;
+		tm_mark = tl_now();
 	}
+	printf("# time: operations %.1f s, restarts %.1f s, checks %.1f s\n", tm_ops, tm_spawn,
+	       tm_check);
 
 	printf("# crash soak: %d ops, %d kills (%d after the reply), %llu stable bytes verified, "
 	       "%d handles held and checked after every restart, %d verifier changes, %.1f s\n",

@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -69,6 +70,7 @@ static int connect_from(const char *src, int port)
 	ASSERTF(bind(fd, (struct sockaddr *)&me, sizeof(me)) == 0, "bind %s: %s", src,
 		strerror(errno));
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 	ASSERTF(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect from %s: %s", src,
 		strerror(errno));
 	return fd;
