@@ -323,7 +323,7 @@ static uint32_t lookup(const uint8_t *dir, uint32_t dirlen, const char *name, ui
 
 static void name_of(int i, char *buf, size_t len)
 {
-	snprintf(buf, len, "n%02d", i);
+	snprintf(buf, len, "n%02u", (unsigned)i % 100u);
 }
 
 /* Connect the clients, mount, find ns/ and the data files. */
@@ -366,7 +366,7 @@ static void clients_down(void)
 
 static bool ent_matches(const struct ent *want, int i)
 {
-	char name[8];
+	char name[16];
 	uint8_t fh[64];
 	uint32_t fhlen, st;
 	struct fattr a;
@@ -552,7 +552,7 @@ static int build_op(struct tl_buf *b, struct ent *after, bool *touched, const ch
 		    int *dfile, uint64_t *off, uint32_t *len, uint8_t **payload, bool *stable,
 		    bool *commit)
 {
-	char na[8], nb[8];
+	char na[16], nb[16];
 	int r = rand() % 12, i, j;
 
 	memcpy(after, model, sizeof(model));
@@ -696,7 +696,7 @@ static int build_op(struct tl_buf *b, struct ent *after, bool *touched, const ch
 		ASSERT_EQ(lookup(nsfh, nslen, na, fh, &fhlen, &a), NFS3_OK);
 		/* hard links share the mode: every name of that file changes */
 		for (int k = 0; k < NNAMES; k++) {
-			char nk[8];
+			char nk[16];
 			uint8_t kfh[64];
 			uint32_t kl;
 			struct fattr ka;
