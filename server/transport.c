@@ -315,11 +315,11 @@ static void conn_feed(struct onfs_conn *conn, const uint8_t *p, size_t left, boo
 		}
 		p += n;
 		left -= (size_t)n;
-		if (rec)
+		if (rec) {
 			conn->rec_start = 0;
-		if (rec)
 			onfs_dispatch_record(srv, conn, (struct sockaddr *)&conn->peer,
 					     conn->peer_len, conn->lis->port, rec, rec_len);
+		}
 	}
 	conn->feeding = false;
 	if (!conn_partial(conn))
