@@ -38,6 +38,8 @@
 #define ONFS_MAX_MAX_RECORD (256u * 1024 * 1024)
 #define ONFS_MAX_THREADS 1024
 #define ONFS_MAX_GRACE 3600
+#define ONFS_MAX_MAX_CONNS 1000000
+#define ONFS_MAX_IO_TIMEOUT 3600
 
 static const char usage_text[] =
 	"usage: ovlnfsd [OPTIONS]\n"
@@ -64,6 +66,11 @@ static const char usage_text[] =
 	"  --state-dir DIR       persistent state (default " ONFS_DEFAULT_STATE_DIR ")\n"
 	"  --threads N           worker threads (default 4)\n"
 	"  --max-record BYTES    largest RPC record accepted (default 1052672)\n"
+	"  --max-connections N   TCP connections held at once; beyond it the longest-idle\n"
+	"                        one is closed (default: 4096, lowered to fit the\n"
+	"                        descriptor limit)\n"
+	"  --io-timeout SECONDS  a record must arrive, a queued reply be taken, within\n"
+	"                        this, else the connection is closed (default 30)\n"
 	"  --metrics ADDR:PORT   serve Prometheus metrics over HTTP there (/metrics)\n"
 	"  --check-config        with -c FILE: check the file (every error with its line)\n"
 	"                        and the directories it names, serve nothing; exit 0 or 1\n"
@@ -422,6 +429,7 @@ enum opt_id {
 	OPT_OVERLAY, OPT_CONFIG, OPT_LISTEN, OPT_PORTMAP, OPT_EXPORT, OPT_PORT_FILE,
 	OPT_STATE_DIR, OPT_THREADS, OPT_MAX_RECORD, OPT_FOREGROUND, OPT_VERBOSE,
 	OPT_HELP, OPT_VERSION, OPT_CHECK_CONFIG, OPT_METRICS, OPT_GRACE,
+	OPT_MAX_CONNS, OPT_IO_TIMEOUT,
 };
 
 static const struct {
@@ -440,6 +448,8 @@ static const struct {
 	{ 0, "threads", true, OPT_THREADS },
 	{ 0, "max-record", true, OPT_MAX_RECORD },
 	{ 0, "grace", true, OPT_GRACE },
+	{ 0, "max-connections", true, OPT_MAX_CONNS },
+	{ 0, "io-timeout", true, OPT_IO_TIMEOUT },
 	{ 'f', "foreground", false, OPT_FOREGROUND },
 	{ 'v', "verbose", false, OPT_VERBOSE },
 	{ 'h', "help", false, OPT_HELP },
@@ -546,6 +556,7 @@ enum ini_key {
 	K_LISTEN = 1u << 16, K_PORTMAP = 1u << 17, K_THREADS = 1u << 18, K_LOG = 1u << 19,
 	K_VERBOSE = 1u << 20, K_STATE_DIR = 1u << 21, K_MAX_RECORD = 1u << 22,
 	K_PORT_FILE = 1u << 23, K_METRICS = 1u << 24, K_GRACE = 1u << 25,
+	K_MAX_CONNS = 1u << 26, K_IO_TIMEOUT = 1u << 27,
 };
 
 static const struct {
@@ -564,6 +575,7 @@ static const struct {
 	{ "threads", K_THREADS, true }, { "log", K_LOG, true }, { "verbose", K_VERBOSE, true },
 	{ "state_dir", K_STATE_DIR, true }, { "max_record", K_MAX_RECORD, true },
 	{ "port_file", K_PORT_FILE, true }, { "metrics", K_METRICS, true }, { "grace", K_GRACE, true },
+	{ "max_connections", K_MAX_CONNS, true }, { "io_timeout", K_IO_TIMEOUT, true },
 };
 
 struct ini_state {
@@ -974,6 +986,19 @@ static int ini_server_key(struct ini_state *st, enum ini_key k, const char *name
 					v, ONFS_MIN_MAX_RECORD, ONFS_MAX_MAX_RECORD);
 		cfg->max_record = (size_t)n;
 		return 1;
+	case K_MAX_CONNS:
+		if (parse_uint_plain(v, ONFS_MAX_MAX_CONNS, &n) < 0 || n == 0)
+			return ini_fail(st, st->line, name, "'%s' is not a number from 1 to %d",
+					v, ONFS_MAX_MAX_CONNS);
+		cfg->max_connections = (unsigned)n;
+		return 1;
+	case K_IO_TIMEOUT:
+		if (parse_uint_plain(v, ONFS_MAX_IO_TIMEOUT, &n) < 0 || n == 0)
+			return ini_fail(st, st->line, name,
+					"'%s' is not a number of seconds from 1 to %d", v,
+					ONFS_MAX_IO_TIMEOUT);
+		cfg->io_timeout = (int)n;
+		return 1;
 	case K_GRACE:
 		if (parse_uint_plain(v, ONFS_MAX_GRACE, &n) < 0)
 			return ini_fail(st, st->line, name, "'%s' is not a number of seconds from 0 to %d",
@@ -1311,7 +1336,8 @@ struct argv_state {
 	const char *config;
 	/* given on the command line: wins over the config file's [server] */
 	bool state_dir_set, listen_set, portmap_set, threads_set, max_record_set,
-		verbose_set, port_file_set, metrics_set, grace_set;
+		verbose_set, port_file_set, metrics_set, grace_set,
+		max_conns_set, io_timeout_set;
 };
 
 static int apply_opt(struct onfs_config *cfg, enum opt_id id, const char *name,
@@ -1394,6 +1420,21 @@ static int apply_opt(struct onfs_config *cfg, enum opt_id id, const char *name,
 				    name, arg, ONFS_MIN_MAX_RECORD, ONFS_MAX_MAX_RECORD);
 		cfg->max_record = (size_t)v;
 		as->max_record_set = true;
+		return 0;
+	case OPT_MAX_CONNS:
+		if (parse_uint_plain(arg, ONFS_MAX_MAX_CONNS, &v) < 0 || v == 0)
+			return fail(err, errlen, "option '%s': '%s' is not a number from 1 to %d",
+				    name, arg, ONFS_MAX_MAX_CONNS);
+		cfg->max_connections = (unsigned)v;
+		as->max_conns_set = true;
+		return 0;
+	case OPT_IO_TIMEOUT:
+		if (parse_uint_plain(arg, ONFS_MAX_IO_TIMEOUT, &v) < 0 || v == 0)
+			return fail(err, errlen,
+				    "option '%s': '%s' is not a number of seconds from 1 to %d",
+				    name, arg, ONFS_MAX_IO_TIMEOUT);
+		cfg->io_timeout = (int)v;
+		as->io_timeout_set = true;
 		return 0;
 	case OPT_GRACE:
 		if (parse_uint_plain(arg, ONFS_MAX_GRACE, &v) < 0)
@@ -1486,6 +1527,10 @@ static int merge_config_file(struct onfs_config *cfg, const struct argv_state *a
 		cfg->max_record = f.max_record;
 	if (!as->grace_set && f.grace >= 0)
 		cfg->grace = f.grace;
+	if (!as->max_conns_set && f.max_connections)
+		cfg->max_connections = f.max_connections;
+	if (!as->io_timeout_set && f.io_timeout)
+		cfg->io_timeout = f.io_timeout;
 	if (!as->verbose_set)
 		cfg->verbose = f.verbose;
 	if (!as->port_file_set && f.port_file) {

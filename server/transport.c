@@ -11,10 +11,20 @@
  * Never: blocks, runs procedures, or frees a uv handle outside its
  * close_cb. A reply whose connection has gone is dropped, never written.
  *
- * Life of a connection: accepted -> reading -> (in-flight cap reached:
- * reading paused until a call finishes) -> closing (EOF, error, record
- * over the cap, or stop once its calls are done) -> closed in close_cb ->
- * freed when the last call referencing it is freed.
+ * Life of a connection: accepted -> reading -> (in-flight cap or queued
+ * reply bytes cap reached: reading paused until a call finishes) -> closing
+ * (EOF, error, record over the cap, a record or a queued reply not taken
+ * within io_timeout, evicted to make room, or stop once its calls are done)
+ * -> closed in close_cb -> freed when the last call referencing it is freed.
+ *
+ * Connection cap (max_connections, fitted to RLIMIT_NOFILE): t->conns is
+ * kept in least-recently-active order (head: most recent), so when a new
+ * connection would exceed the cap the longest-idle connection with no call
+ * in flight - or one whose replies have not been taken for a while - is
+ * closed to make room, with a log line, as knfsd does. Busy connections
+ * are never evicted; only when every connection is busy is the new one
+ * refused. A sweep timer closes connections whose record has been
+ * incomplete, or whose queued replies have not moved, for io_timeout.
  *
  * Stop: listeners close at once; connections stop reading and close once
  * their in-flight calls have been answered (or after ONFS_STOP_GRACE_MS);
@@ -30,6 +40,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -41,8 +53,15 @@
 #include "ovlnfsd/server.h"
 #include "ovlnfsd/daemon.h" /* metrics counters */
 
-#define ONFS_MAX_CONNS 1024
+#define ONFS_DEFAULT_MAX_CONNS 4096
+#define ONFS_FD_RESERVE 64      /* descriptors kept for files, the log, the pool */
+#define ONFS_MIN_MAX_CONNS 16
+#define ONFS_DEFAULT_IO_TIMEOUT 30 /* seconds */
 #define ONFS_CONN_MAX_INFLIGHT 64
+/* reply bytes queued in user space before reading that connection pauses */
+#define ONFS_CONN_MAX_QUEUED (4u * 1024 * 1024)
+#define ONFS_STALL_EVICT_MS 1000 /* replies not moving this long: evictable */
+#define ONFS_SWEEP_MS 500
 #define ONFS_STOP_GRACE_MS 4000 /* below main.c's 5 s grace */
 #define ONFS_READ_BUF (64 * 1024)
 #define ONFS_BACKLOG 128
@@ -78,14 +97,23 @@ struct onfs_conn {
 	bool feeding;               /* inside conn_feed: no re-entry */
 	bool eof;                   /* the client shut down its side: answer, then close */
 	bool closing;
+	uint64_t last_active;       /* uv_now of the last read or reply written */
+	uint64_t rec_start;         /* uv_now when the incomplete record began; 0: none */
+	uint64_t queued_since;      /* uv_now since replies wait unmoved; 0: none queued */
 };
 
 struct onfs_transport {
 	struct onfs_server *srv;       /* not owned */
 	struct onfs_listener lis[2];
 	unsigned nlis;
-	struct onfs_conn *conns;       /* open connections */
+	struct onfs_conn *conns;       /* open connections, most recently active first */
+	struct onfs_conn *conns_tail;  /* the least recently active */
 	unsigned nconns;
+	unsigned fd_room;              /* connections the descriptor limit allows */
+	uv_timer_t sweep_timer;
+	bool sweep_open;
+	uint64_t evict_log_at;         /* uv_now of the last eviction log line */
+	unsigned evict_unlogged;       /* evictions since that line */
 	unsigned open_handles;         /* uv handles not yet through close_cb */
 	uv_timer_t stop_timer;
 	bool timer_open;
@@ -109,6 +137,23 @@ struct onfs_call_pool *onfs_transport_pool(struct onfs_server *srv)
 struct onfs_drc *onfs_transport_drc(struct onfs_server *srv)
 {
 	return srv->transport ? srv->transport->drc : NULL;
+}
+
+static unsigned max_conns(const struct onfs_transport *t)
+{
+	const struct onfs_config *cfg = t->srv->cfg;
+	unsigned want = cfg && cfg->max_connections ? cfg->max_connections
+						    : ONFS_DEFAULT_MAX_CONNS;
+
+	return want < t->fd_room ? want : t->fd_room;
+}
+
+static uint64_t io_timeout_ms(const struct onfs_transport *t)
+{
+	const struct onfs_config *cfg = t->srv->cfg;
+
+	return (uint64_t)(cfg && cfg->io_timeout > 0 ? cfg->io_timeout
+						     : ONFS_DEFAULT_IO_TIMEOUT) * 1000;
 }
 
 static size_t max_record(const struct onfs_server *srv)
@@ -189,6 +234,58 @@ static void conn_free(struct onfs_conn *conn)
 	free(conn);
 }
 
+static void conn_unlink(struct onfs_transport *t, struct onfs_conn *conn)
+{
+	if (conn->prev)
+		conn->prev->next = conn->next;
+	else
+		t->conns = conn->next;
+	if (conn->next)
+		conn->next->prev = conn->prev;
+	else
+		t->conns_tail = conn->prev;
+	conn->prev = conn->next = NULL;
+}
+
+static void conn_push_head(struct onfs_transport *t, struct onfs_conn *conn)
+{
+	conn->prev = NULL;
+	conn->next = t->conns;
+	if (t->conns)
+		t->conns->prev = conn;
+	else
+		t->conns_tail = conn;
+	t->conns = conn;
+}
+
+/* Activity: stamp it and move the connection to the head of the LRU list. */
+static void conn_touch(struct onfs_conn *conn)
+{
+	struct onfs_transport *t = conn->t;
+
+	conn->last_active = uv_now(t->srv->loop);
+	if (t->conns != conn) {
+		conn_unlink(t, conn);
+		conn_push_head(t, conn);
+	}
+}
+
+static size_t conn_queued(const struct onfs_conn *conn)
+{
+	return uv_stream_get_write_queue_size((const uv_stream_t *)&conn->tcp);
+}
+
+/* Reading must wait: too many calls in flight or too many reply bytes queued. */
+static bool conn_full(const struct onfs_conn *conn)
+{
+	return conn->inflight >= ONFS_CONN_MAX_INFLIGHT || conn_queued(conn) > ONFS_CONN_MAX_QUEUED;
+}
+
+static bool conn_partial(const struct onfs_conn *conn)
+{
+	return conn->rm.hdr_have != 0 || conn->rm.len != 0;
+}
+
 /*
  * Parse bytes into records and dispatch them until the in-flight cap is
  * reached. Bytes from the socket buffer that are left over are copied into
@@ -204,7 +301,7 @@ static void conn_feed(struct onfs_conn *conn, const uint8_t *p, size_t left, boo
 		size_t rec_len;
 		ssize_t n;
 
-		if (conn->inflight >= ONFS_CONN_MAX_INFLIGHT)
+		if (conn_full(conn))
 			break;
 		n = onfs_recmark_feed(&conn->rm, p, left, &rec, &rec_len);
 		if (n < 0) {
@@ -218,11 +315,17 @@ static void conn_feed(struct onfs_conn *conn, const uint8_t *p, size_t left, boo
 		}
 		p += n;
 		left -= (size_t)n;
-		if (rec)
+		if (rec) {
+			conn->rec_start = 0;
 			onfs_dispatch_record(srv, conn, (struct sockaddr *)&conn->peer,
 					     conn->peer_len, conn->lis->port, rec, rec_len);
+		}
 	}
 	conn->feeding = false;
+	if (!conn_partial(conn))
+		conn->rec_start = 0;
+	else if (!conn->rec_start)
+		conn->rec_start = uv_now(conn->t->srv->loop);
 	if (from_stash) {
 		conn->stash_off = conn->stash_len - left;
 		if (left == 0 || conn->closing) {
@@ -240,8 +343,7 @@ static void conn_feed(struct onfs_conn *conn, const uint8_t *p, size_t left, boo
 		conn->stash_len = left;
 		conn->stash_off = 0;
 	}
-	if (!conn->closing && conn->reading &&
-	    (conn->stash || conn->inflight >= ONFS_CONN_MAX_INFLIGHT)) {
+	if (!conn->closing && conn->reading && (conn->stash || conn_full(conn))) {
 		uv_read_stop((uv_stream_t *)&conn->tcp);
 		conn->reading = false;
 	}
@@ -253,17 +355,21 @@ static void conn_resume(struct onfs_conn *conn)
 	if (conn->stash)
 		conn_feed(conn, conn->stash + conn->stash_off, conn->stash_len - conn->stash_off,
 			  true);
-	if (conn->closing || conn->stash || conn->inflight >= ONFS_CONN_MAX_INFLIGHT)
+	if (conn->closing || conn->stash || conn_full(conn))
 		return;
 	if (conn->eof) {
 		if (conn->inflight == 0)
 			conn_close(conn);
 		return;
 	}
-	if (uv_read_start((uv_stream_t *)&conn->tcp, alloc_cb, conn_read_cb) == 0)
+	if (uv_read_start((uv_stream_t *)&conn->tcp, alloc_cb, conn_read_cb) == 0) {
 		conn->reading = true;
-	else
+		/* the wait was ours: the client's record clock starts again */
+		if (conn->rec_start)
+			conn->rec_start = uv_now(conn->t->srv->loop);
+	} else {
 		conn_close(conn);
+	}
 }
 
 void onfs_transport_conn_put(struct onfs_conn *conn)
@@ -284,7 +390,8 @@ void onfs_transport_conn_put(struct onfs_conn *conn)
 	}
 	/* some hysteresis: resume a quarter below the cap */
 	if (!conn->reading && !conn->feeding &&
-	    (conn->inflight <= ONFS_CONN_MAX_INFLIGHT - ONFS_CONN_MAX_INFLIGHT / 4 ||
+	    ((conn->inflight <= ONFS_CONN_MAX_INFLIGHT - ONFS_CONN_MAX_INFLIGHT / 4 &&
+	      conn_queued(conn) <= ONFS_CONN_MAX_QUEUED / 2) ||
 	     (conn->eof && conn->inflight == 0)))
 		conn_resume(conn);
 }
@@ -309,13 +416,7 @@ static void conn_close(struct onfs_conn *conn)
 		return;
 	conn->closing = true;
 	conn->reading = false;
-	if (conn->prev)
-		conn->prev->next = conn->next;
-	else
-		t->conns = conn->next;
-	if (conn->next)
-		conn->next->prev = conn->prev;
-	conn->prev = conn->next = NULL;
+	conn_unlink(t, conn);
 	t->nconns--;
 	/* pending writes complete with UV_ECANCELED before conn_closed */
 	uv_close((uv_handle_t *)&conn->tcp, conn_closed);
@@ -338,7 +439,54 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		conn_close(conn);
 		return;
 	}
+	if (nread > 0)
+		conn_touch(conn);
 	conn_feed(conn, (const uint8_t *)buf->base, (size_t)nread, false);
+}
+
+/*
+ * The connection to close so that a new one fits: from the least recently
+ * active end, the first with no call in flight, or whose queued replies
+ * have not moved for a while (a client that stopped reading). NULL when
+ * every connection is busy.
+ */
+static struct onfs_conn *evict_victim(struct onfs_transport *t, struct onfs_conn *except)
+{
+	uint64_t now = uv_now(t->srv->loop);
+	struct onfs_conn *c;
+
+	for (c = t->conns_tail; c; c = c->prev) {
+		if (c == except || c->closing)
+			continue;
+		if (c->inflight == 0)
+			return c;
+		if (c->queued_since && now - c->queued_since >= ONFS_STALL_EVICT_MS)
+			return c;
+	}
+	return NULL;
+}
+
+static void evict_one(struct onfs_transport *t, struct onfs_conn *victim)
+{
+	uint64_t now = uv_now(t->srv->loop);
+	char a[80];
+
+	fmt_addr((struct sockaddr *)&victim->peer, a, sizeof(a));
+	/* one line a second at most: a reconnect storm must not flood the log */
+	if (t->evict_log_at == 0 || now - t->evict_log_at >= 1000) {
+		onfs_warn("too many connections (max_connections %u): closing %s, %s for %.1f s"
+			  " (%u more closed since the last such line)",
+			  max_conns(t), a, victim->inflight ? "replies not taken" : "idle",
+			  (double)(now - (victim->inflight ? victim->queued_since
+							   : victim->last_active)) / 1000.0,
+			  t->evict_unlogged);
+		t->evict_log_at = now;
+		t->evict_unlogged = 0;
+	} else {
+		t->evict_unlogged++;
+	}
+	onfs_metrics_add(&onfs_metrics.conns_refused, 1);
+	conn_close(victim);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -366,19 +514,24 @@ static void on_connection(uv_stream_t *server, int status)
 	}
 	t->open_handles++;
 	/* linked first so conn_close can unlink it on every path */
-	conn->next = t->conns;
-	if (t->conns)
-		t->conns->prev = conn;
-	t->conns = conn;
+	conn_push_head(t, conn);
 	t->nconns++;
+	conn->last_active = uv_now(t->srv->loop);
 
 	r = uv_accept(server, (uv_stream_t *)&conn->tcp);
 	if (r < 0)
 		goto out_close;
-	if (t->stopping || t->nconns > ONFS_MAX_CONNS) {
+	if (!t->stopping && t->nconns > max_conns(t)) {
+		struct onfs_conn *victim = evict_victim(t, conn);
+
+		if (victim)
+			evict_one(t, victim);
+	}
+	if (t->stopping || t->nconns > max_conns(t)) {
 		onfs_metrics_add(&onfs_metrics.conns_refused, 1);
 		onfs_warn("refusing a connection on %s: %s", lis->name,
-			  t->stopping ? "stopping" : "too many connections");
+			  t->stopping ? "stopping"
+				      : "too many connections, every one with calls in flight");
 		goto out_close;
 	}
 	onfs_metrics_add(&onfs_metrics.conns_accepted, 1);
@@ -438,6 +591,9 @@ static void write_cb(uv_write_t *req, int status)
 	if (status < 0 && status != UV_ECANCELED) {
 		onfs_debug("write: %s", uv_strerror(status));
 		conn_close(conn);
+	} else if (status == 0 && !conn->closing) {
+		conn->last_active = uv_now(conn->t->srv->loop);
+		conn->queued_since = conn_queued(conn) ? conn->last_active : 0;
 	}
 	onfs_call_free(&e->c);
 }
@@ -482,6 +638,8 @@ void onfs_transport_send_reply(struct onfs_call *c)
 			conn_close(c->conn);
 			goto out_drop;
 		}
+		if (!c->conn->queued_since && conn_queued(c->conn))
+			c->conn->queued_since = uv_now(t->srv->loop);
 	} else {
 		struct onfs_listener *lis = udp_listener(t, c->local_port);
 
@@ -662,6 +820,67 @@ out_err:
 	return r;
 }
 
+/* ---------------------------------------------------------------- limits */
+
+/*
+ * Time limits a client cannot stretch: a record must arrive whole within
+ * io_timeout of its first byte (one byte a second never completes one),
+ * and queued replies must move within io_timeout (a client that never
+ * reads). Either way the connection is closed and its memory freed.
+ */
+static void sweep_cb(uv_timer_t *timer)
+{
+	struct onfs_transport *t = ONFS_CONTAINER_OF(timer, struct onfs_transport, sweep_timer);
+	uint64_t now = uv_now(t->srv->loop), limit = io_timeout_ms(t);
+	struct onfs_conn *c, *prev;
+
+	for (c = t->conns_tail; c; c = prev) {
+		const char *why = NULL;
+		char a[80];
+
+		prev = c->prev;
+		if (c->closing)
+			continue;
+		if (c->reading && c->rec_start && now - c->rec_start >= limit)
+			why = "a record still incomplete";
+		else if (c->queued_since && now - c->queued_since >= limit)
+			why = "replies not taken";
+		if (!why)
+			continue;
+		fmt_addr((struct sockaddr *)&c->peer, a, sizeof(a));
+		onfs_warn("closing connection from %s: %s after %.1f s", a, why,
+			  (double)limit / 1000.0);
+		conn_close(c);
+	}
+}
+
+/*
+ * Connections the descriptor limit allows: half the soft RLIMIT_NOFILE
+ * (the other half is the node cache's budget, overlay/handle.c, which also
+ * raised the soft limit to the hard one), less ONFS_FD_RESERVE.
+ */
+static unsigned fit_fd_limit(const struct onfs_config *cfg)
+{
+	unsigned want = cfg && cfg->max_connections ? cfg->max_connections
+						    : ONFS_DEFAULT_MAX_CONNS;
+	struct rlimit rl;
+	unsigned room;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur / 2 >= (rlim_t)want + ONFS_FD_RESERVE)
+		return UINT_MAX;
+	room = rl.rlim_cur / 2 > ONFS_FD_RESERVE + ONFS_MIN_MAX_CONNS
+		       ? (unsigned)(rl.rlim_cur / 2 - ONFS_FD_RESERVE)
+		       : ONFS_MIN_MAX_CONNS;
+	if (cfg && cfg->max_connections)
+		onfs_warn("max_connections %u lowered to %u: the descriptor limit is %llu",
+			  want, room, (unsigned long long)rl.rlim_cur);
+	else
+		onfs_info("at most %u connections: the descriptor limit is %llu", room,
+			  (unsigned long long)rl.rlim_cur);
+	return room;
+}
+
 static void transport_free(struct onfs_transport *t)
 {
 	/* no call is live, so no DRC entry is in progress */
@@ -734,6 +953,7 @@ int onfs_transport_start(struct onfs_server *srv, char *err, size_t errlen)
 	if (onfs_drc_new(NULL, &t->drc) < 0)
 		onfs_warn("no duplicate request cache: out of memory");
 	t->srv = srv;
+	t->fd_room = fit_fd_limit(cfg);
 	t->nlis = n;
 	srv->transport = t;
 	for (i = 0; i < n; i++) {
@@ -754,6 +974,11 @@ int onfs_transport_start(struct onfs_server *srv, char *err, size_t errlen)
 			}
 			goto out_handles;
 		}
+	}
+	if (uv_timer_init(srv->loop, &t->sweep_timer) == 0) {
+		t->open_handles++;
+		t->sweep_open = true;
+		uv_timer_start(&t->sweep_timer, sweep_cb, ONFS_SWEEP_MS, ONFS_SWEEP_MS);
 	}
 	srv->port = ports[0];
 	for (i = 0; i < n; i++)
@@ -842,6 +1067,10 @@ void onfs_transport_stop(struct onfs_server *srv)
 		return;
 	t->stopping = true;
 	close_listeners(t, false);
+	if (t->sweep_open) {
+		t->sweep_open = false;
+		close_handle(t, (uv_handle_t *)&t->sweep_timer);
+	}
 	if (uv_timer_init(srv->loop, &t->stop_timer) == 0) {
 		t->open_handles++;
 		t->timer_open = true;

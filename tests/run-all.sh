@@ -9,7 +9,8 @@
 #              SKIP_SAN=1 / SKIP_FUZZ=1 to leave a stage out,
 #              REQUIRE_ALL=1 (set by .ci/run): a suite CI provides for
 #              (oracle: root + overlayfs; kclient: qemu + the kernel
-#              package; deploy: a docker engine) that skips is a failure.
+#              package; deploy: a docker engine; reliability: root +
+#              overlayfs for its crash soak) that skips is a failure.
 # The summary at the end says, per build directory, which suites ran, which
 # skipped and why (tests/lib/suite-summary.py).
 # Build directories: build-ci, build-ci-san, build-ci-fuzz (at the top).
@@ -127,7 +128,7 @@ install_missing
 
 stage "build (gcc, -Werror) and test: build-ci"
 setup build-ci -Dwerror=true
-suite build-ci "oracle kclient deploy"
+suite build-ci "oracle kclient deploy reliability"
 
 if [ "${SKIP_SAN:-0}" != 1 ]; then
 	stage "build and test under ASan+UBSan: build-ci-san"
@@ -139,7 +140,7 @@ if [ "${SKIP_SAN:-0}" != 1 ]; then
 	# would cost another 10 minutes for little more coverage
 	# (deploy skips docker in sanitizer builds by design: docker builds its
 	# own binary, which the plain build's run covers)
-	suite build-ci-san "oracle" --no-suite kclient
+	suite build-ci-san "oracle reliability" --no-suite kclient
 fi
 
 if [ "${SKIP_FUZZ:-0}" != 1 ] && [ -f tests/fuzz/meson.build ] && command -v clang >/dev/null; then

@@ -73,6 +73,8 @@ struct onfs_config {
 	int verbose;         /* count of -v */
 	int threads;         /* worker pool size (UV_THREADPOOL_SIZE) */
 	size_t max_record;   /* TCP record cap, bytes */
+	unsigned max_connections; /* TCP connection cap; 0: 4096 fitted to RLIMIT_NOFILE */
+	int io_timeout;      /* seconds for a record to arrive / a reply to be taken; 0: 30 */
 	int grace;           /* NLM grace period after a restart, seconds; -1: default */
 	bool demo;           /* no -o/-c given: build and serve ./demo-overlay */
 	char *config_file;   /* owned; -c FILE (kept for SIGHUP), NULL: none */

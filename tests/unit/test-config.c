@@ -232,7 +232,7 @@ static void config_overlay_export(void)
 	CHECK(parse(&cfg, err, sizeof(err), "-o", "lowerdir=/l1:/l2,upperdir=/u,workdir=/w",
 		    "--listen", "[::]:0", "--portmap=0.0.0.0:111", "--export", "//srv//data/",
 		    "--port-file", "/tmp/p", "--state-dir=/tmp/s", "-fvv", "--threads", "8",
-		    "--max-record", "2M", NULL) == 0);
+		    "--max-record", "2M", "--max-connections", "100", "--io-timeout=5", NULL) == 0);
 	if (err[0])
 		fprintf(stderr, "note: %s\n", err);
 	CHECK(!cfg.demo);
@@ -251,6 +251,8 @@ static void config_overlay_export(void)
 	CHECK(cfg.verbose == 2);
 	CHECK(cfg.threads == 8);
 	CHECK(cfg.max_record == 2 * 1024 * 1024);
+	CHECK(cfg.max_connections == 100);
+	CHECK(cfg.io_timeout == 5);
 	onfs_config_free(&cfg);
 
 	/* -oOPTS glued, default state dir outside demo mode */
@@ -274,6 +276,10 @@ static void config_errors_name_the_option(void)
 	CHECK_FAILS(W("--threads"), "--threads", "0");
 	CHECK_FAILS(W("--threads"), "--threads", "four");
 	CHECK_FAILS(W("--max-record"), "--max-record", "100");
+	CHECK_FAILS(W("--max-connections"), "--max-connections", "0");
+	CHECK_FAILS(W("--max-connections"), "--max-connections", "many");
+	CHECK_FAILS(W("--io-timeout"), "--io-timeout", "0");
+	CHECK_FAILS(W("--io-timeout"), "--io-timeout", "3601");
 	CHECK_FAILS(W("--max-record"), "--max-record", "99999999999999999999");
 	CHECK_FAILS(W("/nonexistent/ovlnfsd.conf", "No such file"), "-c", "/nonexistent/ovlnfsd.conf");
 	CHECK_FAILS(W("/nonexistent/x.conf"), "--config=/nonexistent/x.conf");
@@ -474,6 +480,8 @@ static void config_file_full(void)
 		"log = debug\n"
 		"state_dir = /var/lib/x\n"
 		"max_record = 2M\n"
+		"max_connections = 2000\n"
+		"io_timeout = 7\n"
 		"\n"
 		"[export base]\n"
 		"path = /base/\n"
@@ -515,6 +523,8 @@ static void config_file_full(void)
 	CHECK(cfg.verbose == 1);
 	CHECK_STR(cfg.state_dir, "/var/lib/x");
 	CHECK(cfg.max_record == 2u * 1024 * 1024);
+	CHECK(cfg.max_connections == 2000);
+	CHECK(cfg.io_timeout == 7);
 	CHECK(cfg.nexports == 3);
 	a = &cfg.exports[0];
 	b = &cfg.exports[1];
@@ -535,7 +545,7 @@ static void config_file_full(void)
 		CHECK_STR(a->clients[1].text, "::1");
 		CHECK_STR(a->clients[2].text, "192.168.1.7");
 	}
-	CHECK(a->line == 11);
+	CHECK(a->line == 13);
 	CHECK_STR(b->name, "rw");
 	CHECK(b->nlower == 3);
 	CHECK_STR(b->lowerdir[0], "/l/one");
