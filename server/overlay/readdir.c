@@ -65,6 +65,9 @@ struct dent {
 
 #define REC_HIDDEN 0x01 /* a whiteout: hides lower names, not listed */
 #define REC_INOHI 0x02
+/* an upper name that a lower part of the directory has too (a merged
+ * directory, or a copy-up of the lower one): its fileid needs a lookup */
+#define REC_SHADOW 0x04
 #define REC_HDR 3
 
 struct snap {
@@ -302,6 +305,11 @@ static bool dent_hidden(const struct snap *s, const struct dent *d)
 	return dent_rec(s, d)[2] & REC_HIDDEN;
 }
 
+static bool dent_shadow(const struct snap *s, const struct dent *d)
+{
+	return dent_rec(s, d)[2] & REC_SHADOW;
+}
+
 static uint64_t dent_ino(const struct snap *s, const struct dent *d)
 {
 	const uint8_t *r = dent_rec(s, d);
@@ -331,8 +339,10 @@ static int snap_add(struct snap *s, const uint8_t key[16], const char *name, siz
 			size_t dl;
 			const char *dn = dent_name(s, d, &dl);
 
-			if (d->cookie == cookie && dl == len && memcmp(dn, name, len) == 0)
+			if (d->cookie == cookie && dl == len && memcmp(dn, name, len) == 0) {
+				((uint8_t *)s->names)[d->rec + 2] |= REC_SHADOW;
 				return 0;
+			}
 		}
 	}
 	if (s->n == s->cap) {
@@ -570,9 +580,19 @@ static void put_be32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
-/* fileid of an entry, equal to what GETATTR of its lookup reports */
+/*
+ * fileid of an entry, equal to what GETATTR of its lookup reports. Only an
+ * upper entry can differ from its layer's inode number: when it carries an
+ * origin (a copy-up, or a move of a lower or merged object: overlayfs then
+ * marks the upper directory impure, as we do) or when it is a directory
+ * merged with a lower one of the same name (REC_SHADOW). Those are looked
+ * up; every other entry - all of a freshly merged directory's own upper
+ * names - is its native number, as the kernel's readdir reports it.
+ * "impure" is the upper part's xattr read by this call, not a node's
+ * flag from its lookup, which a later copy-up into it leaves stale.
+ */
 static uint64_t entry_fileid(struct onfs_export *ex, struct onfs_node *dir, const struct snap *s,
-			     const struct dent *d, const char *name)
+			     const struct dent *d, const char *name, bool impure)
 {
 	uint8_t layer = dent_layer(s, d);
 	uint64_t ino = dent_ino(s, d);
@@ -580,9 +600,8 @@ static uint64_t entry_fileid(struct onfs_export *ex, struct onfs_node *dir, cons
 	struct onfs_node *child;
 	uint64_t id;
 
-	if (!ex->layers[layer].upper || (dir->nparts == 1 && !dir->impure))
+	if (!ex->layers[layer].upper || (!impure && !dent_shadow(s, d)))
 		return onfs_export_fileid(ex, ex->layers[layer].fsidx, ino);
-	/* an upper entry in a merged or impure directory may carry an origin */
 	if (onfs_lookup(ex, dir, name, &child) < 0)
 		return onfs_export_fileid(ex, ex->layers[layer].fsidx, ino);
 	id = child->fileid;
@@ -723,6 +742,7 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 	struct onfs_node *parent;
 	struct snap *s = NULL;
 	bool xwh[ONFS_MAX_LAYERS] = { false };
+	bool impure = false;
 	uint64_t change = 0, key, newest = 0;
 	struct onfs_gen dgen;
 	struct timespec real;
@@ -810,6 +830,14 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 		else
 			hi = mid;
 	}
+	for (i = 0; i < nfd; i++) {
+		if (ex->layers[dir->parts[i].layer].upper) {
+			char an[64], v[4];
+
+			onfs_ovl_xattr(ex, "impure", an, sizeof(an));
+			impure = onfs_fs_getxattr(fds[i], an, v, sizeof(v)) >= 1 && v[0] == 'y';
+		}
+	}
 	if (plus) {
 		g0 = snap_nodes_begin(ex, s);
 		/* once per call, not per empty regular file: opaque=x parts */
@@ -832,9 +860,9 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 			de.plus = true;
 			de.node = n;
 			de.attr = have_attr ? &at : NULL;
-			de.fileid = n ? n->fileid : entry_fileid(ex, dir, s, d, name);
+			de.fileid = n ? n->fileid : entry_fileid(ex, dir, s, d, name, impure);
 		} else {
-			de.fileid = entry_fileid(ex, dir, s, d, name);
+			de.fileid = entry_fileid(ex, dir, s, d, name, impure);
 		}
 		ret = cb(ctx, &de);
 		onfs_node_put(n);
