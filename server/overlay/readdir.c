@@ -68,6 +68,8 @@ struct dent {
 /* an upper name that a lower part of the directory has too (a merged
  * directory, or a copy-up of the lower one): its fileid needs a lookup */
 #define REC_SHADOW 0x04
+/* a directory (or of unknown type): may be merged through a redirect */
+#define REC_DIR 0x08
 #define REC_HDR 3
 
 struct snap {
@@ -305,9 +307,10 @@ static bool dent_hidden(const struct snap *s, const struct dent *d)
 	return dent_rec(s, d)[2] & REC_HIDDEN;
 }
 
-static bool dent_shadow(const struct snap *s, const struct dent *d)
+/* an upper entry whose fileid may not be its own inode number */
+static bool dent_maybe_origin(const struct snap *s, const struct dent *d)
 {
-	return dent_rec(s, d)[2] & REC_SHADOW;
+	return dent_rec(s, d)[2] & (REC_SHADOW | REC_DIR);
 }
 
 static uint64_t dent_ino(const struct snap *s, const struct dent *d)
@@ -326,7 +329,7 @@ static uint64_t dent_ino(const struct snap *s, const struct dent *d)
  * which saves 4-8 bytes per entry while a big listing is built.
  */
 static int snap_add(struct snap *s, const uint8_t key[16], const char *name, size_t len,
-		    uint64_t ino, uint8_t layer, bool hidden, bool dedupe)
+		    uint64_t ino, uint8_t layer, bool hidden, bool dir, bool dedupe)
 {
 	uint64_t cookie = onfs_readdir_cookie(key, name, len);
 	size_t j = 0;
@@ -372,7 +375,7 @@ static int snap_add(struct snap *s, const uint8_t key[16], const char *name, siz
 
 		r[0] = (uint8_t)len;
 		r[1] = layer;
-		r[2] = (hidden ? REC_HIDDEN : 0) | (hi ? REC_INOHI : 0);
+		r[2] = (hidden ? REC_HIDDEN : 0) | (hi ? REC_INOHI : 0) | (dir ? REC_DIR : 0);
 		if (hi) {
 			memcpy(r + off, &hi, sizeof(hi));
 			off += sizeof(hi);
@@ -437,7 +440,8 @@ static int read_part(struct onfs_export *ex, struct snap *s, int fd, uint8_t lay
 				if (hidden && S_ISREG(st.st_mode))
 					s->xwh++;
 			}
-			ret = snap_add(s, ex->key, name, len, d->d_ino, layer, hidden, dedupe);
+			ret = snap_add(s, ex->key, name, len, d->d_ino, layer, hidden,
+				       d->d_type == DT_DIR || d->d_type == DT_UNKNOWN, dedupe);
 			if (ret < 0)
 				goto out;
 		}
@@ -585,9 +589,10 @@ static void put_be32(uint8_t *p, uint32_t v)
  * upper entry can differ from its layer's inode number: when it carries an
  * origin (a copy-up, or a move of a lower or merged object: overlayfs then
  * marks the upper directory impure, as we do) or when it is a directory
- * merged with a lower one of the same name (REC_SHADOW). Those are looked
- * up; every other entry - all of a freshly merged directory's own upper
- * names - is its native number, as the kernel's readdir reports it.
+ * merged with a lower one, by the same name (REC_SHADOW) or through a
+ * redirect (any directory: REC_DIR). Those are looked up; every other
+ * entry - the new upper files of a merged directory - is its native
+ * number, as the kernel's readdir reports it.
  * "impure" is the upper part's xattr read by this call, not a node's
  * flag from its lookup, which a later copy-up into it leaves stale.
  */
@@ -600,7 +605,7 @@ static uint64_t entry_fileid(struct onfs_export *ex, struct onfs_node *dir, cons
 	struct onfs_node *child;
 	uint64_t id;
 
-	if (!ex->layers[layer].upper || (!impure && !dent_shadow(s, d)))
+	if (!ex->layers[layer].upper || (!impure && !dent_maybe_origin(s, d)))
 		return onfs_export_fileid(ex, ex->layers[layer].fsidx, ino);
 	if (onfs_lookup(ex, dir, name, &child) < 0)
 		return onfs_export_fileid(ex, ex->layers[layer].fsidx, ino);
