@@ -60,6 +60,17 @@ static char ovl_flag(struct onfs_export *ex, int fd, const char *attr)
 	return v[0];
 }
 
+/* The same for the entry name in dirfd (not followed): one lgetxattr. */
+static char ovl_flag_at(struct onfs_export *ex, int dirfd, const char *name, const char *attr)
+{
+	char xname[64], v[8];
+
+	onfs_ovl_xattr(ex, attr, xname, sizeof(xname));
+	if (onfs_fs_getxattr_at(dirfd, name, xname, v, sizeof(v)) < 1)
+		return 0;
+	return v[0];
+}
+
 bool onfs_is_whiteout(struct onfs_export *ex, int dirfd, const char *name,
 		      const struct stat *st, bool wh_xattr)
 {
@@ -274,7 +285,7 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 		struct stat st;
 		char *where, *base, *pdir;
 		size_t layer;
-		int pfd, cfd = -1, borrowed = -1;
+		int pfd, borrowed = -1;
 		bool pwh = false, known_xwh = false, xwh = false;
 
 		if (abs) {
@@ -376,17 +387,15 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 				use_index_copy(ex, &f[0], &id);
 			break;
 		}
-		cfd = onfs_fs_open_beneath(pfd, base, O_PATH | O_DIRECTORY);
-		if (cfd < 0) {
-			ret = cfd;
-			put_pfd(pfd, borrowed);
-			goto out;
-		}
+		/*
+		 * The directory's handle and xattrs by its name in pfd (no open
+		 * of it: name_to_handle_at and lgetxattr do not follow the name,
+		 * which fstatat just saw as a directory).
+		 */
 		/* a directory's identity: the topmost lower part, else the upper */
 		if (!have_id || (nf == 2 && ex->layers[f[0].part.layer].upper)) {
-			ret = onfs_fs_name_to_ident(cfd, "", &id);
+			ret = onfs_fs_name_to_ident(pfd, base, &id);
 			if (ret < 0) {
-				close(cfd);
 				put_pfd(pfd, borrowed);
 				goto out;
 			}
@@ -395,22 +404,21 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 			have_id = true;
 			id_lower = !ex->layers[layer].upper;
 		}
-		put_pfd(pfd, borrowed);
 		{
-			char op = ovl_flag(ex, cfd, "opaque");
+			char op = ovl_flag_at(ex, pfd, base, "opaque");
 			if (op == 'x')
 				wh_xattr = true;
-			if (ex->layers[layer].upper && ovl_flag(ex, cfd, "impure") == 'y')
+			if (ex->layers[layer].upper && ovl_flag_at(ex, pfd, base, "impure") == 'y')
 				impure = true;
 			if (op == 'y') {
-				close(cfd);
+				put_pfd(pfd, borrowed);
 				break;
 			}
 		}
 		/* a redirect moves the search in the layers below (docs/overlay.md, "Lookup") */
 		onfs_ovl_xattr(ex, "redirect", attr, sizeof(attr));
-		ret = onfs_fs_getxattr(cfd, attr, redirect, sizeof(redirect) - 1);
-		close(cfd);
+		ret = onfs_fs_getxattr_at(pfd, base, attr, redirect, sizeof(redirect) - 1);
+		put_pfd(pfd, borrowed);
 		if (ret > 0) {
 			redirect[ret] = '\0';
 			if (redirect[0] == '/') {

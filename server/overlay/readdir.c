@@ -65,6 +65,11 @@ struct dent {
 
 #define REC_HIDDEN 0x01 /* a whiteout: hides lower names, not listed */
 #define REC_INOHI 0x02
+/* an upper name that a lower part of the directory has too (a merged
+ * directory, or a copy-up of the lower one): its fileid needs a lookup */
+#define REC_SHADOW 0x04
+/* a directory (or of unknown type): may be merged through a redirect */
+#define REC_DIR 0x08
 #define REC_HDR 3
 
 struct snap {
@@ -302,6 +307,12 @@ static bool dent_hidden(const struct snap *s, const struct dent *d)
 	return dent_rec(s, d)[2] & REC_HIDDEN;
 }
 
+/* an upper entry whose fileid may not be its own inode number */
+static bool dent_maybe_origin(const struct snap *s, const struct dent *d)
+{
+	return dent_rec(s, d)[2] & (REC_SHADOW | REC_DIR);
+}
+
 static uint64_t dent_ino(const struct snap *s, const struct dent *d)
 {
 	const uint8_t *r = dent_rec(s, d);
@@ -318,7 +329,7 @@ static uint64_t dent_ino(const struct snap *s, const struct dent *d)
  * which saves 4-8 bytes per entry while a big listing is built.
  */
 static int snap_add(struct snap *s, const uint8_t key[16], const char *name, size_t len,
-		    uint64_t ino, uint8_t layer, bool hidden, bool dedupe)
+		    uint64_t ino, uint8_t layer, bool hidden, bool dir, bool dedupe)
 {
 	uint64_t cookie = onfs_readdir_cookie(key, name, len);
 	size_t j = 0;
@@ -331,8 +342,10 @@ static int snap_add(struct snap *s, const uint8_t key[16], const char *name, siz
 			size_t dl;
 			const char *dn = dent_name(s, d, &dl);
 
-			if (d->cookie == cookie && dl == len && memcmp(dn, name, len) == 0)
+			if (d->cookie == cookie && dl == len && memcmp(dn, name, len) == 0) {
+				((uint8_t *)s->names)[d->rec + 2] |= REC_SHADOW;
 				return 0;
+			}
 		}
 	}
 	if (s->n == s->cap) {
@@ -362,7 +375,7 @@ static int snap_add(struct snap *s, const uint8_t key[16], const char *name, siz
 
 		r[0] = (uint8_t)len;
 		r[1] = layer;
-		r[2] = (hidden ? REC_HIDDEN : 0) | (hi ? REC_INOHI : 0);
+		r[2] = (hidden ? REC_HIDDEN : 0) | (hi ? REC_INOHI : 0) | (dir ? REC_DIR : 0);
 		if (hi) {
 			memcpy(r + off, &hi, sizeof(hi));
 			off += sizeof(hi);
@@ -427,7 +440,8 @@ static int read_part(struct onfs_export *ex, struct snap *s, int fd, uint8_t lay
 				if (hidden && S_ISREG(st.st_mode))
 					s->xwh++;
 			}
-			ret = snap_add(s, ex->key, name, len, d->d_ino, layer, hidden, dedupe);
+			ret = snap_add(s, ex->key, name, len, d->d_ino, layer, hidden,
+				       d->d_type == DT_DIR || d->d_type == DT_UNKNOWN, dedupe);
 			if (ret < 0)
 				goto out;
 		}
@@ -570,9 +584,20 @@ static void put_be32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
-/* fileid of an entry, equal to what GETATTR of its lookup reports */
+/*
+ * fileid of an entry, equal to what GETATTR of its lookup reports. Only an
+ * upper entry can differ from its layer's inode number: when it carries an
+ * origin (a copy-up, or a move of a lower or merged object: overlayfs then
+ * marks the upper directory impure, as we do) or when it is a directory
+ * merged with a lower one, by the same name (REC_SHADOW) or through a
+ * redirect (any directory: REC_DIR). Those are looked up; every other
+ * entry - the new upper files of a merged directory - is its native
+ * number, as the kernel's readdir reports it.
+ * "impure" is the upper part's xattr read by this call, not a node's
+ * flag from its lookup, which a later copy-up into it leaves stale.
+ */
 static uint64_t entry_fileid(struct onfs_export *ex, struct onfs_node *dir, const struct snap *s,
-			     const struct dent *d, const char *name)
+			     const struct dent *d, const char *name, bool impure)
 {
 	uint8_t layer = dent_layer(s, d);
 	uint64_t ino = dent_ino(s, d);
@@ -580,9 +605,8 @@ static uint64_t entry_fileid(struct onfs_export *ex, struct onfs_node *dir, cons
 	struct onfs_node *child;
 	uint64_t id;
 
-	if (!ex->layers[layer].upper || (dir->nparts == 1 && !dir->impure))
+	if (!ex->layers[layer].upper || (!impure && !dent_maybe_origin(s, d)))
 		return onfs_export_fileid(ex, ex->layers[layer].fsidx, ino);
-	/* an upper entry in a merged or impure directory may carry an origin */
 	if (onfs_lookup(ex, dir, name, &child) < 0)
 		return onfs_export_fileid(ex, ex->layers[layer].fsidx, ino);
 	id = child->fileid;
@@ -723,6 +747,7 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 	struct onfs_node *parent;
 	struct snap *s = NULL;
 	bool xwh[ONFS_MAX_LAYERS] = { false };
+	bool impure = false;
 	uint64_t change = 0, key, newest = 0;
 	struct onfs_gen dgen;
 	struct timespec real;
@@ -810,6 +835,14 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 		else
 			hi = mid;
 	}
+	for (i = 0; i < nfd; i++) {
+		if (ex->layers[dir->parts[i].layer].upper) {
+			char an[64], v[4];
+
+			onfs_ovl_xattr(ex, "impure", an, sizeof(an));
+			impure = onfs_fs_getxattr(fds[i], an, v, sizeof(v)) >= 1 && v[0] == 'y';
+		}
+	}
 	if (plus) {
 		g0 = snap_nodes_begin(ex, s);
 		/* once per call, not per empty regular file: opaque=x parts */
@@ -832,9 +865,9 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 			de.plus = true;
 			de.node = n;
 			de.attr = have_attr ? &at : NULL;
-			de.fileid = n ? n->fileid : entry_fileid(ex, dir, s, d, name);
+			de.fileid = n ? n->fileid : entry_fileid(ex, dir, s, d, name, impure);
 		} else {
-			de.fileid = entry_fileid(ex, dir, s, d, name);
+			de.fileid = entry_fileid(ex, dir, s, d, name, impure);
 		}
 		ret = cb(ctx, &de);
 		onfs_node_put(n);
