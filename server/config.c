@@ -556,7 +556,7 @@ enum ini_key {
 	K_LISTEN = 1u << 16, K_PORTMAP = 1u << 17, K_THREADS = 1u << 18, K_LOG = 1u << 19,
 	K_VERBOSE = 1u << 20, K_STATE_DIR = 1u << 21, K_MAX_RECORD = 1u << 22,
 	K_PORT_FILE = 1u << 23, K_METRICS = 1u << 24, K_GRACE = 1u << 25,
-	K_MAX_CONNS = 1u << 26, K_IO_TIMEOUT = 1u << 27,
+	K_MAX_CONNS = 1u << 26, K_IO_TIMEOUT = 1u << 27, K_LAYERS = 1u << 28,
 };
 
 static const struct {
@@ -576,6 +576,7 @@ static const struct {
 	{ "state_dir", K_STATE_DIR, true }, { "max_record", K_MAX_RECORD, true },
 	{ "port_file", K_PORT_FILE, true }, { "metrics", K_METRICS, true }, { "grace", K_GRACE, true },
 	{ "max_connections", K_MAX_CONNS, true }, { "io_timeout", K_IO_TIMEOUT, true },
+	{ "layers", K_LAYERS, true },
 };
 
 struct ini_state {
@@ -972,6 +973,12 @@ static int ini_server_key(struct ini_state *st, enum ini_key k, const char *name
 		if (parse_uint_plain(v, 9, &n) < 0)
 			return ini_fail(st, st->line, name, "'%s' is not a number from 0 to 9", v);
 		cfg->verbose = (int)n;
+		return 1;
+	case K_LAYERS:
+		if (v[0] != '/')
+			return ini_fail(st, st->line, name, "'%s' is not an absolute path", v);
+		if (replace_str(&cfg->layers_dir, v) < 0)
+			return ini_fail(st, st->line, name, "out of memory");
 		return 1;
 	case K_STATE_DIR:
 	case K_PORT_FILE:
@@ -1537,6 +1544,10 @@ static int merge_config_file(struct onfs_config *cfg, const struct argv_state *a
 		cfg->port_file = f.port_file;
 		f.port_file = NULL;
 	}
+	if (f.layers_dir) {
+		cfg->layers_dir = f.layers_dir;
+		f.layers_dir = NULL;
+	}
 	if (!as->state_dir_set) {
 		free(cfg->state_dir);
 		cfg->state_dir = f.state_dir ? f.state_dir : strdup(ONFS_DEFAULT_STATE_DIR);
@@ -1839,6 +1850,7 @@ void onfs_config_free(struct onfs_config *cfg)
 	free(cfg->metrics_host);
 	free(cfg->port_file);
 	free(cfg->state_dir);
+	free(cfg->layers_dir);
 	free(cfg->config_file);
 	for (size_t i = 0; i < ONFS_ARRAY_SIZE(cfg->exports); i++)
 		export_conf_free(&cfg->exports[i]);

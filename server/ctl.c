@@ -2,7 +2,8 @@
  * ctl.c - the control socket STATE/ctl.sock (docs/operating.md): one
  * request line per connection from ovlnfsctl, one reply, then close.
  *
- *   request: COMMAND [ARG] [json]\n   (list, diff NAME, reset NAME)
+ *   request: COMMAND [ARG [LAYER]] [json]\n   (list, diff NAME, reset NAME,
+ *            commit NAME LAYER)
  *   reply:   "ok\n" then the body, or "error: REASON\n"
  *
  * Only the server's own uid and root may talk to it: the socket is mode
@@ -213,7 +214,7 @@ static void do_list(struct ctl_conn *c, bool json)
 static void work_cb(uv_work_t *w)
 {
 	struct ctl_conn *c = ONFS_CONTAINER_OF(w, struct ctl_conn, work);
-	char *save = NULL, *cmd, *arg, *opt, err[PATH_MAX * 3];
+	char *save = NULL, *cmd, *arg, *opt, *layer = NULL, err[PATH_MAX * 3];
 	struct onfs_export *ex = NULL;
 	bool json = false;
 	int r;
@@ -226,6 +227,12 @@ static void work_cb(uv_work_t *w)
 		arg = NULL;
 	} else if (opt && !strcmp(opt, "json")) {
 		json = true;
+		opt = NULL;
+	} else if (opt) {
+		/* commit NAME LAYER [json] */
+		layer = opt;
+		opt = strtok_r(NULL, " \t", &save);
+		json = opt && !strcmp(opt, "json");
 	}
 	if (!cmd) {
 		onfs_buf_printf(&c->out, "error: empty request\n");
@@ -235,8 +242,14 @@ static void work_cb(uv_work_t *w)
 		do_list(c, json);
 		return;
 	}
-	if (strcmp(cmd, "diff") && strcmp(cmd, "reset")) {
-		onfs_buf_printf(&c->out, "error: unknown command '%s' (list, diff, reset)\n", cmd);
+	if (strcmp(cmd, "diff") && strcmp(cmd, "reset") && strcmp(cmd, "commit")) {
+		onfs_buf_printf(&c->out, "error: unknown command '%s' (list, diff, reset, "
+				"commit)\n", cmd);
+		return;
+	}
+	if (!strcmp(cmd, "commit") != !!layer) {
+		onfs_buf_printf(&c->out, "error: %s\n", layer ? "only commit takes a LAYER"
+							      : "commit needs EXPORT[/INSTANCE] LAYER");
 		return;
 	}
 	if (!arg) {
@@ -266,6 +279,28 @@ static void work_cb(uv_work_t *w)
 		else
 			onfs_buf_printf(&c->out, "ok\n%.*s", (int)body.len, body.p ? body.p : "");
 		free(body.p);
+		return;
+	}
+	if (!strcmp(cmd, "commit")) {
+		r = onfs_layers_commit(ex, cs.srv->cfg->layers_dir, layer, err, sizeof(err));
+		if (r < 0) {
+			onfs_buf_printf(&c->out, "error: commit of '%s': %s\n", arg, err);
+			return;
+		}
+		c->reset_done = ex; /* the old index is in the trash */
+		onfs_buf_printf(&c->out, "ok\n");
+		if (json) {
+			onfs_buf_printf(&c->out, "{\"commit\": ");
+			onfs_buf_json_str(&c->out, arg);
+			onfs_buf_printf(&c->out, ", \"layer\": ");
+			onfs_buf_json_str(&c->out, layer);
+			onfs_buf_printf(&c->out, ", \"layers_dir\": ");
+			onfs_buf_json_str(&c->out, cs.srv->cfg->layers_dir);
+			onfs_buf_printf(&c->out, "}\n");
+		} else {
+			onfs_buf_printf(&c->out, "%s: upper committed as layer %s/%s\n", arg,
+					cs.srv->cfg->layers_dir, layer);
+		}
 		return;
 	}
 	/* reset */

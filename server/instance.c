@@ -61,8 +61,22 @@ struct onfs_export *onfs_call_export(struct onfs_call *c, uint16_t id, int *err)
 	struct onfs_client_id who;
 	int ret;
 
-	if (ex && !onfs_export_templated(ex))
+	if (ex && !onfs_export_templated(ex)) {
+		/* counted in once per call: a reset or commit waits for it (commit.c) */
+		if (c->inst == ex)
+			return ex;
+		if (c->inst) {
+			*err = -EXDEV;
+			return NULL;
+		}
+		ret = onfs_export_enter(ex);
+		if (ret < 0) {
+			*err = ret;
+			return NULL;
+		}
+		c->inst = ex;
 		return ex;
+	}
 	/* a line's own id is never in a handle: only instances answer */
 	call_who(c, &who);
 	ret = onfs_instance_enter_id(id, &who, false, &ex);
@@ -77,7 +91,7 @@ struct onfs_export *onfs_call_export(struct onfs_call *c, uint16_t id, int *err)
 		return NULL;
 	}
 	if (c->inst && c->inst != ex) {
-		/* RENAME and LINK never cross instances */
+		/* RENAME and LINK never cross instances (nor exports) */
 		onfs_instance_leave(ex);
 		*err = -EXDEV;
 		return NULL;
@@ -111,4 +125,19 @@ void onfs_call_leave(struct onfs_call *c)
 		onfs_instance_leave(c->inst);
 		c->inst = NULL;
 	}
+}
+
+int onfs_call_enter_export(struct onfs_call *c, struct onfs_export *ex)
+{
+	int ret;
+
+	if (onfs_export_templated(ex) || c->inst == ex)
+		return 0;
+	ret = onfs_export_enter(ex);
+	if (ret < 0)
+		return ret;
+	if (c->inst)
+		onfs_instance_leave(c->inst);
+	c->inst = ex;
+	return 0;
 }

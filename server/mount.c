@@ -463,6 +463,8 @@ static bool mount3_mnt(struct onfs_call *c, void *args, XDR *xdrs)
 	}
 	if (err == 0 && onfs_export_templated(ex))
 		err = mount_instance(c, path, &ex, &rest);
+	else if (err == 0)
+		err = onfs_call_enter_export(c, ex);
 	if (err == 0)
 		err = mount_resolve(c, ex, path, rest, &n);
 	if (err == 0 && !S_ISDIR(onfs_node_type(n)))

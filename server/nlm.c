@@ -126,6 +126,8 @@ static uint32_t resolve(struct onfs_call *c, const onfs_netobj *fh, struct nlm_t
 	tg->ex = onfs_server_export_by_id(c->srv, id);
 	if (!tg->ex)
 		return ONFS_NLM4_STALE_FH;
+	if (onfs_call_enter_export(c, tg->ex) < 0)
+		return ONFS_NLM4_DENIED_GRACE_PERIOD;
 	if (onfs_node_from_fh(tg->ex, data, len, &n) < 0)
 		return ONFS_NLM4_STALE_FH;
 	err = onfs_access_check(c, tg->ex);

@@ -25,7 +25,11 @@ static void usage(FILE *f)
 		"  list                      exports and instances, their uppers and bases\n"
 		"  diff EXPORT[/INSTANCE]    what the upper changes: A added, M modified,\n"
 		"                            D deleted, R replaced or renamed directory\n"
-		"  reset EXPORT/INSTANCE     throw the instance's changes away (O(1))\n");
+		"  reset EXPORT[/INSTANCE]   throw the upper's changes away (O(1))\n"
+		"  commit EXPORT[/INSTANCE] LAYER\n"
+		"                            the upper becomes the read-only layer LAYER\n"
+		"                            (under the server's layers directory), an\n"
+		"                            empty upper continues on top of it\n");
 }
 
 int main(int argc, char **argv)
@@ -60,7 +64,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind >= argc) {
-		fprintf(stderr, "ovlnfsctl: error: no command (list, diff, reset)\n");
+		fprintf(stderr, "ovlnfsctl: error: no command (list, diff, reset, commit)\n");
 		return 2;
 	}
 	if (strcmp(argv[optind], "list") == 0) {
@@ -75,13 +79,22 @@ int main(int argc, char **argv)
 				argv[optind]);
 			return 2;
 		}
+	} else if (strcmp(argv[optind], "commit") == 0) {
+		if (argc - optind != 3 || strpbrk(argv[optind + 1], " \t\n") ||
+		    strpbrk(argv[optind + 2], " \t\n/") || !strcmp(argv[optind + 1], "json") ||
+		    !strcmp(argv[optind + 2], "json")) {
+			fprintf(stderr, "ovlnfsctl: error: commit takes EXPORT[/INSTANCE] LAYER "
+				"(a name, no '/')\n");
+			return 2;
+		}
 	} else {
-		fprintf(stderr, "ovlnfsctl: error: unknown command '%s' (list, diff, reset)\n",
-			argv[optind]);
+		fprintf(stderr, "ovlnfsctl: error: unknown command '%s' (list, diff, reset, "
+			"commit)\n", argv[optind]);
 		return 2;
 	}
-	n = snprintf(req, sizeof(req), "%s%s%s%s\n", argv[optind], argc - optind > 1 ? " " : "",
-		     argc - optind > 1 ? argv[optind + 1] : "", json ? " json" : "");
+	n = snprintf(req, sizeof(req), "%s%s%s%s%s%s\n", argv[optind], argc - optind > 1 ? " " : "",
+		     argc - optind > 1 ? argv[optind + 1] : "", argc - optind > 2 ? " " : "",
+		     argc - optind > 2 ? argv[optind + 2] : "", json ? " json" : "");
 	if (n < 0 || (size_t)n >= sizeof(req)) {
 		fprintf(stderr, "ovlnfsctl: error: argument too long\n");
 		return 2;

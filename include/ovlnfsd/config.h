@@ -69,6 +69,7 @@ struct onfs_config {
 	int metrics_port;
 	char *port_file;     /* owned; NULL: none */
 	char *state_dir;     /* owned */
+	char *layers_dir;    /* owned; [server] layers: where commit puts layers; NULL: none */
 	bool foreground;
 	int verbose;         /* count of -v */
 	int threads;         /* worker pool size (UV_THREADPOOL_SIZE) */

@@ -34,8 +34,17 @@ void onfs_buf_json_str(struct onfs_buf *b, const char *s);
 /* --- instance.c --- */
 /* The instances of a templated line (none for other exports). */
 size_t onfs_instance_list(struct onfs_export *line, struct onfs_export **out, size_t cap);
-/* Quiesce, release, move index and upper into the trash: O(1). -errno + err. */
+/* Quiesce, release, move index and upper into the trash: O(1). -errno + err.
+ * A plain export gets a fresh empty upper in the same step (commit.c). */
 int onfs_instance_reset(struct onfs_export *ex, char *err, size_t errlen);
+/*
+ * Commit (server/overlay/commit.c): the upper of a plain export or an
+ * instance becomes the read-only layer layers_dir/layer, on top of its
+ * lowers, and an empty upper takes its place; renames only (one
+ * filesystem). -errno with err.
+ */
+int onfs_layers_commit(struct onfs_export *ex, const char *layers_dir, const char *layer,
+		       char *err, size_t errlen);
 /* The upper directory (NULL: none) and work directory of an export. */
 const char *onfs_instance_upper(const struct onfs_export *ex);
 const char *onfs_instance_work(const struct onfs_export *ex);

@@ -102,6 +102,11 @@ int onfs_instance_for_mount(struct onfs_export *line, const struct onfs_client_i
 int onfs_instance_enter_id(uint16_t id, const struct onfs_client_id *who, bool for_write,
 			   struct onfs_export **out);
 void onfs_instance_leave(struct onfs_export *ex);
+/*
+ * A call into a plain export counts itself in (a reset or commit waits for
+ * it to leave, with onfs_instance_leave); -EAGAIN when one ran for 2 s.
+ */
+int onfs_export_enter(struct onfs_export *ex);
 /* Does the instance have its upper (or will never get one)? */
 bool onfs_instance_settled(const struct onfs_export *ex);
 /* One log line: the template, instances on record and live, limits. */

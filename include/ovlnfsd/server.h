@@ -159,6 +159,8 @@ int onfs_call_mount_instance(struct onfs_call *c, struct onfs_export *line, cons
 			     struct onfs_export **out);
 /* The procedure returned: leave the instance (dispatch.c). */
 void onfs_call_leave(struct onfs_call *c);
+/* Count the call into a plain export (MNT, NLM); onfs_call_leave at its end. */
+int onfs_call_enter_export(struct onfs_call *c, struct onfs_export *ex);
 
 /* --- transport.c --- */
 /* Bind and listen (TCP+UDP on cfg listen, and the portmap listener). */

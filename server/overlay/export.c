@@ -326,12 +326,26 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 			goto out_free;
 	} else if (conf->upperdir) {
 		ex->has_upper = true;
+		/* committed layers (commit.c): STATE/exports/NAME/stack */
+		snprintf(dir, sizeof(dir), "%s/exports/%s/stack",
+			 state_dir ? state_dir : ONFS_DEFAULT_STATE_DIR, ex->name);
+		ex->stack_file = strdup(dir);
+		ex->inst_work = strdup(conf->workdir);
+		if (!ex->stack_file || !ex->inst_work) {
+			fail(err, errlen, "out of memory");
+			goto out_free;
+		}
+		/* a commit cut short by a crash is finished before the upper is opened */
+		if (onfs_commit_recover(ex, conf->upperdir, conf->workdir, err, errlen) < 0)
+			goto out_free;
 		if (open_layer(ex, conf->upperdir, true, "upperdir", err, errlen) < 0)
 			goto out_free;
 	}
 	for (i = 0; i < conf->nlower; i++)
 		if (open_layer(ex, conf->lowerdir[i], false, "lowerdir", err, errlen) < 0)
 			goto out_free;
+	if (conf->upperdir && !conf->tmpl && onfs_stack_open(ex, err, errlen) < 0)
+		goto out_free;
 	if (conf->tmpl ? check_template_lowers(ex, conf, err, errlen) < 0
 		       : check_layers(ex, conf, err, errlen) < 0)
 		goto out_free;
@@ -466,6 +480,8 @@ void onfs_export_close(struct onfs_export *ex)
 		close(ex->work_fd);
 	if (ex->index_fd >= 0)
 		close(ex->index_fd);
+	free(ex->stack_file);
+	free(ex->inst_work);
 	free(ex->name);
 	free(ex->path);
 	free(ex);

@@ -170,6 +170,8 @@ static void inst_free(struct onfs_export *ex)
 	onfs_dir_cache_free(ex->dirs);
 	onfs_node_cache_free(ex->nodes);
 	onfs_attr_destroy_locks(ex);
+	onfs_stack_close(ex);
+	free(ex->stack_file);
 	if (ex->layers[0].fd >= 0)
 		close(ex->layers[0].fd);
 	if (ex->lock_fd >= 0)
@@ -250,8 +252,12 @@ static int inst_new(struct onfs_inst_line *L, const char *value, uint16_t id,
 	ex->path = strdup(buf);
 	snprintf(buf, sizeof(buf), "%s/%s", line->name, value);
 	ex->name = strdup(buf);
+	/* committed layers of this instance (commit.c), beside the line's record */
+	snprintf(buf, sizeof(buf), "%.*s/stack-%s", (int)(strrchr(L->recfile, '/') - L->recfile),
+		 L->recfile, value);
+	ex->stack_file = strdup(buf);
 	if (!ex->inst_value || !ex->inst_upper || !ex->layers[0].path || !ex->layers[0].real ||
-	    !ex->inst_work ||
+	    !ex->inst_work || !ex->stack_file ||
 	    !ex->path || !ex->name)
 		goto out_nomem;
 	*out = ex;
@@ -318,6 +324,20 @@ static int inst_activate(struct onfs_inst_line *L, struct onfs_export *ex)
 	if (!ex->dirs && onfs_dir_cache_new(&ex->dirs) < 0)
 		return -ENOMEM;
 	ex->readonly = false;
+	{
+		char err[PATH_MAX + 256];
+
+		/* a commit cut short by a crash is finished; committed layers go in */
+		if (onfs_commit_recover(ex, ex->inst_upper, ex->inst_work, err, sizeof(err)) < 0 ||
+		    onfs_stack_open(ex, err, sizeof(err)) < 0) {
+			onfs_err("export '%s': %s; served read-only", ex->name, err);
+			onfs_stack_close(ex);
+			ex->readonly = true;
+			atomic_store(&ex->settled, true);
+			atomic_store(&ex->live, true);
+			return 0;
+		}
+	}
 	fd = onfs_fs_open_beneath(L->line->tmpl_parent_fd, below(ex->inst_upper, L->upper_parent),
 				  O_RDONLY | O_DIRECTORY);
 	if (fd >= 0) {
@@ -410,12 +430,13 @@ static void inst_release(struct onfs_export *ex)
 		close(ex->index_fd);
 	ex->lock_fd = ex->work_fd = ex->index_fd = -1;
 	ex->work_ok = false;
+	onfs_stack_close(ex);
 	atomic_store(&ex->settled, false);
 	atomic_store(&ex->live, false);
 }
 
 /* Raise quiesce and wait until no call is inside; inst_lock held. */
-static bool quiesce(struct onfs_export *ex, bool wait)
+bool onfs_quiesce(struct onfs_export *ex, bool wait)
 {
 	atomic_store(&ex->quiesce, true);
 	for (int ms = 0; atomic_load(&ex->active) > 0; ms++) {
@@ -436,7 +457,7 @@ static int inst_prepare(struct onfs_export *ex, bool for_write)
 	int ret = 0;
 
 	pthread_mutex_lock(&ex->inst_lock);
-	if (!quiesce(ex, true)) {
+	if (!onfs_quiesce(ex, true)) {
 		pthread_mutex_unlock(&ex->inst_lock);
 		return -EAGAIN;
 	}
@@ -476,8 +497,29 @@ bool onfs_instance_settled(const struct onfs_export *ex)
 
 void onfs_instance_leave(struct onfs_export *ex)
 {
-	if (ex && ex->line)
+	if (ex)
 		atomic_fetch_sub(&ex->active, 1);
+}
+
+/*
+ * A call into a plain export counts itself in as an instance's does, so a
+ * reset or commit (commit.c) can swap its upper with no call inside. While
+ * one runs (milliseconds: renames) the call waits, at most 2 s, then
+ * answers JUKEBOX (-EAGAIN).
+ */
+int onfs_export_enter(struct onfs_export *ex)
+{
+	for (int ms = 0;; ms++) {
+		struct timespec t = { 0, 1000000 };
+
+		atomic_fetch_add(&ex->active, 1);
+		if (!atomic_load(&ex->quiesce))
+			return 0;
+		atomic_fetch_sub(&ex->active, 1);
+		if (ms >= 2000)
+			return -EAGAIN;
+		nanosleep(&t, NULL);
+	}
 }
 
 /* --- the record --- */
@@ -658,7 +700,7 @@ static void sweep_line(struct onfs_inst_line *L, long long now)
 			continue;
 		if (pthread_mutex_trylock(&ex->inst_lock) != 0)
 			continue;
-		if (quiesce(ex, false)) {
+		if (onfs_quiesce(ex, false)) {
 			inst_release(ex);
 			atomic_store(&ex->quiesce, false);
 			onfs_info("export '%s': idle for %u s: descriptors and caches released",
@@ -1032,13 +1074,15 @@ int onfs_instance_reset(struct onfs_export *ex, char *err, size_t errlen)
 	char trash[PATH_MAX], up[PATH_MAX + 16], ix[PATH_MAX + 16], idx[PATH_MAX];
 	int ret = 0;
 
-	if (!ex->line) {
-		snprintf(err, errlen, "'%s' is not an instance: reset needs a per-client instance",
-			 ex->name);
+	if (ex->tmpl) {
+		snprintf(err, errlen, "'%s' is a templated line: name one of its instances "
+			 "(EXPORT/INSTANCE, see list)", ex->name);
 		return -EINVAL;
 	}
+	if (!ex->line)
+		return onfs_reset_plain(ex, err, errlen);
 	pthread_mutex_lock(&ex->inst_lock);
-	if (!quiesce(ex, true)) {
+	if (!onfs_quiesce(ex, true)) {
 		pthread_mutex_unlock(&ex->inst_lock);
 		snprintf(err, errlen, "'%s': calls did not drain within %d s", ex->name,
 			 QUIESCE_WAIT_MS / 1000);
@@ -1091,4 +1135,42 @@ const char *onfs_instance_upper(const struct onfs_export *ex)
 const char *onfs_instance_work(const struct onfs_export *ex)
 {
 	return ex->inst_work;
+}
+
+/*
+ * Commit of an instance: with no call inside, the instance goes dormant
+ * (inst_release: caches and descriptors gone), the disk part runs
+ * (commit.c), and the next call activates it over the new stack.
+ */
+int onfs_instance_commit(struct onfs_export *ex, const char *layers_dir, const char *layer,
+			 char *err, size_t errlen)
+{
+	struct stat st;
+	int ret;
+
+	pthread_mutex_lock(&ex->inst_lock);
+	if (!onfs_quiesce(ex, true)) {
+		pthread_mutex_unlock(&ex->inst_lock);
+		snprintf(err, errlen, "'%s': calls did not drain within %d s", ex->name,
+			 QUIESCE_WAIT_MS / 1000);
+		return -EAGAIN;
+	}
+	ret = onfs_owner_enter(ex);
+	if (ret < 0) {
+		snprintf(err, errlen, "'%s': cannot take the owner's credentials: %s", ex->name,
+			 strerror(-ret));
+		goto out;
+	}
+	if (stat(ex->inst_upper, &st) < 0) {
+		ret = -ENOENT;
+		snprintf(err, errlen, "'%s' has no upper yet (upperdir '%s'): nothing to commit",
+			 ex->name, ex->inst_upper);
+		goto out;
+	}
+	inst_release(ex);
+	ret = onfs_commit_disk(ex, ex->inst_upper, ex->inst_work, layers_dir, layer, err, errlen);
+out:
+	atomic_store(&ex->quiesce, false);
+	pthread_mutex_unlock(&ex->inst_lock);
+	return ret;
 }

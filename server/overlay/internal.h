@@ -60,7 +60,18 @@ struct onfs_layer {
 	int fd;          /* owned; O_RDONLY|O_DIRECTORY on the layer root */
 	uint8_t fsidx;   /* which filesystem (index into export fs_fd) */
 	bool upper;
+	/*
+	 * A layer made by `ovlnfsctl commit` from this export's upper
+	 * (commit.c): read-only now, but its objects keep the identity they
+	 * had in the upper (an origin xattr counts, a directory's identity is
+	 * its original lower part, else its oldest committed part). Owned by
+	 * the export (an instance too), never by a templated line.
+	 */
+	bool committed;
 };
+
+/* Was layer i an upper of this export (the upper, or a committed one)? */
+#define ONFS_LAYER_WAS_UPPER(ex, i) ((ex)->layers[(i)].upper || (ex)->layers[(i)].committed)
 
 /* The export owner's captured credentials (creds.c). */
 struct onfs_owner {
@@ -163,6 +174,7 @@ struct onfs_export {
 	atomic_bool settled;          /* the upper exists, or never will (read-only) */
 	atomic_int active;            /* calls inside the instance */
 	atomic_llong last_use;        /* monotonic seconds of the last call */
+	char *stack_file;   /* owned; STATE/.../stack: committed layers (commit.c); NULL none */
 	struct onfs_lock_table *locks; /* owned; NLM byte-range locks (server/lock.c) */
 	atomic_uint gen_ns;            /* cache.c: see struct onfs_gen */
 	atomic_uint gen_obj[ONFS_GEN_SLOTS];
@@ -210,6 +222,34 @@ int onfs_inst_line_open(struct onfs_export *line, const struct onfs_export_conf 
 void onfs_inst_line_close(struct onfs_export *line);
 /* Every export id in use, so instances never take one (export.c). */
 void onfs_inst_reserve_id(uint16_t id);
+
+/*
+ * Raise quiesce and wait until no call is inside (inst_lock held); false
+ * when calls did not drain (wait: within 30 s, else at once). Plain
+ * exports count their calls too (onfs_export_enter).
+ */
+bool onfs_quiesce(struct onfs_export *ex, bool wait);
+
+/* --- commit.c: reset of a plain export, commit, the committed stack --- */
+/* Roll a commit cut short by a crash forward (its journal is work/ovlnfsd/commit);
+ * before the upper is opened. 0, or -1 with err. */
+int onfs_commit_recover(struct onfs_export *ex, const char *upper, const char *work, char *err,
+			size_t errlen);
+/* Insert the committed layers of ex->stack_file below layer 0. 0, or -1 with err. */
+int onfs_stack_open(struct onfs_export *ex, char *err, size_t errlen);
+/* Close the committed layers again (an instance going dormant). */
+void onfs_stack_close(struct onfs_export *ex);
+int onfs_reset_plain(struct onfs_export *ex, char *err, size_t errlen);
+/* instance.c: quiesce, go dormant, onfs_commit_disk; the next call activates. */
+int onfs_instance_commit(struct onfs_export *ex, const char *layers_dir, const char *layer,
+			 char *err, size_t errlen);
+/* The disk part of a commit (journal, renames, stack file); quiesced, as the owner. */
+int onfs_commit_disk(struct onfs_export *ex, const char *upper, const char *work,
+		     const char *layers_dir, const char *layer, char *err, size_t errlen);
+
+/* --- workdir.c --- */
+/* A fresh index/ after the upper was replaced (reset, commit): marks, base record. */
+int onfs_workdir_renew(struct onfs_export *ex, char *why, size_t whylen);
 
 /* --- fsops.c: thin syscall wrappers, -errno --- */
 int onfs_fs_open_beneath(int dirfd, const char *rel, int flags);

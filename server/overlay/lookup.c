@@ -251,6 +251,12 @@ static uint64_t rootless_origin_ino(struct onfs_export *ex, const struct onfs_no
 	return fallback;
 }
 
+/* Which part names a directory: 1 upper, 2 committed layer, 3 plain lower. */
+static int id_rank(const struct onfs_export *ex, size_t layer)
+{
+	return ex->layers[layer].upper ? 1 : ex->layers[layer].committed ? 2 : 3;
+}
+
 /*
  * The search of one name below a parent's stack. "where" is the path of
  * the candidate in its layer; the parent directory is opened beneath the
@@ -275,6 +281,7 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 	size_t nf = 0, pi = 0, next_abs = 0;
 	uint64_t ino = 0;
 	bool have_id = false, impure = false, wh_xattr = false, id_lower = false;
+	int have_rank = 0;
 	char *path = NULL;
 	int ret = 0;
 
@@ -361,7 +368,7 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 
 		if (!S_ISDIR(st.st_mode)) {
 			/* the result: identity is the origin if it was copied up */
-			if (ex->layers[layer].upper &&
+			if (ONFS_LAYER_WAS_UPPER(ex, layer) &&
 			    origin_ident(ex, pfd, base, st.st_mode & S_IFMT, &id, &ino) == 0) {
 				have_id = true;
 				id_lower = true;
@@ -392,8 +399,14 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 		 * of it: name_to_handle_at and lgetxattr do not follow the name,
 		 * which fstatat just saw as a directory).
 		 */
-		/* a directory's identity: the topmost lower part, else the upper */
-		if (!have_id || (nf == 2 && ex->layers[f[0].part.layer].upper)) {
+		/*
+		 * a directory's identity: the topmost lower part, else the upper;
+		 * committed layers (commit.c) count as they did when they were the
+		 * upper: below a plain lower part, else the oldest (bottom) one
+		 */
+		if (!have_id || id_rank(ex, layer) > have_rank ||
+		    (id_rank(ex, layer) == 2 && have_rank == 2)) {
+			have_rank = id_rank(ex, layer);
 			ret = onfs_fs_name_to_ident(pfd, base, &id);
 			if (ret < 0) {
 				put_pfd(pfd, borrowed);
@@ -408,7 +421,8 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 			char op = ovl_flag_at(ex, pfd, base, "opaque");
 			if (op == 'x')
 				wh_xattr = true;
-			if (ex->layers[layer].upper && ovl_flag_at(ex, pfd, base, "impure") == 'y')
+			if (ONFS_LAYER_WAS_UPPER(ex, layer) &&
+			    ovl_flag_at(ex, pfd, base, "impure") == 'y')
 				impure = true;
 			if (op == 'y') {
 				put_pfd(pfd, borrowed);
@@ -486,8 +500,11 @@ int onfs_root(struct onfs_export *ex, struct onfs_node **out)
 	ret = onfs_owner_enter(ex);
 	if (ret < 0)
 		return ret;
-	/* identity: the top lower root (the upper root's origin) */
+	/* identity: the top lower root (the upper root's origin); committed layers
+	 * (commit.c) are skipped, so the root keeps its handle across a commit */
 	idl = ex->has_upper ? 1 : 0;
+	while (idl + 1 < ex->nlayers && ex->layers[idl].committed)
+		idl++;
 	ret = onfs_fs_name_to_ident(ex->layers[idl].fd, "", &id);
 	if (ret < 0)
 		return ret;
@@ -511,7 +528,7 @@ int onfs_root(struct onfs_export *ex, struct onfs_node **out)
 		nf++;
 		if (ovl_flag(ex, ex->layers[i].fd, "opaque") == 'x')
 			wh_xattr = true;
-		if (ex->layers[i].upper && ovl_flag(ex, ex->layers[i].fd, "impure") == 'y')
+		if (ONFS_LAYER_WAS_UPPER(ex, i) && ovl_flag(ex, ex->layers[i].fd, "impure") == 'y')
 			impure = true;
 	}
 	ret = make_node(ex, "", f, nf, &id, true, f[fidl].st.st_ino, impure, wh_xattr, true, out);

@@ -605,7 +605,7 @@ static uint64_t entry_fileid(struct onfs_export *ex, struct onfs_node *dir, cons
 	struct onfs_node *child;
 	uint64_t id;
 
-	if (!ex->layers[layer].upper || (!impure && !dent_maybe_origin(s, d)))
+	if (!ONFS_LAYER_WAS_UPPER(ex, layer) || (!impure && !dent_maybe_origin(s, d)))
 		return onfs_export_fileid(ex, ex->layers[layer].fsidx, ino);
 	if (onfs_lookup(ex, dir, name, &child) < 0)
 		return onfs_export_fileid(ex, ex->layers[layer].fsidx, ino);
@@ -836,11 +836,13 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 			hi = mid;
 	}
 	for (i = 0; i < nfd; i++) {
-		if (ex->layers[dir->parts[i].layer].upper) {
+		/* a committed layer (commit.c) keeps the marks it had as the upper */
+		if (ONFS_LAYER_WAS_UPPER(ex, dir->parts[i].layer)) {
 			char an[64], v[4];
 
 			onfs_ovl_xattr(ex, "impure", an, sizeof(an));
-			impure = onfs_fs_getxattr(fds[i], an, v, sizeof(v)) >= 1 && v[0] == 'y';
+			impure = impure ||
+				 (onfs_fs_getxattr(fds[i], an, v, sizeof(v)) >= 1 && v[0] == 'y');
 		}
 	}
 	if (plus) {

@@ -201,6 +201,79 @@ static bool dir_empty(int dirfd)
 	return empty;
 }
 
+/*
+ * index/ names its upper root ("upper" mark, mark_first_start). One that
+ * names another directory is the index of an upper that a reset or commit
+ * swapped out just before a crash (commit.c): it goes to the trash and a
+ * fresh one takes its place, as the kernel refuses such a pair.
+ */
+static void index_check_owner(struct onfs_export *ex, const char *real)
+{
+	uint8_t fb[21 + ONFS_FID_MAX], cur[21 + ONFS_FID_MAX];
+	char attr[64], from[PATH_MAX + 16], trash[PATH_MAX + 32], to[PATH_MAX + 96];
+	struct onfs_ident id = { 0 };
+	size_t n;
+	int len;
+
+	onfs_ovl_xattr(ex, "upper", attr, sizeof(attr));
+	len = onfs_fs_getxattr(ex->index_fd, attr, (char *)cur, sizeof(cur));
+	if (len <= 0 || onfs_fs_name_to_ident(ex->layers[0].fd, "", &id) < 0)
+		return;
+	id.fsidx = ex->layers[0].fsidx;
+	n = onfs_upper_encode_fb(ex, &id, true, fb);
+	if ((size_t)len == n && memcmp(cur, fb, n) == 0)
+		return;
+	snprintf(from, sizeof(from), "%s/index", real);
+	snprintf(trash, sizeof(trash), "%s/ovlnfsd/trash", real);
+	mkdir(trash, 0700);
+	onfs_trash_name(ex, trash, to, sizeof(to), "index");
+	if (rename(from, to) < 0) {
+		onfs_warn("export '%s': '%s' belongs to another upper; cannot move it away: %s",
+			  ex->name, from, strerror(errno));
+		return;
+	}
+	onfs_warn("export '%s': '%s' belonged to another upper (a reset or commit cut short): "
+		  "moved to '%s'", ex->name, from, to);
+	close(ex->index_fd);
+	ex->index_fd = -1;
+	if (mkdir(from, ex->owner.uid == 0 ? 0 : 0700) == 0 || errno == EEXIST)
+		ex->index_fd = open(from, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (ex->index_fd < 0) {
+		onfs_err("export '%s' will be served READ-ONLY: cannot create '%s': %s", ex->name,
+			 from, strerror(errno));
+		ex->work_ok = false;
+	}
+}
+
+int onfs_workdir_renew(struct onfs_export *ex, char *why, size_t whylen)
+{
+	int wfd = openat(ex->work_fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (wfd < 0) {
+		snprintf(why, whylen, "cannot open the work directory: %s", strerror(errno));
+		return -1;
+	}
+	if (ex->index_fd >= 0)
+		close(ex->index_fd);
+	ex->index_fd = -1;
+	if (mkdirat(wfd, "index", ex->owner.uid == 0 ? 0 : 0700) < 0 && errno != EEXIST) {
+		snprintf(why, whylen, "cannot create index/: %s", strerror(errno));
+		close(wfd);
+		return -1;
+	}
+	ex->index_fd = openat(wfd, "index", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (ex->index_fd < 0) {
+		snprintf(why, whylen, "cannot open index/: %s", strerror(errno));
+		close(wfd);
+		return -1;
+	}
+	atomic_store(&ex->index_used, !dir_empty(ex->index_fd));
+	mark_first_start(ex);
+	onfs_base_check(ex, wfd);
+	close(wfd);
+	return 0;
+}
+
 int onfs_workdir_setup(struct onfs_export *ex, const char *workdir, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 32], real[PATH_MAX], why[PATH_MAX + 128];
@@ -303,6 +376,7 @@ int onfs_workdir_setup(struct onfs_export *ex, const char *workdir, char *err, s
 	}
 	ex->work_fd = fd;
 	ex->work_ok = true;
+	index_check_owner(ex, real);
 	atomic_store(&ex->index_used, !dir_empty(ex->index_fd));
 	mark_first_start(ex);
 	/* the lowers this upper is made against: recorded once, a change logged */

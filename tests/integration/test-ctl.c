@@ -39,6 +39,7 @@ struct cenv {
 	struct tl_server s;
 	char clients[PATH_MAX];
 	char conf[PATH_MAX];
+	char layers[PATH_MAX];
 };
 
 static void cenv_server(struct cenv *e)
@@ -60,10 +61,13 @@ static void cenv_start(struct cenv *e)
 	tl_join(e->clients, sizeof(e->clients), e->t.root, "clients");
 	ASSERT(mkdir(e->clients, 0755) == 0);
 	tl_join(e->conf, sizeof(e->conf), e->t.root, "ovlnfsd.conf");
+	tl_join(e->layers, sizeof(e->layers), e->t.root, "layers");
+	ASSERT(mkdir(e->layers, 0755) == 0);
 	{
 		FILE *f = fopen(e->conf, "w");
 
 		ASSERT(f);
+		fprintf(f, "[server]\nlayers = %s\n", e->layers);
 		fprintf(f, "[export farm]\npath = /\nlowerdir = %s\nupperdir = %s/{client}/upper\n"
 			"workdir = %s/{client}/work\nsquash = none\n"
 			"[export plain]\npath = /plain\nlowerdir = %s\nupperdir = %s\nworkdir = %s\n"
@@ -119,6 +123,37 @@ static int ctl_as(struct cenv *e, long uid, char **out, const char *a1, const ch
 static int ctl(struct cenv *e, char **out, const char *a1, const char *a2, const char *a3)
 {
 	return ctl_as(e, -1, out, a1, a2, a3);
+}
+
+/* ovlnfsctl [--json] commit NAME LAYER */
+static int ctl_commit(struct cenv *e, char **out, bool json, const char *name, const char *layer)
+{
+	const char *bin = getenv("ONFS_CTL");
+	char path[PATH_MAX], *txt = NULL;
+	int st;
+	pid_t pid;
+
+	ASSERTF(bin, "ONFS_CTL is not set");
+	tl_join(path, sizeof(path), e->t.root, "ctl.out");
+	pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		FILE *f = freopen(path, "w", stdout);
+
+		if (!f || dup2(fileno(stdout), 2) < 0)
+			_exit(126);
+		if (json)
+			execl(bin, bin, "--state-dir", e->t.state, "--json", "commit", name, layer,
+			      (char *)NULL);
+		else
+			execl(bin, bin, "--state-dir", e->t.state, "commit", name, layer,
+			      (char *)NULL);
+		_exit(127);
+	}
+	ASSERT(waitpid(pid, &st, 0) == pid);
+	ASSERT(tl_read_file(path, &txt) >= 0);
+	*out = txt;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 /* Is text valid JSON? (python3 -m json.tool) */
@@ -225,9 +260,6 @@ TEST_IMPL(ctl_list_diff)
 	ASSERT_EQ(ctl(&e, &out, "--json", "list", NULL), 0);
 	ASSERTF(json_ok(&e, out) && strstr(out, "\"name\": \"plain\", \"kind\": \"export\""),
 		"%s", out);
-	free(out);
-	ASSERT_EQ(ctl(&e, &out, "reset", "plain", NULL), 1);
-	ASSERTF(strstr(out, "is not an instance"), "reset plain: %s", out);
 	free(out);
 
 	/* failures: one line on stderr, non-zero */
@@ -519,6 +551,432 @@ TEST_IMPL(ctl_base_record)
 	return 0;
 }
 
+/* Entries of a directory on disk (0 when it is missing). */
+static int dir_entries(const char *p)
+{
+	DIR *d = opendir(p);
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void expect_read(struct tl_client *c, const struct tl_fh *fh, const char *want)
+{
+	char buf[256];
+	uint32_t n = 0;
+	bool eof;
+	int st = tl_nfs_read(c, fh, 0, sizeof(buf), buf, &n, &eof);
+
+	ASSERTF(st == NFS3_OK && n == strlen(want) && memcmp(buf, want, n) == 0,
+		"read: status %d, '%.*s', want '%s'", st, (int)n, buf, want);
+}
+
+static uint64_t fileid_of(struct tl_client *c, const struct tl_fh *fh)
+{
+	fattr3 at;
+	int st = tl_nfs_getattr(c, fh, &at);
+
+	ASSERTF(st == NFS3_OK, "GETATTR: %s", tl_nfsstat_name(st));
+	return at.fileid;
+}
+
+/*
+ * Reset of a plain export, with its own client writing a base file and a
+ * farm client writing its instance: the upper is swapped for an empty one
+ * in one step; upper-only handles STALE, base handles read the base.
+ */
+TEST_IMPL(ctl_reset_plain)
+{
+	struct cenv e;
+	struct tl_client p;
+	struct tl_fh pr, fnew, ff, fd, fg, root2;
+	struct writer w = { 0 };
+	struct self_writer sw = { 0 };
+	pthread_t th, th2;
+	char *out = NULL, trash[PATH_MAX * 2];
+	fattr3 at;
+	uint64_t root_id;
+	int st;
+
+	cenv_start(&e);
+	w.e = &e;
+	tl_client_connect_as(&p, e.s.port, "127.0.0.4", NULL);
+	ASSERT_EQ(tl_mnt(&p, "/plain", &pr, NULL, NULL, 0), MNT3_OK);
+	mount_as(&e, &w.c, "127.0.0.3", &w.root);
+	make_changes(&p, &pr);
+	root_id = fileid_of(&p, &pr);
+	ASSERT_EQ(tl_nfs_lookup(&p, &pr, "new", &fnew, NULL), NFS3_OK);
+	ASSERT_EQ(tl_nfs_lookup(&p, &pr, "f", &ff, NULL), NFS3_OK);
+	ASSERT_EQ(tl_nfs_lookup(&p, &pr, "d", &fd, NULL), NFS3_OK);
+	ASSERT_EQ(tl_nfs_walk(&p, &pr, "sub/deep/g", &fg, NULL), NFS3_OK);
+
+	ASSERT(pthread_create(&th, NULL, writer_main, &w) == 0);
+	tl_client_connect_as(&sw.c, e.s.port, "127.0.0.4", NULL);
+	sw.f = ff;
+	ASSERT(pthread_create(&th2, NULL, self_writer_main, &sw) == 0);
+	usleep(50000);
+	ASSERT_EQ(ctl(&e, &out, "reset", "plain", NULL), 0);
+	ASSERTF(strstr(out, "plain: reset"), "%s", out);
+	free(out);
+	usleep(50000);
+	atomic_store(&w.stop, true);
+	atomic_store(&sw.stop, true);
+	pthread_join(th, NULL);
+	pthread_join(th2, NULL);
+	ASSERTF(w.rounds > 0 && w.errors == 0, "the farm client: %d errors in %d rounds",
+		w.errors, w.rounds);
+	ASSERTF(sw.rounds > 0 && sw.errors == 0, "the plain client: %d errors in %d rounds "
+		"(last %d)", sw.errors, sw.rounds, sw.last_err);
+	tl_client_close(&sw.c);
+	ASSERT_EQ(ctl(&e, &out, "reset", "plain", NULL), 0);
+	free(out);
+
+	ASSERT_EQ(tl_nfs_getattr(&p, &fnew, &at), NFS3ERR_STALE);
+	ASSERT_EQ(tl_nfs_getattr(&p, &fd, &at), NFS3ERR_STALE);
+	expect_read(&p, &ff, "base-f");
+	expect_read(&p, &fg, "base-g");
+	ASSERT_EQ(fileid_of(&p, &pr), root_id);
+	ASSERT_EQ(tl_nfs_lookup(&p, &pr, "new", NULL, NULL), NFS3ERR_NOENT);
+	ASSERT_EQ(tl_nfs_walk(&p, &pr, "etc/hostname", NULL, NULL), NFS3_OK);
+	ASSERTF(dir_entries(e.t.upper) == 0, "the upper '%s' is not empty", e.t.upper);
+	FMT(trash, "%s/ovlnfsd/trash", e.t.work);
+	for (int i = 0; i < 100 && dir_entries(trash) > 0; i++)
+		usleep(100000);
+	ASSERT_EQ(dir_entries(trash), 0);
+	/* the farm's instance kept its changes */
+	ASSERT_EQ(ctl(&e, &out, "diff", "farm/127.0.0.3", NULL), 0);
+	ASSERTF(strstr(out, "A  w0\n"), "%s", out);
+	free(out);
+	/* the plain export writes on, on the fresh upper; a new mount gets the same root */
+	ASSERT_EQ(tl_nfs_create(&p, &pr, "after"), NFS3_OK);
+	ASSERT_EQ(ctl(&e, &out, "diff", "plain", NULL), 0);
+	ASSERTF(strcmp(out, "A  after\n") == 0, "diff after reset: %s", out);
+	free(out);
+	st = tl_mnt(&p, "/plain", &root2, NULL, NULL, 0);
+	ASSERT_EQ(st, MNT3_OK);
+	ASSERT(root2.len == pr.len && memcmp(root2.data, pr.data, pr.len) == 0);
+	ASSERT_EQ(ctl(&e, &out, "--json", "reset", "plain"), 0);
+	ASSERTF(json_ok(&e, out), "reset --json: %s", out);
+	free(out);
+	tl_client_close(&p);
+	tl_client_close(&w.c);
+	tl_server_stop(&e.s);
+	tl_tree_free(&e.t);
+	return 0;
+}
+
+struct seen {
+	const char *path;
+	struct tl_fh fh;
+	uint64_t fileid;
+};
+
+/* Handles and fileids of a set of paths; again: all the same (never STALE). */
+static void seen_take(struct tl_client *c, const struct tl_fh *root, struct seen *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!v[i].path[0])
+			v[i].fh = *root;
+		else
+			ASSERTF(tl_nfs_walk(c, root, v[i].path, &v[i].fh, NULL) == NFS3_OK, "walk %s",
+				v[i].path);
+		v[i].fileid = fileid_of(c, &v[i].fh);
+	}
+}
+
+static void seen_check(struct tl_client *c, const struct tl_fh *root, const struct seen *v,
+		       size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct tl_fh again;
+		fattr3 at;
+		int st = tl_nfs_getattr(c, &v[i].fh, &at);
+
+		ASSERTF(st == NFS3_OK, "'%s': old handle: %s", v[i].path, tl_nfsstat_name(st));
+		ASSERTF(at.fileid == v[i].fileid, "'%s': fileid %llu, was %llu", v[i].path,
+			(unsigned long long)at.fileid, (unsigned long long)v[i].fileid);
+		if (!v[i].path[0])
+			continue;
+		ASSERT_EQ(tl_nfs_walk(c, root, v[i].path, &again, NULL), NFS3_OK);
+		ASSERTF(again.len == v[i].fh.len && !memcmp(again.data, v[i].fh.data, again.len),
+			"'%s': LOOKUP gives another handle", v[i].path);
+	}
+}
+
+/* What make_changes + more leave: the paths whose handles must survive a commit. */
+static void commit_changes(struct tl_client *c, const struct tl_fh *root)
+{
+	struct tl_fh d, x;
+
+	make_changes(c, root);
+	ASSERT_EQ(tl_nfs_lookup(c, root, "d", &d, NULL), NFS3_OK);
+	ASSERT_EQ(tl_nfs_create(c, &d, "x"), NFS3_OK);
+	ASSERT_EQ(tl_nfs_lookup(c, &d, "x", &x, NULL), NFS3_OK);
+	ASSERT_EQ(tl_nfs_write(c, &x, 0, "x-data", 6), NFS3_OK);
+	ASSERT_EQ(tl_nfs_rename(c, root, "new", root, "renamed"), NFS3_OK);
+	/* a base directory that gets an upper part (copied up), and one below it */
+	ASSERT_EQ(tl_nfs_walk(c, root, "sub/deep", &d, NULL), NFS3_OK);
+	ASSERT_EQ(tl_nfs_create(c, &d, "y"), NFS3_OK);
+}
+
+#define SEEN_PATHS                                                                      \
+	{ { .path = "" }, { .path = "renamed" }, { .path = "f" }, { .path = "d" },              \
+	  { .path = "d/x" }, { .path = "etc" }, { .path = "sub" }, { .path = "sub/deep" },      \
+	  { .path = "sub/deep/g" }, { .path = "sub/deep/y" } }
+
+/*
+ * Commit of a plain export under load (its own client writing a base
+ * file, a farm client writing): the upper becomes layers/L1, every handle
+ * and fileid stays, the content stays, an empty upper continues; a second
+ * commit stacks; the stack survives a restart; another export names the
+ * committed layer as a lower.
+ */
+TEST_IMPL(ctl_commit_plain)
+{
+	struct cenv e;
+	struct tl_client p, o;
+	struct tl_fh pr, orr, fh;
+	struct writer w = { 0 };
+	struct self_writer sw = { 0 };
+	struct seen v[] = SEEN_PATHS;
+	pthread_t th, th2;
+	char *out = NULL, path[PATH_MAX * 2], *txt = NULL;
+	FILE *f;
+
+	cenv_start(&e);
+	w.e = &e;
+	tl_client_connect_as(&p, e.s.port, "127.0.0.4", NULL);
+	ASSERT_EQ(tl_mnt(&p, "/plain", &pr, NULL, NULL, 0), MNT3_OK);
+	mount_as(&e, &w.c, "127.0.0.3", &w.root);
+	commit_changes(&p, &pr);
+	seen_take(&p, &pr, v, TL_ARRAY_SIZE(v));
+
+	ASSERT(pthread_create(&th, NULL, writer_main, &w) == 0);
+	tl_client_connect_as(&sw.c, e.s.port, "127.0.0.4", NULL);
+	sw.f = v[2].fh; /* f */
+	ASSERT(pthread_create(&th2, NULL, self_writer_main, &sw) == 0);
+	usleep(50000);
+	ASSERT_EQ(ctl_commit(&e, &out, false, "plain", "L1"), 0);
+	ASSERTF(strstr(out, "committed as layer"), "%s", out);
+	free(out);
+	usleep(50000);
+	atomic_store(&w.stop, true);
+	atomic_store(&sw.stop, true);
+	pthread_join(th, NULL);
+	pthread_join(th2, NULL);
+	ASSERTF(w.rounds > 0 && w.errors == 0, "the farm client: %d errors in %d rounds",
+		w.errors, w.rounds);
+	ASSERTF(sw.rounds > 0 && sw.errors == 0, "the plain client: %d errors in %d rounds "
+		"(last %d)", sw.errors, sw.rounds, sw.last_err);
+	tl_client_close(&sw.c);
+
+	/* the client sees what it saw: handles, fileids, data, the deletion */
+	seen_check(&p, &pr, v, TL_ARRAY_SIZE(v));
+	expect_read(&p, &v[1].fh, "new-data");
+	expect_read(&p, &v[4].fh, "x-data");
+	ASSERT_EQ(tl_nfs_read(&p, &v[2].fh, 0, 4, path, &(uint32_t){ 0 }, &(bool){ 0 }), NFS3_OK);
+	ASSERT(memcmp(path, "SELF", 4) == 0);
+	ASSERT_EQ(tl_nfs_walk(&p, &pr, "etc/hostname", NULL, NULL), NFS3ERR_NOENT);
+	ASSERT_EQ(tl_nfs_lookup(&p, &pr, "new", NULL, NULL), NFS3ERR_NOENT);
+	/* on disk: the layer holds the old upper, the upper holds at most f (the writer) */
+	FMT(path, "%s/L1/renamed", e.layers);
+	ASSERTF(access(path, F_OK) == 0, "'%s' missing", path);
+	FMT(path, "%s/L1/d/x", e.layers);
+	ASSERTF(access(path, F_OK) == 0, "'%s' missing", path);
+	FMT(path, "%s/renamed", e.t.upper);
+	ASSERTF(access(path, F_OK) < 0, "'%s' still in the upper", path);
+	FMT(path, "%s/ovlnfsd/commit", e.t.work);
+	ASSERTF(access(path, F_OK) < 0, "the commit journal is still there");
+
+	/* writes go on over the new stack: a copy-up from L1, same handle */
+	ASSERT_EQ(tl_nfs_write(&p, &v[1].fh, 0, "post", 4), NFS3_OK);
+	expect_read(&p, &v[1].fh, "postdata");
+	ASSERT_EQ(tl_nfs_remove(&p, &v[3].fh, "x"), NFS3_OK);
+	seen_check(&p, &pr, v, 4);
+	ASSERT_EQ(ctl(&e, &out, "diff", "plain", NULL), 0);
+	ASSERTF(strstr(out, "M  renamed\n") && strstr(out, "D  d/x\n") && !strstr(out, "A  "),
+		"diff after commit: %s", out);
+	free(out);
+	ASSERT_EQ(ctl(&e, &out, "list", NULL, NULL), 0);
+	ASSERTF(strstr(out, "L1:"), "list: %s", out);
+	free(out);
+
+	/* refusals: a name taken, a bad name, a templated line, no such export */
+	ASSERT_EQ(ctl_commit(&e, &out, false, "plain", "L1"), 1);
+	ASSERTF(strstr(out, "already exists") && strchr(out, '\n') == out + strlen(out) - 1,
+		"%s", out);
+	free(out);
+	ASSERT_EQ(ctl_commit(&e, &out, false, "plain", ".."), 1);
+	free(out);
+	ASSERT_EQ(ctl_commit(&e, &out, false, "farm", "LX"), 1);
+	ASSERTF(strstr(out, "templated line"), "%s", out);
+	free(out);
+	/* a second commit stacks on top (--json) */
+	ASSERT_EQ(ctl_commit(&e, &out, true, "plain", "L2"), 0);
+	ASSERTF(json_ok(&e, out) && strstr(out, "\"layer\": \"L2\""), "%s", out);
+	free(out);
+	seen_check(&p, &pr, v, 4);
+	expect_read(&p, &v[1].fh, "postdata");
+	FMT(path, "%s/exports/plain/stack", e.t.state);
+	ASSERT(tl_read_file(path, &txt) > 0);
+	ASSERTF(strstr(txt, "/L2\nlayer ") && strstr(txt, "/L1\n") && strstr(txt, "/L2") < strstr(txt, "/L1"),
+		"stack: %s", txt);
+	free(txt);
+
+	/* a restart keeps the stack; another export names L1 as a lower */
+	tl_client_close(&p);
+	tl_client_close(&w.c);
+	tl_server_stop(&e.s);
+	f = fopen(e.conf, "a");
+	ASSERT(f);
+	fprintf(f, "[export other]\npath = /other\nlowerdir = %s/L1:%s\n", e.layers,
+		e.t.lower[0]);
+	ASSERT(fclose(f) == 0);
+	cenv_server(&e);
+	tl_client_connect_as(&p, e.s.port, "127.0.0.4", NULL);
+	seen_check(&p, &pr, v, 4);
+	expect_read(&p, &v[1].fh, "postdata");
+	ASSERT_EQ(tl_nfs_lookup(&p, &v[3].fh, "x", NULL, NULL), NFS3ERR_NOENT);
+	tl_client_connect_as(&o, e.s.port, "127.0.0.5", NULL);
+	ASSERT_EQ(tl_mnt(&o, "/other", &orr, NULL, NULL, 0), MNT3_OK);
+	ASSERT_EQ(tl_nfs_lookup(&o, &orr, "renamed", &fh, NULL), NFS3_OK);
+	expect_read(&o, &fh, "new-data");
+	ASSERT_EQ(tl_nfs_walk(&o, &orr, "etc/hostname", NULL, NULL), NFS3ERR_NOENT);
+	ASSERT_EQ(tl_nfs_walk(&o, &orr, "d/x", NULL, NULL), NFS3_OK);
+	tl_client_close(&o);
+	tl_client_close(&p);
+	tl_server_stop(&e.s);
+	tl_tree_free(&e.t);
+	return 0;
+}
+
+/*
+ * kill -9 and commits: a server killed right after a commit comes back on
+ * the new stack; a commit cut short after its first step (the upper
+ * renamed to the layer, journal written, no new upper yet: what a crash
+ * there leaves) is finished at the next start - no half state.
+ */
+TEST_IMPL(ctl_commit_kill9)
+{
+	struct cenv e;
+	struct tl_client p;
+	struct tl_fh pr;
+	struct seen v[] = { { .path = "" }, { .path = "a" }, { .path = "dd" }, { .path = "f" } };
+	char *out = NULL, path[PATH_MAX * 2], real[PATH_MAX], *txt = NULL;
+	FILE *f;
+
+	cenv_start(&e);
+	tl_client_connect_as(&p, e.s.port, "127.0.0.4", NULL);
+	ASSERT_EQ(tl_mnt(&p, "/plain", &pr, NULL, NULL, 0), MNT3_OK);
+	ASSERT_EQ(tl_nfs_create(&p, &pr, "a"), NFS3_OK);
+	ASSERT_EQ(tl_nfs_walk(&p, &pr, "a", &v[1].fh, NULL), NFS3_OK);
+	ASSERT_EQ(tl_nfs_write(&p, &v[1].fh, 0, "A-data", 6), NFS3_OK);
+	ASSERT_EQ(tl_nfs_mkdir(&p, &pr, "dd"), NFS3_OK);
+	ASSERT_EQ(tl_nfs_walk(&p, &pr, "f", &v[3].fh, NULL), NFS3_OK);
+	ASSERT_EQ(tl_nfs_write(&p, &v[3].fh, 0, "F", 1), NFS3_OK);
+	seen_take(&p, &pr, v, TL_ARRAY_SIZE(v));
+	ASSERT_EQ(ctl_commit(&e, &out, false, "plain", "K1"), 0);
+	free(out);
+	tl_client_close(&p);
+	tl_server_kill(&e.s);
+	cenv_server(&e);
+	tl_client_connect_as(&p, e.s.port, "127.0.0.4", NULL);
+	seen_check(&p, &pr, v, TL_ARRAY_SIZE(v));
+	expect_read(&p, &v[1].fh, "A-data");
+	expect_read(&p, &v[3].fh, "Fase-f");
+	ASSERT_EQ(tl_nfs_create(&p, &pr, "b"), NFS3_OK);
+	tl_client_close(&p);
+
+	/* the crash point: upper renamed to the layer, the journal written, nothing more */
+	tl_server_kill(&e.s);
+	ASSERT(realpath(e.layers, real));
+	FMT(path, "%s/K2", real);
+	ASSERT(rename(e.t.upper, path) == 0);
+	FMT(path, "%s/ovlnfsd/commit", e.t.work);
+	f = fopen(path, "w");
+	ASSERT(f);
+	fprintf(f, "layer %s/K2\nfresh %s/ovlnfsd/trash/reset-00000000-9-fresh\n", real, e.t.work);
+	ASSERT(fclose(f) == 0);
+	cenv_server(&e);
+	ASSERTF(access(path, F_OK) < 0, "the journal is still there after the restart");
+	ASSERTF(access(e.t.upper, F_OK) == 0 && dir_entries(e.t.upper) == 0,
+		"no empty upper at '%s' after the restart", e.t.upper);
+	FMT(path, "%s/exports/plain/stack", e.t.state);
+	ASSERT(tl_read_file(path, &txt) > 0);
+	ASSERTF(strncmp(txt, "layer ", 6) == 0 && strstr(txt, "/K2\n") && strstr(txt, "/K1\n"),
+		"stack: %s", txt);
+	free(txt);
+	tl_client_connect_as(&p, e.s.port, "127.0.0.4", NULL);
+	seen_check(&p, &pr, v, TL_ARRAY_SIZE(v));
+	expect_read(&p, &v[1].fh, "A-data");
+	ASSERT_EQ(tl_nfs_lookup(&p, &pr, "b", NULL, NULL), NFS3_OK);
+	ASSERT_EQ(tl_nfs_create(&p, &pr, "c"), NFS3_OK);
+	ASSERT_EQ(ctl(&e, &out, "diff", "plain", NULL), 0);
+	ASSERTF(strcmp(out, "A  c\n") == 0, "diff: %s", out);
+	free(out);
+	ASSERT_EQ(ctl(&e, &out, "list", NULL, NULL), 0);
+	ASSERTF(!strstr(out, "(read-only"), "read-only after the recovery: %s", out);
+	free(out);
+	tl_client_close(&p);
+	tl_server_stop(&e.s);
+	tl_tree_free(&e.t);
+	return 0;
+}
+
+/* Commit of a per-client instance: same view and handles, its own stack, kept across a restart. */
+TEST_IMPL(ctl_commit_instance)
+{
+	struct cenv e;
+	struct tl_client a, b;
+	struct tl_fh ra, rb;
+	struct seen v[] = SEEN_PATHS;
+	char *out = NULL, path[PATH_MAX * 2];
+
+	cenv_start(&e);
+	mount_as(&e, &a, "127.0.0.2", &ra);
+	mount_as(&e, &b, "127.0.0.3", &rb);
+	commit_changes(&a, &ra);
+	seen_take(&a, &ra, v, TL_ARRAY_SIZE(v));
+	ASSERT_EQ(ctl_commit(&e, &out, false, "farm/127.0.0.2", "I1"), 0);
+	free(out);
+	seen_check(&a, &ra, v, TL_ARRAY_SIZE(v));
+	expect_read(&a, &v[1].fh, "new-data");
+	expect_read(&a, &v[2].fh, "CHANGED");
+	ASSERT_EQ(tl_nfs_walk(&a, &ra, "etc/hostname", NULL, NULL), NFS3ERR_NOENT);
+	ASSERT_EQ(tl_nfs_write(&a, &v[1].fh, 0, "post", 4), NFS3_OK);
+	expect_read(&a, &v[1].fh, "postdata");
+	ASSERT_EQ(ctl(&e, &out, "diff", "farm/127.0.0.2", NULL), 0);
+	ASSERTF(strcmp(out, "M  renamed\n") == 0, "diff: %s", out);
+	free(out);
+	/* the other instance is not on that stack */
+	ASSERT_EQ(tl_nfs_lookup(&b, &rb, "renamed", NULL, NULL), NFS3ERR_NOENT);
+	FMT(path, "%s/exports/farm/stack-127.0.0.2", e.t.state);
+	ASSERTF(access(path, F_OK) == 0, "'%s' missing", path);
+	/* a reset keeps the committed layer: it drops only what came after */
+	ASSERT_EQ(ctl(&e, &out, "reset", "farm/127.0.0.2", NULL), 0);
+	free(out);
+	expect_read(&a, &v[1].fh, "new-data");
+	seen_check(&a, &ra, v, TL_ARRAY_SIZE(v));
+	tl_client_close(&a);
+	tl_client_close(&b);
+	tl_server_stop(&e.s);
+	cenv_server(&e);
+	mount_as(&e, &a, "127.0.0.2", &ra);
+	seen_check(&a, &ra, v, TL_ARRAY_SIZE(v));
+	expect_read(&a, &v[4].fh, "x-data");
+	tl_client_close(&a);
+	tl_server_stop(&e.s);
+	tl_tree_free(&e.t);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tl_case cases[] = {
@@ -527,6 +985,10 @@ int main(int argc, char **argv)
 		TEST_ENTRY(ctl_reset_kill9),
 		TEST_ENTRY(ctl_refuse_other_uid),
 		TEST_ENTRY(ctl_base_record),
+		TEST_ENTRY(ctl_reset_plain),
+		TEST_ENTRY(ctl_commit_plain),
+		TEST_ENTRY(ctl_commit_kill9),
+		TEST_ENTRY(ctl_commit_instance),
 	};
 
 	return tl_run(argc, argv, cases, TL_ARRAY_SIZE(cases));
