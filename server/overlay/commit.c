@@ -294,7 +294,8 @@ int onfs_commit_recover(struct onfs_export *ex, const char *upper, const char *w
 		return 0;
 	snprintf(path, sizeof(path), "%s/" JOURNAL, work);
 	r = read_text(path, &j);
-	if (r == -ENOENT) {
+	/* no journal (or no work area at all: its setup says why, later) */
+	if (r == -ENOENT || r == -ENOTDIR) {
 		free(j.p);
 		return 0;
 	}
