@@ -126,11 +126,14 @@ static void list_one(struct onfs_buf *b, struct onfs_export *ex, bool json, bool
 	struct onfs_layers_info in;
 	uint64_t bytes, objects;
 	char last[32] = "-", clients[32];
+	unsigned version;
+	bool pinned;
 	int base;
 
 	onfs_layers_info(ex, &in);
 	onfs_layers_usage(ex, &bytes, &objects);
 	base = onfs_layers_base(ex);
+	version = onfs_layers_base_version(ex, &pinned);
 	if (in.idle_s >= 0)
 		snprintf(last, sizeof(last), "%llds ago", in.idle_s);
 	/* a line: how many clients have an instance; an instance: its one client */
@@ -159,6 +162,8 @@ static void list_one(struct onfs_buf *b, struct onfs_export *ex, bool json, bool
 			onfs_buf_printf(b, "null");
 		onfs_buf_printf(b, ", \"base_changed\": %s",
 				base < 0 ? "null" : base ? "true" : "false");
+		onfs_buf_printf(b, ", \"base_version\": %u, \"base_pinned\": %s", version,
+				pinned ? "true" : "false");
 		onfs_buf_printf(b, ", \"live\": %s, \"base\": [", in.live ? "true" : "false");
 		for (size_t i = 0; i < in.nlowers; i++) {
 			onfs_buf_printf(b, "%s", i ? ", " : "");
@@ -166,16 +171,19 @@ static void list_one(struct onfs_buf *b, struct onfs_export *ex, bool json, bool
 		}
 		onfs_buf_printf(b, "]}");
 	} else {
-		onfs_buf_printf(b, "%-24s %-9s %7s %12llu %8llu %-12s %-10s ", onfs_export_name(ex),
-				in.kind, clients, (unsigned long long)bytes,
-				(unsigned long long)objects, last,
-				in.ro_reason ? "ro" : "rw");
+		onfs_buf_printf(b, "%-24s %-9s %7s %12llu %8llu %-12s %-10s v%-3u ",
+				onfs_export_name(ex), in.kind, clients, (unsigned long long)bytes,
+				(unsigned long long)objects, last, in.ro_reason ? "ro" : "rw",
+				version);
 		for (size_t i = 0; i < in.nlowers; i++)
 			onfs_buf_printf(b, "%s%s", i ? ":" : "", in.lowers[i]);
 		if (in.ro_reason)
 			onfs_buf_printf(b, "  (read-only: %s)", in.ro_reason);
 		if (base > 0)
 			onfs_buf_printf(b, "  (base changed since the upper was made)");
+		if (pinned)
+			onfs_buf_printf(b, "  (pinned to base v%u: a new base waits for reset or "
+					"rebase --force)", version);
 		onfs_buf_printf(b, "\n");
 	}
 	*first = false;
@@ -196,8 +204,8 @@ static void do_list(struct ctl_conn *c, bool json)
 	if (json)
 		onfs_buf_printf(b, "{\"exports\": [");
 	else
-		onfs_buf_printf(b, "%-24s %-9s %7s %12s %8s %-12s %-10s %s\n", "NAME", "KIND",
-				"CLIENTS", "UPPER-BYTES", "OBJECTS", "LAST", "STATE", "BASE");
+		onfs_buf_printf(b, "%-24s %-9s %7s %12s %8s %-12s %-10s %-4s %s\n", "NAME", "KIND",
+				"CLIENTS", "UPPER-BYTES", "OBJECTS", "LAST", "STATE", "VER", "BASE");
 	for (size_t i = 0; i < c->nexports; i++) {
 		struct onfs_export *ex = c->exports[i];
 		size_t k = onfs_instance_list(ex, insts, CTL_INST_MAX);
@@ -215,6 +223,7 @@ static void work_cb(uv_work_t *w)
 {
 	struct ctl_conn *c = ONFS_CONTAINER_OF(w, struct ctl_conn, work);
 	char *save = NULL, *cmd, *arg, *opt, *layer = NULL, err[PATH_MAX * 3];
+	bool force = false;
 	struct onfs_export *ex = NULL;
 	bool json = false;
 	int r;
@@ -242,10 +251,15 @@ static void work_cb(uv_work_t *w)
 		do_list(c, json);
 		return;
 	}
-	if (strcmp(cmd, "diff") && strcmp(cmd, "reset") && strcmp(cmd, "commit")) {
+	if (strcmp(cmd, "diff") && strcmp(cmd, "reset") && strcmp(cmd, "commit") &&
+	    strcmp(cmd, "rebase")) {
 		onfs_buf_printf(&c->out, "error: unknown command '%s' (list, diff, reset, "
-				"commit)\n", cmd);
+				"commit, rebase)\n", cmd);
 		return;
+	}
+	if (!strcmp(cmd, "rebase") && layer && !strcmp(layer, "force")) {
+		force = true;
+		layer = NULL;
 	}
 	if (!strcmp(cmd, "commit") != !!layer) {
 		onfs_buf_printf(&c->out, "error: %s\n", layer ? "only commit takes a LAYER"
@@ -278,6 +292,17 @@ static void work_cb(uv_work_t *w)
 			onfs_buf_printf(&c->out, "error: diff of '%s': %s\n", arg, strerror(-r));
 		else
 			onfs_buf_printf(&c->out, "ok\n%.*s", (int)body.len, body.p ? body.p : "");
+		free(body.p);
+		return;
+	}
+	if (!strcmp(cmd, "rebase")) {
+		struct onfs_buf body = { 0 };
+
+		r = onfs_layers_rebase(ex, force, json, &body, err, sizeof(err));
+		if (r < 0)
+			onfs_buf_printf(&c->out, "error: rebase of '%s': %s\n", arg, err);
+		else
+			onfs_buf_printf(&c->out, "%.*s", (int)body.len, body.p ? body.p : "");
 		free(body.p);
 		return;
 	}

@@ -154,6 +154,16 @@ static void take_rules(struct onfs_export_conf *dst, struct onfs_export_conf *sr
 	dst->line = src->line;
 }
 
+/* Does b differ from a only in lowerdir (a base update)? */
+static bool lowers_only_differ(const struct onfs_export_conf *a, const struct onfs_export_conf *b)
+{
+	struct onfs_export_conf t = *a;
+
+	memcpy(t.lowerdir, b->lowerdir, sizeof(t.lowerdir));
+	t.nlower = b->nlower;
+	return !onfs_config_layers_differ(&t, b);
+}
+
 /* SIGHUP: see the comment at the top. Loop thread. */
 static void reload(struct main_state *m)
 {
@@ -221,11 +231,28 @@ static void reload(struct main_state *m)
 				  "restart", oe->name, cur->config_file);
 			continue;
 		}
-		if (onfs_config_layers_differ(oe, ne)) {
+		if (onfs_config_layers_differ(oe, ne) && lowers_only_differ(oe, ne)) {
+			/* a base update: moved now, or waiting for a pinned upper (base.c) */
+			int r = onfs_export_set_base(m->srv.exports[j], ne->lowerdir, ne->nlower,
+						     err, sizeof(err));
+
+			if (r < 0) {
+				onfs_warn("reload: export '%s': new lowerdir not taken: %s; serving "
+					  "it unchanged", oe->name, err);
+				continue;
+			}
+			for (size_t i = 0; i < oe->nlower; i++)
+				free(oe->lowerdir[i]);
+			memcpy(oe->lowerdir, ne->lowerdir, sizeof(oe->lowerdir));
+			oe->nlower = ne->nlower;
+			memset(ne->lowerdir, 0, sizeof(ne->lowerdir));
+			ne->nlower = 0;
+		} else if (onfs_config_layers_differ(oe, ne)) {
 			onfs_warn("reload: export '%s': path, layers or owner changed: restart "
 				  "needed; serving it unchanged", oe->name);
 			continue;
 		}
+		onfs_layers_base_probe(m->srv.exports[j]);
 		take_rules(oe, ne);
 		if (publish_rules(m->srv.exports[j], oe) < 0)
 			onfs_err("reload: export '%s': out of memory; old rules kept", oe->name);

@@ -29,7 +29,9 @@ static void usage(FILE *f)
 		"  commit EXPORT[/INSTANCE] LAYER\n"
 		"                            the upper becomes the read-only layer LAYER\n"
 		"                            (under the server's layers directory), an\n"
-		"                            empty upper continues on top of it\n");
+		"                            empty upper continues on top of it\n"
+		"  rebase EXPORT [--force]   the upper's entries that shadow a change of the\n"
+		"                            waiting new base; --force moves to it\n");
 }
 
 int main(int argc, char **argv)
@@ -37,6 +39,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "force", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -44,16 +47,20 @@ int main(int argc, char **argv)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char req[4096], *buf = NULL, *body;
 	size_t len = 0, cap = 0;
-	bool json = false;
+	bool json = false, force = false;
+	const char *third = NULL; /* commit's LAYER, rebase's "force" */
 	int o, fd, n;
 
-	while ((o = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "s:jfh", opts, NULL)) != -1) {
 		switch (o) {
 		case 's':
 			state = optarg;
 			break;
 		case 'j':
 			json = true;
+			break;
+		case 'f':
+			force = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -79,6 +86,14 @@ int main(int argc, char **argv)
 				argv[optind]);
 			return 2;
 		}
+	} else if (strcmp(argv[optind], "rebase") == 0) {
+		if (argc - optind != 2 || strpbrk(argv[optind + 1], " \t\n") ||
+		    !strcmp(argv[optind + 1], "json")) {
+			fprintf(stderr, "ovlnfsctl: error: rebase takes one EXPORT [--force]\n");
+			return 2;
+		}
+		if (force)
+			third = "force";
 	} else if (strcmp(argv[optind], "commit") == 0) {
 		if (argc - optind != 3 || strpbrk(argv[optind + 1], " \t\n") ||
 		    strpbrk(argv[optind + 2], " \t\n/") || !strcmp(argv[optind + 1], "json") ||
@@ -92,9 +107,11 @@ int main(int argc, char **argv)
 			"commit)\n", argv[optind]);
 		return 2;
 	}
+	if (argc - optind > 2)
+		third = argv[optind + 2];
 	n = snprintf(req, sizeof(req), "%s%s%s%s%s%s\n", argv[optind], argc - optind > 1 ? " " : "",
-		     argc - optind > 1 ? argv[optind + 1] : "", argc - optind > 2 ? " " : "",
-		     argc - optind > 2 ? argv[optind + 2] : "", json ? " json" : "");
+		     argc - optind > 1 ? argv[optind + 1] : "", third ? " " : "",
+		     third ? third : "", json ? " json" : "");
 	if (n < 0 || (size_t)n >= sizeof(req)) {
 		fprintf(stderr, "ovlnfsctl: error: argument too long\n");
 		return 2;

@@ -45,6 +45,22 @@ int onfs_instance_reset(struct onfs_export *ex, char *err, size_t errlen);
  */
 int onfs_layers_commit(struct onfs_export *ex, const char *layers_dir, const char *layer,
 		       char *err, size_t errlen);
+/*
+ * Base moves (server/overlay/base.c). set_base (SIGHUP, loop thread):
+ * lowerdir of a plain export changed; moved at once when its upper holds
+ * nothing, else pinned to the old base with the new one waiting. 0 moved,
+ * 1 pinned, -1 with err (kept as it is). rebase: the upper's entries that
+ * shadow a path that differs between the old and the new base, one line
+ * each ("S  PATH"); applied only with force. -errno with err.
+ */
+int onfs_export_set_base(struct onfs_export *ex, char *const *lowerdir, size_t nlower,
+			 char *err, size_t errlen);
+int onfs_layers_rebase(struct onfs_export *ex, bool force, bool json, struct onfs_buf *out,
+		       char *err, size_t errlen);
+/* base version in use, and whether a newer one waits (pinned upper) */
+unsigned onfs_layers_base_version(struct onfs_export *ex, bool *pinned);
+/* The root identities of the lowers changed since the record (a base replaced in place)? Logged. */
+void onfs_layers_base_probe(struct onfs_export *ex);
 /* The upper directory (NULL: none) and work directory of an export. */
 const char *onfs_instance_upper(const struct onfs_export *ex);
 const char *onfs_instance_work(const struct onfs_export *ex);

@@ -298,6 +298,7 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 	ex->work_fd = -1;
 	ex->index_fd = -1;
 	ex->tmpl_parent_fd = -1;
+	atomic_init(&ex->base_version, 1);
 	pthread_mutex_init(&ex->ns_lock, NULL);
 	pthread_mutex_init(&ex->inst_lock, NULL);
 	pthread_mutex_init(&ex->verf_lock, NULL);
@@ -480,6 +481,7 @@ void onfs_export_close(struct onfs_export *ex)
 		close(ex->work_fd);
 	if (ex->index_fd >= 0)
 		close(ex->index_fd);
+	onfs_base_free(ex);
 	free(ex->stack_file);
 	free(ex->inst_work);
 	free(ex->name);

@@ -1079,8 +1079,13 @@ int onfs_instance_reset(struct onfs_export *ex, char *err, size_t errlen)
 			 "(EXPORT/INSTANCE, see list)", ex->name);
 		return -EINVAL;
 	}
-	if (!ex->line)
-		return onfs_reset_plain(ex, err, errlen);
+	if (!ex->line) {
+		ret = onfs_reset_plain(ex, err, errlen);
+		/* a new base waited for this upper: it goes with the reset */
+		if (ret == 0 && ex->npend)
+			ret = onfs_base_apply(ex, true, err, errlen);
+		return ret;
+	}
 	pthread_mutex_lock(&ex->inst_lock);
 	if (!onfs_quiesce(ex, true)) {
 		pthread_mutex_unlock(&ex->inst_lock);

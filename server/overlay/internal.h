@@ -175,6 +175,18 @@ struct onfs_export {
 	atomic_int active;            /* calls inside the instance */
 	atomic_llong last_use;        /* monotonic seconds of the last call */
 	char *stack_file;   /* owned; STATE/.../stack: committed layers (commit.c); NULL none */
+	/*
+	 * Base moves (base.c, plain exports): a new lowerdir given on SIGHUP
+	 * waits in pend[] while the upper holds content made against the old
+	 * one (pinned), until a reset or `ovlnfsctl rebase --force`. Lowers
+	 * taken out of use stay open in retired[] (fs_fd[] may point at one,
+	 * a listing may still read a path) until the export closes.
+	 */
+	struct onfs_layer pend[ONFS_MAX_LOWER]; /* owned */
+	size_t npend;
+	struct onfs_layer *retired;             /* owned */
+	size_t nretired;
+	atomic_uint base_version;               /* 1 at open, +1 per move */
 	struct onfs_lock_table *locks; /* owned; NLM byte-range locks (server/lock.c) */
 	atomic_uint gen_ns;            /* cache.c: see struct onfs_gen */
 	atomic_uint gen_obj[ONFS_GEN_SLOTS];
@@ -246,6 +258,11 @@ int onfs_instance_commit(struct onfs_export *ex, const char *layers_dir, const c
 /* The disk part of a commit (journal, renames, stack file); quiesced, as the owner. */
 int onfs_commit_disk(struct onfs_export *ex, const char *upper, const char *work,
 		     const char *layers_dir, const char *layer, char *err, size_t errlen);
+
+/* --- base.c --- */
+/* Move to the waiting base (pend[]); quiesced by the caller or here (lock: take inst_lock). */
+int onfs_base_apply(struct onfs_export *ex, bool lock, char *err, size_t errlen);
+void onfs_base_free(struct onfs_export *ex);
 
 /* --- workdir.c --- */
 /* A fresh index/ after the upper was replaced (reset, commit): marks, base record. */
