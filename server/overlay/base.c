@@ -128,6 +128,89 @@ static size_t first_lower(const struct onfs_export *ex)
 	return i;
 }
 
+/* STATE/exports/NAME/root, beside the stack file */
+static bool root_file(const struct onfs_export *ex, char *out, size_t cap)
+{
+	const char *slash = ex->stack_file ? strrchr(ex->stack_file, '/') : NULL;
+
+	if (!slash)
+		return false;
+	return (size_t)snprintf(out, cap, "%.*s/root", (int)(slash - ex->stack_file),
+				ex->stack_file) < cap;
+}
+
+void onfs_base_load_root(struct onfs_export *ex)
+{
+	char path[PATH_MAX];
+	struct onfs_ident id;
+	uint64_t ino;
+	int fd;
+
+	if (!root_file(ex, path, sizeof(path)))
+		return;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (read(fd, &id, sizeof(id)) == sizeof(id) && read(fd, &ino, sizeof(ino)) == sizeof(ino) &&
+	    id.len <= ONFS_FID_MAX && id.fsidx < ex->numfs) {
+		ex->root_ident = id;
+		ex->root_ino = ino;
+		ex->root_fixed = true;
+	}
+	close(fd);
+}
+
+/* Fix the root's identity as it is now, before the first move; recorded. */
+static void fix_root(struct onfs_export *ex)
+{
+	struct onfs_node *root;
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	int fd;
+
+	if (ex->root_fixed || onfs_root(ex, &root) < 0)
+		return;
+	ex->root_ident = root->ident;
+	ex->root_ino = root->top_ino;
+	{
+		/* the fileid the clients know: the identity part's inode number */
+		uint64_t fid = root->fileid;
+
+		ex->root_ino = ex->xino_shift && root->ident.fsidx
+				       ? fid & ~((uint64_t)root->ident.fsidx << ex->xino_shift)
+				       : fid;
+	}
+	onfs_node_put(root);
+	ex->root_fixed = true;
+	if (!root_file(ex, path, sizeof(path)))
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	{
+		char dir[PATH_MAX];
+		char *sl;
+
+		snprintf(dir, sizeof(dir), "%s", path);
+		sl = strrchr(dir, '/');
+		if (sl) {
+			*sl = '\0';
+			sl = strrchr(dir, '/');
+			if (sl) {
+				*sl = '\0';
+				mkdir(dir, 0700);
+				*sl = '/';
+			}
+			mkdir(dir, 0700);
+		}
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, &ex->root_ident, sizeof(ex->root_ident)) != sizeof(ex->root_ident) ||
+	    write(fd, &ex->root_ino, sizeof(ex->root_ino)) != sizeof(ex->root_ino) || fsync(fd) < 0 ||
+	    rename(tmp, path) < 0)
+		onfs_warn("export '%s': cannot record its root identity in '%s': %s (its root "
+			  "handle changes at the next restart)", ex->name, path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 int onfs_base_apply(struct onfs_export *ex, bool lock, char *err, size_t errlen)
 {
 	size_t first = first_lower(ex), old = ex->nlayers - first;
@@ -157,6 +240,7 @@ int onfs_base_apply(struct onfs_export *ex, bool lock, char *err, size_t errlen)
 			return -EAGAIN;
 		}
 	}
+	fix_root(ex);
 	memcpy(&ex->retired[ex->nretired], &ex->layers[first], old * sizeof(*r));
 	ex->nretired += old;
 	memcpy(&ex->layers[first], ex->pend, ex->npend * sizeof(*r));

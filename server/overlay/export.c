@@ -322,15 +322,17 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 		fail(err, errlen, "owner '%s': cannot switch credentials", conf->owner);
 		goto out_free;
 	}
+	if (!conf->tmpl) {
+		/* committed layers (commit.c) and base moves (base.c): STATE/exports/NAME/ */
+		snprintf(dir, sizeof(dir), "%s/exports/%s/stack",
+			 state_dir ? state_dir : ONFS_DEFAULT_STATE_DIR, ex->name);
+		ex->stack_file = strdup(dir);
+	}
 	if (conf->tmpl) {
 		if (open_template(ex, conf, err, errlen) < 0)
 			goto out_free;
 	} else if (conf->upperdir) {
 		ex->has_upper = true;
-		/* committed layers (commit.c): STATE/exports/NAME/stack */
-		snprintf(dir, sizeof(dir), "%s/exports/%s/stack",
-			 state_dir ? state_dir : ONFS_DEFAULT_STATE_DIR, ex->name);
-		ex->stack_file = strdup(dir);
 		ex->inst_work = strdup(conf->workdir);
 		if (!ex->stack_file || !ex->inst_work) {
 			fail(err, errlen, "out of memory");
@@ -347,6 +349,8 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 			goto out_free;
 	if (conf->upperdir && !conf->tmpl && onfs_stack_open(ex, err, errlen) < 0)
 		goto out_free;
+	if (!conf->tmpl)
+		onfs_base_load_root(ex);
 	if (conf->tmpl ? check_template_lowers(ex, conf, err, errlen) < 0
 		       : check_layers(ex, conf, err, errlen) < 0)
 		goto out_free;

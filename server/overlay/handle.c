@@ -643,6 +643,9 @@ int onfs_node_from_fh(struct onfs_export *ex, const uint8_t *fh, size_t len,
 	memcpy(id.fid, fh + ONFS_FH_HDR, id.len);
 	if (!ex->by_handle)
 		return onfs_idmap_resolve(ex, &id, 0, out);
+	/* the root of a base the export moved away from is still its root (base.c) */
+	if (ex->root_fixed && onfs_ident_eq(&id, &ex->root_ident))
+		return onfs_root(ex, out);
 	ret = from_index(ex, &id, out);
 	if (ret != -ENOENT)
 		return ret;

@@ -187,6 +187,14 @@ struct onfs_export {
 	struct onfs_layer *retired;             /* owned */
 	size_t nretired;
 	atomic_uint base_version;               /* 1 at open, +1 per move */
+	/*
+	 * The root's identity and fileid, fixed at the first base move (and
+	 * kept in STATE/exports/NAME/root): the root is the one object every
+	 * client holds, and it must not go STALE when the lowers change.
+	 */
+	bool root_fixed;
+	struct onfs_ident root_ident;
+	uint64_t root_ino;
 	struct onfs_lock_table *locks; /* owned; NLM byte-range locks (server/lock.c) */
 	atomic_uint gen_ns;            /* cache.c: see struct onfs_gen */
 	atomic_uint gen_obj[ONFS_GEN_SLOTS];
@@ -263,6 +271,8 @@ int onfs_commit_disk(struct onfs_export *ex, const char *upper, const char *work
 /* Move to the waiting base (pend[]); quiesced by the caller or here (lock: take inst_lock). */
 int onfs_base_apply(struct onfs_export *ex, bool lock, char *err, size_t errlen);
 void onfs_base_free(struct onfs_export *ex);
+/* At open: the fixed root identity of an earlier base move, if recorded. */
+void onfs_base_load_root(struct onfs_export *ex);
 
 /* --- workdir.c --- */
 /* A fresh index/ after the upper was replaced (reset, commit): marks, base record. */

@@ -531,7 +531,9 @@ int onfs_root(struct onfs_export *ex, struct onfs_node **out)
 		if (ONFS_LAYER_WAS_UPPER(ex, i) && ovl_flag(ex, ex->layers[i].fd, "impure") == 'y')
 			impure = true;
 	}
-	ret = make_node(ex, "", f, nf, &id, true, f[fidl].st.st_ino, impure, wh_xattr, true, out);
+	/* after a base move the root keeps its first identity (base.c) */
+	ret = make_node(ex, "", f, nf, ex->root_fixed ? &ex->root_ident : &id, true,
+			ex->root_fixed ? ex->root_ino : f[fidl].st.st_ino, impure, wh_xattr, true, out);
 out:
 	free_found(f, nf);
 	return ret;

@@ -977,6 +977,257 @@ TEST_IMPL(ctl_commit_instance)
 	return 0;
 }
 
+/* --- a base update under ten mounted clients --- */
+
+#define BU_FILES 4
+#define BU_SIZE (48 * 1024)
+#define BU_CHUNK 8192
+
+/* base directory of version v: files fileN, every byte '0' + v */
+static void bu_base(const char *dir, int v)
+{
+	char name[32], *data = malloc(BU_SIZE + 1);
+
+	ASSERT(data);
+	memset(data, '0' + v, BU_SIZE);
+	data[BU_SIZE] = '\0';
+	ASSERT(mkdir(dir, 0755) == 0);
+	for (int i = 0; i < BU_FILES; i++) {
+		snprintf(name, sizeof(name), "file%d", i);
+		tl_write(dir, name, data, 0644);
+	}
+	free(data);
+}
+
+struct bu_client {
+	struct tl_client c;
+	struct tl_fh root;
+	const char *path, *src;
+	int port;
+	bool writer;
+	atomic_bool *stop;
+	int id;
+	/* results */
+	int files_read, mixed, stale, other_err, last_err;
+	int seen[3]; /* whole files read per version (1, 2; 0: the writer's copy-up) */
+};
+
+/* Read one file whole through one handle: its version, or -1 mixed, -2 STALE, -3 error. */
+static int bu_read_file(struct bu_client *b, const char *name)
+{
+	struct tl_fh fh;
+	char buf[BU_CHUNK];
+	int ver = 0, st;
+
+	st = tl_nfs_lookup(&b->c, &b->root, name, &fh, NULL);
+	if (st != NFS3_OK)
+		return st == NFS3ERR_STALE ? -2 : (b->last_err = st, -3);
+	for (uint64_t off = 0; off < BU_SIZE; off += BU_CHUNK) {
+		uint32_t n = 0;
+		bool eof;
+
+		st = tl_nfs_read(&b->c, &fh, off, BU_CHUNK, buf, &n, &eof);
+		if (st == NFS3ERR_STALE)
+			return -2;
+		if (st != NFS3_OK || n == 0)
+			return b->last_err = st, -3;
+		for (uint32_t i = 0; i < n; i++) {
+			int v = buf[i] == 'W' ? 3 : buf[i] - '0';
+
+			if (ver == 0)
+				ver = v;
+			if (v != ver)
+				return -1;
+		}
+	}
+	return ver;
+}
+
+static void *bu_main(void *arg)
+{
+	struct bu_client *b = arg;
+	double t0 = tl_now();
+	char name[32], own[32], data[64];
+
+	snprintf(own, sizeof(own), "own%d", b->id);
+	/* bounded: 400 rounds or 30 s */
+	for (int i = 0; i < 400 && !atomic_load(b->stop) && tl_now() - t0 < 30; i++) {
+		int v;
+
+		snprintf(name, sizeof(name), "file%d", i % BU_FILES);
+		v = bu_read_file(b, name);
+		if (v == -1)
+			b->mixed++;
+		else if (v == -2)
+			b->stale++;
+		else if (v == -3)
+			b->other_err++;
+		else {
+			b->files_read++;
+			b->seen[v == 3 ? 0 : v]++;
+		}
+		if (b->writer) {
+			struct tl_fh fh;
+
+			snprintf(data, sizeof(data), "client %d round %d", b->id, i);
+			if (tl_nfs_create(&b->c, &b->root, own) != NFS3_OK ||
+			    tl_nfs_lookup(&b->c, &b->root, own, &fh, NULL) != NFS3_OK ||
+			    tl_nfs_write(&b->c, &fh, 0, data, (uint32_t)strlen(data)) != NFS3_OK)
+				b->other_err++;
+		}
+	}
+	return NULL;
+}
+
+static unsigned json_version(const char *out, const char *name)
+{
+	char key[64];
+	const char *p;
+
+	snprintf(key, sizeof(key), "\"name\": \"%s\"", name);
+	p = strstr(out, key);
+	ASSERTF(p, "no %s in %s", name, out);
+	p = strstr(p, "\"base_version\": ");
+	ASSERT(p);
+	return (unsigned)atoi(p + 16);
+}
+
+/*
+ * lowerdir changed + SIGHUP while ten libnfs clients read (and two write):
+ * /ro (no upper) and /empty (an upper nobody wrote) move to the new base at
+ * once; /rw (its upper written) stays on the old base, pinned, until
+ * rebase --force. Every file a client reads whole through one handle holds
+ * one version; a handle of the old base answers STALE, never EIO.
+ */
+TEST_IMPL(ctl_base_update)
+{
+	struct cenv e;
+	char v1[PATH_MAX * 2], v2[PATH_MAX * 2], up[3][PATH_MAX * 2], wk[3][PATH_MAX * 2];
+	struct bu_client cl[10];
+	pthread_t th[10];
+	atomic_bool stop = false;
+	char *out = NULL;
+	FILE *f;
+	int seen_v2_ro = 0, seen_v2_rw = 0;
+
+	memset(&e, 0, sizeof(e));
+	tl_tree_new(&e.t, 1);
+	FMT(v1, "%s/base-v1", e.t.root);
+	FMT(v2, "%s/base-v2", e.t.root);
+	bu_base(v1, 1);
+	bu_base(v2, 2);
+	for (int i = 0; i < 3; i++) {
+		FMT(up[i], "%s/up%d", e.t.root, i);
+		FMT(wk[i], "%s/wk%d", e.t.root, i);
+		ASSERT(mkdir(up[i], 0755) == 0 && mkdir(wk[i], 0755) == 0);
+	}
+	tl_join(e.conf, sizeof(e.conf), e.t.root, "ovlnfsd.conf");
+	for (int pass = 1; pass <= 2; pass++) {
+		const char *b = pass == 1 ? v1 : v2;
+
+		f = fopen(e.conf, "w");
+		ASSERT(f);
+		fprintf(f, "[export ro]\npath = /ro\nlowerdir = %s\n"
+			"[export empty]\npath = /empty\nlowerdir = %s\nupperdir = %s\nworkdir = %s\n"
+			"squash = none\n"
+			"[export rw]\npath = /rw\nlowerdir = %s\nupperdir = %s\nworkdir = %s\n"
+			"squash = none\n", b, b, up[1], wk[1], b, up[2], wk[2]);
+		ASSERT(fclose(f) == 0);
+		if (pass == 2)
+			break;
+		cenv_server(&e);
+		for (int i = 0; i < 10; i++) {
+			char src[32];
+
+			memset(&cl[i], 0, sizeof(cl[i]));
+			cl[i].id = i;
+			cl[i].stop = &stop;
+			cl[i].path = i < 6 ? "/ro" : i < 8 ? "/empty" : "/rw";
+			cl[i].writer = i >= 8;
+			snprintf(src, sizeof(src), "127.0.0.%d", 10 + i);
+			tl_client_connect_as(&cl[i].c, e.s.port, src, NULL);
+			ASSERT_EQ(tl_mnt(&cl[i].c, cl[i].path, &cl[i].root, NULL, NULL, 0), MNT3_OK);
+		}
+		/* one base file of /rw is changed through NFS: what rebase reports */
+		{
+			struct tl_fh fh;
+			char w[BU_SIZE];
+
+			memset(w, 'W', sizeof(w));
+			ASSERT_EQ(tl_nfs_lookup(&cl[8].c, &cl[8].root, "file0", &fh, NULL), NFS3_OK);
+			ASSERT_EQ(tl_nfs_write(&cl[8].c, &fh, 0, w, sizeof(w)), NFS3_OK);
+		}
+		for (int i = 0; i < 10; i++)
+			ASSERT(pthread_create(&th[i], NULL, bu_main, &cl[i]) == 0);
+		usleep(300000);
+	}
+	/* the base update: the config now names v2 everywhere */
+	ASSERT(kill(e.s.pid, SIGHUP) == 0);
+	for (int i = 0; i < 100; i++) {
+		ASSERT_EQ(ctl(&e, &out, "--json", "list", NULL), 0);
+		if (json_version(out, "ro") == 2)
+			break;
+		free(out);
+		out = NULL;
+		usleep(50000);
+	}
+	ASSERTF(out && json_version(out, "ro") == 2 && json_version(out, "empty") == 2 &&
+		json_version(out, "rw") == 1 && strstr(out, "\"base_pinned\": true"),
+		"after SIGHUP: %s", out ? out : "");
+	free(out);
+	usleep(500000);
+	atomic_store(&stop, true);
+	for (int i = 0; i < 10; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < 10; i++) {
+		struct bu_client *b = &cl[i];
+
+		ASSERTF(b->mixed == 0, "client %d (%s): %d files with two versions", i, b->path,
+			b->mixed);
+		ASSERTF(b->other_err == 0, "client %d (%s): %d errors (last %s)", i, b->path,
+			b->other_err, tl_nfsstat_name(b->last_err));
+		ASSERTF(b->files_read > 0, "client %d read nothing", i);
+		if (i < 8)
+			seen_v2_ro += b->seen[2];
+		else
+			seen_v2_rw += b->seen[2];
+		printf("# client %d %s: %d files (v1 %d, v2 %d, own copy %d), %d STALE\n", i,
+		       b->path, b->files_read, b->seen[1], b->seen[2], b->seen[0], b->stale);
+	}
+	ASSERTF(seen_v2_ro > 0, "no reader of /ro or /empty saw the new base");
+	ASSERTF(seen_v2_rw == 0, "a client of the pinned /rw read the new base");
+	/* rebase: the report, then --force */
+	ASSERT_EQ(ctl(&e, &out, "rebase", "rw", NULL), 0);
+	ASSERTF(strstr(out, "S  file0\n") && !strstr(out, "own8") && strstr(out, "not applied"),
+		"rebase: %s", out);
+	free(out);
+	ASSERT_EQ(ctl(&e, &out, "--json", "rebase", "rw"), 0);
+	ASSERTF(json_ok(&e, out) && strstr(out, "\"applied\": false"), "%s", out);
+	free(out);
+	ASSERT_EQ(ctl(&e, &out, "rebase", "ro", NULL), 1);
+	ASSERTF(strstr(out, "newest base"), "%s", out);
+	free(out);
+	{
+		const char *bin = getenv("ONFS_CTL");
+		char cmd[PATH_MAX * 3];
+
+		FMT(cmd, "'%s' --state-dir '%s' rebase rw --force >/dev/null", bin, e.t.state);
+		ASSERT(system(cmd) == 0);
+	}
+	ASSERT_EQ(ctl(&e, &out, "--json", "list", NULL), 0);
+	ASSERTF(json_version(out, "rw") == 2 && !strstr(out, "\"base_pinned\": true"), "%s", out);
+	free(out);
+	/* the writer's copy stays; the other files are v2 now */
+	cl[9].seen[2] = 0;
+	ASSERT_EQ(bu_read_file(&cl[9], "file1"), 2);
+	ASSERT_EQ(bu_read_file(&cl[9], "file0"), 3);
+	for (int i = 0; i < 10; i++)
+		tl_client_close(&cl[i].c);
+	tl_server_stop(&e.s);
+	tl_tree_free(&e.t);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tl_case cases[] = {
@@ -989,6 +1240,7 @@ int main(int argc, char **argv)
 		TEST_ENTRY(ctl_commit_plain),
 		TEST_ENTRY(ctl_commit_kill9),
 		TEST_ENTRY(ctl_commit_instance),
+		TEST_ENTRY(ctl_base_update),
 	};
 
 	return tl_run(argc, argv, cases, TL_ARRAY_SIZE(cases));
