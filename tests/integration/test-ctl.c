@@ -1115,6 +1115,7 @@ TEST_IMPL(ctl_base_update)
 	FMT(v1, "%s/base-v1", e.t.root);
 	FMT(v2, "%s/base-v2", e.t.root);
 	bu_base(v1, 1);
+	usleep(30000); /* the new base's files have other mtimes (rebase compares them) */
 	bu_base(v2, 2);
 	for (int i = 0; i < 3; i++) {
 		FMT(up[i], "%s/up%d", e.t.root, i);

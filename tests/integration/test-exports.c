@@ -554,13 +554,14 @@ TEST_IMPL(exports_reload_access_and_bad_file)
 	ASSERTF(strcmp(list, "/base 127.0.0.0/8,::1;/rw 127.0.0.1;/more 127.0.0.0/31;") == 0,
 		"EXPORT: '%s'", list);
 
-	/* changed layers are not applied: restart needed, export unchanged */
+	/* a changed path is not applied: restart needed, export unchanged (a changed
+	 * lowerdir alone is a base update: test-ctl.c, ctl_base_update) */
 	write_conf(&e,
-		   "[export base]\npath = /base\nlowerdir = %s\n"
+		   "[export base]\npath = /base-moved\nlowerdir = %s\n"
 		   "[export rw]\npath = /rw\nlowerdir = %s\nupperdir = %s\nworkdir = %s\n"
 		   "squash = none\naccess = ro\n"
 		   "[export more]\npath = /more\nlowerdir = %s\nclients = 127.0.0.0/31\n",
-		   e.t.lower[1], e.t.lower[0], e.t.upper, e.t.work, e.t.lower[1]);
+		   e.t.lower[0], e.t.lower[0], e.t.upper, e.t.work, e.t.lower[1]);
 	ASSERT(reload(&e));
 	ASSERT(log_count(&e.s, "export 'base': path, layers or owner changed") == 1);
 	ASSERT_NFS(tl_nfs_lookup(&c, &base, "f", NULL, NULL), NFS3_OK);
