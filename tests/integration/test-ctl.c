@@ -551,6 +551,15 @@ TEST_IMPL(ctl_base_record)
 	return 0;
 }
 
+static bool log_has(const struct tl_server *s, const char *needle)
+{
+	char *txt = NULL;
+	bool found = tl_read_file(s->log, &txt) > 0 && strstr(txt, needle);
+
+	free(txt);
+	return found;
+}
+
 /* Entries of a directory on disk (0 when it is missing). */
 static int dir_entries(const char *p)
 {
@@ -1229,6 +1238,73 @@ TEST_IMPL(ctl_base_update)
 	return 0;
 }
 
+/*
+ * kill -9 around a plain reset: right after one (the trash may be half
+ * emptied), and at the crash point between its two renames (the upper
+ * exchanged for an empty one, index/ not yet moved: the index names
+ * another upper), then restart: the old upper's objects are gone, base
+ * objects read the base, the stray index is moved away, writes work.
+ */
+TEST_IMPL(ctl_reset_plain_kill9)
+{
+	struct cenv e;
+	struct tl_client p;
+	struct tl_fh pr, ff, fnew, dir;
+	char *out = NULL, path[PATH_MAX * 2], name[32];
+	fattr3 at;
+
+	cenv_start(&e);
+	tl_client_connect_as(&p, e.s.port, "127.0.0.4", NULL);
+	ASSERT_EQ(tl_mnt(&p, "/plain", &pr, NULL, NULL, 0), MNT3_OK);
+	ASSERT_EQ(tl_nfs_mkdir(&p, &pr, "big"), NFS3_OK);
+	ASSERT_EQ(tl_nfs_lookup(&p, &pr, "big", &dir, NULL), NFS3_OK);
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		ASSERT_EQ(tl_nfs_create(&p, &dir, name), NFS3_OK);
+	}
+	ASSERT_EQ(ctl(&e, &out, "reset", "plain", NULL), 0);
+	free(out);
+	tl_server_kill(&e.s);
+	tl_client_close(&p);
+	cenv_server(&e);
+	tl_client_connect_as(&p, e.s.port, "127.0.0.4", NULL);
+	ASSERT_EQ(tl_nfs_lookup(&p, &pr, "big", NULL, NULL), NFS3ERR_NOENT);
+	ASSERT_EQ(tl_nfs_getattr(&p, &dir, &at), NFS3ERR_STALE);
+	FMT(path, "%s/ovlnfsd/trash", e.t.work);
+	ASSERT_EQ(dir_entries(path), 0);
+
+	/* changes with index entries (a copy-up), then the crash point by hand */
+	ASSERT_EQ(tl_nfs_lookup(&p, &pr, "f", &ff, NULL), NFS3_OK);
+	ASSERT_EQ(tl_nfs_write(&p, &ff, 0, "CHANGED", 7), NFS3_OK);
+	ASSERT_EQ(tl_nfs_create(&p, &pr, "new"), NFS3_OK);
+	ASSERT_EQ(tl_nfs_lookup(&p, &pr, "new", &fnew, NULL), NFS3_OK);
+	FMT(path, "%s/index", e.t.work);
+	ASSERTF(dir_entries(path) > 0, "no index entry after a copy-up");
+	tl_server_kill(&e.s);
+	FMT(path, "%s/ovlnfsd/trash", e.t.work);
+	mkdir(path, 0700);
+	FMT(path, "%s/ovlnfsd/trash/reset-00000000-3-upper", e.t.work);
+	ASSERT(rename(e.t.upper, path) == 0);
+	ASSERT(mkdir(e.t.upper, 0755) == 0);
+	tl_client_close(&p);
+	cenv_server(&e);
+	tl_client_connect_as(&p, e.s.port, "127.0.0.4", NULL);
+	ASSERTF(log_has(&e.s, "belonged to another upper"), "the stray index was not noticed");
+	FMT(path, "%s/index", e.t.work);
+	ASSERT_EQ(dir_entries(path), 0);
+	expect_read(&p, &ff, "base-f");
+	ASSERT_EQ(tl_nfs_getattr(&p, &fnew, &at), NFS3ERR_STALE);
+	ASSERT_EQ(tl_nfs_write(&p, &ff, 0, "AGAIN", 5), NFS3_OK);
+	expect_read(&p, &ff, "AGAINf");
+	ASSERT_EQ(ctl(&e, &out, "diff", "plain", NULL), 0);
+	ASSERTF(strcmp(out, "M  f\n") == 0, "diff: %s", out);
+	free(out);
+	tl_client_close(&p);
+	tl_server_stop(&e.s);
+	tl_tree_free(&e.t);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tl_case cases[] = {
@@ -1242,6 +1318,7 @@ int main(int argc, char **argv)
 		TEST_ENTRY(ctl_commit_kill9),
 		TEST_ENTRY(ctl_commit_instance),
 		TEST_ENTRY(ctl_base_update),
+		TEST_ENTRY(ctl_reset_plain_kill9),
 	};
 
 	return tl_run(argc, argv, cases, TL_ARRAY_SIZE(cases));
