@@ -97,16 +97,17 @@ static int open_lower(struct onfs_export *ex, const char *path, struct onfs_laye
 /* Does the upper hold anything? (errors: yes, to stay on the safe side) */
 static bool upper_has_content(struct onfs_export *ex)
 {
+	const char *up = onfs_instance_upper(ex);
 	int fd;
 	DIR *d;
 	struct dirent *e;
 	bool any = false;
 
-	if (!ex->has_upper || ex->layers[0].fd < 0)
+	if (!ex->has_upper || !up)
 		return false;
-	fd = openat(ex->layers[0].fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = open(up, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return true;
+		return errno != ENOENT; /* an instance with no upper yet: nothing */
 	d = fdopendir(fd);
 	if (!d) {
 		close(fd);
@@ -118,6 +119,7 @@ static bool upper_has_content(struct onfs_export *ex)
 	return any;
 }
 
+
 /* The first original lower: after the upper and the committed layers. */
 static size_t first_lower(const struct onfs_export *ex)
 {
@@ -128,15 +130,25 @@ static size_t first_lower(const struct onfs_export *ex)
 	return i;
 }
 
-/* STATE/exports/NAME/root, beside the stack file */
+/* STATE/exports/NAME/stack.root (an instance: .../stack-VALUE.root) */
 static bool root_file(const struct onfs_export *ex, char *out, size_t cap)
 {
-	const char *slash = ex->stack_file ? strrchr(ex->stack_file, '/') : NULL;
+	return ex->stack_file && (size_t)snprintf(out, cap, "%s.root", ex->stack_file) < cap;
+}
 
-	if (!slash)
-		return false;
-	return (size_t)snprintf(out, cap, "%.*s/root", (int)(slash - ex->stack_file),
-				ex->stack_file) < cap;
+/* Make the parents of a file in the state directory. */
+static void mkdir_parents(const char *file)
+{
+	char buf[PATH_MAX];
+
+	snprintf(buf, sizeof(buf), "%s", file);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		mkdir(buf, 0700);
+		*p = '/';
+	}
 }
 
 void onfs_base_load_root(struct onfs_export *ex)
@@ -160,47 +172,32 @@ void onfs_base_load_root(struct onfs_export *ex)
 	close(fd);
 }
 
-/* Fix the root's identity as it is now, before the first move; recorded. */
+/*
+ * Fix the root's identity as it is now, before the first move; recorded.
+ * As onfs_root computes it (lookup.c): the first lower root that is not a
+ * committed layer, by its kernel handle and inode number; no node is made
+ * (a dormant instance has no cache).
+ */
 static void fix_root(struct onfs_export *ex)
 {
-	struct onfs_node *root;
 	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	struct onfs_ident id = { 0 };
+	struct stat st;
+	size_t idl = first_lower(ex);
 	int fd;
 
-	if (ex->root_fixed || onfs_root(ex, &root) < 0)
+	if (ex->root_fixed || idl >= ex->nlayers ||
+	    onfs_fs_name_to_ident(ex->layers[idl].fd, "", &id) < 0 ||
+	    fstat(ex->layers[idl].fd, &st) < 0)
 		return;
-	ex->root_ident = root->ident;
-	ex->root_ino = root->top_ino;
-	{
-		/* the fileid the clients know: the identity part's inode number */
-		uint64_t fid = root->fileid;
-
-		ex->root_ino = ex->xino_shift && root->ident.fsidx
-				       ? fid & ~((uint64_t)root->ident.fsidx << ex->xino_shift)
-				       : fid;
-	}
-	onfs_node_put(root);
+	id.fsidx = ex->layers[idl].fsidx;
+	ex->root_ident = id;
+	ex->root_ino = st.st_ino;
 	ex->root_fixed = true;
 	if (!root_file(ex, path, sizeof(path)))
 		return;
+	mkdir_parents(path);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	{
-		char dir[PATH_MAX];
-		char *sl;
-
-		snprintf(dir, sizeof(dir), "%s", path);
-		sl = strrchr(dir, '/');
-		if (sl) {
-			*sl = '\0';
-			sl = strrchr(dir, '/');
-			if (sl) {
-				*sl = '\0';
-				mkdir(dir, 0700);
-				*sl = '/';
-			}
-			mkdir(dir, 0700);
-		}
-	}
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || write(fd, &ex->root_ident, sizeof(ex->root_ident)) != sizeof(ex->root_ident) ||
 	    write(fd, &ex->root_ino, sizeof(ex->root_ino)) != sizeof(ex->root_ino) || fsync(fd) < 0 ||
@@ -226,8 +223,9 @@ int onfs_base_apply(struct onfs_export *ex, bool lock, char *err, size_t errlen)
 		snprintf(err, errlen, "'%s': more than %d layers", ex->name, ONFS_MAX_LAYERS);
 		return -ENOSPC;
 	}
-	r = realloc(ex->retired, (ex->nretired + old) * sizeof(*r));
-	if (!r) {
+	/* an instance's lowers are its line's (borrowed): the line keeps them open */
+	r = ex->line ? ex->retired : realloc(ex->retired, (ex->nretired + old) * sizeof(*r));
+	if (!r && !ex->line) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
@@ -241,21 +239,28 @@ int onfs_base_apply(struct onfs_export *ex, bool lock, char *err, size_t errlen)
 		}
 	}
 	fix_root(ex);
-	memcpy(&ex->retired[ex->nretired], &ex->layers[first], old * sizeof(*r));
-	ex->nretired += old;
+	if (!ex->line) {
+		memcpy(&ex->retired[ex->nretired], &ex->layers[first], old * sizeof(*r));
+		ex->nretired += old;
+	}
 	memcpy(&ex->layers[first], ex->pend, ex->npend * sizeof(*r));
 	ex->nlayers = first + ex->npend;
 	memset(ex->pend, 0, sizeof(ex->pend));
 	ex->npend = 0;
 	atomic_fetch_add(&ex->base_version, 1);
-	if (ex->has_upper && ex->work_ok && ex->inst_work) {
+	if (ex->has_upper && ex->work_ok && ex->inst_work && ex->work_fd >= 0) {
 		/* the upper is now made against this base: record it */
 		snprintf(p, sizeof(p), "%s/ovlnfsd/base", ex->inst_work);
 		unlink(p);
 		if (onfs_owner_enter(ex) < 0 || onfs_workdir_renew(ex, why, sizeof(why)) < 0)
 			onfs_warn("export '%s': after the base move: %s", ex->name, why);
+	} else if (ex->line && ex->inst_work) {
+		/* a dormant instance records its base at its next setup */
+		snprintf(p, sizeof(p), "%s/ovlnfsd/base", ex->inst_work);
+		unlink(p);
 	}
-	onfs_export_caches_flush(ex);
+	if (ex->nodes) /* a dormant instance has no caches */
+		onfs_export_caches_flush(ex);
 	if (lock) {
 		atomic_store(&ex->quiesce, false);
 		pthread_mutex_unlock(&ex->inst_lock);
@@ -266,14 +271,85 @@ int onfs_base_apply(struct onfs_export *ex, bool lock, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * A templated line: its lowers (in pend[]) replace the line's, which stay
+ * open (retired: instances pinned to them borrow them); then each instance
+ * with an empty upper takes the new ones at once, one with content waits
+ * for them (pend[], borrowed from the line) until its reset or rebase.
+ * Instances made from now on start on the new base. 0, or 1 when one or
+ * more instances are pinned.
+ */
+static int line_set_base(struct onfs_export *line, char *err, size_t errlen)
+{
+	size_t old = line->nlayers - 1, n = line->npend, ninst, pinned = 0, moved = 0;
+	struct onfs_export **insts;
+	struct onfs_layer *r;
+
+	if (1 + n > ONFS_MAX_LAYERS) {
+		snprintf(err, errlen, "'%s': more than %d layers", line->name, ONFS_MAX_LAYERS);
+		return -1;
+	}
+	r = realloc(line->retired, (line->nretired + old) * sizeof(*r));
+	insts = calloc(65536, sizeof(*insts));
+	if (!r || !insts) {
+		if (r)
+			line->retired = r;
+		free(insts);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	line->retired = r;
+	onfs_inst_line_lock(line, true);
+	memcpy(&line->retired[line->nretired], &line->layers[1], old * sizeof(*r));
+	line->nretired += old;
+	memcpy(&line->layers[1], line->pend, n * sizeof(*r));
+	line->nlayers = 1 + n;
+	memset(line->pend, 0, sizeof(line->pend));
+	line->npend = 0;
+	atomic_fetch_add(&line->base_version, 1);
+	onfs_inst_line_lock(line, false);
+	ninst = onfs_instance_list(line, insts, 65536);
+	for (size_t i = 0; i < ninst; i++) {
+		struct onfs_export *in = insts[i];
+		size_t first;
+
+		pthread_mutex_lock(&in->inst_lock);
+		if (!onfs_quiesce(in, true)) {
+			pthread_mutex_unlock(&in->inst_lock);
+			onfs_warn("export '%s': calls did not drain: stays on its base", in->name);
+			continue;
+		}
+		onfs_owner_enter(in);
+		memcpy(in->pend, &line->layers[1], n * sizeof(*r));
+		in->npend = n;
+		if (upper_has_content(in)) {
+			pinned++;
+			onfs_warn("export '%s': keeps base version %u (its upper holds changes); the "
+				  "new base waits for `ovlnfsctl reset` or `rebase --force`", in->name,
+				  atomic_load(&in->base_version));
+		} else {
+			first = first_lower(in);
+			(void)first;
+			atomic_store(&in->base_version, atomic_load(&line->base_version) - 1);
+			if (onfs_base_apply(in, false, err, errlen) == 0)
+				moved++;
+		}
+		atomic_store(&in->quiesce, false);
+		pthread_mutex_unlock(&in->inst_lock);
+	}
+	free(insts);
+	onfs_info("export '%s': new base version %u: %zu instance(s) moved, %zu pinned to their "
+		  "old base", line->name, atomic_load(&line->base_version), moved, pinned);
+	return pinned ? 1 : 0;
+}
+
 int onfs_export_set_base(struct onfs_export *ex, char *const *lowerdir, size_t nlower,
 			 char *err, size_t errlen)
 {
 	size_t i;
 
-	if (ex->tmpl || ex->line) {
-		snprintf(err, errlen, "'%s' is a templated line: a new lowerdir for per-client "
-			 "instances needs a restart", ex->name);
+	if (ex->line) {
+		snprintf(err, errlen, "'%s' is an instance: its line's lowerdir moves it", ex->name);
 		return -1;
 	}
 	if (nlower == 0 || nlower > ONFS_MAX_LOWER) {
@@ -293,6 +369,8 @@ int onfs_export_set_base(struct onfs_export *ex, char *const *lowerdir, size_t n
 		}
 	}
 	ex->npend = nlower;
+	if (ex->tmpl)
+		return line_set_base(ex, err, errlen);
 	if (upper_has_content(ex)) {
 		onfs_warn("export '%s': new lowerdir (top '%s') waits: its upper holds changes made "
 			  "against base version %u, which it keeps until `ovlnfsctl reset` or "
@@ -395,9 +473,9 @@ int onfs_layers_rebase(struct onfs_export *ex, bool force, bool json, struct onf
 	struct rb_ctx c = { .ex = ex, .json = json, .out = out };
 	int r = 0;
 
-	if (ex->tmpl || ex->line) {
-		snprintf(err, errlen, "'%s': rebase is for plain exports (an instance's base moves "
-			 "with a restart)", ex->name);
+	if (ex->tmpl) {
+		snprintf(err, errlen, "'%s' is a templated line: name one of its instances "
+			 "(EXPORT/INSTANCE, see list)", ex->name);
 		return -EINVAL;
 	}
 	if (ex->npend == 0) {
@@ -422,8 +500,15 @@ int onfs_layers_rebase(struct onfs_export *ex, bool force, bool json, struct onf
 	onfs_buf_printf(out, "ok\n");
 	if (json)
 		onfs_buf_printf(out, "{\"shadowed\": [");
-	if (ex->has_upper && ex->layers[0].fd >= 0)
-		rb_walk(&c, ex->layers[0].fd, "", 0);
+	{
+		const char *up = onfs_instance_upper(ex);
+		int ufd = up ? open(up, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+
+		if (ufd >= 0) {
+			rb_walk(&c, ufd, "", 0);
+			close(ufd);
+		}
+	}
 	if (force)
 		r = onfs_base_apply(ex, false, err, errlen);
 	atomic_store(&ex->quiesce, false);

@@ -256,10 +256,13 @@ static int inst_new(struct onfs_inst_line *L, const char *value, uint16_t id,
 	snprintf(buf, sizeof(buf), "%.*s/stack-%s", (int)(strrchr(L->recfile, '/') - L->recfile),
 		 L->recfile, value);
 	ex->stack_file = strdup(buf);
+	atomic_init(&ex->base_version, atomic_load(&line->base_version));
 	if (!ex->inst_value || !ex->inst_upper || !ex->layers[0].path || !ex->layers[0].real ||
 	    !ex->inst_work || !ex->stack_file ||
 	    !ex->path || !ex->name)
 		goto out_nomem;
+	/* the root identity fixed by a base move of the line (base.c) */
+	onfs_base_load_root(ex);
 	*out = ex;
 	return 0;
 out_nomem:
@@ -1069,10 +1072,11 @@ size_t onfs_instance_list(struct onfs_export *line, struct onfs_export **out, si
  * change creates a fresh upper (inst_materialize). The trash is emptied by
  * the caller in the background, or by the work-area setup after a crash.
  */
+static int instance_reset(struct onfs_export *ex, char *err, size_t errlen);
+
 int onfs_instance_reset(struct onfs_export *ex, char *err, size_t errlen)
 {
-	char trash[PATH_MAX], up[PATH_MAX + 16], ix[PATH_MAX + 16], idx[PATH_MAX];
-	int ret = 0;
+	int ret;
 
 	if (ex->tmpl) {
 		snprintf(err, errlen, "'%s' is a templated line: name one of its instances "
@@ -1086,6 +1090,17 @@ int onfs_instance_reset(struct onfs_export *ex, char *err, size_t errlen)
 			ret = onfs_base_apply(ex, true, err, errlen);
 		return ret;
 	}
+	ret = instance_reset(ex, err, errlen);
+	if (ret == 0 && ex->npend)
+		ret = onfs_base_apply(ex, true, err, errlen);
+	return ret;
+}
+
+static int instance_reset(struct onfs_export *ex, char *err, size_t errlen)
+{
+	char trash[PATH_MAX], up[PATH_MAX + 16], ix[PATH_MAX + 16], idx[PATH_MAX];
+	int ret = 0;
+
 	pthread_mutex_lock(&ex->inst_lock);
 	if (!onfs_quiesce(ex, true)) {
 		pthread_mutex_unlock(&ex->inst_lock);
@@ -1178,4 +1193,12 @@ out:
 	atomic_store(&ex->quiesce, false);
 	pthread_mutex_unlock(&ex->inst_lock);
 	return ret;
+}
+
+void onfs_inst_line_lock(struct onfs_export *line, bool lock)
+{
+	if (lock)
+		pthread_mutex_lock(&line->tmpl->lock);
+	else
+		pthread_mutex_unlock(&line->tmpl->lock);
 }

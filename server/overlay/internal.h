@@ -189,7 +189,7 @@ struct onfs_export {
 	atomic_uint base_version;               /* 1 at open, +1 per move */
 	/*
 	 * The root's identity and fileid, fixed at the first base move (and
-	 * kept in STATE/exports/NAME/root): the root is the one object every
+	 * kept in STATE/.../stack.root): the root is the one object every
 	 * client holds, and it must not go STALE when the lowers change.
 	 */
 	bool root_fixed;
@@ -271,6 +271,8 @@ int onfs_commit_disk(struct onfs_export *ex, const char *upper, const char *work
 /* Move to the waiting base (pend[]); quiesced by the caller or here (lock: take inst_lock). */
 int onfs_base_apply(struct onfs_export *ex, bool lock, char *err, size_t errlen);
 void onfs_base_free(struct onfs_export *ex);
+/* instance.c: a templated line's lock (its instances and inst_new's copy of its layers) */
+void onfs_inst_line_lock(struct onfs_export *line, bool lock);
 /* At open: the fixed root identity of an earlier base move, if recorded. */
 void onfs_base_load_root(struct onfs_export *ex);
 

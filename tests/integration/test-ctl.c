@@ -1305,6 +1305,105 @@ TEST_IMPL(ctl_reset_plain_kill9)
 	return 0;
 }
 
+/*
+ * A templated line's lowerdir changed + SIGHUP: the instance whose client
+ * only read moves at once (its root handle kept, also across a restart),
+ * the one whose client wrote stays on the old base until rebase --force;
+ * an instance made after the reload starts on the new base.
+ */
+TEST_IMPL(ctl_base_update_instances)
+{
+	struct cenv e;
+	char v1[PATH_MAX * 2], v2[PATH_MAX * 2], clients[PATH_MAX * 2];
+	struct bu_client a = { 0 }, b = { 0 }, c = { 0 };
+	struct tl_fh old1, fh;
+	char *out = NULL;
+	fattr3 at;
+	FILE *f;
+
+	memset(&e, 0, sizeof(e));
+	tl_tree_new(&e.t, 1);
+	FMT(v1, "%s/base-v1", e.t.root);
+	FMT(v2, "%s/base-v2", e.t.root);
+	FMT(clients, "%s/clients", e.t.root);
+	bu_base(v1, 1);
+	usleep(30000);
+	bu_base(v2, 2);
+	ASSERT(mkdir(clients, 0755) == 0);
+	tl_join(e.conf, sizeof(e.conf), e.t.root, "ovlnfsd.conf");
+	for (int pass = 1; pass <= 2; pass++) {
+		f = fopen(e.conf, "w");
+		ASSERT(f);
+		fprintf(f, "[export farm]\npath = /\nlowerdir = %s\nupperdir = %s/{client}/upper\n"
+			"workdir = %s/{client}/work\nsquash = none\n", pass == 1 ? v1 : v2,
+			clients, clients);
+		ASSERT(fclose(f) == 0);
+		if (pass == 2)
+			break;
+		cenv_server(&e);
+		tl_client_connect_as(&a.c, e.s.port, "127.0.0.2", NULL);
+		ASSERT_EQ(tl_mnt(&a.c, "/", &a.root, NULL, NULL, 0), MNT3_OK);
+		tl_client_connect_as(&b.c, e.s.port, "127.0.0.3", NULL);
+		ASSERT_EQ(tl_mnt(&b.c, "/", &b.root, NULL, NULL, 0), MNT3_OK);
+		ASSERT_EQ(bu_read_file(&a, "file1"), 1);
+		ASSERT_EQ(tl_nfs_lookup(&a.c, &a.root, "file1", &old1, NULL), NFS3_OK);
+		ASSERT_EQ(tl_nfs_create(&b.c, &b.root, "mine"), NFS3_OK);
+		ASSERT_EQ(bu_read_file(&b, "file1"), 1);
+	}
+	ASSERT(kill(e.s.pid, SIGHUP) == 0);
+	for (int i = 0; i < 100; i++) {
+		ASSERT_EQ(ctl(&e, &out, "--json", "list", NULL), 0);
+		if (json_version(out, "farm") == 2)
+			break;
+		free(out);
+		out = NULL;
+		usleep(50000);
+	}
+	ASSERTF(out && json_version(out, "farm") == 2 && json_version(out, "farm/127.0.0.2") == 2 &&
+		json_version(out, "farm/127.0.0.3") == 1, "after SIGHUP: %s", out ? out : "");
+	free(out);
+	/* the reader: new base through its old root handle; the old file handle STALE */
+	ASSERT_EQ(bu_read_file(&a, "file1"), 2);
+	ASSERT_EQ(tl_nfs_getattr(&a.c, &old1, &at), NFS3ERR_STALE);
+	/* the writer: pinned */
+	ASSERT_EQ(bu_read_file(&b, "file1"), 1);
+	ASSERT_EQ(ctl(&e, &out, "list", NULL, NULL), 0);
+	ASSERTF(strstr(out, "pinned to base v1"), "%s", out);
+	free(out);
+	/* a new instance: the new base */
+	tl_client_connect_as(&c.c, e.s.port, "127.0.0.4", NULL);
+	ASSERT_EQ(tl_mnt(&c.c, "/", &c.root, NULL, NULL, 0), MNT3_OK);
+	ASSERT_EQ(bu_read_file(&c, "file2"), 2);
+	/* rebase of the writer: report, then --force */
+	ASSERT_EQ(ctl(&e, &out, "rebase", "farm/127.0.0.3", NULL), 0);
+	ASSERTF(strstr(out, "0 upper entries") && strstr(out, "not applied"), "%s", out);
+	free(out);
+	{
+		char cmd[PATH_MAX * 3];
+
+		FMT(cmd, "'%s' --state-dir '%s' rebase farm/127.0.0.3 --force >/dev/null",
+		    getenv("ONFS_CTL"), e.t.state);
+		ASSERT(system(cmd) == 0);
+	}
+	ASSERT_EQ(bu_read_file(&b, "file1"), 2);
+	ASSERT_EQ(tl_nfs_lookup(&b.c, &b.root, "mine", &fh, NULL), NFS3_OK);
+	/* a restart on v2: the moved instances keep their root handles */
+	tl_client_close(&a.c);
+	tl_client_close(&b.c);
+	tl_client_close(&c.c);
+	tl_server_stop(&e.s);
+	cenv_server(&e);
+	tl_client_connect_as(&a.c, e.s.port, "127.0.0.2", NULL);
+	ASSERT_EQ(bu_read_file(&a, "file3"), 2);
+	tl_client_connect_as(&b.c, e.s.port, "127.0.0.3", NULL);
+	ASSERT_EQ(tl_nfs_lookup(&b.c, &b.root, "mine", NULL, NULL), NFS3_OK);
+	tl_client_close(&a.c);
+	tl_client_close(&b.c);
+	tl_server_stop(&e.s);
+	tl_tree_free(&e.t);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tl_case cases[] = {
@@ -1319,6 +1418,7 @@ int main(int argc, char **argv)
 		TEST_ENTRY(ctl_commit_instance),
 		TEST_ENTRY(ctl_base_update),
 		TEST_ENTRY(ctl_reset_plain_kill9),
+		TEST_ENTRY(ctl_base_update_instances),
 	};
 
 	return tl_run(argc, argv, cases, TL_ARRAY_SIZE(cases));
