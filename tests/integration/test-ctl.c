@@ -13,6 +13,14 @@
  *                    old upper is visible
  *   refusal          the socket is 0600 in a 0700 directory; opened up, the
  *                    server still refuses uid 65534 (SO_PEERCRED)
+ *   reset plain      a plain export under load; kill -9 after it and at the
+ *                    crash point between its two renames
+ *   commit           plain and instance, under load: every handle and fileid
+ *                    kept, stacked commits, restart, another export on the
+ *                    layer; kill -9 after one and at a crash point mid-way
+ *   base update      lowerdir + SIGHUP under ten libnfs clients (every file
+ *                    read holds one version), pinned uppers, rebase; the
+ *                    same for the instances of a templated line
  */
 #include <dirent.h>
 #include <errno.h>
