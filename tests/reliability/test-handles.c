@@ -47,8 +47,10 @@
 /*
  * RSS growth the walk may cost: the node cache is bounded (8,192 x 4
  * entries), so the server's memory must not grow with N. 96 MiB is the
- * cache full with long paths plus the allocator's slack; sanitizer builds
- * add their 256 MiB quarantine.
+ * cache full with long paths plus the allocator's slack. Sanitizer builds
+ * get 512 MiB more: AddressSanitizer keeps 256 MiB of freed memory in
+ * quarantine, and its redzones and shadow grow with the churn of nodes
+ * (about 325 MiB of growth at N = 100,000; flat at 19 MiB in the plain build).
  */
 #define RSS_BOUND_KIB (96 * 1024)
 
@@ -413,10 +415,10 @@ TEST_IMPL(handles_million_walk_and_decode)
 	printf("# server RSS: %ld KiB at start, %ld after the walk, %ld after the decode, peak %ld "
 	       "(bound: start + %d MiB%s)\n",
 	       rss0, rss_walk, rss_end, hwm, RSS_BOUND_KIB / 1024,
-	       sanitizer ? " + 256 MiB sanitizer quarantine" : "");
+	       sanitizer ? " + 512 MiB for the sanitizer" : "");
 	ASSERT_EQ(stale, 0);
 	{
-		long bound = RSS_BOUND_KIB + (sanitizer ? 256 * 1024 : 0);
+		long bound = RSS_BOUND_KIB + (sanitizer ? 512 * 1024 : 0);
 
 		ASSERTF(hwm < rss0 + bound, "server peak RSS %ld KiB: more than %ld KiB above the %ld "
 			"at start", hwm, bound, rss0);
