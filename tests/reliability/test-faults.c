@@ -493,7 +493,7 @@ TEST_IMPL(faults_eio_enospc_mid_copyup_and_write)
 	struct tl_fh root, root_b, other_b, fh_acked, fh_small, fh_bigger, fh_cfs, fh_ren, fh, dir;
 	uint64_t bigger_size = long_mode() ? (100ull << 20) : (8ull << 20), size;
 	uint8_t *big, buf[CHUNK], v0[8], v1[8], v2[8];
-	char prefix[3 * PATH_MAX], path[PATH_MAX];
+	char prefix[3 * PATH_MAX];
 	int nfaults = 0;
 	double t0 = tl_now();
 
@@ -690,7 +690,6 @@ TEST_IMPL(faults_eio_enospc_mid_copyup_and_write)
 		lines_free(&via_nfs);
 		lines_free(&via_kernel);
 	}
-	tl_join(path, sizeof(path), t.work, "work");
 	work_clean("after the kernel mount");
 	printf("# faults: %d injected (%d fired in the shim), each answered with its error; "
 	       "%llu bystander calls answered meanwhile; %zu acknowledged bytes verified after "
