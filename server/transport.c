@@ -278,9 +278,17 @@ static void pool_next(struct onfs_transport *t)
 		}
 		c->work.data = NULL;
 		if (pool_submit(t, c) < 0) {
-			/* cannot happen for a valid loop; the call runs on the loop then */
+			/*
+			 * Cannot happen with valid callbacks; the call runs on the
+			 * loop then. Its after_cb may free the transport once no
+			 * call is left, so look at the ring only if calls still wait.
+			 */
+			bool more = t->rr_head != NULL;
+
 			t->work_cb(&c->work);
 			t->after_cb(&c->work, 0);
+			if (!more)
+				return;
 		}
 	}
 }
