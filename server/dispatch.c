@@ -625,7 +625,7 @@ void onfs_dispatch_record(struct onfs_server *srv, struct onfs_conn *conn,
 	}
 	if (p->run_cached && !call_ext(c)->drc_entry && dispatch_cached(c))
 		return;
-	if (uv_queue_work(srv->loop, &c->work, work_cb, after_work_cb) < 0)
+	if (onfs_transport_queue_work(c, work_cb, after_work_cb) < 0)
 		goto out_system_err;
 	return;
 

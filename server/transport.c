@@ -100,6 +100,10 @@ struct onfs_conn {
 	uint64_t last_active;       /* uv_now of the last read or reply written */
 	uint64_t rec_start;         /* uv_now when the incomplete record began; 0: none */
 	uint64_t queued_since;      /* uv_now since replies wait unmoved; 0: none queued */
+	/* calls waiting for a worker (linked through work.data), oldest first */
+	struct onfs_call *wait_head, *wait_tail;
+	struct onfs_conn *rr_next;  /* t->rr ring of connections with calls waiting */
+	bool in_rr;
 };
 
 struct onfs_transport {
@@ -120,6 +124,15 @@ struct onfs_transport {
 	bool stopping;
 	struct onfs_call_pool pool;    /* owned */
 	struct onfs_drc *drc;          /* owned; NULL if it could not be made */
+	/*
+	 * Fair share of the worker pool: at most pool_slots calls are handed
+	 * to libuv at once; the others wait on their connection, and a freed
+	 * slot goes to the next connection in the ring (round-robin).
+	 */
+	unsigned pool_slots, pool_running;
+	struct onfs_conn *rr_head, *rr_tail;
+	uv_work_cb work_cb;
+	uv_after_work_cb after_cb;
 	char rbuf[ONFS_READ_BUF];      /* shared: reads are copied out at once */
 };
 
@@ -217,6 +230,107 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	/* libuv calls alloc, read, read_cb in one go per handle, so one
 	 * buffer serves every socket; records are copied out in read_cb. */
 	*buf = uv_buf_init(t->rbuf, sizeof(t->rbuf));
+}
+
+/* ---------------------------------------------------------------- worker pool share */
+
+/*
+ * Without this, a call went straight to libuv's single FIFO queue: a
+ * client with 64 WRITEs of 1 MiB in flight put all 64 before the next
+ * client's LOOKUP, which then waited for every one of them. Now the pool
+ * gets at most as many calls as it has threads; the rest wait on their
+ * own connection, and each freed worker takes the oldest waiting call of
+ * the next connection in turn. A lone client still gets every worker.
+ */
+static void pool_after_cb(uv_work_t *req, int status);
+
+static int pool_submit(struct onfs_transport *t, struct onfs_call *c)
+{
+	int r = uv_queue_work(t->srv->loop, &c->work, t->work_cb, pool_after_cb);
+
+	if (r == 0)
+		t->pool_running++;
+	return r;
+}
+
+/* A worker is free: the next connection in the ring sends its oldest call. */
+static void pool_next(struct onfs_transport *t)
+{
+	while (t->rr_head && t->pool_running < t->pool_slots) {
+		struct onfs_conn *conn = t->rr_head;
+		struct onfs_call *c = conn->wait_head;
+
+		conn->wait_head = c->work.data;
+		if (!conn->wait_head)
+			conn->wait_tail = NULL;
+		t->rr_head = conn->rr_next;
+		if (!t->rr_head)
+			t->rr_tail = NULL;
+		conn->rr_next = NULL;
+		conn->in_rr = false;
+		if (conn->wait_head) { /* more waiting: to the back of the ring */
+			conn->in_rr = true;
+			if (t->rr_tail)
+				t->rr_tail->rr_next = conn;
+			else
+				t->rr_head = conn;
+			t->rr_tail = conn;
+		}
+		c->work.data = NULL;
+		if (pool_submit(t, c) < 0) {
+			/*
+			 * Cannot happen with valid callbacks; the call runs on the
+			 * loop then. Its after_cb may free the transport once no
+			 * call is left, so look at the ring only if calls still wait.
+			 */
+			bool more = t->rr_head != NULL;
+
+			t->work_cb(&c->work);
+			t->after_cb(&c->work, 0);
+			if (!more)
+				return;
+		}
+	}
+}
+
+static void pool_after_cb(uv_work_t *req, int status)
+{
+	struct onfs_call *c = ONFS_CONTAINER_OF(req, struct onfs_call, work);
+	struct onfs_transport *t = c->srv->transport;
+	uv_after_work_cb after = t->after_cb;
+
+	t->pool_running--;
+	pool_next(t);
+	after(req, status); /* may free the call, the connection and the transport: last */
+}
+
+int onfs_transport_queue_work(struct onfs_call *c, uv_work_cb work, uv_after_work_cb after)
+{
+	struct onfs_transport *t = c->srv->transport;
+	struct onfs_conn *conn = c->conn;
+
+	if (!t || !conn)
+		return uv_queue_work(c->srv->loop, &c->work, work, after);
+	t->work_cb = work;
+	t->after_cb = after;
+	if (t->pool_running < t->pool_slots && !t->rr_head)
+		return pool_submit(t, c);
+	c->work.data = NULL;
+	if (conn->wait_tail)
+		conn->wait_tail->work.data = c;
+	else
+		conn->wait_head = c;
+	conn->wait_tail = c;
+	if (!conn->in_rr) {
+		conn->in_rr = true;
+		conn->rr_next = NULL;
+		if (t->rr_tail)
+			t->rr_tail->rr_next = conn;
+		else
+			t->rr_head = conn;
+		t->rr_tail = conn;
+	}
+	return 0;
 }
 
 /* ---------------------------------------------------------------- connections */
@@ -953,6 +1067,7 @@ int onfs_transport_start(struct onfs_server *srv, char *err, size_t errlen)
 	if (onfs_drc_new(NULL, &t->drc) < 0)
 		onfs_warn("no duplicate request cache: out of memory");
 	t->srv = srv;
+	t->pool_slots = srv->cfg && srv->cfg->threads > 0 ? (unsigned)srv->cfg->threads : 4;
 	t->fd_room = fit_fd_limit(cfg);
 	t->nlis = n;
 	srv->transport = t;

@@ -167,6 +167,13 @@ int onfs_call_enter_export(struct onfs_call *c, struct onfs_export *ex);
 int onfs_transport_start(struct onfs_server *srv, char *err, size_t errlen);
 /* Stop accepting; close all connections once in-flight calls finish. */
 void onfs_transport_stop(struct onfs_server *srv);
+/*
+ * Loop thread: run c on the worker pool, now if a worker is free, else
+ * when its connection's turn comes (round-robin between connections, so
+ * that one connection's 64 queued calls do not stand before another's).
+ * after runs on the loop once work has run, as with uv_queue_work.
+ */
+int onfs_transport_queue_work(struct onfs_call *c, uv_work_cb work, uv_after_work_cb after);
 
 /* --- dispatch.c --- */
 /*

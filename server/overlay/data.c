@@ -195,6 +195,8 @@ out:
 	return ret;
 }
 
+static void new_verf(struct onfs_export *ex);
+
 ssize_t onfs_write(struct onfs_export *ex, struct onfs_node *n, uint64_t off, const void *buf,
 		   size_t count, enum onfs_stable stable, struct onfs_wcc *wcc)
 {
@@ -234,12 +236,16 @@ ssize_t onfs_write(struct onfs_export *ex, struct onfs_node *n, uint64_t off, co
 		}
 		done += (size_t)w;
 	}
-	if (stable == ONFS_DATA_SYNC && fdatasync(fd) < 0) {
+	if ((stable == ONFS_DATA_SYNC && fdatasync(fd) < 0) ||
+	    (stable == ONFS_FILE_SYNC && fsync(fd) < 0)) {
 		ret = -errno;
-		goto out;
-	}
-	if (stable == ONFS_FILE_SYNC && fsync(fd) < 0) {
-		ret = -errno;
+		/*
+		 * A failed sync may have dropped earlier UNSTABLE writes to this
+		 * file too (the kernel reports a write-back error once and marks
+		 * the pages clean): as for a failed COMMIT, the next COMMIT must
+		 * not vouch for them under the old verifier.
+		 */
+		new_verf(ex);
 		goto out;
 	}
 	ret = (ssize_t)done;
