@@ -130,10 +130,27 @@ static void copy_progress(struct copy_progress *pr, off_t done, bool end)
 }
 
 /* Data with holes kept: copy only the data segments. */
-static int copy_data(int src, int dst, off_t size, struct copy_progress *pr)
+static int copy_data(int src, int dst, const struct stat *st, struct copy_progress *pr)
 {
-	off_t pos = 0, data, hole;
+	off_t size = st->st_size, pos = 0, data, hole;
 
+	/*
+	 * A file with as many blocks as bytes has no holes: one
+	 * copy_file_range from 0 to its end (the usual small file), no
+	 * SEEK_DATA/SEEK_HOLE and no ftruncate.
+	 */
+	if (size > 0 && size <= (1 << 20) && st->st_blocks * 512 >= size) {
+		loff_t in = 0, outp = 0;
+		ssize_t n = copy_file_range(src, &in, dst, &outp, (size_t)size, 0);
+
+		if (n == size) {
+			copy_progress(pr, size, true);
+			return 0;
+		}
+		if (n < 0 && errno != EXDEV && errno != EINVAL && errno != EOPNOTSUPP)
+			return -errno;
+		/* short, or no in-kernel copy here: the general way below */
+	}
 	while (pos < size) {
 		data = lseek(src, pos, SEEK_DATA);
 		if (data < 0) {
@@ -383,7 +400,7 @@ static int build_tmp(struct onfs_export *ex, int src, const struct stat *st, boo
 			struct copy_progress pr = { .path = path, .size = st->st_size,
 						    .t0 = mono_ns() };
 
-			ret = copy_data(src, dst, st->st_size, &pr);
+			ret = copy_data(src, dst, st, &pr);
 			onfs_metrics_add(&onfs_metrics.copyups, 1);
 			onfs_metrics_add(&onfs_metrics.copyup_bytes, ret == 0 ? (uint64_t)st->st_size : 0);
 			onfs_metrics_add(&onfs_metrics.copyup_ns, mono_ns() - pr.t0);
@@ -487,7 +504,7 @@ out:
  * right after the rename).
  */
 static int upper_clone(struct onfs_export *ex, const struct onfs_node *n, uint64_t top_ino,
-		       struct onfs_node **out)
+		       int *wfd, struct onfs_node **out)
 {
 	struct onfs_node *c = calloc(1, sizeof(*c) + sizeof(struct onfs_part));
 
@@ -512,6 +529,17 @@ static int upper_clone(struct onfs_export *ex, const struct onfs_node *n, uint64
 	c->top_ino = top_ino;
 	c->born = onfs_now_ns();
 	c->born_dgen = atomic_load_explicit(&ex->gen_dirs, memory_order_acquire);
+	/*
+	 * The copy's read-write descriptor serves the WRITE that follows, and
+	 * its attributes and reads as well (one descriptor in both slots:
+	 * onfs_node_free closes it once; the budget counts both).
+	 */
+	if (*wfd >= 0 && S_ISREG(c->type) && onfs_fd_budget_take(ex)) {
+		atomic_store(&c->wfd, *wfd);
+		if (onfs_fd_budget_take(ex))
+			atomic_store(&c->fd, *wfd);
+		*wfd = -1;
+	}
 	onfs_node_cache_put(ex, c);
 	*out = c;
 	return 0;
@@ -523,7 +551,8 @@ static int upper_clone(struct onfs_export *ex, const struct onfs_node *n, uint64
  * that lookup is recent), n's path still names n's directory; when that
  * directory is in the upper layer (*pfd, opened here) and holds nothing
  * under n's name, n was neither copied up nor removed meanwhile (either
- * leaves an entry there). Otherwise the careful way: a walk.
+ * leaves an entry there). Otherwise the careful way: a walk. Called again
+ * with *pfd open (under ns_lock) it checks the generation only.
  */
 static bool fast_ok(struct onfs_export *ex, const struct onfs_node *n, const char *parent,
 		    const char *base, int *pfd)
@@ -538,9 +567,11 @@ static bool fast_ok(struct onfs_export *ex, const struct onfs_node *n, const cha
 		*pfd = onfs_fs_open_beneath(ex->layers[0].fd, parent, O_RDONLY | O_DIRECTORY);
 		if (*pfd < 0)
 			return false;
+		if (fstatat(*pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
+			return false;
 	}
-	return n->born_dgen == atomic_load_explicit(&ex->gen_dirs, memory_order_acquire) &&
-	       fstatat(*pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT;
+	/* again under ns_lock: the final rename's RENAME_NOREPLACE sees the name */
+	return n->born_dgen == atomic_load_explicit(&ex->gen_dirs, memory_order_acquire);
 }
 
 int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
@@ -555,7 +586,7 @@ int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
 	char *parent = NULL;
 	size_t fbl;
 	int src = -1, dst = -1, pfd = -1, ret;
-	bool have_tmp = false;
+	bool have_tmp = false, src_own = false;
 
 	if (n->parts[0].layer == ONFS_LAYER_INDEX && !n->unnamed && ex->work_ok)
 		return link_up(ex, n, out);
@@ -610,14 +641,26 @@ int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
 			goto out;
 		}
 	}
-	src = onfs_node_open(ex, cur, S_ISREG(cur->type) ? O_RDONLY : O_PATH);
+	/*
+	 * A small file: the node's own read descriptor when it has one
+	 * (reads use pread, and its open costs a path walk). A big copy
+	 * opens its own, as any reader would.
+	 */
+	src = S_ISREG(cur->type) ? atomic_load(&cur->fd) : -1;
+	src_own = false;
+	if (src >= 0 && (fstat(src, &st) < 0 || st.st_size > (1 << 20)))
+		src = -1;
 	if (src < 0) {
-		ret = src;
-		goto out;
-	}
-	if (fstat(src, &st) < 0) {
-		ret = -errno;
-		goto out;
+		src_own = true;
+		src = onfs_node_open(ex, cur, S_ISREG(cur->type) ? O_RDONLY : O_PATH);
+		if (src < 0) {
+			ret = src;
+			goto out;
+		}
+		if (fstat(src, &st) < 0) {
+			ret = -errno;
+			goto out;
+		}
 	}
 	onfs_upper_tmpname(ex, tmp, sizeof(tmp));
 	ret = build_tmp(ex, src, &st, with_data, tmp, cur->path, &dst);
@@ -657,8 +700,11 @@ int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
 		ret = -errno;
 	if (ret == 0)
 		ret = onfs_upper_mark_impure(ex, pfd);
-	if (ret == 0)
+	if (ret == 0) {
 		ret = onfs_upper_rename(ex->work_fd, tmp, pfd, base, RENAME_NOREPLACE);
+		if (ret == -EEXIST)
+			ret = -ESTALE; /* removed (a whiteout) or replaced meanwhile */
+	}
 	if (ret == 0) {
 		have_tmp = false;
 		if (fstatat(pfd, base, &ust, AT_SYMLINK_NOFOLLOW) < 0)
@@ -680,7 +726,7 @@ int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
 		}
 		restore_times(pfd, &pst);
 		/* the fresh node: the same object, now upper (no walk) */
-		ret = upper_clone(ex, cur, ust.st_ino, out);
+		ret = upper_clone(ex, cur, ust.st_ino, &dst, out);
 	}
 	onfs_changed_ns(ex); /* before the unlock: see struct onfs_gen */
 	pthread_mutex_unlock(&ex->ns_lock);
@@ -691,7 +737,7 @@ out:
 		close(pfd);
 	if (dst >= 0)
 		close(dst);
-	if (src >= 0)
+	if (src >= 0 && src_own)
 		close(src);
 	free(parent);
 	onfs_node_put(cur);

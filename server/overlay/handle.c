@@ -84,7 +84,7 @@ void onfs_node_free(struct onfs_node *n)
 
 	if (fd >= 0)
 		close(fd);
-	if (wfd >= 0)
+	if (wfd >= 0 && wfd != fd) /* copy-up may put one descriptor in both */
 		close(wfd);
 	/* every cached descriptor was counted in the budget */
 	if (fd >= 0)
