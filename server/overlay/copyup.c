@@ -547,7 +547,7 @@ static int upper_clone(struct onfs_export *ex, const struct onfs_node *n, uint64
 
 /*
  * May the copy-up of n skip the walk from the root? When no directory was
- * made, removed or moved through the export since n was looked up (and
+ * removed or moved through the export since n was looked up (and
  * that lookup is recent), n's path still names n's directory; when that
  * directory is in the upper layer (*pfd, opened here) and holds nothing
  * under n's name, n was neither copied up nor removed meanwhile (either

@@ -360,8 +360,6 @@ static int create_common(struct onfs_export *ex, struct onfs_node *dir, const ch
 	ret = place_new(ex, fresh, pfd, name, m, who, &pattr);
 	if (ret < 0)
 		goto out;
-	if (m->type == S_IFDIR)
-		onfs_changed_dirs(ex);
 	{
 		/* the new name is in the upper part, open as pfd */
 		int pfds[ONFS_MAX_LAYERS];

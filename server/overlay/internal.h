@@ -168,9 +168,11 @@ struct onfs_export {
 	atomic_uint gen_obj[ONFS_GEN_SLOTS];
 	atomic_uint gen_data;          /* bumped with any gen_obj[] slot */
 	/*
-	 * Bumped (under ns_lock, after the change) when a directory is made,
+	 * Bumped (under ns_lock, after the change) when a directory is
 	 * removed or moved through the export: a node born under the same
-	 * value still names what its path names (copy-up's fast path).
+	 * value still names what its path names (copy-up's fast path). A new
+	 * directory changes no existing path: a name it takes was absent, or
+	 * a whiteout whose removal bumped already.
 	 */
 	atomic_uint gen_dirs;
 	pthread_mutex_t attr_lock[ONFS_ATTR_LOCKS]; /* guard nodes' cattr */
@@ -288,7 +290,7 @@ int onfs_upper_set_owner(int dirfd, const char *name, uint32_t uid, uint32_t gid
 int onfs_owner_xattr_get(int fd, uint32_t *uid, uint32_t *gid, uint32_t *mode);
 
 /* --- copyup.c --- */
-/* A directory was made, removed or moved (ns_lock held, after the change). */
+/* A directory was removed or moved (ns_lock held, after the change). */
 static inline void onfs_changed_dirs(struct onfs_export *ex)
 {
 	atomic_fetch_add_explicit(&ex->gen_dirs, 1, memory_order_acq_rel);
