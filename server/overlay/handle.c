@@ -869,6 +869,54 @@ int onfs_node_from_fh_cached(struct onfs_export *ex, const uint8_t *fh, size_t l
 static int moved(struct onfs_export *ex, const struct onfs_ident *idp,
 		 const struct onfs_layer *lay, const char *rel, bool isdir, struct onfs_node **out);
 
+/*
+ * A decoded object's merged node without a walk from the root: its
+ * directory in its layer names, by its handle, the merged directory when
+ * that layer holds the directory's identity (a lower-only directory, or
+ * the topmost lower part of a merged one); when the node cache has that
+ * directory, one lookup of the name in it, whose identity must be the
+ * handle's. -ENOENT: not so (the caller walks).
+ */
+static int via_parent(struct onfs_export *ex, const struct onfs_layer *lay, const char *rel,
+		      const struct onfs_ident *id, struct onfs_node **out)
+{
+	const char *slash = strrchr(rel, '/');
+	struct onfs_ident pid = { 0 };
+	struct onfs_node *dir, *n;
+	struct onfs_fh fh;
+	char *pdir;
+	int pfd, ret;
+
+	if (!slash || lay->fd < 0)
+		return -ENOENT; /* in a layer root: the walk is the root and one name */
+	pdir = strndup(rel, (size_t)(slash - rel));
+	if (!pdir)
+		return -ENOENT;
+	pfd = onfs_fs_open_beneath(lay->fd, pdir, O_PATH | O_DIRECTORY);
+	free(pdir);
+	if (pfd < 0)
+		return -ENOENT;
+	ret = onfs_fs_name_to_ident(pfd, "", &pid);
+	close(pfd);
+	if (ret < 0)
+		return -ENOENT;
+	pid.fsidx = lay->fsidx;
+	onfs_fh_encode(ex, &pid, &fh);
+	dir = cache_get(ex->nodes, fh.data, fh.len);
+	if (!dir)
+		return -ENOENT;
+	ret = S_ISDIR(dir->type) ? onfs_lookup(ex, dir, slash + 1, &n) : -ENOTDIR;
+	onfs_node_put(dir);
+	if (ret < 0)
+		return -ENOENT;
+	if (!onfs_ident_eq(&n->ident, id)) {
+		onfs_node_put(n);
+		return -ENOENT;
+	}
+	*out = n;
+	return 0;
+}
+
 int onfs_node_from_fh(struct onfs_export *ex, const uint8_t *fh, size_t len,
 		      struct onfs_node **out)
 {
@@ -916,6 +964,11 @@ int onfs_node_from_fh(struct onfs_export *ex, const uint8_t *fh, size_t len,
 	close(fd);
 	if (ret < 0)
 		return -ESTALE;
+	if (!isdir && via_parent(ex, lay, rel, &id, &n) == 0) {
+		free(rel);
+		*out = n;
+		return 0;
+	}
 	ret = onfs_walk(ex, rel, &n);
 	if (ret == 0 && onfs_ident_eq(&n->ident, &id)) {
 		free(rel);
