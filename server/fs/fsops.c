@@ -21,7 +21,7 @@
 
 #include "../overlay/internal.h"
 
-int onfs_fs_open_beneath(int dirfd, const char *rel, int flags)
+static int open_beneath1(int dirfd, const char *rel, int flags)
 {
 	struct open_how how;
 	long fd;
@@ -33,6 +33,51 @@ int onfs_fs_open_beneath(int dirfd, const char *rel, int flags)
 	if (fd < 0)
 		return -errno;
 	return (int)fd;
+}
+
+/*
+ * A path of PATH_MAX bytes or more (a deep merged path: the client's own
+ * paths may be that long, docs/overlay.md "Deep trees") is opened in
+ * pieces shorter than PATH_MAX, each cut at a '/' and resolved beneath the
+ * directory the previous piece reached: the layer root's own path never
+ * enters a system call, and no piece can leave the tree (no symlinks, no
+ * "..": each piece is beneath its start, which is beneath dirfd).
+ */
+int onfs_fs_open_beneath(int dirfd, const char *rel, int flags)
+{
+	char piece[PATH_MAX];
+	const char *p = rel;
+	size_t len = rel ? strlen(rel) : 0;
+	int cur = dirfd, fd;
+
+	if (len < PATH_MAX)
+		return open_beneath1(dirfd, rel, flags);
+	while (strlen(p) >= PATH_MAX) {
+		const char *cut = p + PATH_MAX - 1;
+
+		while (cut > p && *cut != '/')
+			cut--;
+		if (cut == p) {
+			fd = -ENAMETOOLONG; /* no '/' in PATH_MAX bytes: not a path */
+			goto out;
+		}
+		memcpy(piece, p, (size_t)(cut - p));
+		piece[cut - p] = '\0';
+		fd = open_beneath1(cur, piece, O_PATH | O_DIRECTORY);
+		if (fd < 0)
+			goto out;
+		if (cur != dirfd)
+			close(cur);
+		cur = fd;
+		p = cut;
+		while (*p == '/')
+			p++;
+	}
+	fd = open_beneath1(cur, p, flags);
+out:
+	if (cur != dirfd)
+		close(cur);
+	return fd;
 }
 
 int onfs_fs_getxattr(int fd, const char *name, char *buf, size_t cap)

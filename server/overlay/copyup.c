@@ -130,10 +130,27 @@ static void copy_progress(struct copy_progress *pr, off_t done, bool end)
 }
 
 /* Data with holes kept: copy only the data segments. */
-static int copy_data(int src, int dst, off_t size, struct copy_progress *pr)
+static int copy_data(int src, int dst, const struct stat *st, struct copy_progress *pr)
 {
-	off_t pos = 0, data, hole;
+	off_t size = st->st_size, pos = 0, data, hole;
 
+	/*
+	 * A file with as many blocks as bytes has no holes: one
+	 * copy_file_range from 0 to its end (the usual small file), no
+	 * SEEK_DATA/SEEK_HOLE and no ftruncate.
+	 */
+	if (size > 0 && size <= (1 << 20) && st->st_blocks * 512 >= size) {
+		loff_t in = 0, outp = 0;
+		ssize_t n = copy_file_range(src, &in, dst, &outp, (size_t)size, 0);
+
+		if (n == size) {
+			copy_progress(pr, size, true);
+			return 0;
+		}
+		if (n < 0 && errno != EXDEV && errno != EINVAL && errno != EOPNOTSUPP)
+			return -errno;
+		/* short, or no in-kernel copy here: the general way below */
+	}
 	while (pos < size) {
 		data = lseek(src, pos, SEEK_DATA);
 		if (data < 0) {
@@ -293,6 +310,25 @@ int onfs_copyup_dir_path(struct onfs_export *ex, const char *path, int *fd_out)
 	const char *p = path;
 	int fd, nfd, ret;
 
+	/*
+	 * The usual case: the directory is in the upper layer already. An
+	 * upper directory at a merged path is always that merged directory's
+	 * upper part (the upper layer is on top and a directory there is
+	 * never hidden), so one open beneath the upper root settles it.
+	 */
+	fd = onfs_fs_open_beneath(ex->layers[0].fd, path, O_RDONLY | O_DIRECTORY);
+	if (fd >= 0) {
+		*fd_out = fd;
+		return 0;
+	}
+	if (fd != -ENOENT && fd != -ENOTDIR && fd != -ELOOP)
+		return fd;
+	/*
+	 * Otherwise down from the root one component at a time, copying up
+	 * each directory that has no upper part yet and looking it up again
+	 * in its (now upper) parent: a walk of the path's length, not of its
+	 * square, and no path longer than a name given to a system call.
+	 */
 	fd = dup(ex->layers[0].fd);
 	if (fd < 0)
 		return -errno;
@@ -303,31 +339,25 @@ int onfs_copyup_dir_path(struct onfs_export *ex, const char *path, int *fd_out)
 	}
 	while ((ret = onfs_path_next(&p, comp)) > 0) {
 		ret = onfs_lookup(ex, cur, comp, &next);
-		onfs_node_put(cur);
-		cur = NULL;
 		if (ret < 0)
 			goto out;
-		cur = next;
-		if (!S_ISDIR(cur->type)) {
+		if (!S_ISDIR(next->type)) {
+			onfs_node_put(next);
 			ret = -ENOTDIR;
 			goto out;
 		}
-		if (!ex->layers[cur->parts[0].layer].upper) {
-			ret = copyup_dir_locked(ex, fd, comp, cur);
+		if (!ex->layers[next->parts[0].layer].upper) {
+			ret = copyup_dir_locked(ex, fd, comp, next);
+			onfs_node_put(next);
 			if (ret < 0)
 				goto out;
 			/* the fresh node (with its upper part) replaces the cached one */
-			onfs_node_put(cur);
-			cur = NULL;
-			{
-				char prefix[PATH_MAX];
-				memcpy(prefix, path, (size_t)(p - path));
-				prefix[p - path] = '\0';
-				ret = onfs_walk(ex, prefix, &cur);
-			}
+			ret = onfs_lookup(ex, cur, comp, &next);
 			if (ret < 0)
 				goto out;
 		}
+		onfs_node_put(cur);
+		cur = next;
 		nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (nfd < 0) {
 			ret = -errno;
@@ -370,7 +400,7 @@ static int build_tmp(struct onfs_export *ex, int src, const struct stat *st, boo
 			struct copy_progress pr = { .path = path, .size = st->st_size,
 						    .t0 = mono_ns() };
 
-			ret = copy_data(src, dst, st->st_size, &pr);
+			ret = copy_data(src, dst, st, &pr);
 			onfs_metrics_add(&onfs_metrics.copyups, 1);
 			onfs_metrics_add(&onfs_metrics.copyup_bytes, ret == 0 ? (uint64_t)st->st_size : 0);
 			onfs_metrics_add(&onfs_metrics.copyup_ns, mono_ns() - pr.t0);
@@ -467,19 +497,96 @@ out:
 	return ret;
 }
 
+/*
+ * The node of n once copied up, without a walk: the same object (path,
+ * identity, handle, fileid) with its one part now in the upper layer, as
+ * the merged lookup of a copied-up non-directory finds it (ns_lock held,
+ * right after the rename).
+ */
+static int upper_clone(struct onfs_export *ex, const struct onfs_node *n, uint64_t top_ino,
+		       int *wfd, struct onfs_node **out)
+{
+	struct onfs_node *c = calloc(1, sizeof(*c) + sizeof(struct onfs_part));
+
+	if (!c)
+		return -ENOMEM;
+	atomic_init(&c->ref, 1);
+	atomic_init(&c->fd, -1);
+	atomic_init(&c->wfd, -1);
+	c->path = strdup(n->path);
+	c->parts[0].rel = strdup(n->path);
+	if (!c->path || !c->parts[0].rel) {
+		onfs_node_free(c);
+		return -ENOMEM;
+	}
+	c->parts[0].layer = 0; /* the upper layer */
+	c->nparts = 1;
+	c->fh = n->fh;
+	c->ident = n->ident;
+	c->ident_lower = true;
+	c->type = n->type;
+	c->fileid = n->fileid;
+	c->top_ino = top_ino;
+	c->born = onfs_now_ns();
+	c->born_dgen = atomic_load_explicit(&ex->gen_dirs, memory_order_acquire);
+	/*
+	 * The copy's read-write descriptor serves the WRITE that follows, and
+	 * its attributes and reads as well (one descriptor in both slots:
+	 * onfs_node_free closes it once; the budget counts both).
+	 */
+	if (*wfd >= 0 && S_ISREG(c->type) && onfs_fd_budget_take(ex)) {
+		atomic_store(&c->wfd, *wfd);
+		if (onfs_fd_budget_take(ex))
+			atomic_store(&c->fd, *wfd);
+		*wfd = -1;
+	}
+	onfs_node_cache_put(ex, c);
+	*out = c;
+	return 0;
+}
+
+/*
+ * May the copy-up of n skip the walk from the root? When no directory was
+ * removed or moved through the export since n was looked up (and
+ * that lookup is recent), n's path still names n's directory; when that
+ * directory is in the upper layer (*pfd, opened here) and holds nothing
+ * under n's name, n was neither copied up nor removed meanwhile (either
+ * leaves an entry there). Otherwise the careful way: a walk. Called again
+ * with *pfd open (under ns_lock) it checks the generation only.
+ */
+static bool fast_ok(struct onfs_export *ex, const struct onfs_node *n, const char *parent,
+		    const char *base, int *pfd)
+{
+	struct stat st;
+
+	if (*pfd < 0) {
+		if (n->unnamed || n->nparts != 1 || n->parts[0].layer == ONFS_LAYER_INDEX ||
+		    ex->layers[n->parts[0].layer].upper ||
+		    onfs_now_ns() - n->born >= ONFS_ATTR_TTL_NS)
+			return false;
+		*pfd = onfs_fs_open_beneath(ex->layers[0].fd, parent, O_RDONLY | O_DIRECTORY);
+		if (*pfd < 0)
+			return false;
+		if (fstatat(*pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
+			return false;
+	}
+	/* again under ns_lock: the final rename's RENAME_NOREPLACE sees the name */
+	return n->born_dgen == atomic_load_explicit(&ex->gen_dirs, memory_order_acquire);
+}
+
 int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
 		struct onfs_node **out)
 {
 	char tmp[32], idx[2 * (21 + ONFS_FID_MAX) + 1], nl[16];
 	uint8_t fb[21 + ONFS_FID_MAX];
-	struct onfs_node *cur = NULL;
+	struct onfs_node *cur = NULL, *c2 = NULL;
 	struct stat st, pst, ust;
 	pthread_mutex_t *lock;
 	const char *base;
 	char *parent = NULL;
 	size_t fbl;
 	int src = -1, dst = -1, pfd = -1, ret;
-	bool have_tmp = false;
+	bool have_tmp = false, src_own = false;
 
 	if (n->parts[0].layer == ONFS_LAYER_INDEX && !n->unnamed && ex->work_ok)
 		return link_up(ex, n, out);
@@ -512,26 +619,48 @@ int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
 		ret = -ESTALE;
 		goto out;
 	}
-	/* someone may have copied it up (or removed it) while we waited */
-	ret = onfs_walk(ex, n->path, &cur);
-	if (ret < 0 || !onfs_ident_eq(&cur->ident, &n->ident)) {
-		ret = -ESTALE;
+	ret = split_path(n->path, &parent, &base);
+	if (ret < 0)
 		goto out;
+	if (fast_ok(ex, n, parent, base, &pfd)) {
+		cur = onfs_node_get(n);
+	} else {
+		if (pfd >= 0)
+			close(pfd);
+		pfd = -1;
+		/* someone may have copied it up (or removed it) while we waited */
+		ret = onfs_walk(ex, n->path, &cur);
+		if (ret < 0 || !onfs_ident_eq(&cur->ident, &n->ident)) {
+			ret = -ESTALE;
+			goto out;
+		}
+		if (node_is_upper(ex, cur)) {
+			*out = cur;
+			cur = NULL;
+			ret = 0;
+			goto out;
+		}
 	}
-	if (node_is_upper(ex, cur)) {
-		*out = cur;
-		cur = NULL;
-		ret = 0;
-		goto out;
-	}
-	src = onfs_node_open(ex, cur, S_ISREG(cur->type) ? O_RDONLY : O_PATH);
+	/*
+	 * A small file: the node's own read descriptor when it has one
+	 * (reads use pread, and its open costs a path walk). A big copy
+	 * opens its own, as any reader would.
+	 */
+	src = S_ISREG(cur->type) ? atomic_load(&cur->fd) : -1;
+	src_own = false;
+	if (src >= 0 && (fstat(src, &st) < 0 || st.st_size > (1 << 20)))
+		src = -1;
 	if (src < 0) {
-		ret = src;
-		goto out;
-	}
-	if (fstat(src, &st) < 0) {
-		ret = -errno;
-		goto out;
+		src_own = true;
+		src = onfs_node_open(ex, cur, S_ISREG(cur->type) ? O_RDONLY : O_PATH);
+		if (src < 0) {
+			ret = src;
+			goto out;
+		}
+		if (fstat(src, &st) < 0) {
+			ret = -errno;
+			goto out;
+		}
 	}
 	onfs_upper_tmpname(ex, tmp, sizeof(tmp));
 	ret = build_tmp(ex, src, &st, with_data, tmp, cur->path, &dst);
@@ -548,51 +677,59 @@ int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
 	if (ret < 0)
 		goto out;
 
-	parent = strdup(cur->path);
-	if (!parent) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	base = strrchr(parent, '/');
-	if (base) {
-		parent[base - parent] = '\0';
-		base = cur->path + (base - parent) + 1;
-	} else {
-		parent[0] = '\0';
-		base = cur->path;
-	}
 	pthread_mutex_lock(&ex->ns_lock);
-	ret = onfs_copyup_dir_path(ex, parent, &pfd);
+	if (!fast_ok(ex, cur, parent, base, &pfd)) {
+		/* a directory changed while the data was copied, or the parent
+		 * is not upper yet: look again, under the lock this time */
+		if (pfd >= 0)
+			close(pfd);
+		pfd = -1;
+		ret = onfs_walk(ex, n->path, &c2);
+		if (ret < 0 || !onfs_ident_eq(&c2->ident, &n->ident)) {
+			ret = -ESTALE;
+		} else if (node_is_upper(ex, c2)) {
+			*out = c2; /* copied up by someone else meanwhile */
+			c2 = NULL;
+			pthread_mutex_unlock(&ex->ns_lock);
+			goto out;
+		}
+	}
+	if (ret == 0 && pfd < 0)
+		ret = onfs_copyup_dir_path(ex, parent, &pfd);
 	if (ret == 0 && fstat(pfd, &pst) < 0)
 		ret = -errno;
 	if (ret == 0)
 		ret = onfs_upper_mark_impure(ex, pfd);
-	if (ret == 0)
+	if (ret == 0) {
 		ret = onfs_upper_rename(ex->work_fd, tmp, pfd, base, RENAME_NOREPLACE);
+		if (ret == -EEXIST)
+			ret = -ESTALE; /* removed (a whiteout) or replaced meanwhile */
+	}
 	if (ret == 0) {
 		have_tmp = false;
+		if (fstatat(pfd, base, &ust, AT_SYMLINK_NOFOLLOW) < 0)
+			ust.st_ino = 0;
 		/* index: a hard link named by the origin (nfs_export=on) */
 		onfs_upper_index_name(ex, &cur->ident, idx, sizeof(idx));
 		if (idx[0]) {
 			/* before the link exists: lookups probe index/ from now on */
 			atomic_store(&ex->index_used, true);
-			if (linkat(pfd, base, ex->index_fd, idx, 0) < 0)
+			if (linkat(pfd, base, ex->index_fd, idx, 0) < 0) {
 				onfs_warn("copy-up of '%s': cannot create index entry: %s", cur->path,
 					  strerror(errno));
-			else if (fstatat(pfd, base, &ust, AT_SYMLINK_NOFOLLOW) == 0) {
-				/* overlay nlink = upper nlink + N (docs/overlay.md, "The index") */
-				int len = snprintf(nl, sizeof(nl), "U%+d",
-						   (int)st.st_nlink - (int)ust.st_nlink);
+			} else {
+				/* overlay nlink = upper nlink + N (docs/overlay.md, "The index");
+				 * the upper copy has its name and the index link: 2 */
+				int len = snprintf(nl, sizeof(nl), "U%+d", (int)st.st_nlink - 2);
 				onfs_upper_set_ovl(ex, dst, "nlink", nl, (size_t)len);
 			}
 		}
 		restore_times(pfd, &pst);
+		/* the fresh node: the same object, now upper (no walk) */
+		ret = upper_clone(ex, cur, ust.st_ino, &dst, out);
 	}
 	onfs_changed_ns(ex); /* before the unlock: see struct onfs_gen */
 	pthread_mutex_unlock(&ex->ns_lock);
-	if (ret < 0)
-		goto out;
-	ret = onfs_walk(ex, n->path, out);
 out:
 	if (have_tmp)
 		onfs_upper_unlink(ex->work_fd, tmp, 0);
@@ -600,10 +737,11 @@ out:
 		close(pfd);
 	if (dst >= 0)
 		close(dst);
-	if (src >= 0)
+	if (src >= 0 && src_own)
 		close(src);
 	free(parent);
 	onfs_node_put(cur);
+	onfs_node_put(c2);
 	pthread_mutex_unlock(lock);
 	return ret;
 }

@@ -647,6 +647,8 @@ static int remove_common(struct onfs_export *ex, struct onfs_node *dir, const ch
 	ret = upper_dir(ex, dir, &pfd, &fresh);
 	if (ret == 0)
 		ret = remove_locked(ex, fresh, name, child, pfd);
+	if (rmdir)
+		onfs_changed_dirs(ex);
 out:
 	onfs_changed_obj(ex, dir); /* its listing and attributes */
 	onfs_changed_ns(ex); /* before the unlock: see struct onfs_gen */
@@ -919,6 +921,8 @@ out:
 	} else {
 		onfs_wcc_post(ex, t2 ? t2 : tdir, twcc);
 	}
+	if ((src && S_ISDIR(src->type)) || (dst && S_ISDIR(dst->type)))
+		onfs_changed_dirs(ex); /* even a failed one may have changed a step */
 	onfs_changed_obj(ex, fdir); /* their listings and attributes */
 	onfs_changed_obj(ex, tdir);
 	onfs_changed_ns(ex); /* before the unlock: see struct onfs_gen */

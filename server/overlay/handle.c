@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -83,7 +84,7 @@ void onfs_node_free(struct onfs_node *n)
 
 	if (fd >= 0)
 		close(fd);
-	if (wfd >= 0)
+	if (wfd >= 0 && wfd != fd) /* copy-up may put one descriptor in both */
 		close(wfd);
 	/* every cached descriptor was counted in the budget */
 	if (fd >= 0)
@@ -299,7 +300,7 @@ static const struct onfs_layer *layer_of(const struct onfs_export *ex, uint8_t f
 	return best;
 }
 
-/* Where does a decoded object live? Its real path, without " (deleted)". */
+/* Where does a decoded object live? Its real path (/proc), when it fits in cap. */
 static int real_path_of(int fd, char *real, size_t cap)
 {
 	char proc[64];
@@ -307,10 +308,256 @@ static int real_path_of(int fd, char *real, size_t cap)
 
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	rl = readlink(proc, real, cap - 1);
-	if (rl <= 0)
-		return -ESTALE;
+	if (rl < 0)
+		return -errno;
+	if (rl == 0 || (size_t)rl >= cap - 1)
+		return -ENAMETOOLONG;
 	real[rl] = '\0';
 	return 0;
+}
+
+/* Is st the root of a layer on filesystem fsidx? */
+static const struct onfs_layer *layer_root(const struct onfs_export *ex, uint8_t fsidx,
+					   const struct stat *st)
+{
+	struct stat lst;
+
+	for (size_t i = 0; i < ex->nlayers; i++) {
+		const struct onfs_layer *l = &ex->layers[i];
+
+		if (l->fsidx == fsidx && l->fd >= 0 && fstat(l->fd, &lst) == 0 &&
+		    lst.st_dev == st->st_dev && lst.st_ino == st->st_ino)
+			return l;
+	}
+	return NULL;
+}
+
+/* Prepend name to the path *acc (malloc'd, "" at first). */
+static int prepend(char **acc, const char *name)
+{
+	size_t nl = strlen(name), al = strlen(*acc);
+	char *p = malloc(nl + al + 2);
+
+	if (!p)
+		return -ENOMEM;
+	memcpy(p, name, nl);
+	if (al) {
+		p[nl] = '/';
+		memcpy(p + nl + 1, *acc, al + 1);
+	} else {
+		p[nl] = '\0';
+	}
+	free(*acc);
+	*acc = p;
+	return 0;
+}
+
+/*
+ * A directory whose path is too long for /proc (the kernel's d_path
+ * stops at PATH_MAX): walk up with ".." from it, finding each name in its
+ * parent by inode (as getcwd does), until a layer root, or an ancestor
+ * whose path /proc can give, is reached. Bounded.
+ */
+static int locate_dir_up(struct onfs_export *ex, uint8_t fsidx, int fd,
+			 const struct onfs_layer **lay, char **rel)
+{
+	enum { MAX_UP = 1 << 16 };
+	char *acc = strdup(""), *real = malloc(PATH_MAX);
+	struct stat st, pst, est;
+	int cur = dup(fd), ret = -ESTALE;
+
+	if (!acc || !real || cur < 0) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (int up = 0; up < MAX_UP; up++) {
+		const struct onfs_layer *l;
+		struct dirent *e;
+		const char *r;
+		bool found = false;
+		int pfd, dfd;
+		DIR *d;
+
+		if (fstat(cur, &st) < 0)
+			break;
+		l = layer_root(ex, fsidx, &st);
+		if (l) {
+			*lay = l;
+			*rel = acc;
+			acc = NULL;
+			ret = 0;
+			break;
+		}
+		if (up > 0 && real_path_of(cur, real, PATH_MAX) == 0) {
+			/* short enough now: the rest as for any object */
+			l = layer_of(ex, fsidx, real, &r);
+			if (!l)
+				break;
+			if (*r && prepend(&acc, r) < 0) {
+				ret = -ENOMEM;
+				break;
+			}
+			*lay = l;
+			*rel = acc;
+			acc = NULL;
+			ret = 0;
+			break;
+		}
+		pfd = openat(cur, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (pfd < 0)
+			break;
+		if (fstat(pfd, &pst) < 0 || (pst.st_dev == st.st_dev && pst.st_ino == st.st_ino)) {
+			close(pfd); /* the filesystem's root: in no layer */
+			break;
+		}
+		dfd = dup(pfd);
+		d = dfd >= 0 ? fdopendir(dfd) : NULL;
+		if (!d && dfd >= 0)
+			close(dfd);
+		while (d && (e = readdir(d))) {
+			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+			    (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN))
+				continue;
+			if (fstatat(pfd, e->d_name, &est, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    est.st_dev == st.st_dev && est.st_ino == st.st_ino) {
+				found = prepend(&acc, e->d_name) == 0;
+				break;
+			}
+		}
+		if (d)
+			closedir(d);
+		close(cur);
+		cur = pfd;
+		if (!found)
+			break;
+	}
+out:
+	if (cur >= 0)
+		close(cur);
+	free(acc);
+	free(real);
+	return ret;
+}
+
+/*
+ * A regular file whose path is too long for /proc/self/fd: its memory
+ * map's line in /proc/self/maps spells the path at any length (the
+ * kernel grows that buffer). "\012" there stands for a newline.
+ */
+static int long_path_of_file(int fd, char **out)
+{
+	char proc[64], *buf = NULL, *line, *path = NULL;
+	size_t cap = 1 << 16, len = 0;
+	void *map = MAP_FAILED;
+	int rfd, mfd = -1, ret = -ESTALE;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	rfd = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (rfd < 0)
+		return -ESTALE;
+	map = mmap(NULL, 1, PROT_READ, MAP_SHARED, rfd, 0);
+	if (map == MAP_FAILED)
+		goto out;
+	mfd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	buf = malloc(cap);
+	if (mfd < 0 || !buf)
+		goto out;
+	for (;;) {
+		ssize_t n;
+
+		if (len + 1 >= cap) {
+			char *nb = cap < (64u << 20) ? realloc(buf, cap * 2) : NULL;
+			if (!nb)
+				goto out;
+			buf = nb;
+			cap *= 2;
+		}
+		n = read(mfd, buf + len, cap - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	snprintf(proc, sizeof(proc), "%lx-", (unsigned long)map);
+	for (line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		char *end, *p, *w;
+		int field = 0;
+
+		if (strncmp(line, proc, strlen(proc)) != 0)
+			continue;
+		end = strchr(line, '\n');
+		if (end)
+			*end = '\0';
+		/* address perms offset dev inode, then spaces, then the path */
+		for (p = line; *p && field < 5; field++) {
+			while (*p && *p != ' ')
+				p++;
+			while (*p == ' ')
+				p++;
+		}
+		if (*p != '/')
+			break;
+		path = strdup(p);
+		if (!path)
+			break;
+		for (p = w = path; *p;) {
+			if (strncmp(p, "\\012", 4) == 0) {
+				*w++ = '\n';
+				p += 4;
+			} else {
+				*w++ = *p++;
+			}
+		}
+		*w = '\0';
+		ret = 0;
+		break;
+	}
+out:
+	if (mfd >= 0)
+		close(mfd);
+	if (map != MAP_FAILED)
+		munmap(map, 1);
+	close(rfd);
+	free(buf);
+	if (ret == 0)
+		*out = path;
+	return ret;
+}
+
+int onfs_locate(struct onfs_export *ex, uint8_t fsidx, int fd, const struct onfs_layer **lay,
+		char **rel)
+{
+	char *real = malloc(PATH_MAX), *longp = NULL;
+	const struct onfs_layer *l = NULL;
+	const char *r = NULL;
+	struct stat st;
+	int ret;
+
+	if (!real)
+		return -ENOMEM;
+	ret = real_path_of(fd, real, PATH_MAX);
+	if (ret == 0) {
+		l = layer_of(ex, fsidx, real, &r);
+	} else if (ret == -ENAMETOOLONG && fstat(fd, &st) == 0) {
+		/* deeper than /proc can say (docs/overlay.md, "Deep trees") */
+		if (S_ISDIR(st.st_mode)) {
+			free(real);
+			return locate_dir_up(ex, fsidx, fd, lay, rel);
+		}
+		if (S_ISREG(st.st_mode) && long_path_of_file(fd, &longp) == 0)
+			l = layer_of(ex, fsidx, longp, &r);
+	}
+	ret = -ESTALE;
+	if (l) {
+		*rel = strdup(r);
+		*lay = l;
+		ret = *rel ? 0 : -ENOMEM;
+	}
+	free(longp);
+	free(real);
+	return ret;
 }
 
 /*
@@ -356,12 +603,12 @@ static int unnamed_node(struct onfs_export *ex, const struct onfs_ident *id, uin
 static int from_index(struct onfs_export *ex, const struct onfs_ident *id,
 		      struct onfs_node **out)
 {
-	char idx[2 * (21 + ONFS_FID_MAX) + 1], attr[64], real[PATH_MAX];
+	char idx[2 * (21 + ONFS_FID_MAX) + 1], attr[64], *rel = NULL;
+	const struct onfs_layer *lay;
 	uint8_t fb[21 + ONFS_FID_MAX];
 	struct onfs_ident uid = { 0 };
 	struct onfs_node *n;
 	struct stat st;
-	const char *rel;
 	uint64_t ino;
 	uint32_t type;
 	int fd, len, ret;
@@ -385,11 +632,12 @@ static int from_index(struct onfs_export *ex, const struct onfs_ident *id,
 		fd = onfs_fs_open_ident(ex->fs_fd[uid.fsidx], &uid, O_PATH);
 		if (fd < 0)
 			return -ESTALE;
-		ret = real_path_of(fd, real, sizeof(real));
+		ret = onfs_locate(ex, uid.fsidx, fd, &lay, &rel);
 		close(fd);
-		if (ret < 0 || !layer_of(ex, uid.fsidx, real, &rel))
+		if (ret < 0)
 			return -ESTALE;
 		ret = onfs_walk(ex, rel, &n);
+		free(rel);
 		if (ret < 0)
 			return -ESTALE;
 		if (!onfs_ident_eq(&n->ident, id)) {
@@ -419,15 +667,19 @@ static int from_index(struct onfs_export *ex, const struct onfs_ident *id,
 static bool parent_moved(struct onfs_export *ex, const char *rel)
 {
 	const char *slash = strrchr(rel, '/');
-	char parent[PATH_MAX];
 	struct onfs_node *p;
 	size_t len = slash ? (size_t)(slash - rel) : 0;
+	char *parent;
+	int ret;
 
 	if (len == 0)
 		return false; /* the root never moves */
-	memcpy(parent, rel, len);
-	parent[len] = '\0';
-	if (onfs_walk(ex, parent, &p) < 0)
+	parent = strndup(rel, len);
+	if (!parent)
+		return false;
+	ret = onfs_walk(ex, parent, &p);
+	free(parent);
+	if (ret < 0)
 		return true;
 	onfs_node_put(p);
 	return false;
@@ -565,8 +817,12 @@ static int unnamed_lower(struct onfs_export *ex, const struct onfs_ident *id,
 			 const struct onfs_layer *lay, const char *rel, struct onfs_node **out)
 {
 	struct stat st;
+	int fd = onfs_fs_open_beneath(lay->fd, rel, O_PATH); /* any depth */
+	int ret = fd < 0 ? fd : fstat(fd, &st) < 0 ? -errno : 0;
 
-	if (fstatat(lay->fd, *rel ? rel : ".", &st, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(st.st_mode))
+	if (fd >= 0)
+		close(fd);
+	if (ret < 0 || S_ISDIR(st.st_mode))
 		return -ESTALE;
 	return unnamed_node(ex, id, (uint8_t)(lay - ex->layers), rel, st.st_mode & S_IFMT,
 			    st.st_ino, out);
@@ -610,17 +866,66 @@ int onfs_node_from_fh_cached(struct onfs_export *ex, const uint8_t *fh, size_t l
 	return *out ? 0 : -ENOENT;
 }
 
+static int moved(struct onfs_export *ex, const struct onfs_ident *idp,
+		 const struct onfs_layer *lay, const char *rel, bool isdir, struct onfs_node **out);
+
+/*
+ * A decoded object's merged node without a walk from the root: its
+ * directory in its layer names, by its handle, the merged directory when
+ * that layer holds the directory's identity (a lower-only directory, or
+ * the topmost lower part of a merged one); when the node cache has that
+ * directory, one lookup of the name in it, whose identity must be the
+ * handle's. -ENOENT: not so (the caller walks).
+ */
+static int via_parent(struct onfs_export *ex, const struct onfs_layer *lay, const char *rel,
+		      const struct onfs_ident *id, struct onfs_node **out)
+{
+	const char *slash = strrchr(rel, '/');
+	struct onfs_ident pid = { 0 };
+	struct onfs_node *dir, *n;
+	struct onfs_fh fh;
+	char *pdir;
+	int pfd, ret;
+
+	if (!slash || lay->fd < 0)
+		return -ENOENT; /* in a layer root: the walk is the root and one name */
+	pdir = strndup(rel, (size_t)(slash - rel));
+	if (!pdir)
+		return -ENOENT;
+	pfd = onfs_fs_open_beneath(lay->fd, pdir, O_PATH | O_DIRECTORY);
+	free(pdir);
+	if (pfd < 0)
+		return -ENOENT;
+	ret = onfs_fs_name_to_ident(pfd, "", &pid);
+	close(pfd);
+	if (ret < 0)
+		return -ENOENT;
+	pid.fsidx = lay->fsidx;
+	onfs_fh_encode(ex, &pid, &fh);
+	dir = cache_get(ex->nodes, fh.data, fh.len);
+	if (!dir)
+		return -ENOENT;
+	ret = S_ISDIR(dir->type) ? onfs_lookup(ex, dir, slash + 1, &n) : -ENOTDIR;
+	onfs_node_put(dir);
+	if (ret < 0)
+		return -ENOENT;
+	if (!onfs_ident_eq(&n->ident, id)) {
+		onfs_node_put(n);
+		return -ENOENT;
+	}
+	*out = n;
+	return 0;
+}
+
 int onfs_node_from_fh(struct onfs_export *ex, const uint8_t *fh, size_t len,
 		      struct onfs_node **out)
 {
 	const struct onfs_layer *lay;
 	struct onfs_ident id;
 	struct onfs_node *n;
-	char proc[64], real[PATH_MAX];
-	const char *rel;
+	char *rel = NULL;
 	struct stat st;
 	bool isdir;
-	ssize_t rl;
 	int fd, ret;
 
 	ret = fh_check(ex, fh, len);
@@ -652,36 +957,44 @@ int onfs_node_from_fh(struct onfs_export *ex, const uint8_t *fh, size_t len,
 	fd = onfs_fs_open_ident(ex->fs_fd[id.fsidx], &id, O_PATH);
 	if (fd < 0)
 		return -ESTALE;
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	rl = readlink(proc, real, sizeof(real) - 1);
 	isdir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
-	close(fd);
-	if (rl <= 0)
-		return -ESTALE;
-	real[rl] = '\0';
 	/*
 	 * The decoded object must lie inside one of this export's layers, and
 	 * the merged lookup of that path must find this very identity: a
 	 * hidden, renamed-away or foreign object is STALE, never another one.
 	 */
-	lay = layer_of(ex, id.fsidx, real, &rel);
-	if (!lay)
+	ret = onfs_locate(ex, id.fsidx, fd, &lay, &rel);
+	close(fd);
+	if (ret < 0)
 		return -ESTALE;
+	if (!isdir && via_parent(ex, lay, rel, &id, &n) == 0) {
+		free(rel);
+		*out = n;
+		return 0;
+	}
 	ret = onfs_walk(ex, rel, &n);
 	if (ret == 0 && onfs_ident_eq(&n->ident, &id)) {
+		free(rel);
 		*out = n;
 		return 0;
 	}
 	if (ret == 0)
 		onfs_node_put(n);
-	/*
-	 * A lower object whose path moved (it or its directory was renamed,
-	 * leaving a redirect) is still itself: find where it went. Removals
-	 * of lower names leave index whiteouts (checked above) or whiteouts
-	 * in a directory that is still in place: those are STALE. A file
-	 * whose moved directory cannot be found is served unnamed, as the
-	 * kernel serves a disconnected lower dentry.
-	 */
+	ret = moved(ex, &id, lay, rel, isdir, out);
+	free(rel);
+	return ret;
+}
+
+/*
+ * The rest of onfs_node_from_fh: an object found in a layer whose merged
+ * lookup by path did not find it.
+ */
+static int moved(struct onfs_export *ex, const struct onfs_ident *idp,
+		 const struct onfs_layer *lay, const char *rel, bool isdir, struct onfs_node **out)
+{
+	const struct onfs_ident id = *idp;
+	int ret;
+
 	if (lay->upper)
 		return -ESTALE;
 	if (isdir)

@@ -139,36 +139,65 @@ static int idmap_get(struct onfs_export *ex, const struct onfs_ident *id,
 /*
  * Resolve an identity from the map: the chain of parents up to the root,
  * each step a real lookup whose identity must match. -ESTALE otherwise.
+ * Iterative and on the heap: a tree may be thousands of levels deep
+ * (docs/overlay.md, "Deep trees").
  */
 int onfs_idmap_resolve(struct onfs_export *ex, const struct onfs_ident *id, int depth,
 		       struct onfs_node **out)
 {
-	struct onfs_ident parent;
+	enum { MAX_DEPTH = 1 << 15 };
+	struct step {
+		struct onfs_ident id;
+		char name[NAME_MAX + 1];
+	} *chain = NULL;
+	struct onfs_ident cur = *id;
 	struct onfs_node *root, *p, *n;
-	char name[NAME_MAX + 1];
+	size_t k = 0, cap = 0;
 	int ret;
 
+	(void)depth;
 	ret = onfs_root(ex, &root);
 	if (ret < 0)
 		return ret;
-	if (onfs_ident_eq(&root->ident, id)) {
-		*out = root;
-		return 0;
+	/* id, its parent, ... up to (not including) the root */
+	while (!onfs_ident_eq(&root->ident, &cur)) {
+		if (k == cap) {
+			struct step *nc = cap < MAX_DEPTH ? realloc(chain, (cap ? cap * 2 : 16) *
+								   sizeof(*chain)) : NULL;
+			if (!nc) {
+				ret = -ESTALE;
+				goto out;
+			}
+			chain = nc;
+			cap = cap ? cap * 2 : 16;
+		}
+		chain[k].id = cur;
+		if (idmap_get(ex, &cur, &cur, chain[k].name) < 0) {
+			ret = -ESTALE;
+			goto out;
+		}
+		k++;
 	}
+	p = onfs_node_get(root);
+	while (k > 0) {
+		k--;
+		ret = onfs_lookup(ex, p, chain[k].name, &n);
+		onfs_node_put(p);
+		if (ret < 0) {
+			ret = -ESTALE;
+			goto out;
+		}
+		if (!onfs_ident_eq(&n->ident, &chain[k].id)) {
+			onfs_node_put(n);
+			ret = -ESTALE;
+			goto out;
+		}
+		p = n;
+	}
+	*out = p;
+	ret = 0;
+out:
 	onfs_node_put(root);
-	if (depth > 256 || idmap_get(ex, id, &parent, name) < 0)
-		return -ESTALE;
-	ret = onfs_idmap_resolve(ex, &parent, depth + 1, &p);
-	if (ret < 0)
-		return -ESTALE;
-	ret = onfs_lookup(ex, p, name, &n);
-	onfs_node_put(p);
-	if (ret < 0)
-		return -ESTALE;
-	if (!onfs_ident_eq(&n->ident, id)) {
-		onfs_node_put(n);
-		return -ESTALE;
-	}
-	*out = n;
-	return 0;
+	free(chain);
+	return ret;
 }

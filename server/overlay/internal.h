@@ -199,6 +199,14 @@ struct onfs_export {
 	atomic_uint gen_ns;            /* cache.c: see struct onfs_gen */
 	atomic_uint gen_obj[ONFS_GEN_SLOTS];
 	atomic_uint gen_data;          /* bumped with any gen_obj[] slot */
+	/*
+	 * Bumped (under ns_lock, after the change) when a directory is
+	 * removed or moved through the export: a node born under the same
+	 * value still names what its path names (copy-up's fast path). A new
+	 * directory changes no existing path: a name it takes was absent, or
+	 * a whiteout whose removal bumped already.
+	 */
+	atomic_uint gen_dirs;
 	pthread_mutex_t attr_lock[ONFS_ATTR_LOCKS]; /* guard nodes' cattr */
 };
 
@@ -230,6 +238,7 @@ struct onfs_node {
 	uint64_t cattr_at;        /* monotonic ns of the read */
 	uint64_t top_ino;         /* inode number of parts[0] when looked up, 0 unknown */
 	uint64_t born;            /* monotonic ns of the lookup that made it */
+	unsigned born_dgen;       /* ex->gen_dirs loaded before that lookup read */
 	struct onfs_attr cattr;
 	uint8_t nparts;
 	struct onfs_part parts[]; /* top layer first */
@@ -350,12 +359,27 @@ int onfs_upper_set_owner(int dirfd, const char *name, uint32_t uid, uint32_t gid
 int onfs_owner_xattr_get(int fd, uint32_t *uid, uint32_t *gid, uint32_t *mode);
 
 /* --- copyup.c --- */
+/* A directory was removed or moved (ns_lock held, after the change). */
+static inline void onfs_changed_dirs(struct onfs_export *ex)
+{
+	atomic_fetch_add_explicit(&ex->gen_dirs, 1, memory_order_acq_rel);
+}
 /* The upper directory at a merged path, copying up missing ancestors; ns_lock held. */
 int onfs_copyup_dir_path(struct onfs_export *ex, const char *path, int *fd_out);
 /* Copy a node up (no-op when it has an upper part); returns the fresh node. */
 int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
 		struct onfs_node **out);
 pthread_mutex_t *onfs_obj_lock(struct onfs_export *ex, const struct onfs_ident *id);
+
+/*
+ * handle.c: where the object open as fd (on filesystem fsidx) lies in the
+ * export's layers: *lay and *rel (malloc'd, "" for a layer root). Works
+ * for paths longer than PATH_MAX (walking up with ".." from a directory,
+ * the memory map for a regular file); -ESTALE when it lies in no layer
+ * or cannot be placed.
+ */
+int onfs_locate(struct onfs_export *ex, uint8_t fsidx, int fd, const struct onfs_layer **lay,
+		char **rel);
 
 /* --- handle.c: the descriptor budget of cached node fds --- */
 extern atomic_long onfs_fd_cached;

@@ -94,11 +94,9 @@ bool onfs_is_whiteout(struct onfs_export *ex, int dirfd, const char *name,
 static int origin_ident(struct onfs_export *ex, int dirfd, const char *name, uint32_t type,
 			struct onfs_ident *id, uint64_t *ino)
 {
-	char attr[64], proc[64], real[PATH_MAX];
+	char attr[64];
 	uint8_t fb[21 + ONFS_FID_MAX];
 	struct stat st;
-	const char *rel;
-	ssize_t rl;
 	int n, fd;
 
 	onfs_ovl_xattr(ex, "origin", attr, sizeof(attr));
@@ -135,17 +133,11 @@ static int origin_ident(struct onfs_export *ex, int dirfd, const char *name, uin
 		/* With several filesystems a handle could decode on the wrong
 		 * one: make sure the object lies inside a lower layer. */
 		if (ex->numfs > 1) {
-			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-			rl = readlink(proc, real, sizeof(real) - 1);
-			real[rl > 0 ? rl : 0] = '\0';
-			bool inside = false;
-			for (size_t i = 0; i < ex->nlayers && !inside; i++) {
-				size_t l = strlen(ex->layers[i].real);
-				rel = real;
-				inside = !ex->layers[i].upper && ex->layers[i].fsidx == f &&
-					 strncmp(rel, ex->layers[i].real, l) == 0 &&
-					 (rel[l] == '/' || rel[l] == '\0');
-			}
+			const struct onfs_layer *lay = NULL;
+			char *rel = NULL;
+			bool inside = onfs_locate(ex, (uint8_t)f, fd, &lay, &rel) == 0 && !lay->upper;
+
+			free(rel);
 			if (!inside) {
 				close(fd);
 				continue;
@@ -184,7 +176,7 @@ static void use_index_copy(struct onfs_export *ex, struct found *f, const struct
 
 static int make_node(struct onfs_export *ex, const char *path, struct found *f, size_t nf,
 		     const struct onfs_ident *id, bool id_lower, uint64_t ino, bool impure,
-		     bool wh_xattr, bool cache, struct onfs_node **out)
+		     bool wh_xattr, bool cache, unsigned dgen, struct onfs_node **out)
 {
 	struct onfs_node *n = calloc(1, sizeof(*n) + nf * sizeof(struct onfs_part));
 
@@ -201,6 +193,7 @@ static int make_node(struct onfs_export *ex, const char *path, struct found *f, 
 	n->type = f[0].st.st_mode & S_IFMT;
 	n->top_ino = f[0].st.st_ino;
 	n->born = onfs_now_ns();
+	n->born_dgen = dgen;
 	n->ident = *id;
 	n->ident_lower = id_lower;
 	n->fileid = onfs_export_fileid(ex, id->fsidx, ino);
@@ -283,6 +276,8 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 	bool have_id = false, impure = false, wh_xattr = false, id_lower = false;
 	int have_rank = 0;
 	char *path = NULL;
+	/* the path is as good as the parent's: see onfs_export.gen_dirs */
+	unsigned dgen = dir->born_dgen;
 	int ret = 0;
 
 	cur = strdup(name);
@@ -477,7 +472,7 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 	}
 	if (top_st)
 		*top_st = f[0].st;
-	ret = make_node(ex, path, f, nf, &id, id_lower, ino, impure, wh_xattr, cache, out);
+	ret = make_node(ex, path, f, nf, &id, id_lower, ino, impure, wh_xattr, cache, dgen, out);
 	if (ret == 0 && cache && ex->idmap)
 		onfs_idmap_record(ex, &id, &dir->ident, name);
 out:
@@ -494,6 +489,7 @@ int onfs_root(struct onfs_export *ex, struct onfs_node **out)
 	struct onfs_ident id = { 0 };
 	size_t i, nf = 0, idl, fidl = 0;
 	bool impure = false, wh_xattr = false;
+	unsigned dgen = atomic_load_explicit(&ex->gen_dirs, memory_order_acquire);
 	int ret;
 
 	/* MOUNT and the walks start here: the owner's credentials */
@@ -533,7 +529,8 @@ int onfs_root(struct onfs_export *ex, struct onfs_node **out)
 	}
 	/* after a base move the root keeps its first identity (base.c) */
 	ret = make_node(ex, "", f, nf, ex->root_fixed ? &ex->root_ident : &id, true,
-			ex->root_fixed ? ex->root_ino : f[fidl].st.st_ino, impure, wh_xattr, true, out);
+			ex->root_fixed ? ex->root_ino : f[fidl].st.st_ino, impure, wh_xattr, true,
+			dgen, out);
 out:
 	free_found(f, nf);
 	return ret;
@@ -555,15 +552,20 @@ int onfs_lookup(struct onfs_export *ex, struct onfs_node *dir, const char *name,
 		return 0;
 	}
 	if (strcmp(name, "..") == 0) {
+		/* merged paths may be longer than PATH_MAX: the parent on the heap */
 		const char *slash = strrchr(dir->path, '/');
-		char parent[PATH_MAX];
 		size_t pl = slash ? (size_t)(slash - dir->path) : 0;
+		char *parent;
+		int ret;
 
 		if (dir->path[0] == '\0' || pl == 0)
 			return onfs_root(ex, out);
-		memcpy(parent, dir->path, pl);
-		parent[pl] = '\0';
-		return onfs_walk(ex, parent, out);
+		parent = strndup(dir->path, pl);
+		if (!parent)
+			return -ENOMEM;
+		ret = onfs_walk(ex, parent, out);
+		free(parent);
+		return ret;
 	}
 	return lookup_child(ex, dir, name, true, NULL, NULL, NULL, out);
 }
