@@ -25,8 +25,9 @@
 # /root/onfs-locktest_1.0_all.deb once they are free; at the end a process
 # holds a lock on /root/kc-stale while the guest powers off (a crashed
 # client whose lock the server still holds).
-# Phase 2 (the next boot of the same root): rpc.statd's sm-notify tells the
-# server of the reboot, which must release phase 1's lock.
+# Phase 2 (the next boot of the same root): phase 1's lock is still held at
+# the server; sm-notify tells the server of the reboot, which must release
+# it; the package dpkg installed in phase 1 is there.
 M=/mnt H=/mnt2
 DEB=/root/onfs-locktest_1.0_all.deb
 n=0 failed=0
@@ -45,8 +46,10 @@ t() {
 # waiting (fcntl F_SETLK on the whole file, as dpkg does, or flock LOCK_NB),
 # print "held", hold them SECS seconds. Exit 1 when another process holds
 # one (EAGAIN/EACCES), 2 on any other error. SECS 0: let go at once.
-plock() {
-	perl -e '
+# A program of its own, not a shell function: in `plock ... & hp=$!`, $hp
+# must be the process that holds the lock, not a subshell around it.
+cat >/tmp/plock <<'EOF'
+#!/usr/bin/perl
 use strict; use Fcntl qw(:DEFAULT :flock);
 my ($how, $secs, @files) = @ARGV; my @keep; $| = 1;
 for my $p (@files) {
@@ -59,8 +62,10 @@ for my $p (@files) {
 	}
 	push @keep, $f;
 }
-print "held\n"; sleep $secs; exit 0;' "$@"
-}
+print "held\n"; sleep $secs; exit 0;
+EOF
+chmod 755 /tmp/plock
+PATH=/tmp:$PATH
 # wait_held FILE: until a holder wrote "held" to FILE (bounded: 60 s; every
 # program start is slow in a TCG guest whose binaries come over NFS)
 wait_held() {
@@ -74,9 +79,14 @@ wait_held() {
 port=$(sed -n 's|.* / nfs .*,port=\([0-9]*\),.*|\1|p' /proc/mounts | head -n 1)
 echo "# phase $PHASE, root mounted from port $port"
 
-t "rpcbind and rpc.statd (Debian's) start and register" '
+# Phase 2 starts statd with --no-notify and runs sm-notify itself later (as
+# Debian's rpc-statd and rpc-statd-notify units split them), so that it can
+# see the dead boot's lock still held before the server hears of the reboot.
+notify=
+[ "$PHASE" = 1 ] || notify=--no-notify
+t "rpcbind and rpc.statd $notify (Debian's) start and register" '
 	rpcbind -w || exit 1
-	rpc.statd || exit 1
+	rpc.statd $notify || exit 1
 	end=$(($(date +%s) + 60))
 	until rpcinfo -p 127.0.0.1 2>&1 | grep -q " status\$"; do
 		[ "$(date +%s)" -lt $end ] || { rpcinfo -p 127.0.0.1; exit 1; }
@@ -140,10 +150,18 @@ if [ "$PHASE" = 1 ]; then
 		plock fcntl 600 $M/root/kc-stale >/tmp/h4 &
 		wait_held /tmp/h4'
 else
-	# sm-notify (run by rpc.statd at its start) finds the server in
-	# /var/lib/nfs/sm from phase 1 and sends it SM_NOTIFY; until the server
-	# has released phase 1's lock, this boot is refused.
-	t "phase 1's lock on /root/kc-stale is released after the reboot (SM_NOTIFY)" '
+	# The svids of this boot's lock owners start again at 0; the one that
+	# holds kc-stale since phase 1 had a later one, so the server tells
+	# them apart.
+	t "phase 1's lock on /root/kc-stale is still held: the server has not heard of the reboot" '
+		plock fcntl 0 $M/root/kc-stale; rc=$?
+		echo "exit $rc (want 1)"
+		[ $rc = 1 ]'
+
+	# sm-notify finds the server in /var/lib/nfs/sm (written by phase 1's
+	# statd) and sends it SM_NOTIFY; the server releases the dead boot's lock.
+	t "sm-notify tells the server of the reboot; then the lock is granted" '
+		sm-notify || exit 1
 		i=0 end=$(($(date +%s) + 90))
 		until plock fcntl 0 $M/root/kc-stale; do
 			i=$((i + 1)); [ "$(date +%s)" -lt $end ] || exit 1

@@ -31,8 +31,9 @@
 #     server (upper /var/lib/nfs/sm), the server recorded the guest as a
 #     lock holder (STATE/nsm/sm), the server counted NLM LOCK and UNLOCK
 #     calls (/metrics).
-#  5. Boot 2 of the same root: rpc.statd's sm-notify sends SM_NOTIFY, the
-#     server releases the dead boot's lock, the guest gets it. On the host:
+#  5. Boot 2 of the same root: the dead boot's lock is still held (refused);
+#     sm-notify (Debian's, reading the record phase 1's statd wrote) sends
+#     SM_NOTIFY, the server releases the lock, the guest gets it. On the host:
 #     the server logged the notice and counted NSM NOTIFY, its record of the
 #     guest is gone.
 #  6. The lower layer is unchanged (path, type, mode, owner, size, mtime of
@@ -226,7 +227,7 @@ nlm() { metric "ovlnfsd_requests_total{program=\"nlm\",procedure=\"$1\",${2:+sta
 boot() {
 	local ph=$1 rc=0
 	{ echo "PHASE=$ph"; cat "$HERE/g-debian-lock.sh"; } >"$ROOT/case-$ph.sh"
-	bash "$GUEST" -R -p "$PORT" -t "$ROOT/case-$ph.sh" -T $((240 * MULT)) -M 512 -a hostname=kcdebian \
+	bash "$GUEST" -R -p "$PORT" -t "$ROOT/case-$ph.sh" -T $((420 * MULT)) -M 512 -a hostname=kcdebian \
 		-l "$ROOT/console-$ph.log" >"$ROOT/guest-$ph.out" 2>&1 || rc=$?
 	grep -aE '^(ok|not ok|#|1\.\.)' "$ROOT/console-$ph.log" | grep -v '^#   $' | head -n 150
 	sed 's/^/  /' "$ROOT/guest-$ph.out"
@@ -272,7 +273,9 @@ notify=$(metric 'ovlnfsd_requests_total{program="nsm",procedure="NOTIFY",')
 [ "$notify" -ge 1 ] || bad "the server counted no NSM NOTIFY call"
 left=$(ls "$STATE/nsm/sm" 2>/dev/null | wc -l)
 [ "$left" = 0 ] || bad "the server still records $left lock holder(s) after boot 2 released everything"
-say "server's NLM LOCK calls after boot 2: $(nlm LOCK), NSM NOTIFY: $notify"
+denied2=$(nlm LOCK NLM4_DENIED)
+say "server's NLM calls after boot 2: LOCK $(nlm LOCK) (NLM4_DENIED $denied2), NSM NOTIFY: $notify"
+[ "$denied2" -gt "$denied1" ] || bad "the server refused nothing in boot 2 (the dead boot's lock was not held)"
 
 kill -TERM "$SRV_PID"
 wait "$SRV_PID"; src=$?
