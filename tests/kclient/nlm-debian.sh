@@ -68,7 +68,7 @@ skip() {
 	exit 77
 }
 say() { echo "kclient-nlm-debian: $*"; }
-T0=$(date +%s)
+T0=${KC_NLMDEB_T0:-$(date +%s)}
 el() { echo "$(($(date +%s) - T0)) s"; }
 
 # The Debian root: what goes into it, and the name of its cache.
@@ -150,7 +150,7 @@ if [ "${KC_NLMDEB_NETNS:-}" != 1 ]; then
 		exec 9>&-
 	fi
 	# Everything below runs in a private network namespace: port 111 is ours.
-	KC_NLMDEB_NETNS=1 T0=$T0 exec unshare -n bash "$0" -s "$SERVER"
+	KC_NLMDEB_NETNS=1 KC_NLMDEB_T0=$T0 exec unshare -n bash "$0" -s "$SERVER"
 fi
 
 # --- in the namespace ------------------------------------------------------------------
