@@ -48,10 +48,11 @@ struct onfs_metrics_shared onfs_metrics;
 
 /* --- requests (loop thread only) --- */
 
-enum { P_NFS, P_MOUNT, P_PMAP, P_OTHER, NPROGS };
-#define NPROCS 23 /* NFSv3 has 22; index NPROCS-1 is "other" */
+enum { P_NFS, P_MOUNT, P_PMAP, P_NLM, P_NSM, P_OTHER, NPROGS };
+#define NPROCS 25 /* NLM's last is 23; index NPROCS-1 is "other" */
 
-static const char *const prog_names[NPROGS] = { "nfs3", "mount3", "portmap2", "other" };
+static const char *const prog_names[NPROGS] = { "nfs3", "mount3", "portmap2", "nlm", "nsm",
+						"other" };
 static const char *const nfs_procs[] = {
 	"NULL", "GETATTR", "SETATTR", "LOOKUP", "ACCESS", "READLINK", "READ", "WRITE",
 	"CREATE", "MKDIR", "SYMLINK", "MKNOD", "REMOVE", "RMDIR", "RENAME", "LINK",
@@ -59,8 +60,18 @@ static const char *const nfs_procs[] = {
 };
 static const char *const mount_procs[] = { "NULL", "MNT", "DUMP", "UMNT", "UMNTALL", "EXPORT" };
 static const char *const pmap_procs[] = { "NULL", "SET", "UNSET", "GETPORT", "DUMP", "CALLIT" };
+/* NLM v1, v3 and v4 number their procedures alike (17-19 are unused). */
+static const char *const nlm_procs[] = {
+	"NULL", "TEST", "LOCK", "CANCEL", "UNLOCK", "GRANTED", "TEST_MSG", "LOCK_MSG",
+	"CANCEL_MSG", "UNLOCK_MSG", "GRANTED_MSG", "TEST_RES", "LOCK_RES", "CANCEL_RES",
+	"UNLOCK_RES", "GRANTED_RES", "SM_NOTIFY", NULL, NULL, NULL, "SHARE", "UNSHARE",
+	"NM_LOCK", "FREE_ALL",
+};
+static const char *const nsm_procs[] = { "NULL", "STAT", "MON", "UNMON", "UNMON_ALL",
+					 "SIMU_CRASH", "NOTIFY" };
 
-/* Statuses: the nfsstat3/mountstat3 values, then the RPC-level outcomes. */
+/* Statuses: the nfsstat3/mountstat3 values, then the RPC-level outcomes, then
+ * the lock manager's (nlm4_stats; v1 and v3 use the same numbers). */
 static const struct {
 	uint32_t v;
 	const char *name;
@@ -76,12 +87,17 @@ static const struct {
 enum {
 	S_FIRST_RPC = ONFS_ARRAY_SIZE(stat_names),
 	S_PROG_UNAVAIL = S_FIRST_RPC, S_PROG_MISMATCH, S_PROC_UNAVAIL, S_GARBAGE_ARGS,
-	S_SYSTEM_ERR, S_RPC_MISMATCH, S_AUTH_ERROR, S_DONE, S_OTHER, NSTATS
+	S_SYSTEM_ERR, S_RPC_MISMATCH, S_AUTH_ERROR, S_DONE, S_OTHER,
+	S_NLM_FIRST, S_NLM_LAST = S_NLM_FIRST + 9, NSTATS
 };
 static const char *const rpc_stat_names[] = {
 	"PROG_UNAVAIL", "PROG_MISMATCH", "PROC_UNAVAIL", "GARBAGE_ARGS", "SYSTEM_ERR",
 	"RPC_MISMATCH", "AUTH_ERROR", "SUCCESS", "OTHER",
+	"NLM4_GRANTED", "NLM4_DENIED", "NLM4_DENIED_NOLOCKS", "NLM4_BLOCKED",
+	"NLM4_DENIED_GRACE_PERIOD", "NLM4_DEADLCK", "NLM4_ROFS", "NLM4_STALE_FH", "NLM4_FBIG",
+	"NLM4_FAILED",
 };
+_Static_assert(ONFS_ARRAY_SIZE(rpc_stat_names) == NSTATS - S_FIRST_RPC, "a name per status");
 
 /* le bounds in seconds; the last bucket is +Inf */
 static const double bucket_le[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
@@ -102,6 +118,10 @@ static unsigned prog_idx(uint32_t prog)
 		return P_MOUNT;
 	case 100000:
 		return P_PMAP;
+	case 100021:
+		return P_NLM;
+	case 100024:
+		return P_NSM;
 	default:
 		return P_OTHER;
 	}
@@ -115,6 +135,10 @@ static const char *proc_name(unsigned p, unsigned proc)
 		return mount_procs[proc];
 	if (p == P_PMAP && proc < ONFS_ARRAY_SIZE(pmap_procs))
 		return pmap_procs[proc];
+	if (p == P_NLM && proc < ONFS_ARRAY_SIZE(nlm_procs) && nlm_procs[proc])
+		return nlm_procs[proc];
+	if (p == P_NSM && proc < ONFS_ARRAY_SIZE(nsm_procs))
+		return nsm_procs[proc];
 	return "other";
 }
 
@@ -152,6 +176,17 @@ static unsigned reply_status(unsigned p, uint32_t proc, const uint8_t *r, size_t
 	default:
 		return S_SYSTEM_ERR;
 	}
+	/* NLM: the status follows the cookie in the results of TEST, LOCK,
+	 * CANCEL, UNLOCK, GRANTED, SHARE, UNSHARE and NM_LOCK */
+	if (p == P_NLM && ((proc >= 1 && proc <= 5) || (proc >= 20 && proc <= 22))) {
+		if (off + 8 > len)
+			return S_OTHER;
+		off += 8 + ((be32(r + off + 4) + 3u) & ~3u);
+		if (off + 4 > len)
+			return S_OTHER;
+		v = be32(r + off);
+		return v <= S_NLM_LAST - S_NLM_FIRST ? S_NLM_FIRST + v : S_OTHER;
+	}
 	/* a status word leads every NFSv3 result but NULL's, and MNT's */
 	if (!((p == P_NFS && proc != 0) || (p == P_MOUNT && proc == 1)) || off + 8 > len)
 		return S_DONE;
@@ -165,7 +200,9 @@ static unsigned reply_status(unsigned p, uint32_t proc, const uint8_t *r, size_t
 void onfs_metrics_call_done(const struct onfs_call *c)
 {
 	unsigned p = prog_idx(c->prog);
-	unsigned proc = p == P_OTHER || c->proc >= NPROCS - 1 ? NPROCS - 1 : c->proc;
+	/* every procedure without a name counts as the one "other" of its program */
+	unsigned proc = c->proc < NPROCS - 1 && strcmp(proc_name(p, c->proc), "other") != 0
+				? c->proc : NPROCS - 1;
 	unsigned s = reply_status(p, c->proc, c->reply, c->reply_len);
 	uint64_t ns = c->t_start ? uv_hrtime() - c->t_start : 0;
 	double sec = (double)ns / 1e9;

@@ -644,6 +644,9 @@ static bool lock_common(struct onfs_call *c, void *args, XDR *xdrs, bool msg, bo
 	}
 	/* NM_LOCK: a client without a status monitor; never blocks */
 	st = do_lock(c, &k, excl, nm ? false : block, reclaim, !nm);
+	onfs_debug("nlm: LOCK from %s svid %u [%llu+%llu]%s%s: %u", k.caller, k.svid,
+		   (unsigned long long)k.off, (unsigned long long)k.len, excl ? " excl" : "",
+		   block ? " block" : "", st);
 	return answer(c, xdrs, msg ? P_LOCK_RES : 0, cookie, st);
 }
 
@@ -674,6 +677,8 @@ static bool unlock_common(struct onfs_call *c, void *args, XDR *xdrs, bool msg)
 	else
 		lk_from1(&a1->alock, &k);
 	st = do_unlock(c, &k);
+	onfs_debug("nlm: UNLOCK from %s svid %u [%llu+%llu]: %u", k.caller, k.svid,
+		   (unsigned long long)k.off, (unsigned long long)k.len, st);
 	return answer(c, xdrs, msg ? P_UNLOCK_RES : 0, cookie, st);
 }
 

@@ -20,10 +20,11 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-# the last four are for the kernel-client tests (tests/kclient, qemu)
+# the last five are for the kernel-client tests (tests/kclient, qemu;
+# debootstrap for the Debian root of kclient-nlm-debian)
 PKGS="meson ninja-build pkg-config gcc libuv1-dev libtirpc-dev rpcsvc-proto libnfs-dev
 libnfs-utils libinih-dev liblmdb-dev libsystemd-dev rpcbind iproute2 prometheus debhelper dpkg-dev attr clang libclang-rt-14-dev
-qemu-system-x86 linux-image-amd64 busybox-static cpio"
+qemu-system-x86 linux-image-amd64 busybox-static cpio debootstrap"
 
 t0=$(date +%s)
 stage_t0=$t0

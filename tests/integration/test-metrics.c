@@ -3,8 +3,9 @@
  * scraped over real HTTP after real NFS traffic: requests by program,
  * procedure and status, latency histograms, bytes read and written,
  * copy-ups (count, bytes), connections, per-export read-only state and
- * upper size; 404 for other paths; `promtool check metrics` on the text
- * when promtool is installed (else a printed reason).
+ * upper size; NLM calls by procedure and lock status (libnfs's NLM calls);
+ * 404 for other paths; `promtool check metrics` on the text when promtool
+ * is installed (else a printed reason).
  */
 #include <errno.h>
 #include <poll.h>
@@ -15,6 +16,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+
+#include <nfsc/libnfs-raw-nlm.h>
 
 #include "nfsclient.h"
 #include "testlib.h"
@@ -91,6 +94,89 @@ static double value_of(const char *text, const char *series)
 
 #define FILE_SIZE 100000
 
+/* --- NLM calls through libnfs: a lock, a conflicting one, the unlock --- */
+
+struct nlm_pend {
+	bool done;
+	int status;
+	uint32_t stat;
+};
+
+static void nlm_cb(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+	struct nlm_pend *p = priv;
+
+	(void)rpc;
+	p->done = true;
+	p->status = status;
+	/* NLM4_LOCKres and NLM4_UNLOCKres: the cookie, then the status */
+	if (status == RPC_STATUS_SUCCESS && data)
+		p->stat = ((NLM4_LOCKres *)data)->status;
+}
+
+static void nlm_wait(struct rpc_context *rpc, struct nlm_pend *p, int queued)
+{
+	double deadline = tl_now() + 10;
+
+	ASSERTF(queued == 0, "libnfs could not queue the call: %s", rpc_get_error(rpc));
+	while (!p->done) {
+		struct pollfd pfd = { rpc_get_fd(rpc), (short)rpc_which_events(rpc), 0 };
+		int r = poll(&pfd, 1, 100);
+
+		ASSERT(rpc_service(rpc, r > 0 ? pfd.revents : 0) >= 0 || p->done);
+		ASSERTF(tl_now() < deadline, "libnfs NLM call: no answer");
+	}
+	ASSERTF(p->status == RPC_STATUS_SUCCESS, "libnfs NLM call failed: %s", rpc_get_error(rpc));
+}
+
+static void nlm_destroy(void *rpc)
+{
+	rpc_destroy_context(rpc);
+}
+
+/* svid 1 locks [0, 100), svid 2 is refused [50, 51), svid 1 unlocks. The
+ * connection stays open (a second one for the scrape to count); the
+ * caller destroys the context. */
+static struct rpc_context *nlm_traffic(int port, const struct tl_fh *fh, int *tok)
+{
+	static char caller[] = "metrics-client", oh[] = "oh";
+	struct rpc_context *rpc = rpc_init_context();
+	struct nlm_pend p = { 0 };
+	NLM4_LOCKargs la;
+	NLM4_UNLOCKargs ua;
+
+	ASSERT(rpc != NULL);
+	*tok = tl_cleanup_push(nlm_destroy, rpc);
+	nlm_wait(rpc, &p, rpc_connect_port_async(rpc, "127.0.0.1", port, NLM_PROGRAM, NLM_V4,
+						  nlm_cb, &p));
+	memset(&la, 0, sizeof(la));
+	la.exclusive = 1;
+	la.lock.caller_name = caller;
+	la.lock.fh.data.data_len = fh->len;
+	la.lock.fh.data.data_val = (char *)fh->data;
+	la.lock.oh = oh;
+	la.lock.svid = 1;
+	la.lock.l_len = 100;
+	memset(&p, 0, sizeof(p));
+	nlm_wait(rpc, &p, rpc_nlm4_lock_async(rpc, nlm_cb, &la, &p));
+	ASSERT_EQ(p.stat, NLM4_GRANTED);
+	la.lock.svid = 2;
+	la.lock.l_offset = 50;
+	la.lock.l_len = 1;
+	memset(&p, 0, sizeof(p));
+	nlm_wait(rpc, &p, rpc_nlm4_lock_async(rpc, nlm_cb, &la, &p));
+	ASSERT_EQ(p.stat, NLM4_DENIED);
+	memset(&ua, 0, sizeof(ua));
+	ua.lock = la.lock;
+	ua.lock.svid = 1;
+	ua.lock.l_offset = 0;
+	ua.lock.l_len = 0;
+	memset(&p, 0, sizeof(p));
+	nlm_wait(rpc, &p, rpc_nlm4_unlock_async(rpc, nlm_cb, &ua, &p));
+	ASSERT_EQ(p.stat, NLM4_GRANTED);
+	return rpc;
+}
+
 TEST_IMPL(metrics_scrape)
 {
 	struct tl_tree t;
@@ -103,7 +189,8 @@ TEST_IMPL(metrics_scrape)
 	uint8_t buf[4096];
 	uint32_t got = 0;
 	bool eof = false;
-	int port;
+	struct rpc_context *nlm_rpc;
+	int port, nlm_tok;
 
 	ASSERT(data);
 	memset(data, 'a', FILE_SIZE);
@@ -127,6 +214,7 @@ TEST_IMPL(metrics_scrape)
 	ASSERT_NFS(tl_nfs_write(&c, &fh, 10, "hello", 5), NFS3_OK);
 	/* removing a lower name: a whiteout in its directory and one in the index */
 	ASSERT_NFS(tl_nfs_remove(&c, &root, "small"), NFS3_OK);
+	nlm_rpc = nlm_traffic(s.port, &fh, &nlm_tok);
 
 	resp = http_get(port, "/metrics");
 	ASSERTF(!strncmp(resp, "HTTP/1.0 200 OK\r\n", 17), "response: %.200s", resp);
@@ -154,11 +242,19 @@ TEST_IMPL(metrics_scrape)
 				 "status=\"NFS3_OK\"}"), 1);
 	ASSERT_EQ(value_of(body, "ovlnfsd_copyup_bytes_total"), FILE_SIZE);
 	ASSERT(value_of(body, "ovlnfsd_copyup_seconds_total") >= 0);
-	ASSERT_EQ(value_of(body, "ovlnfsd_connections_open"), 1);
+	ASSERT_EQ(value_of(body, "ovlnfsd_connections_open"), 2); /* NFS and NLM */
 	ASSERT(value_of(body, "ovlnfsd_connections_accepted_total") >= 1);
 	ASSERT_EQ(value_of(body, "ovlnfsd_connections_refused_total"), 0);
 	ASSERT_EQ(value_of(body, "ovlnfsd_drc_hits_total"), 0);
 	ASSERT_EQ(value_of(body, "ovlnfsd_export_read_only{export=\"default\"}"), 0);
+	ASSERT_EQ(value_of(body, "ovlnfsd_requests_total{program=\"nlm\",procedure=\"LOCK\","
+				 "status=\"NLM4_GRANTED\"}"), 1);
+	ASSERT_EQ(value_of(body, "ovlnfsd_requests_total{program=\"nlm\",procedure=\"LOCK\","
+				 "status=\"NLM4_DENIED\"}"), 1);
+	ASSERT_EQ(value_of(body, "ovlnfsd_requests_total{program=\"nlm\",procedure=\"UNLOCK\","
+				 "status=\"NLM4_GRANTED\"}"), 1);
+	ASSERT_EQ(value_of(body, "ovlnfsd_request_duration_seconds_count{program=\"nlm\","
+				 "procedure=\"LOCK\"}"), 2);
 
 	/* promtool's own parser and lint rules, when installed */
 	if (system("command -v promtool >/dev/null 2>&1") == 0) {
@@ -192,6 +288,8 @@ TEST_IMPL(metrics_scrape)
 		"no upper size: %s", resp);
 	free(resp);
 
+	tl_cleanup_cancel(nlm_tok);
+	rpc_destroy_context(nlm_rpc);
 	resp = http_get(port, "/nothing");
 	ASSERTF(!strncmp(resp, "HTTP/1.0 404", 12), "response: %.200s", resp);
 	free(resp);
