@@ -20,6 +20,14 @@
  * (STATE/exports/NAME/stack, STATE/exports/LINE/stack-VALUE for an
  * instance), one "layer PATH" line per layer, top first.
  *
+ * Before the journal, onfs_commit_prepare makes the upper show on its
+ * own what its index showed (hard-linked lower files copied up through
+ * one name get the copy linked at their other names) and lists the copies
+ * that no longer show at their origin's path ("moved" lines, kept in the
+ * stack file with their layer, read by onfs_commit_find when a handle of
+ * such a file is decoded): the index itself goes to the trash, since the
+ * kernel never reads an index in a lower layer.
+ *
  * Objects keep their handles and fileids across a commit: a committed
  * layer counts for identities as it did when it was the upper (lookup.c,
  * ONFS_LAYER_WAS_UPPER), and the kernel file handle of an object created

@@ -1019,8 +1019,8 @@ static char *disk_text(const char *dir, const char *rel)
 TEST_IMPL(ctl_commit_index)
 {
 	struct cenv e;
-	struct tl_client p;
-	struct tl_fh pr, fm, fh1, fh2, fh3, nd, again;
+	struct tl_client p, a;
+	struct tl_fh pr, fm, fh1, fh2, fh3, nd, again, ra, fa, fa1, fa2;
 	char *out = NULL, path[PATH_MAX * 2], p2[PATH_MAX * 2], mnt[PATH_MAX], opts[PATH_MAX * 4];
 	struct stat s1, s2;
 	uint64_t mid, hid;
@@ -1109,10 +1109,34 @@ TEST_IMPL(ctl_commit_index)
 		ASSERT(system(opts) == 0);
 	}
 
+	/* the same through a per-client instance */
+	mount_as(&e, &a, "127.0.0.2", &ra);
+	ASSERT_EQ(tl_nfs_lookup(&a, &ra, "mv1", &fa, NULL), NFS3_OK);
+	ASSERT_EQ(tl_nfs_write(&a, &fa, 0, "INS", 3), NFS3_OK);
+	ASSERT_EQ(tl_nfs_rename(&a, &ra, "mv1", &ra, "mv9"), NFS3_OK);
+	ASSERT_EQ(tl_nfs_lookup(&a, &ra, "h2", &fa2, NULL), NFS3_OK);
+	ASSERT_EQ(tl_nfs_write(&a, &fa2, 0, "INST-H!", 7), NFS3_OK);
+	ASSERT_EQ(tl_nfs_lookup(&a, &ra, "h1", &fa1, NULL), NFS3_OK);
+	ASSERT_EQ(ctl_commit(&e, &out, false, "farm/127.0.0.2", "I9"), 0);
+	free(out);
+	expect_read(&a, &fa, "INSbase");
+	expect_read(&a, &fa1, "INST-H!");
+	ASSERT_EQ(tl_nfs_walk(&a, &ra, "hd/h3", &again, NULL), NFS3_OK);
+	expect_read(&a, &again, "INST-H!");
+	FMT(path, "%s/I9/h1", e.layers);
+	FMT(p2, "%s/I9/h2", e.layers);
+	ASSERTF(stat(path, &s1) == 0 && stat(p2, &s2) == 0 && s1.st_ino == s2.st_ino,
+		"'%s' and '%s' are not one inode in the layer", path, p2);
+	tl_client_close(&a);
+
 	/* after a restart (no cache, no index of that time): the same */
 	tl_client_close(&p);
 	tl_server_stop(&e.s);
 	cenv_server(&e);
+	mount_as(&e, &a, "127.0.0.2", &ra);
+	expect_read(&a, &fa, "INSbase");
+	expect_read(&a, &fa1, "INST-H!");
+	tl_client_close(&a);
 	tl_client_connect_as(&p, e.s.port, "127.0.0.4", NULL);
 	expect_read(&p, &fm, "NEWbase");
 	ASSERT_EQ(fileid_of(&p, &fm), mid);
