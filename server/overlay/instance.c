@@ -1189,8 +1189,12 @@ int onfs_instance_commit(struct onfs_export *ex, const char *layers_dir, const c
 		goto out;
 	}
 	/* live, so that the index and the view it gives can be read (commit.c) */
-	if (!atomic_load(&ex->live))
+	if (!atomic_load(&ex->live)) {
 		ret = inst_activate(ex->line->tmpl, ex);
+		if (ret < 0)
+			snprintf(err, errlen, "'%s': cannot activate it: %s", ex->name,
+				 strerror(-ret));
+	}
 	if (ret == 0)
 		ret = onfs_commit_prepare(ex, &moved, err, errlen) < 0 ? -EIO : 0;
 	inst_release(ex);
