@@ -621,7 +621,15 @@ static int roll_forward(struct onfs_export *ex, const char *upper, const char *w
 		test_pause();
 	snprintf(trash, sizeof(trash), "%s/ovlnfsd/trash", work);
 	mkdir(trash, 0700);
-	onfs_trash_name(ex, trash, ix, sizeof(ix), "index");
+	/*
+	 * The recovery runs before the work area's scrub, which leaves this
+	 * run's own trash entries to the background job: a name of no run
+	 * makes the scrub that follows empty it.
+	 */
+	if (live)
+		onfs_trash_name(ex, trash, ix, sizeof(ix), "index");
+	else
+		snprintf(ix, sizeof(ix), "%s/crash-%d-index", trash, (int)getpid());
 	snprintf(path, sizeof(path), "%s/index", work);
 	if (rename(path, ix) < 0 && errno != ENOENT) {
 		snprintf(err, errlen, "cannot move '%s' to '%s': %s", path, ix, strerror(errno));
