@@ -478,6 +478,7 @@ void onfs_export_close(struct onfs_export *ex)
 			close(ex->layers[i].fd);
 		free(ex->layers[i].path);
 		free(ex->layers[i].real);
+		free(ex->layers[i].moved);
 	}
 	if (ex->lock_fd >= 0)
 		close(ex->lock_fd);

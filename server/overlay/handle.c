@@ -997,6 +997,9 @@ static int moved(struct onfs_export *ex, const struct onfs_ident *idp,
 
 	if (lay->upper)
 		return -ESTALE;
+	/* copied up, then moved, then committed: the index that knew is gone (commit.c) */
+	if (!isdir && onfs_commit_find(ex, &id, out) == 0)
+		return 0;
 	if (isdir)
 		return relocate(ex, &id, rel, true, out) == 0 ? 0 : -ESTALE;
 	if (!parent_moved(ex, rel))

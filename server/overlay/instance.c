@@ -1166,6 +1166,7 @@ int onfs_instance_commit(struct onfs_export *ex, const char *layers_dir, const c
 			 char *err, size_t errlen)
 {
 	struct stat st;
+	char *moved = NULL;
 	int ret;
 
 	pthread_mutex_lock(&ex->inst_lock);
@@ -1187,8 +1188,20 @@ int onfs_instance_commit(struct onfs_export *ex, const char *layers_dir, const c
 			 ex->name, ex->inst_upper);
 		goto out;
 	}
+	/* live, so that the index and the view it gives can be read (commit.c) */
+	if (!atomic_load(&ex->live)) {
+		ret = inst_activate(ex->line->tmpl, ex);
+		if (ret < 0)
+			snprintf(err, errlen, "'%s': cannot activate it: %s", ex->name,
+				 strerror(-ret));
+	}
+	if (ret == 0)
+		ret = onfs_commit_prepare(ex, &moved, err, errlen) < 0 ? -EIO : 0;
 	inst_release(ex);
-	ret = onfs_commit_disk(ex, ex->inst_upper, ex->inst_work, layers_dir, layer, err, errlen);
+	if (ret == 0)
+		ret = onfs_commit_disk(ex, ex->inst_upper, ex->inst_work, layers_dir, layer, moved,
+				       err, errlen);
+	free(moved);
 out:
 	atomic_store(&ex->quiesce, false);
 	pthread_mutex_unlock(&ex->inst_lock);

@@ -68,6 +68,12 @@ struct onfs_layer {
 	 * the export (an instance too), never by a templated line.
 	 */
 	bool committed;
+	/*
+	 * A committed layer: "NAME INO" lines (commit.c), the index entries of
+	 * copied-up lower files that no longer show at their lower path and
+	 * the inode of their copy in this layer; owned, NULL when none.
+	 */
+	char *moved;
 };
 
 /* Was layer i an upper of this export (the upper, or a committed one)? */
@@ -272,9 +278,17 @@ int onfs_reset_plain(struct onfs_export *ex, char *err, size_t errlen);
 /* instance.c: quiesce, go dormant, onfs_commit_disk; the next call activates. */
 int onfs_instance_commit(struct onfs_export *ex, const char *layers_dir, const char *layer,
 			 char *err, size_t errlen);
-/* The disk part of a commit (journal, renames, stack file); quiesced, as the owner. */
+/* The disk part of a commit (journal, renames, stack file); quiesced, as the owner.
+ * moved: what onfs_commit_prepare returned (may be NULL). */
 int onfs_commit_disk(struct onfs_export *ex, const char *upper, const char *work,
-		     const char *layers_dir, const char *layer, char *err, size_t errlen);
+		     const char *layers_dir, const char *layer, const char *moved, char *err,
+		     size_t errlen);
+/* Before a commit, on the live export (quiesced, as the owner): make the
+ * upper show what the index showed (link-ups), and list the copied-up
+ * files that moved (*moved, owned by the caller). 0, or -1 with err. */
+int onfs_commit_prepare(struct onfs_export *ex, char **moved, char *err, size_t errlen);
+/* A lower non-directory identity whose copy moved inside a committed layer. */
+int onfs_commit_find(struct onfs_export *ex, const struct onfs_ident *id, struct onfs_node **out);
 
 /* --- base.c --- */
 /* Move to the waiting base (pend[]); quiesced by the caller or here (lock: take inst_lock). */

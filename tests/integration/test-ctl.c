@@ -17,13 +17,17 @@
  *                    crash point between its two renames
  *   commit           plain and instance, under load: every handle and fileid
  *                    kept, stacked commits, restart, another export on the
- *                    layer; kill -9 after one and at a crash point mid-way
+ *                    layer; kill -9 after one and at a crash point mid-way;
+ *                    renamed copy-ups and hard links (what only the index
+ *                    knew) after a commit, also in a kernel overlay mount;
+ *                    kill -9 at random points of ten real commits
  *   base update      lowerdir + SIGHUP under ten libnfs clients (every file
  *                    read holds one version), pinned uppers, rebase; the
  *                    same for the instances of a templated line
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <grp.h>
 #include <signal.h>
@@ -33,6 +37,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fixture.h"
@@ -994,6 +999,280 @@ TEST_IMPL(ctl_commit_instance)
 	return 0;
 }
 
+/* Read a file on disk (the kernel overlay mount of ctl_commit_index); NULL when it fails. */
+static char *disk_text(const char *dir, const char *rel)
+{
+	char p[PATH_MAX * 2], *txt = NULL;
+
+	FMT(p, "%s/%s", dir, rel);
+	return tl_read_file(p, &txt) >= 0 ? txt : NULL;
+}
+
+/*
+ * What only the index knew before a commit: a lower file copied up and
+ * then renamed (its handle names the lower origin; the index found its
+ * copy) keeps decoding after the commit and after a restart; a hard-linked
+ * lower file copied up through one name shows the new content under every
+ * name after the commit - through ovlnfsd and through a kernel overlay
+ * mount of the new stack, which never reads an index in a lower.
+ */
+TEST_IMPL(ctl_commit_index)
+{
+	struct cenv e;
+	struct tl_client p, a;
+	struct tl_fh pr, fm, fh1, fh2, fh3, nd, again, ra, fa, fa1, fa2;
+	char *out = NULL, path[PATH_MAX * 2], p2[PATH_MAX * 2], mnt[PATH_MAX], opts[PATH_MAX * 4];
+	struct stat s1, s2;
+	uint64_t mid, hid;
+
+	cenv_start(&e);
+	tl_write(e.t.lower[0], "mv1", "mv-base", 0666);
+	tl_write(e.t.lower[0], "h1", "hl-base", 0666);
+	tl_mkdir(e.t.lower[0], "hd", 0777);
+	FMT(path, "%s/h1", e.t.lower[0]);
+	FMT(p2, "%s/h2", e.t.lower[0]);
+	ASSERT(link(path, p2) == 0);
+	FMT(p2, "%s/hd/h3", e.t.lower[0]);
+	ASSERT(link(path, p2) == 0);
+	usleep(1100000); /* past the attribute time of the root's listing */
+	tl_client_connect_as(&p, e.s.port, "127.0.0.4", NULL);
+	ASSERT_EQ(tl_mnt(&p, "/plain", &pr, NULL, NULL, 0), MNT3_OK);
+	/* copied up, then renamed into a new directory */
+	ASSERT_EQ(tl_nfs_lookup(&p, &pr, "mv1", &fm, NULL), NFS3_OK);
+	mid = fileid_of(&p, &fm);
+	ASSERT_EQ(tl_nfs_write(&p, &fm, 0, "NEW", 3), NFS3_OK);
+	ASSERT_EQ(tl_nfs_mkdir(&p, &pr, "nd"), NFS3_OK);
+	ASSERT_EQ(tl_nfs_lookup(&p, &pr, "nd", &nd, NULL), NFS3_OK);
+	ASSERT_EQ(tl_nfs_rename(&p, &pr, "mv1", &nd, "mv2"), NFS3_OK);
+	/* a hard link copied up through one of its three names */
+	ASSERT_EQ(tl_nfs_lookup(&p, &pr, "h1", &fh1, NULL), NFS3_OK);
+	ASSERT_EQ(tl_nfs_write(&p, &fh1, 0, "HL-NEW!", 7), NFS3_OK);
+	hid = fileid_of(&p, &fh1);
+	ASSERT_EQ(tl_nfs_lookup(&p, &pr, "h2", &fh2, NULL), NFS3_OK);
+	ASSERT_EQ(tl_nfs_walk(&p, &pr, "hd/h3", &fh3, NULL), NFS3_OK);
+	expect_read(&p, &fh2, "HL-NEW!");
+	expect_read(&p, &fh3, "HL-NEW!");
+	expect_read(&p, &fm, "NEWbase");
+
+	ASSERT_EQ(ctl_commit(&e, &out, false, "plain", "C1"), 0);
+	free(out);
+	/* through ovlnfsd: the old handles (caches flushed by the commit) and fresh lookups */
+	expect_read(&p, &fm, "NEWbase");
+	ASSERT_EQ(fileid_of(&p, &fm), mid);
+	expect_read(&p, &fh1, "HL-NEW!");
+	expect_read(&p, &fh2, "HL-NEW!");
+	expect_read(&p, &fh3, "HL-NEW!");
+	ASSERT_EQ(fileid_of(&p, &fh2), hid);
+	ASSERT_EQ(tl_nfs_walk(&p, &pr, "nd/mv2", &again, NULL), NFS3_OK);
+	ASSERT(again.len == fm.len && memcmp(again.data, fm.data, fm.len) == 0);
+	expect_read(&p, &again, "NEWbase");
+	ASSERT_EQ(tl_nfs_walk(&p, &pr, "hd/h3", &again, NULL), NFS3_OK);
+	expect_read(&p, &again, "HL-NEW!");
+	ASSERT_EQ(tl_nfs_lookup(&p, &pr, "mv1", NULL, NULL), NFS3ERR_NOENT);
+	/* on disk: the layer alone holds the new content under every name */
+	FMT(path, "%s/C1/h1", e.layers);
+	FMT(p2, "%s/C1/h2", e.layers);
+	ASSERTF(stat(path, &s1) == 0 && stat(p2, &s2) == 0 && s1.st_ino == s2.st_ino,
+		"'%s' and '%s' are not one inode in the layer", path, p2);
+	FMT(p2, "%s/C1/hd/h3", e.layers);
+	ASSERTF(stat(p2, &s2) == 0 && s1.st_ino == s2.st_ino, "'%s' is not linked", p2);
+	FMT(path, "%s/exports/plain/stack", e.t.state);
+	ASSERT(tl_read_file(path, &out) > 0);
+	ASSERTF(strstr(out, "\nmoved "), "no moved line in the stack: %s", out);
+	free(out);
+
+	/* a kernel overlay mount of the new stack as the reference */
+	tl_join(mnt, sizeof(mnt), e.t.root, "kmnt");
+	ASSERT(mkdir(mnt, 0755) == 0);
+	FMT(opts, "mount -t overlay overlay -o 'lowerdir=%s/C1:%s' '%s' 2>&1", e.layers,
+	    e.t.lower[0], mnt);
+	if (system(opts) != 0) {
+		printf("# kernel overlay reference skipped: '%s' failed (no overlayfs or "
+		       "no CAP_SYS_ADMIN)\n", opts);
+	} else {
+		const char *names[] = { "h1", "h2", "hd/h3" };
+
+		for (size_t i = 0; i < TL_ARRAY_SIZE(names); i++) {
+			char *t = disk_text(mnt, names[i]);
+
+			ASSERTF(t && strcmp(t, "HL-NEW!") == 0, "kernel overlay: %s is '%s'",
+				names[i], t ? t : "(unreadable)");
+			free(t);
+		}
+		out = disk_text(mnt, "nd/mv2");
+		ASSERTF(out && strcmp(out, "NEWbase") == 0, "kernel overlay: nd/mv2 is '%s'",
+			out ? out : "(unreadable)");
+		free(out);
+		out = disk_text(mnt, "mv1");
+		ASSERTF(!out, "kernel overlay: mv1 still shows");
+		FMT(opts, "umount '%s'", mnt);
+		ASSERT(system(opts) == 0);
+	}
+
+	/* the same through a per-client instance */
+	mount_as(&e, &a, "127.0.0.2", &ra);
+	ASSERT_EQ(tl_nfs_lookup(&a, &ra, "mv1", &fa, NULL), NFS3_OK);
+	ASSERT_EQ(tl_nfs_write(&a, &fa, 0, "INS", 3), NFS3_OK);
+	ASSERT_EQ(tl_nfs_rename(&a, &ra, "mv1", &ra, "mv9"), NFS3_OK);
+	ASSERT_EQ(tl_nfs_lookup(&a, &ra, "h2", &fa2, NULL), NFS3_OK);
+	ASSERT_EQ(tl_nfs_write(&a, &fa2, 0, "INST-H!", 7), NFS3_OK);
+	ASSERT_EQ(tl_nfs_lookup(&a, &ra, "h1", &fa1, NULL), NFS3_OK);
+	ASSERT_EQ(ctl_commit(&e, &out, false, "farm/127.0.0.2", "I9"), 0);
+	free(out);
+	expect_read(&a, &fa, "INSbase");
+	expect_read(&a, &fa1, "INST-H!");
+	ASSERT_EQ(tl_nfs_walk(&a, &ra, "hd/h3", &again, NULL), NFS3_OK);
+	expect_read(&a, &again, "INST-H!");
+	FMT(path, "%s/I9/h1", e.layers);
+	FMT(p2, "%s/I9/h2", e.layers);
+	ASSERTF(stat(path, &s1) == 0 && stat(p2, &s2) == 0 && s1.st_ino == s2.st_ino,
+		"'%s' and '%s' are not one inode in the layer", path, p2);
+	tl_client_close(&a);
+
+	/* after a restart (no cache, no index of that time): the same */
+	tl_client_close(&p);
+	tl_server_stop(&e.s);
+	cenv_server(&e);
+	mount_as(&e, &a, "127.0.0.2", &ra);
+	expect_read(&a, &fa, "INSbase");
+	expect_read(&a, &fa1, "INST-H!");
+	tl_client_close(&a);
+	tl_client_connect_as(&p, e.s.port, "127.0.0.4", NULL);
+	expect_read(&p, &fm, "NEWbase");
+	ASSERT_EQ(fileid_of(&p, &fm), mid);
+	expect_read(&p, &fh2, "HL-NEW!");
+	expect_read(&p, &fh3, "HL-NEW!");
+	/* and it takes writes again (a copy-up from the committed layer) */
+	ASSERT_EQ(tl_nfs_write(&p, &fm, 0, "AGAIN", 5), NFS3_OK);
+	expect_read(&p, &fm, "AGAINse");
+	ASSERT_EQ(tl_nfs_walk(&p, &pr, "nd/mv2", &again, NULL), NFS3_OK);
+	expect_read(&p, &again, "AGAINse");
+	tl_client_close(&p);
+	tl_server_stop(&e.s);
+	tl_tree_free(&e.t);
+	return 0;
+}
+
+/*
+ * kill -9 at a random point of a real commit, ten times: the server
+ * sleeps before each step of a live commit (OVLNFSD_TEST_COMMIT_DELAY_MS,
+ * test-only) and is killed 0..KR_SPAN ms after the request. After the
+ * restart the commit happened entirely (layer present, upper empty, all
+ * content there, handles decode) or not at all (upper intact); the work
+ * area's temp dir is empty, no journal is left, the trash empties.
+ */
+#define KR_ROUNDS 10
+#define KR_DELAY_MS 25
+#define KR_SPAN 150
+
+TEST_IMPL(ctl_commit_kill_random)
+{
+	struct cenv e;
+	struct tl_client p;
+	struct tl_fh pr, fh[KR_ROUNDS], ff;
+	char *out = NULL, path[PATH_MAX * 2], name[32], data[32], real[PATH_MAX], opts[16];
+	unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+	int done = 0, undone = 0, recovered = 0;
+
+	srand(seed);
+	printf("# seed %u\n", seed);
+	snprintf(opts, sizeof(opts), "%d", KR_DELAY_MS);
+	setenv("OVLNFSD_TEST_COMMIT_DELAY_MS", opts, 1);
+	cenv_start(&e); /* and every restart below: the knob stays set until the end */
+	ASSERT(realpath(e.layers, real));
+	tl_client_connect_as(&p, e.s.port, "127.0.0.4", NULL);
+	ASSERT_EQ(tl_mnt(&p, "/plain", &pr, NULL, NULL, 0), MNT3_OK);
+	ASSERT_EQ(tl_nfs_lookup(&p, &pr, "f", &ff, NULL), NFS3_OK);
+	for (int i = 0; i < KR_ROUNDS; i++) {
+		int delay = rand() % (KR_SPAN + 1), st;
+		struct stat lst;
+		bool layer;
+		pid_t pid;
+
+		/* something new in the upper, and a copy-up */
+		FMT(name, "r%d", i);
+		FMT(data, "R%d", i);
+		ASSERT_EQ(tl_nfs_create(&p, &pr, name), NFS3_OK);
+		ASSERT_EQ(tl_nfs_lookup(&p, &pr, name, &fh[i], NULL), NFS3_OK);
+		ASSERT_EQ(tl_nfs_write(&p, &fh[i], 0, data, (uint32_t)strlen(data)), NFS3_OK);
+		ASSERT_EQ(tl_nfs_write(&p, &ff, (uint64_t)i, "*", 1), NFS3_OK);
+		tl_client_close(&p);
+
+		FMT(name, "KR%d", i);
+		pid = fork();
+		ASSERT(pid >= 0);
+		if (pid == 0) {
+			int null = open("/dev/null", O_WRONLY);
+
+			if (null >= 0) {
+				dup2(null, 1);
+				dup2(null, 2);
+			}
+			execl(getenv("ONFS_CTL"), "ovlnfsctl", "--state-dir", e.t.state, "commit",
+			      "plain", name, (char *)NULL);
+			_exit(127);
+		}
+		usleep((useconds_t)delay * 1000);
+		tl_server_kill(&e.s);
+		ASSERT(waitpid(pid, &st, 0) == pid);
+		cenv_server(&e);
+		if (log_has(&e.s, "finishing a commit cut short"))
+			recovered++;
+
+		/* all or nothing */
+		FMT(path, "%s/%s", real, name);
+		layer = lstat(path, &lst) == 0;
+		FMT(path, "%s/r%d", e.t.upper, i);
+		if (layer) {
+			done++;
+			ASSERTF(dir_entries(e.t.upper) == 0, "round %d (kill at %d ms): layer %s "
+				"made, but the upper is not empty", i, delay, name);
+			FMT(path, "%s/exports/plain/stack", e.t.state);
+			ASSERT(tl_read_file(path, &out) > 0);
+			FMT(path, "layer %s/%s\n", real, name);
+			ASSERTF(strncmp(out, path, strlen(path)) == 0, "round %d (kill at %d ms): "
+				"layer %s is not on top of the stack: %s", i, delay, name, out);
+			free(out);
+		} else {
+			undone++;
+			ASSERTF(access(path, F_OK) == 0, "round %d (kill at %d ms): no layer %s, "
+				"and '%s' is gone from the upper", i, delay, name, path);
+		}
+		FMT(path, "%s/ovlnfsd/commit", e.t.work);
+		ASSERTF(access(path, F_OK) < 0, "round %d: the journal is left", i);
+		FMT(path, "%s/work", e.t.work);
+		ASSERTF(dir_entries(path) == 0, "round %d: '%s' is not empty", i, path);
+		/* what the client sees: every file of every round, handles decode */
+		tl_client_connect_as(&p, e.s.port, "127.0.0.4", NULL);
+		for (int k = 0; k <= i; k++) {
+			FMT(data, "R%d", k);
+			expect_read(&p, &fh[k], data);
+			FMT(name, "r%d", k);
+			ASSERT_EQ(tl_nfs_lookup(&p, &pr, name, NULL, NULL), NFS3_OK);
+		}
+		{
+			char want[32];
+
+			FMT(want, "%.*s%s", i + 1, "**********", "base-f" + (i + 1 < 6 ? i + 1 : 6));
+			expect_read(&p, &ff, want);
+		}
+		ASSERT_EQ(ctl(&e, &out, "list", NULL, NULL), 0);
+		ASSERTF(!strstr(out, "(read-only"), "round %d: read-only: %s", i, out);
+		free(out);
+	}
+	printf("# %d commits completed (%d of them by the restart), %d cut off before their "
+	       "journal\n", done, recovered, undone);
+	FMT(path, "%s/ovlnfsd/trash", e.t.work);
+	for (int i = 0; i < 100 && dir_entries(path) > 0; i++)
+		usleep(100000);
+	ASSERTF(dir_entries(path) == 0, "the trash '%s' is not emptied", path);
+	tl_client_close(&p);
+	tl_server_stop(&e.s);
+	unsetenv("OVLNFSD_TEST_COMMIT_DELAY_MS");
+	tl_tree_free(&e.t);
+	return 0;
+}
+
 /* --- a base update under ten mounted clients --- */
 
 #define BU_FILES 4
@@ -1424,6 +1703,8 @@ int main(int argc, char **argv)
 		TEST_ENTRY(ctl_commit_plain),
 		TEST_ENTRY(ctl_commit_kill9),
 		TEST_ENTRY(ctl_commit_instance),
+		TEST_ENTRY(ctl_commit_index),
+		TEST_ENTRY(ctl_commit_kill_random),
 		TEST_ENTRY(ctl_base_update),
 		TEST_ENTRY(ctl_reset_plain_kill9),
 		TEST_ENTRY(ctl_base_update_instances),
