@@ -694,6 +694,39 @@ static void write_kill_priv(const struct nfs3_obj *o, const struct onfs_cred *cr
 		wcc->post = w2.post;
 }
 
+/*
+ * WRITE's arguments without a copy of the payload: data_val points into
+ * the call's record (c->rec, which lives until the call is freed, after
+ * its args), where the memory stream holds it. xdr_bytes would allocate
+ * (zeroed) and copy up to 1 MiB per WRITE on the loop thread: with the
+ * socket's copy that was the largest cost of a WRITE (docs/benchmarks.md).
+ * XDR_FREE frees the handle only; encoding is xdr_bytes' (tests, clients).
+ */
+static bool_t xdr_WRITE3args_inplace(XDR *xdrs, WRITE3args *a)
+{
+	u_int len;
+	char *p;
+
+	if (xdrs->x_op != XDR_DECODE) {
+		if (xdrs->x_op == XDR_FREE) {
+			a->data.data_val = NULL;
+			a->data.data_len = 0;
+		}
+		return xdr_WRITE3args(xdrs, a);
+	}
+	if (!xdr_nfs_fh3(xdrs, &a->file) || !xdr_offset3(xdrs, &a->offset) ||
+	    !xdr_count3(xdrs, &a->count) || !xdr_stable_how(xdrs, &a->stable) ||
+	    !xdr_u_int(xdrs, &len) || len > NFS3_DATA_WIRE_MAX)
+		return FALSE;
+	/* the bytes and their padding, in place (NULL: not a memory stream) */
+	p = (char *)xdr_inline(xdrs, (len + 3u) & ~3u);
+	if (!p)
+		return FALSE;
+	a->data.data_val = p;
+	a->data.data_len = len;
+	return TRUE;
+}
+
 static bool nfs3_write(struct onfs_call *c, void *args, XDR *xdrs)
 {
 	WRITE3args *a = args;
@@ -1561,7 +1594,8 @@ static const struct onfs_proc nfs3_procs[] = {
 	[NFSPROC3_READLINK] = NFS3_PROC("READLINK", nfs3_readlink, READLINK3args,
 					nfs3_readlink_size),
 	[NFSPROC3_READ] = NFS3_PROC("READ", nfs3_read, READ3args, NULL),
-	[NFSPROC3_WRITE] = NFS3_PROC("WRITE", nfs3_write, WRITE3args, NULL),
+	[NFSPROC3_WRITE] = { .name = "WRITE", .xdr_args = (xdrproc_t)xdr_WRITE3args_inplace,
+			     .args_size = sizeof(WRITE3args), .run = nfs3_write },
 	[NFSPROC3_CREATE] = NFS3_PROC("CREATE", nfs3_create, CREATE3args, NULL),
 	[NFSPROC3_MKDIR] = NFS3_PROC("MKDIR", nfs3_mkdir, MKDIR3args, NULL),
 	[NFSPROC3_SYMLINK] = NFS3_PROC("SYMLINK", nfs3_symlink, SYMLINK3args, NULL),

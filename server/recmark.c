@@ -14,6 +14,11 @@
 #include "ovlnfsd/recmark.h"
 
 #define RECMARK_MIN_ALLOC 512
+#define RECMARK_TRUST (16 * 1024)
+#define RECMARK_TRUST_MULT 8
+/* below this many bytes left in a fragment, or in the record so far, reads
+ * go through the socket buffer (they may bring the next records along) */
+#define RECMARK_INPLACE_MIN 4096
 
 void onfs_recmark_init(struct onfs_recmark *rm, size_t max_record)
 {
@@ -43,6 +48,14 @@ static int recmark_reserve(struct onfs_recmark *rm, size_t need, size_t promised
 	ncap = rm->cap ? rm->cap * 2 : RECMARK_MIN_ALLOC;
 	if (ncap < want)
 		ncap = want;
+	/*
+	 * A large record (a WRITE) that has shown RECMARK_TRUST bytes gets up
+	 * to RECMARK_TRUST_MULT times what arrived at once: one copy of its
+	 * head instead of a copy per doubling, and still no more memory than
+	 * a small multiple of the bytes a client actually sent.
+	 */
+	if (rm->len >= RECMARK_TRUST && ncap < rm->len * RECMARK_TRUST_MULT)
+		ncap = rm->len * RECMARK_TRUST_MULT;
 	if (ncap > rm->len + promised)
 		ncap = rm->len + promised;
 	if (ncap < want)
@@ -124,6 +137,36 @@ ssize_t onfs_recmark_feed(struct onfs_recmark *rm, const uint8_t *data, size_t l
 
 out_err:
 	return ret;
+}
+
+size_t onfs_recmark_space(struct onfs_recmark *rm, uint8_t **p)
+{
+	size_t room;
+
+	*p = NULL;
+	if (rm->hdr_have < 4 || rm->frag_left < RECMARK_INPLACE_MIN || rm->len < RECMARK_INPLACE_MIN)
+		return 0;
+	if (rm->cap == rm->len && recmark_reserve(rm, 1, rm->frag_left) < 0)
+		return 0; /* out of memory: the caller reads the usual way */
+	room = rm->cap - rm->len;
+	if (room > rm->frag_left)
+		room = rm->frag_left;
+	*p = rm->buf + rm->len;
+	return room;
+}
+
+int onfs_recmark_filled(struct onfs_recmark *rm, size_t n, uint8_t **rec, size_t *rec_len)
+{
+	*rec = NULL;
+	*rec_len = 0;
+	rm->len += n;
+	rm->frag_left -= (uint32_t)n;
+	if (rm->frag_left == 0) {
+		rm->hdr_have = 0;
+		if (rm->frag_last)
+			return recmark_finish(rm, rec, rec_len);
+	}
+	return 0;
 }
 
 void onfs_recmark_encode(uint8_t out[4], uint32_t len, bool last)

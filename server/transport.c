@@ -227,6 +227,17 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 		t = lis->t;
 	}
+	if (h->type == UV_TCP) {
+		struct onfs_conn *conn = ONFS_CONTAINER_OF(h, struct onfs_conn, tcp);
+		uint8_t *p;
+		size_t room = onfs_recmark_space(&conn->rm, &p);
+
+		/* inside a large record: straight into it (read_cb tells by the address) */
+		if (room > 0) {
+			*buf = uv_buf_init((char *)p, (unsigned)(room < INT_MAX ? room : INT_MAX));
+			return;
+		}
+	}
 	/* libuv calls alloc, read, read_cb in one go per handle, so one
 	 * buffer serves every socket; records are copied out in read_cb. */
 	*buf = uv_buf_init(t->rbuf, sizeof(t->rbuf));
@@ -463,6 +474,36 @@ static void conn_feed(struct onfs_conn *conn, const uint8_t *p, size_t left, boo
 	}
 }
 
+/*
+ * n bytes were read straight into the record being assembled (alloc_cb):
+ * account for them, and dispatch the record if they completed it. Reading
+ * was on, so the connection was below its caps before this record.
+ */
+static void conn_filled(struct onfs_conn *conn, size_t n)
+{
+	uint8_t *rec;
+	size_t rec_len;
+
+	if (onfs_recmark_filled(&conn->rm, n, &rec, &rec_len) < 0) {
+		onfs_warn("closing a connection: out of memory");
+		conn_close(conn);
+		return;
+	}
+	if (rec) {
+		conn->rec_start = 0;
+		conn->feeding = true;
+		onfs_dispatch_record(conn->t->srv, conn, (struct sockaddr *)&conn->peer,
+				     conn->peer_len, conn->lis->port, rec, rec_len);
+		conn->feeding = false;
+	} else if (!conn->rec_start) {
+		conn->rec_start = uv_now(conn->t->srv->loop);
+	}
+	if (!conn->closing && conn->reading && conn_full(conn)) {
+		uv_read_stop((uv_stream_t *)&conn->tcp);
+		conn->reading = false;
+	}
+}
+
 /* Below the cap again: parse what was stashed, then read more. */
 static void conn_resume(struct onfs_conn *conn)
 {
@@ -555,6 +596,10 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (nread > 0)
 		conn_touch(conn);
+	if (nread > 0 && buf->base != conn->t->rbuf) {
+		conn_filled(conn, (size_t)nread);
+		return;
+	}
 	conn_feed(conn, (const uint8_t *)buf->base, (size_t)nread, false);
 }
 

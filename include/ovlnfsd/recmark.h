@@ -6,7 +6,8 @@
  * (down to one byte at a time) and it hands back complete records, the
  * fragments of a multi-fragment record joined. No I/O, no libuv; any thread
  * may use its own parser. It never trusts a fragment header with memory: the
- * record buffer grows with the bytes that actually arrived, up to a cap.
+ * record buffer grows with the bytes that actually arrived (to at most 8
+ * times them, once 16 KiB have), up to a cap.
  */
 #ifndef OVLNFSD_RECMARK_H
 #define OVLNFSD_RECMARK_H
@@ -44,6 +45,19 @@ void onfs_recmark_free(struct onfs_recmark *rm);
  */
 ssize_t onfs_recmark_feed(struct onfs_recmark *rm, const uint8_t *data, size_t len,
 			  uint8_t **rec, size_t *rec_len);
+
+/*
+ * Reading in place: room for the next bytes of the current fragment right
+ * in the record being assembled, so a large record (a WRITE's payload) is
+ * not copied from a socket buffer. Returns how many bytes may be written
+ * at *p (never past the fragment's end), or 0 when not inside a
+ * fragment's body with enough left to be worth it (or out of memory): then
+ * read into a buffer of your own and use onfs_recmark_feed. After writing
+ * n bytes there, onfs_recmark_filled accounts for them and hands back the
+ * record if they completed it (as onfs_recmark_feed; 0 or -ENOMEM).
+ */
+size_t onfs_recmark_space(struct onfs_recmark *rm, uint8_t **p);
+int onfs_recmark_filled(struct onfs_recmark *rm, size_t n, uint8_t **rec, size_t *rec_len);
 
 /* Write the 4-byte mark for one fragment of len bytes (len < 2^31). */
 void onfs_recmark_encode(uint8_t out[4], uint32_t len, bool last);

@@ -24,8 +24,8 @@
 #include "ovlnfsd/siphash.h"
 #include "internal.h"
 
-/* at most 32k cached nodes (about 14 MiB with their paths) */
-#define CACHE_BUCKETS 8192
+/* at most 16k cached nodes (about 7 MiB with their paths; docs/caching.md) */
+#define CACHE_BUCKETS 4096
 #define CACHE_WAYS 4 /* entries kept per bucket */
 
 struct onfs_node_cache {

@@ -35,7 +35,7 @@
 
 #define DIR_CACHE_SLOTS 8
 /* ... and at most this many bytes, except for the newest snapshot */
-#define DIR_CACHE_BYTES (24u << 20)
+#define DIR_CACHE_BYTES (8u << 20)
 /*
  * READDIRPLUS keeps the nodes it looked up in the snapshot, so the next
  * listing of an unchanged directory needs no lookups: for snapshots of at
@@ -43,8 +43,8 @@
  * all snapshots of an export together (a bound on memory; the rest are
  * looked up every time).
  */
-#define SNAP_NODES_MAX 65536
-#define CACHE_NODES_MAX 32768
+#define SNAP_NODES_MAX 16384
+#define CACHE_NODES_MAX 16384
 #define COOKIE_DOT 1
 #define COOKIE_DOTDOT 2
 #define COOKIE_FIRST 3

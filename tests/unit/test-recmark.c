@@ -2,7 +2,7 @@
  * test-recmark.c - the RPC record-marking parser (server/recmark.c): a
  * stream of records fed whole, split at every byte boundary, one byte at a
  * time; multi-fragment records; zero-length fragments and records; the
- * record size cap; the mark encoder.
+ * record size cap; reading a large record in place; the mark encoder.
  *
  * Single-threaded test process; touches no files and no network.
  */
@@ -281,6 +281,63 @@ static void recmark_lazy_allocation(void)
 	onfs_recmark_free(&rm);
 }
 
+/*
+ * Reading in place: a 200 KiB record, its head fed through a buffer, the
+ * rest written straight into the space onfs_recmark_space offers. The
+ * space never runs past the fragment, the buffer grows to at most 8 times
+ * what arrived, and the record comes out intact, followed by a small one
+ * fed the usual way.
+ */
+static void recmark_in_place(void)
+{
+	enum { LEN = 200 * 1024 };
+	struct onfs_recmark rm;
+	uint8_t mark[4], *want = malloc(LEN), *rec = NULL, *p;
+	size_t rec_len = 0, have, room;
+	uint8_t small[5] = { 0x80, 0, 0, 1, 0x77 };
+
+	if (!want) {
+		failures++;
+		return;
+	}
+	for (size_t i = 0; i < LEN; i++)
+		want[i] = (uint8_t)(i * 7 + 3);
+	onfs_recmark_init(&rm, 1 << 20);
+	onfs_recmark_encode(mark, LEN, 1);
+	CHECK_EQ(onfs_recmark_feed(&rm, mark, 4, &rec, &rec_len), 4);
+	/* too little of the record so far: no space offered */
+	CHECK_EQ(onfs_recmark_feed(&rm, want, 100, &rec, &rec_len), 100);
+	CHECK_EQ(onfs_recmark_space(&rm, &p), 0);
+	CHECK_EQ(onfs_recmark_feed(&rm, want + 100, 20000, &rec, &rec_len), 20000);
+	have = 20100;
+	while (have < LEN && !rec) {
+		room = onfs_recmark_space(&rm, &p);
+		CHECK(room > 0);
+		if (room == 0)
+			break;
+		CHECK(room <= LEN - have);
+		CHECK(rm.cap <= 8 * have || rm.cap <= 2 * LEN);
+		if (room > 30000)
+			room = 30000; /* a short read */
+		memcpy(p, want + have, room);
+		have += room;
+		CHECK_EQ(onfs_recmark_filled(&rm, room, &rec, &rec_len), 0);
+		CHECK(have == LEN || rec == NULL);
+	}
+	CHECK(rec != NULL);
+	CHECK_EQ(rec_len, LEN);
+	if (rec && rec_len == LEN)
+		CHECK(memcmp(rec, want, LEN) == 0);
+	free(rec);
+	/* between records: no space, the next record parses as usual */
+	CHECK_EQ(onfs_recmark_space(&rm, &p), 0);
+	CHECK_EQ(onfs_recmark_feed(&rm, small, 5, &rec, &rec_len), 5);
+	CHECK(rec != NULL && rec_len == 1 && rec[0] == 0x77);
+	free(rec);
+	onfs_recmark_free(&rm);
+	free(want);
+}
+
 static void recmark_encode_bytes(void)
 {
 	uint8_t m[4];
@@ -300,6 +357,7 @@ int main(void)
 	recmark_joined_records();
 	recmark_cap();
 	recmark_lazy_allocation();
+	recmark_in_place();
 	recmark_encode_bytes();
 	if (failures) {
 		fprintf(stderr, "%d failure(s)\n", failures);
