@@ -13,7 +13,7 @@
  *
  * Input: byte 0 mode (bits 0-1), bit 2 flush the export's caches first,
  * bit 3 the read-only export; then:
- *   mode 0  the rest is a raw handle (unsigned: must be refused)
+ *   mode 0  the rest is a raw handle (accepted only with the right MAC)
  *   mode 1  the rest is fs index, type, then the fid; the driver adds
  *           version, export id and MAC
  *   mode 2  byte 1 picks a real handle, the rest is XORed over its fs
@@ -46,7 +46,22 @@ static void sign(const struct onfs_export *ex, uint8_t *fh, size_t fidlen, size_
 	*len = body + ONFS_FH_MAC;
 }
 
-static void decode(struct onfs_export *ex, const uint8_t *fh, size_t len, bool must_fail)
+/* Does the handle carry this export's id and the right MAC? */
+static bool signed_by(const struct onfs_export *ex, const uint8_t *fh, size_t len)
+{
+	uint64_t mac;
+
+	if (len < ONFS_FH_HDR + ONFS_FH_MAC || len > ONFS_FH_MAX ||
+	    (fh[2] << 8 | fh[3]) != ex->id)
+		return false;
+	mac = onfs_siphash24(ex->key, fh, len - ONFS_FH_MAC);
+	for (int i = 0; i < 8; i++)
+		if (fh[len - ONFS_FH_MAC + i] != (uint8_t)(mac >> (8 * i)))
+			return false;
+	return true;
+}
+
+static void decode(struct onfs_export *ex, const uint8_t *fh, size_t len, bool raw)
 {
 	struct onfs_node *n, *again;
 	const struct onfs_fh *nf;
@@ -55,8 +70,12 @@ static void decode(struct onfs_export *ex, const uint8_t *fh, size_t len, bool m
 		onfs_node_put(n);
 	if (onfs_node_from_fh(ex, fh, len, &n) < 0)
 		return;
-	if (must_fail)
-		abort(); /* an unsigned handle was accepted */
+	/*
+	 * A raw input may be a real handle (the fuzzer learns the MAC from
+	 * the comparison), never one without this export's MAC.
+	 */
+	if (raw && !signed_by(ex, fh, len))
+		abort();
 	nf = onfs_node_fh(n);
 	if (nf->len == 0 || nf->len > ONFS_FH_MAX)
 		abort();
