@@ -67,13 +67,13 @@ static void fuzz_write_file(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
 
-	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
+	if (!f || fputs(text, f) < 0 || fclose(f) != 0 || chmod(path, 0666) < 0)
 		fuzz_die(path);
 }
 
-static void fuzz_mkdir(const char *path)
+static void fuzz_mkdir(const char *path, mode_t mode)
 {
-	if (mkdir(path, 0777) < 0 && errno != EEXIST)
+	if ((mkdir(path, mode) < 0 && errno != EEXIST) || chmod(path, mode) < 0)
 		fuzz_die(path);
 }
 
@@ -120,7 +120,8 @@ static struct onfs_server *fuzz_server(void)
 			       "ro" };
 	for (i = 0; i < ONFS_ARRAY_SIZE(dirs); i++) {
 		snprintf(p, sizeof(p), "%s/%s", d, dirs[i]);
-		fuzz_mkdir(p);
+		/* the tree writable by anyone: calls as uid 1000 reach the write path too */
+		fuzz_mkdir(p, strcmp(dirs[i], "wk") == 0 || strcmp(dirs[i], "st") == 0 ? 0700 : 0777);
 	}
 	snprintf(p, sizeof(p), "%s/l1/a.txt", d);
 	fuzz_write_file(p, "lower one\n");
