@@ -494,6 +494,9 @@ int onfs_lock_share(struct onfs_lock_table *t, const struct onfs_lock_key *k, ui
 	struct shr *s;
 	int ret = 0;
 
+	/* an empty netobj decodes as NULL: memcmp/memcpy want a pointer */
+	if (!oh)
+		oh = "";
 	pthread_mutex_lock(&t->mu);
 	f = file_get(t, k, true);
 	if (!f) {
@@ -546,6 +549,8 @@ void onfs_lock_unshare(struct onfs_lock_table *t, const struct onfs_lock_key *k,
 {
 	struct lfile *f;
 
+	if (!oh)
+		oh = ""; /* an empty netobj (see onfs_lock_share) */
 	pthread_mutex_lock(&t->mu);
 	f = file_get(t, k, false);
 	if (f) {

@@ -1,19 +1,22 @@
 #!/bin/sh
 # tests/run-all.sh - install what is missing (Debian 12, as root), build with
 # warnings as errors, run the whole test suite, then again under
-# AddressSanitizer + UndefinedBehaviorSanitizer, then run each libFuzzer
-# target for a bounded time (when tests/fuzz exists and clang is there).
+# AddressSanitizer + UndefinedBehaviorSanitizer, then the integration suite
+# (and the fuzz corpus replays) under ThreadSanitizer, then run each
+# libFuzzer target for a bounded time (when tests/fuzz exists and clang is
+# there).
 #
 # Usage: sh tests/run-all.sh            (from anywhere in the tree)
 # Environment: FUZZ_SECONDS (total fuzzing time, default 60),
-#              SKIP_SAN=1 / SKIP_FUZZ=1 to leave a stage out,
+#              SKIP_SAN=1 / SKIP_TSAN=1 / SKIP_FUZZ=1 to leave a stage out,
 #              REQUIRE_ALL=1 (set by .ci/run): a suite CI provides for
 #              (oracle: root + overlayfs; kclient: qemu + the kernel
 #              package; deploy: a docker engine; reliability: root +
 #              overlayfs for its crash soak) that skips is a failure.
 # The summary at the end says, per build directory, which suites ran, which
 # skipped and why (tests/lib/suite-summary.py).
-# Build directories: build-ci, build-ci-san, build-ci-fuzz (at the top).
+# Build directories: build-ci, build-ci-san, build-ci-tsan, build-ci-fuzz
+# (at the top).
 # The kernel-client suite (qemu, several minutes) runs in build-ci only.
 set -eu
 
@@ -142,6 +145,39 @@ if [ "${SKIP_SAN:-0}" != 1 ]; then
 	# (deploy skips docker in sanitizer builds by design: docker builds its
 	# own binary, which the plain build's run covers)
 	suite build-ci-san "oracle reliability" --no-suite kclient
+fi
+
+if [ "${SKIP_TSAN:-0}" != 1 ]; then
+	# ThreadSanitizer (clang): the worker pool and the loop share node
+	# caches, the DRC and connection state. The whole integration suite
+	# (about 5 minutes on 2 cores) and the fuzz corpus replays, which drive
+	# every procedure through the pool. A server that saw a race exits 66
+	# after SIGTERM and its test fails; every report also lands in
+	# build-ci-tsan/tsan-reports/. tests/tsan.supp says what is left out
+	# and why (only what TSan cannot see through the uninstrumented libuv).
+	stage "integration suite under ThreadSanitizer: build-ci-tsan"
+	if command -v clang >/dev/null; then
+		if [ -f build-ci-tsan/build.ninja ]; then
+			meson setup --reconfigure build-ci-tsan
+		else
+			CC=clang meson setup build-ci-tsan -Dwerror=true -Db_sanitize=thread \
+				-Db_lundef=false
+		fi
+		rm -rf build-ci-tsan/tsan-reports
+		mkdir -p build-ci-tsan/tsan-reports
+		TSAN_OPTIONS="log_path=$top/build-ci-tsan/tsan-reports/report suppressions=$top/tests/tsan.supp second_deadlock_stack=1"
+		export TSAN_OPTIONS
+		suite build-ci-tsan "" --suite integration --suite fuzz-replay
+		unset TSAN_OPTIONS
+		if ls build-ci-tsan/tsan-reports/report.* >/dev/null 2>&1; then
+			head -n 80 build-ci-tsan/tsan-reports/report.*
+			echo "run-all: ThreadSanitizer reports in build-ci-tsan/tsan-reports/" >&2
+			failed="$failed build-ci-tsan(tsan-reports)"
+		fi
+	else
+		echo "run-all: no clang: the ThreadSanitizer stage did not run" >&2
+		failed="$failed build-ci-tsan(no-clang)"
+	fi
 fi
 
 if [ "${SKIP_FUZZ:-0}" != 1 ] && [ -f tests/fuzz/meson.build ] && command -v clang >/dev/null; then

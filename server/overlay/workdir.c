@@ -29,11 +29,13 @@
 /*
  * A scrub that runs longer than a second (a crash left a big tree in
  * work/) says how far it is every few seconds: entries done, rate.
- * Startup (main thread) or a reload (loop thread): one scrub at a time.
+ * Startup (main thread), a reload (loop thread), or a per-client
+ * instance's first use (a worker: several at once), so the progress state
+ * is per thread.
  * ONFS_PROGRESS_MS=N in the environment sets both the second and the
  * few seconds to N ms (tests use 0 to see the lines on a small tree).
  */
-static struct {
+static _Thread_local struct {
 	const char *path;
 	unsigned long long done;
 	double t0, last;

@@ -1,15 +1,21 @@
 /*
  * fuzz-call.c - libFuzzer target for the call path: the RPC call header
  * and credential decoder (server/rpc.c), every argument decoder of the
- * NFS3, MOUNT3 and PMAP2 procedure tables (rpcgen code over xdrmem), and
- * whole records through the dispatcher. Also linked with replay.c into an
- * ordinary test that replays the corpus.
+ * NFS3, MOUNT3, PMAP2, NLM 1/3/4 and NSM 1 procedure tables (rpcgen code
+ * over xdrmem), and every procedure of every program through the
+ * dispatcher of a real server (fuzz-server.h: two exports over a small
+ * overlay in a temporary directory, the lock manager running). Also linked
+ * with replay.c into an ordinary test that replays the corpus.
  *
  * Input: byte 0 selects what the rest is fed to:
  *   0      the call-header decoder
- *   1      onfs_dispatch_record on a private loop (no transport, no
- *          exports: replies are built, then dropped), run to completion
- *   2..255 argument decoder number (byte0 - 2) modulo the number of
+ *   1      onfs_dispatch_record: a whole record as the transport hands it
+ *          over (replies are built, then dropped), run to completion
+ *   255    a call the driver frames: byte 1 program (NFS3, MOUNT3, PMAP2,
+ *          NLM 4/3/1, NSM 1, one unknown), byte 2 procedure, byte 3
+ *          credential flags, the rest the arguments, where FE ED 48 n
+ *          stands for the n-th real handle (fuzz-server.h)
+ *   2..254 argument decoder number (byte0 - 2) modulo the number of
  *          decoders: decode, re-encode (never longer), xdr_free
  *
  * libtirpc's xdr_string/xdr_bytes allocate the length the wire claims (up
@@ -34,6 +40,7 @@
 #include "ovlnfsd/nlm.h"
 #include "ovlnfsd/rpc.h"
 #include "ovlnfsd/server.h"
+#include "fuzz-server.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 const char *__asan_default_options(void);
@@ -51,6 +58,16 @@ static const struct onfs_program *const fuzz_programs[] = {
 	&onfs_nlm4_program,
 	&onfs_nlm3_program,
 	&onfs_nsm1_program,
+	&onfs_nlm1_program,
+};
+
+/* A program nobody serves: PROG_UNAVAIL */
+static const struct onfs_program fuzz_unknown = { "unknown", 100099, 1, NULL, 0 };
+
+/* What the framed calls (byte 0 == 255) go to. */
+static const struct onfs_program *const call_programs[] = {
+	&onfs_nfs3_program, &onfs_mount3_program, &onfs_pmap2_program, &onfs_nlm4_program,
+	&onfs_nlm3_program, &onfs_nlm1_program,   &onfs_nsm1_program,  &fuzz_unknown,
 };
 
 /* The n-th procedure (over all tables) that has an argument decoder. */
@@ -129,35 +146,6 @@ out:
 	free(args);
 }
 
-static void fuzz_dispatch(const uint8_t *p, size_t len)
-{
-	static uv_loop_t loop;
-	static struct onfs_config cfg;
-	static struct onfs_server srv;
-	static int ready;
-	struct sockaddr_in peer = { .sin_family = AF_INET, .sin_port = htons(800) };
-	uint8_t *rec;
-
-	if (!ready) {
-		if (uv_loop_init(&loop) < 0)
-			abort();
-		cfg.listen_host = (char *)"127.0.0.1";
-		cfg.max_record = ONFS_DEFAULT_MAX_RECORD;
-		srv.loop = &loop;
-		srv.cfg = &cfg;
-		ready = 1;
-	}
-	peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	rec = malloc(len ? len : 1);
-	if (!rec)
-		abort();
-	memcpy(rec, p, len);
-	onfs_dispatch_record(&srv, NULL, (const struct sockaddr *)&peer, sizeof(peer), 2049,
-			     rec, len);
-	/* let pool work and after_work finish: every call is freed by then */
-	uv_run(&loop, UV_RUN_DEFAULT);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const struct onfs_proc *p;
@@ -169,7 +157,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_header(data + 1, size - 1);
 		break;
 	case 1:
-		fuzz_dispatch(data + 1, size - 1);
+		fuzz_record(data + 1, size - 1);
+		break;
+	case 255:
+		fuzz_prog_call(call_programs, ONFS_ARRAY_SIZE(call_programs), data + 1, size - 1);
 		break;
 	default:
 		p = nth_decoder((size_t)data[0] - 2);

@@ -22,7 +22,7 @@
 /* Generous: ASan builds and a 100k-entry directory on a busy CI machine. */
 #define CALL_TIMEOUT_S 60.0
 
-static char last_err[512];
+static _Thread_local char last_err[512]; /* per client thread */
 
 struct pending {
 	bool done;
