@@ -1253,7 +1253,7 @@ TEST_IMPL(ctl_commit_kill_random)
 		{
 			char want[32];
 
-			FMT(want, "%.*s%s", i + 1, "**********", "base-f" + (i + 1 < 6 ? i + 1 : 6));
+			FMT(want, "%.*s%s", i + 1, "**********", &"base-f"[i + 1 < 6 ? i + 1 : 6]);
 			expect_read(&p, &ff, want);
 		}
 		ASSERT_EQ(ctl(&e, &out, "list", NULL, NULL), 0);
