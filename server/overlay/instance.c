@@ -1072,6 +1072,33 @@ size_t onfs_instance_list(struct onfs_export *line, struct onfs_export **out, si
  * change creates a fresh upper (inst_materialize). The trash is emptied by
  * the caller in the background, or by the work-area setup after a crash.
  */
+/*
+ * Freeze an instance for reset or commit: inst_lock taken, no call inside
+ * (quiesce raised) and the owner's credentials on this thread. On success
+ * the caller ends with quiesce lowered and inst_lock released; on failure
+ * nothing is held and err says why.
+ */
+static int inst_freeze(struct onfs_export *ex, char *err, size_t errlen)
+{
+	int ret;
+
+	pthread_mutex_lock(&ex->inst_lock);
+	if (!onfs_quiesce(ex, true)) {
+		pthread_mutex_unlock(&ex->inst_lock);
+		snprintf(err, errlen, "'%s': calls did not drain within %d s", ex->name,
+			 QUIESCE_WAIT_MS / 1000);
+		return -EAGAIN;
+	}
+	ret = onfs_owner_enter(ex);
+	if (ret < 0) {
+		snprintf(err, errlen, "'%s': cannot take the owner's credentials: %s", ex->name,
+			 strerror(-ret));
+		atomic_store(&ex->quiesce, false);
+		pthread_mutex_unlock(&ex->inst_lock);
+	}
+	return ret;
+}
+
 static int instance_reset(struct onfs_export *ex, char *err, size_t errlen);
 
 int onfs_instance_reset(struct onfs_export *ex, char *err, size_t errlen)
@@ -1101,19 +1128,9 @@ static int instance_reset(struct onfs_export *ex, char *err, size_t errlen)
 	char trash[PATH_MAX], up[PATH_MAX + 16], ix[PATH_MAX + 16], idx[PATH_MAX];
 	int ret = 0;
 
-	pthread_mutex_lock(&ex->inst_lock);
-	if (!onfs_quiesce(ex, true)) {
-		pthread_mutex_unlock(&ex->inst_lock);
-		snprintf(err, errlen, "'%s': calls did not drain within %d s", ex->name,
-			 QUIESCE_WAIT_MS / 1000);
-		return -EAGAIN;
-	}
-	ret = onfs_owner_enter(ex);
-	if (ret < 0) {
-		snprintf(err, errlen, "'%s': cannot take the owner's credentials: %s", ex->name,
-			 strerror(-ret));
-		goto out;
-	}
+	ret = inst_freeze(ex, err, errlen);
+	if (ret < 0)
+		return ret;
 	inst_release(ex);
 	snprintf(trash, sizeof(trash), "%s/ovlnfsd/trash", ex->inst_work);
 	if (mkdir(trash, 0700) < 0 && errno != EEXIST) {
@@ -1169,19 +1186,9 @@ int onfs_instance_commit(struct onfs_export *ex, const char *layers_dir, const c
 	char *moved = NULL;
 	int ret;
 
-	pthread_mutex_lock(&ex->inst_lock);
-	if (!onfs_quiesce(ex, true)) {
-		pthread_mutex_unlock(&ex->inst_lock);
-		snprintf(err, errlen, "'%s': calls did not drain within %d s", ex->name,
-			 QUIESCE_WAIT_MS / 1000);
-		return -EAGAIN;
-	}
-	ret = onfs_owner_enter(ex);
-	if (ret < 0) {
-		snprintf(err, errlen, "'%s': cannot take the owner's credentials: %s", ex->name,
-			 strerror(-ret));
-		goto out;
-	}
+	ret = inst_freeze(ex, err, errlen);
+	if (ret < 0)
+		return ret;
 	if (stat(ex->inst_upper, &st) < 0) {
 		ret = -ENOENT;
 		snprintf(err, errlen, "'%s' has no upper yet (upperdir '%s'): nothing to commit",
