@@ -43,21 +43,6 @@ static void env_start(struct env *e)
 	tl_server_start(&e->s, e->t.root, e->t.state, opts, NULL, NULL);
 }
 
-/* Entries of a directory, "." and ".." left out. */
-static int count_entries(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *de;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			n++;
-	closedir(d);
-	return n;
-}
 
 /* The byte at offset off of the big file's pattern. */
 static uint8_t pattern(uint64_t off)
@@ -199,7 +184,7 @@ TEST_IMPL(copyup_1gib_does_not_block_others)
 	{
 		char w[PATH_MAX];
 		tl_join(w, sizeof(w), e.t.work, "work");
-		ASSERT_EQ(count_entries(w), 0);
+		ASSERT_EQ(tl_count_entries(w), 0);
 	}
 	free(buf);
 	tl_client_close(&c);
@@ -281,7 +266,7 @@ TEST_IMPL(concurrent_changes_copy_up_once)
 	}
 	/* exactly one index entry (the copy-up's hard link), and it is that file */
 	tl_join(idx, sizeof(idx), e.t.work, "index");
-	ASSERT_EQ(count_entries(idx), 1);
+	ASSERT_EQ(tl_count_entries(idx), 1);
 	{
 		DIR *d = opendir(idx);
 		struct dirent *de;
@@ -295,7 +280,7 @@ TEST_IMPL(concurrent_changes_copy_up_once)
 		closedir(d);
 	}
 	tl_join(path, sizeof(path), e.t.work, "work");
-	ASSERT_EQ(count_entries(path), 0);
+	ASSERT_EQ(tl_count_entries(path), 0);
 	free(lower);
 	tl_client_close(&c);
 	tl_server_stop(&e.s);

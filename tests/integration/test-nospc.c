@@ -31,20 +31,6 @@ static void unmount_space(void *arg)
 	umount2(space, MNT_DETACH);
 }
 
-static int count_entries(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *de;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			n++;
-	closedir(d);
-	return n;
-}
 
 TEST_IMPL(nospc_write_and_copyup)
 {
@@ -92,7 +78,7 @@ TEST_IMPL(nospc_write_and_copyup)
 	tl_join(path, sizeof(path), t.upper, "big");
 	ASSERTF(lstat(path, &st) < 0 && errno == ENOENT, "a half copy-up is visible in the upper");
 	tl_join(path, sizeof(path), t.work, "work");
-	ASSERT_EQ(count_entries(path), 0);
+	ASSERT_EQ(tl_count_entries(path), 0);
 
 	/* the server keeps serving, and a small copy-up still works */
 	ASSERT_EQ(tl_nfs_lookup(&c, &root, "small", &small, NULL), NFS3_OK);

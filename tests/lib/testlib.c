@@ -12,6 +12,7 @@
 #endif
 #include "testlib.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <fcntl.h>
@@ -276,6 +277,21 @@ void tl_join(char *out, size_t len, const char *base, const char *rel)
 		n = snprintf(out, len, "%s/%s", base, rel);
 	if (n < 0 || (size_t)n >= len)
 		tl_fail(__FILE__, __LINE__, "path too long: %s/%s", base, rel);
+}
+
+int tl_count_entries(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
 }
 
 static void tree_cleanup(void *arg)

@@ -122,6 +122,8 @@ void tl_tree_opts_ro_view(const struct tl_tree *t, char *buf, size_t len);
 
 /* Path helpers: base + "/" + rel into a static-free buffer. */
 void tl_join(char *out, size_t len, const char *base, const char *rel);
+/* Entries of a directory, "." and ".." left out; -1 if it cannot be opened. */
+int tl_count_entries(const char *path);
 
 /* Layer content helpers; each asserts success. rel is relative to base. */
 void tl_mkdir(const char *base, const char *rel, unsigned mode);

@@ -233,20 +233,6 @@ static uint8_t *nfs_slurp(struct tl_client *c, const struct tl_fh *fh, uint64_t 
 
 /* ---------- checks ---------- */
 
-static int count_entries(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *de;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			n++;
-	closedir(d);
-	return n;
-}
 
 static void work_clean(const char *when)
 {
@@ -254,7 +240,7 @@ static void work_clean(const char *when)
 	int n;
 
 	tl_join(p, sizeof(p), t.work, "work");
-	n = count_entries(p);
+	n = tl_count_entries(p);
 	ASSERTF(n == 0, "%s: workdir/work holds %d entries (a half-made object)", when, n);
 }
 
