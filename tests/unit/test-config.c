@@ -547,7 +547,7 @@ static void config_file_full(void)
 		CHECK_STR(a->clients[1].text, "::1");
 		CHECK_STR(a->clients[2].text, "192.168.1.7");
 	}
-	CHECK(a->line == 13);
+	CHECK(a->line == 14);
 	CHECK_STR(b->name, "rw");
 	CHECK(b->nlower == 3);
 	CHECK_STR(b->lowerdir[0], "/l/one");
