@@ -14,7 +14,9 @@
  * lowerdir does (base.c: at once with an empty upper, else pinned until
  * reset/rebase), then flushes the export's caches. The identity last seen
  * at each path is kept, so a state that stays different (a pinned upper)
- * is logged once, and again only when the path changes again.
+ * is logged once, and again only when the path changes again. A root
+ * still served whose ctime moved (entries added or removed at its top in
+ * place) gets an info line and a cache flush.
  *
  * The timer and its bookkeeping are the loop's; the job touches only its
  * own snapshot (no export state), so a base move or a reload on the loop
@@ -26,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -43,11 +46,18 @@ struct seen_id {
 	bool valid;
 };
 
+/* The root served at a layer slot and its ctime, as last seen. */
+struct seen_held {
+	struct seen_id id;
+	struct timespec ctime;
+};
+
 struct snap_layer {
 	char *path;  /* owned */
 	int fd;      /* owned dup of the root served; -1: none */
 	struct seen_id now;  /* what the path names (job) */
 	struct seen_id held; /* what is served (job) */
+	struct timespec held_ctime;
 };
 
 struct snap_export {
@@ -66,6 +76,7 @@ static struct {
 	struct snap_export *snap; /* owned while busy */
 	size_t nsnap;
 	struct seen_id last[ONFS_MAX_EXPORTS][ONFS_MAX_LOWER];
+	struct seen_held held[ONFS_MAX_EXPORTS][ONFS_MAX_LOWER];
 } bw;
 
 static void snap_free(void)
@@ -91,8 +102,10 @@ static void probe_work(uv_work_t *w)
 
 			if (stat(l->path, &st) == 0 && S_ISDIR(st.st_mode))
 				l->now = (struct seen_id){ st.st_dev, st.st_ino, true };
-			if (l->fd >= 0 && fstat(l->fd, &st) == 0)
+			if (l->fd >= 0 && fstat(l->fd, &st) == 0) {
 				l->held = (struct seen_id){ st.st_dev, st.st_ino, true };
+				l->held_ctime = st.st_ctim;
+			}
 		}
 }
 
@@ -113,7 +126,7 @@ static void probe_done(uv_work_t *w, int status)
 		struct snap_export *s = &bw.snap[i];
 		char *paths[ONFS_MAX_LOWER];
 		char err[PATH_MAX + 128];
-		bool changed = false;
+		bool changed = false, flush = false;
 		int r;
 
 		if (srv->exports[s->idx] != s->ex)
@@ -123,6 +136,21 @@ static void probe_done(uv_work_t *w, int status)
 			struct seen_id *last = &bw.last[s->idx][j];
 
 			paths[j] = l->path;
+			if (l->held.valid) {
+				struct seen_held *h = &bw.held[s->idx][j];
+
+				/* the same root, changed at its top (entries added, removed) */
+				if (same(&h->id, &l->held) &&
+				    (h->ctime.tv_sec != l->held_ctime.tv_sec ||
+				     h->ctime.tv_nsec != l->held_ctime.tv_nsec)) {
+					onfs_info("export '%s': lower layer '%s' changed at its top "
+						  "in place; caches flushed",
+						  onfs_export_name(s->ex), l->path);
+					flush = true;
+				}
+				h->id = l->held;
+				h->ctime = l->held_ctime;
+			}
 			/* gone for now (mid-swap): wait for the new one */
 			if (!l->now.valid || !l->held.valid || same(&l->now, &l->held)) {
 				if (l->now.valid && same(&l->now, &l->held))
@@ -140,8 +168,11 @@ static void probe_done(uv_work_t *w, int status)
 				  (unsigned long long)l->now.ino, (unsigned long long)l->held.dev,
 				  (unsigned long long)l->held.ino);
 		}
-		if (!changed)
+		if (!changed) {
+			if (flush)
+				onfs_export_caches_flush(s->ex);
 			continue;
+		}
 		r = onfs_export_set_base(s->ex, paths, s->n, err, sizeof(err));
 		if (r < 0)
 			onfs_warn("export '%s': cannot move to the replaced lower layers: %s; "

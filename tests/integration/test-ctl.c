@@ -1777,6 +1777,17 @@ TEST_IMPL(ctl_base_replaced)
 	ASSERT_EQ(tl_nfs_lookup(&a, &root, "f", &fh_new, NULL), NFS3_OK);
 	expect_read(&a, &fh_new, "third");
 
+	/* an entry added at the top of the root served: seen, the new name served */
+	FMT(needle, "export 'plain': lower layer '%s' changed at its top in place",
+	    e.t.lower[0]);
+	usleep(20000); /* a ctime tick apart */
+	tl_write(e.t.lower[0], "added", "added", 0644);
+	for (i = 0; i < 200 && log_count(&e.s, needle) == 0; i++)
+		usleep(50000);
+	ASSERTF(log_count(&e.s, needle) == 1, "no line '%s' within 10 s", needle);
+	ASSERT_EQ(tl_nfs_lookup(&a, &root, "added", &fh_new, NULL), NFS3_OK);
+	expect_read(&a, &fh_new, "added");
+
 	tl_client_close(&a);
 	tl_server_stop(&e.s);
 	tl_tree_free(&e.t);
