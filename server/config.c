@@ -38,6 +38,7 @@
 #define ONFS_MAX_MAX_RECORD (256u * 1024 * 1024)
 #define ONFS_MAX_THREADS 1024
 #define ONFS_MAX_GRACE 3600
+#define ONFS_MAX_BASE_CHECK 86400
 #define ONFS_MAX_MAX_CONNS 1000000
 #define ONFS_MAX_IO_TIMEOUT 3600
 
@@ -557,6 +558,7 @@ enum ini_key {
 	K_VERBOSE = 1u << 20, K_STATE_DIR = 1u << 21, K_MAX_RECORD = 1u << 22,
 	K_PORT_FILE = 1u << 23, K_METRICS = 1u << 24, K_GRACE = 1u << 25,
 	K_MAX_CONNS = 1u << 26, K_IO_TIMEOUT = 1u << 27, K_LAYERS = 1u << 28,
+	K_BASE_CHECK = 1u << 29,
 };
 
 static const struct {
@@ -576,7 +578,7 @@ static const struct {
 	{ "state_dir", K_STATE_DIR, true }, { "max_record", K_MAX_RECORD, true },
 	{ "port_file", K_PORT_FILE, true }, { "metrics", K_METRICS, true }, { "grace", K_GRACE, true },
 	{ "max_connections", K_MAX_CONNS, true }, { "io_timeout", K_IO_TIMEOUT, true },
-	{ "layers", K_LAYERS, true },
+	{ "layers", K_LAYERS, true }, { "base_check_interval", K_BASE_CHECK, true },
 };
 
 struct ini_state {
@@ -1011,6 +1013,13 @@ static int ini_server_key(struct ini_state *st, enum ini_key k, const char *name
 			return ini_fail(st, st->line, name, "'%s' is not a number of seconds from 0 to %d",
 					v, ONFS_MAX_GRACE);
 		cfg->grace = (int)n;
+		return 1;
+	case K_BASE_CHECK:
+		if (parse_uint_plain(v, ONFS_MAX_BASE_CHECK, &n) < 0)
+			return ini_fail(st, st->line, name,
+					"'%s' is not a number of seconds from 0 (off) to %d", v,
+					ONFS_MAX_BASE_CHECK);
+		cfg->base_check_interval = (int)n;
 		return 1;
 	default:
 		break;
@@ -1485,6 +1494,7 @@ static int set_defaults(struct onfs_config *cfg)
 	cfg->threads = 4;
 	cfg->max_record = ONFS_DEFAULT_MAX_RECORD;
 	cfg->grace = -1;
+	cfg->base_check_interval = -1;
 	return cfg->listen_host ? 0 : -1;
 }
 
@@ -1502,6 +1512,7 @@ static int merge_config_file(struct onfs_config *cfg, const struct argv_state *a
 	f.threads = 0;
 	f.max_record = 0;
 	f.grace = -1;
+	f.base_check_interval = -1;
 	if (onfs_config_load_file(as->config, &f, err, errlen) < 0)
 		goto out;
 	cfg->config_file = strdup(as->config);
@@ -1534,6 +1545,8 @@ static int merge_config_file(struct onfs_config *cfg, const struct argv_state *a
 		cfg->max_record = f.max_record;
 	if (!as->grace_set && f.grace >= 0)
 		cfg->grace = f.grace;
+	if (f.base_check_interval >= 0)
+		cfg->base_check_interval = f.base_check_interval;
 	if (!as->max_conns_set && f.max_connections)
 		cfg->max_connections = f.max_connections;
 	if (!as->io_timeout_set && f.io_timeout)

@@ -29,6 +29,7 @@
 #include "ovlnfsd/access.h"
 #include "ovlnfsd/common.h"
 #include "ovlnfsd/config.h"
+#include "ovlnfsd/basewatch.h"
 #include "ovlnfsd/ctl.h"
 #include "ovlnfsd/daemon.h"
 #include "ovlnfsd/nlm.h"
@@ -308,6 +309,7 @@ static void signal_cb(uv_signal_t *s, int signum)
 		return;
 	onfs_info("%s: stopping", strsignal(signum));
 	onfs_notify_stopping();
+	onfs_basewatch_stop();
 	onfs_metrics_stop();
 	onfs_ctl_stop(&m->srv);
 	m->srv.stopping = true;
@@ -471,6 +473,7 @@ int main(int argc, char **argv)
 	if (cfg.demo)
 		print_demo_help(&cfg, m.srv.port);
 	onfs_notify_ready(&m.srv);
+	onfs_basewatch_start(&m.srv);
 
 	uv_run(&m.loop, UV_RUN_DEFAULT);
 

@@ -77,6 +77,7 @@ struct onfs_config {
 	unsigned max_connections; /* TCP connection cap; 0: 4096 fitted to RLIMIT_NOFILE */
 	int io_timeout;      /* seconds for a record to arrive / a reply to be taken; 0: 30 */
 	int grace;           /* NLM grace period after a restart, seconds; -1: default */
+	int base_check_interval; /* seconds between lower-root probes; 0: off; -1: default */
 	bool demo;           /* no -o/-c given: build and serve ./demo-overlay */
 	char *config_file;   /* owned; -c FILE (kept for SIGHUP), NULL: none */
 	bool check_config;   /* --check-config: check config_file, serve nothing */

@@ -397,6 +397,26 @@ void onfs_layers_base_probe(struct onfs_export *ex)
 			  "served over the layers as they are now", ex->name);
 }
 
+size_t onfs_layers_base_snapshot(struct onfs_export *ex, int *fds, char **paths, size_t max)
+{
+	size_t n = 0;
+
+	if (ex->tmpl || ex->line)
+		return 0;
+	for (size_t i = first_lower(ex); i < ex->nlayers && n < max; i++) {
+		/* a dup, not the layer's fd: a base move on the loop may close that one */
+		fds[n] = ex->layers[i].fd >= 0 ? fcntl(ex->layers[i].fd, F_DUPFD_CLOEXEC, 0) : -1;
+		paths[n] = strdup(ex->layers[i].path);
+		if (!paths[n]) {
+			if (fds[n] >= 0)
+				close(fds[n]);
+			break;
+		}
+		n++;
+	}
+	return n;
+}
+
 /* --- rebase: what the upper shadows of a change between the bases --- */
 
 /* The first of n layers that holds rel (not followed); false: none. */

@@ -24,6 +24,8 @@
  *   base update      lowerdir + SIGHUP under ten libnfs clients (every file
  *                    read holds one version), pinned uppers, rebase; the
  *                    same for the instances of a templated line
+ *   base replaced    a lower renamed over in place: the periodic probe logs it
+ *                    once and serves the new tree
  */
 #include <dirent.h>
 #include <errno.h>
@@ -1691,6 +1693,107 @@ TEST_IMPL(ctl_base_update_instances)
 	return 0;
 }
 
+/* How many times needle is in the server's log. */
+static int log_count(const struct tl_server *s, const char *needle)
+{
+	char *txt = NULL;
+	int n = 0;
+
+	if (tl_read_file(s->log, &txt) > 0)
+		for (const char *p = txt; (p = strstr(p, needle)); p += strlen(needle))
+			n++;
+	free(txt);
+	return n;
+}
+
+/*
+ * A lower directory replaced in place (a new tree renamed over the old
+ * path) under a mounted client: the periodic probe (base_check_interval = 1)
+ * logs it once, names the export and the layer, and moves the export to
+ * the layers as they are now; the old file handle is STALE or reads the
+ * old file whole, a fresh LOOKUP reads the new one.
+ */
+TEST_IMPL(ctl_base_replaced)
+{
+	struct cenv e;
+	struct tl_client a;
+	struct tl_fh root, fh_old, fh_new;
+	char fresh[PATH_MAX + 8], away[PATH_MAX + 8], needle[PATH_MAX + 96];
+	char buf[64];
+	uint32_t n = 0;
+	bool eof;
+	int st, i;
+
+	memset(&e, 0, sizeof(e));
+	tl_tree_new(&e.t, 1);
+	tl_write(e.t.lower[0], "f", "old-f", 0644);
+	tl_join(e.conf, sizeof(e.conf), e.t.root, "ovlnfsd.conf");
+	{
+		FILE *f = fopen(e.conf, "w");
+
+		ASSERT(f);
+		fprintf(f, "[server]\nbase_check_interval = 1\n"
+			"[export plain]\npath = /\nlowerdir = %s\nupperdir = %s\nworkdir = %s\n"
+			"squash = none\n", e.t.lower[0], e.t.upper, e.t.work);
+		ASSERT(fclose(f) == 0);
+	}
+	cenv_server(&e);
+	mount_as(&e, &a, "127.0.0.2", &root);
+	ASSERT_EQ(tl_nfs_lookup(&a, &root, "f", &fh_old, NULL), NFS3_OK);
+	expect_read(&a, &fh_old, "old-f");
+
+	/* the new image built next to the old one, then renamed over its path */
+	FMT(fresh, "%s.new", e.t.lower[0]);
+	FMT(away, "%s.old", e.t.lower[0]);
+	ASSERT(mkdir(fresh, 0755) == 0);
+	tl_write(fresh, "f", "new-content-f", 0644);
+	ASSERT(rename(e.t.lower[0], away) == 0);
+	ASSERT(rename(fresh, e.t.lower[0]) == 0);
+
+	FMT(needle, "export 'plain': lower layer '%s' was replaced in place", e.t.lower[0]);
+	for (i = 0; i < 200 && log_count(&e.s, needle) == 0; i++)
+		usleep(50000);
+	ASSERTF(log_count(&e.s, needle) == 1, "no warning '%s' within 10 s", needle);
+	sleep(3); /* three more probes: the state is unchanged, nothing more is said */
+	ASSERT_EQ(log_count(&e.s, needle), 1);
+
+	/* a fresh lookup: the new file, whole */
+	ASSERT_EQ(tl_nfs_lookup(&a, &root, "f", &fh_new, NULL), NFS3_OK);
+	expect_read(&a, &fh_new, "new-content-f");
+	/* the old handle: STALE, or the old file whole; never EIO, never a mix */
+	st = tl_nfs_read(&a, &fh_old, 0, sizeof(buf), buf, &n, &eof);
+	ASSERTF(st == NFS3ERR_STALE || (st == NFS3_OK && n == 5 && !memcmp(buf, "old-f", 5)),
+		"old handle: status %d, '%.*s'", st, (int)n, buf);
+
+	/* replaced again: said again, once */
+	ASSERT(mkdir(fresh, 0755) == 0);
+	tl_write(fresh, "f", "third", 0644);
+	FMT(away, "%s.old2", e.t.lower[0]);
+	ASSERT(rename(e.t.lower[0], away) == 0);
+	ASSERT(rename(fresh, e.t.lower[0]) == 0);
+	for (i = 0; i < 200 && log_count(&e.s, needle) < 2; i++)
+		usleep(50000);
+	ASSERT_EQ(log_count(&e.s, needle), 2);
+	ASSERT_EQ(tl_nfs_lookup(&a, &root, "f", &fh_new, NULL), NFS3_OK);
+	expect_read(&a, &fh_new, "third");
+
+	/* an entry added at the top of the root served: seen, the new name served */
+	FMT(needle, "export 'plain': lower layer '%s' changed at its top in place",
+	    e.t.lower[0]);
+	usleep(20000); /* a ctime tick apart */
+	tl_write(e.t.lower[0], "added", "added", 0644);
+	for (i = 0; i < 200 && log_count(&e.s, needle) == 0; i++)
+		usleep(50000);
+	ASSERTF(log_count(&e.s, needle) == 1, "no line '%s' within 10 s", needle);
+	ASSERT_EQ(tl_nfs_lookup(&a, &root, "added", &fh_new, NULL), NFS3_OK);
+	expect_read(&a, &fh_new, "added");
+
+	tl_client_close(&a);
+	tl_server_stop(&e.s);
+	tl_tree_free(&e.t);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tl_case cases[] = {
@@ -1708,6 +1811,7 @@ int main(int argc, char **argv)
 		TEST_ENTRY(ctl_base_update),
 		TEST_ENTRY(ctl_reset_plain_kill9),
 		TEST_ENTRY(ctl_base_update_instances),
+		TEST_ENTRY(ctl_base_replaced),
 	};
 
 	return tl_run(argc, argv, cases, TL_ARRAY_SIZE(cases));

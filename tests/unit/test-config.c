@@ -482,6 +482,7 @@ static void config_file_full(void)
 		"max_record = 2M\n"
 		"max_connections = 2000\n"
 		"io_timeout = 7\n"
+		"base_check_interval = 30\n"
 		"\n"
 		"[export base]\n"
 		"path = /base/\n"
@@ -525,6 +526,7 @@ static void config_file_full(void)
 	CHECK(cfg.max_record == 2u * 1024 * 1024);
 	CHECK(cfg.max_connections == 2000);
 	CHECK(cfg.io_timeout == 7);
+	CHECK(cfg.base_check_interval == 30);
 	CHECK(cfg.nexports == 3);
 	a = &cfg.exports[0];
 	b = &cfg.exports[1];
@@ -545,7 +547,7 @@ static void config_file_full(void)
 		CHECK_STR(a->clients[1].text, "::1");
 		CHECK_STR(a->clients[2].text, "192.168.1.7");
 	}
-	CHECK(a->line == 13);
+	CHECK(a->line == 14);
 	CHECK_STR(b->name, "rw");
 	CHECK(b->nlower == 3);
 	CHECK_STR(b->lowerdir[0], "/l/one");
@@ -590,6 +592,8 @@ static void config_file_errors(void)
 	CONF_FAILS("[server]\nlisten = localhost:1\n[export a]\npath=/\nlowerdir=/l\n", 2,
 		   "[server]", "listen", "localhost:1");
 	CONF_FAILS("[server]\nthreads = 0\n", 2, "threads");
+	CONF_FAILS("[server]\nbase_check_interval = soon\n", 2, "base_check_interval", "soon");
+	CONF_FAILS("[server]\nbase_check_interval = 90000\n", 2, "base_check_interval", "86400");
 	CONF_FAILS("[server]\nlog = loud\n", 2, "log", "loud");
 	CONF_FAILS("[server]\npath = /\n", 2, "path", "unknown key in [server]");
 	CONF_FAILS("path = /\n", 1, "path", "outside a section");
