@@ -46,7 +46,8 @@ int onfs_instance_reset(struct onfs_export *ex, char *err, size_t errlen);
 int onfs_layers_commit(struct onfs_export *ex, const char *layers_dir, const char *layer,
 		       char *err, size_t errlen);
 /*
- * Base moves (server/overlay/base.c). set_base (SIGHUP, loop thread):
+ * Base moves (server/overlay/base.c). set_base (SIGHUP and the base probe,
+ * on a worker through basewatch.c's onfs_base_move):
  * lowerdir of a plain export changed; moved at once when its upper holds
  * nothing, else pinned to the old base with the new one waiting. 0 moved,
  * 1 pinned, -1 with err (kept as it is). rebase: the upper's entries that

@@ -1460,11 +1460,12 @@ TEST_IMPL(ctl_base_update)
 			ASSERT(pthread_create(&th[i], NULL, bu_main, &cl[i]) == 0);
 		usleep(300000);
 	}
-	/* the base update: the config now names v2 everywhere */
+	/* the base update: the config now names v2 everywhere (moved on workers, one by one) */
 	ASSERT(kill(e.s.pid, SIGHUP) == 0);
 	for (int i = 0; i < 100; i++) {
 		ASSERT_EQ(ctl(&e, &out, "--json", "list", NULL), 0);
-		if (json_version(out, "ro") == 2)
+		if (json_version(out, "ro") == 2 && json_version(out, "empty") == 2 &&
+		    strstr(out, "\"base_pinned\": true"))
 			break;
 		free(out);
 		out = NULL;
@@ -1642,8 +1643,9 @@ TEST_IMPL(ctl_base_update_instances)
 	ASSERT(kill(e.s.pid, SIGHUP) == 0);
 	for (int i = 0; i < 100; i++) {
 		ASSERT_EQ(ctl(&e, &out, "--json", "list", NULL), 0);
-		if (json_version(out, "farm") == 2)
-			break;
+		if (json_version(out, "farm") == 2 && json_version(out, "farm/127.0.0.2") == 2 &&
+		    strstr(out, "\"base_pinned\": true"))
+			break; /* the line and its instances moved (on a worker) */
 		free(out);
 		out = NULL;
 		usleep(50000);
