@@ -432,17 +432,13 @@ static void umount_mnt(void *arg)
 
 /* ---------- the case ---------- */
 
-static void start_server(struct tl_server *s, bool with_shim)
+/* Start a server under the shim: with -o opts, or (opts NULL) with extra arguments. */
+static void start_shimmed(struct tl_server *s, const char *opts, const char *const *extra)
 {
 	const char *shim = getenv("ONFS_FAULTINJ");
-	char opts[8192], asan[1024];
+	char asan[1024];
 	const char *old_asan = getenv("ASAN_OPTIONS");
 
-	tl_tree_opts(&t, true, opts, sizeof(opts));
-	if (!with_shim) {
-		tl_server_start(s, t.root, t.state, opts, NULL, NULL);
-		return;
-	}
 	ASSERTF(shim && *shim, "ONFS_FAULTINJ (the fault injection shim) is not set");
 	ASSERTF(access(shim, R_OK) == 0, "ONFS_FAULTINJ '%s': %s", shim, strerror(errno));
 	setenv("LD_PRELOAD", shim, 1);
@@ -452,12 +448,23 @@ static void start_server(struct tl_server *s, bool with_shim)
 	snprintf(asan, sizeof(asan), "%s%sverify_asan_link_order=0", old_asan ? old_asan : "",
 		 old_asan && *old_asan ? ":" : "");
 	setenv("ASAN_OPTIONS", asan, 1);
-	tl_server_start(s, t.root, t.state, opts, NULL, NULL);
+	tl_server_start(s, t.root, t.state, opts, NULL, extra);
 	unsetenv("LD_PRELOAD");
 	if (old_asan)
 		setenv("ASAN_OPTIONS", old_asan, 1);
 	else
 		unsetenv("ASAN_OPTIONS");
+}
+
+static void start_server(struct tl_server *s, bool with_shim)
+{
+	char opts[8192];
+
+	tl_tree_opts(&t, true, opts, sizeof(opts));
+	if (with_shim)
+		start_shimmed(s, opts, NULL);
+	else
+		tl_server_start(s, t.root, t.state, opts, NULL, NULL);
 }
 
 /* Arm one fault, run one call, expect want; nothing half made; bystander served. */
@@ -756,9 +763,6 @@ TEST_IMPL(faults_base_move_off_the_loop)
 	struct slow_writer w;
 	pthread_t th;
 	char v2[PATH_MAX], conf[PATH_MAX], rule[2 * PATH_MAX], buf[16];
-	const char *shim = getenv("ONFS_FAULTINJ");
-	const char *old_asan = getenv("ASAN_OPTIONS");
-	char asan[1024];
 	const char *extra[] = { "-c", conf, NULL };
 	double t0, worst = 0;
 	uint32_t got;
@@ -774,20 +778,7 @@ TEST_IMPL(faults_base_move_off_the_loop)
 	ASSERT(mkdir(v2, 0755) == 0);
 	tl_write(v2, "f", "new-base", 0666);
 	base_conf(conf, t.lower[0]);
-	ASSERTF(shim && *shim, "ONFS_FAULTINJ (the fault injection shim) is not set");
-	setenv("LD_PRELOAD", shim, 1);
-	setenv("ONFAULT_CTL", ctl, 1);
-	setenv("ONFAULT_LOG", faultlog, 1);
-	snprintf(asan, sizeof(asan), "%s%sverify_asan_link_order=0", old_asan ? old_asan : "",
-		 old_asan && *old_asan ? ":" : "");
-	setenv("ASAN_OPTIONS", asan, 1);
-	tl_server_start(&s, t.root, t.state, NULL, NULL, extra);
-	unsetenv("LD_PRELOAD");
-	if (old_asan)
-		setenv("ASAN_OPTIONS", old_asan, 1);
-	else
-		unsetenv("ASAN_OPTIONS");
-
+	start_shimmed(&s, NULL, extra);
 	tl_client_connect(&b, s.port);
 	ASSERT_EQ(tl_mnt(&b, "/b", &root_b, NULL, NULL, 0), MNT3_OK);
 	/* the first call into the work area (the copy-up's) is held STALL_MS */
