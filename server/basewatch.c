@@ -5,8 +5,9 @@
  * directory) is noticed without an operator's SIGHUP.
  *
  * Every [server] base_check_interval seconds (0: off) the loop takes a
- * snapshot of each plain export's configured lowers (a dup of each root's
- * fd and its path) and queues ONE job on the worker pool; a tick while the
+ * snapshot of the configured lowers of each plain export and templated
+ * line (a dup of each root's fd and its path) and queues ONE job on the
+ * worker pool; a tick while the
  * job runs is skipped. The job stats each path and the dup'd root: when
  * the path now names another directory than the one served, the loop
  * (after the job) logs one warning naming the export and the layer and
@@ -159,9 +160,9 @@ static void move_work(uv_work_t *w)
 {
 	struct base_move *m = w->data;
 
-	m->r = onfs_export_set_base(m->ex, m->lower, m->n, m->err, sizeof(m->err));
+	m->r = m->n ? onfs_export_set_base(m->ex, m->lower, m->n, m->err, sizeof(m->err)) : 0;
 	if (m->flush)
-		onfs_export_caches_flush(m->ex);
+		onfs_layers_base_flush(m->ex);
 }
 
 static void move_free(struct base_move *m)
@@ -313,7 +314,10 @@ static void probe_done(uv_work_t *w, int status)
 				  (unsigned long long)l->held.ino);
 		}
 		if (!changed) {
-			if (flush)
+			/* a line's instances are flushed under their locks: on a worker */
+			if (flush && onfs_export_templated(s->ex))
+				(void)onfs_base_move(srv->loop, s->ex, NULL, 0, true, NULL, NULL);
+			else if (flush)
 				onfs_export_caches_flush(s->ex);
 			continue;
 		}

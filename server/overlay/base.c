@@ -444,10 +444,10 @@ size_t onfs_layers_base_snapshot(struct onfs_export *ex, int *fds, char **paths,
 {
 	size_t n = 0;
 
-	if (ex->tmpl || ex->line)
-		return 0;
+	if (ex->line)
+		return 0; /* an instance: its line is probed */
 	for (size_t i = first_lower(ex); i < ex->nlayers && n < max; i++) {
-		/* a dup, not the layer's fd: a base move on the loop may close that one */
+		/* a dup, not the layer's fd: a base move may close that one */
 		fds[n] = ex->layers[i].fd >= 0 ? fcntl(ex->layers[i].fd, F_DUPFD_CLOEXEC, 0) : -1;
 		paths[n] = strdup(ex->layers[i].path);
 		if (!paths[n]) {
@@ -458,6 +458,28 @@ size_t onfs_layers_base_snapshot(struct onfs_export *ex, int *fds, char **paths,
 		n++;
 	}
 	return n;
+}
+
+void onfs_layers_base_flush(struct onfs_export *ex)
+{
+	struct onfs_export **insts;
+	size_t n;
+
+	if (!ex->tmpl) {
+		onfs_export_caches_flush(ex);
+		return;
+	}
+	insts = calloc(65536, sizeof(*insts));
+	if (!insts)
+		return;
+	n = onfs_instance_list(ex, insts, 65536);
+	for (size_t i = 0; i < n; i++) {
+		pthread_mutex_lock(&insts[i]->inst_lock);
+		if (insts[i]->nodes) /* a dormant instance has no caches */
+			onfs_export_caches_flush(insts[i]);
+		pthread_mutex_unlock(&insts[i]->inst_lock);
+	}
+	free(insts);
 }
 
 /* --- rebase: what the upper shadows of a change between the bases --- */
