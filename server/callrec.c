@@ -6,7 +6,8 @@
  * address, the export's name, the procedure, the merged path of the
  * object ("/" is the export root; LOOKUP: the path looked up, found or
  * not; "-" for a handle that did not resolve), the nfsstat3 answered, and
- * for READ the offset and count asked for. Bytes of a path outside
+ * for READ the offset and count asked for (READDIR, READDIRPLUS:
+ * the cookie and the count). Bytes of a path outside
  * printable ASCII, space and '%' are written as %XX, so a line always
  * splits on blanks. tests/bench/record-trace.sh turns such a record into
  * a boot trace.

@@ -129,8 +129,9 @@ static int obj_get(struct onfs_call *c, const nfs_fh3 *fh, struct nfs3_obj *o)
 	err = onfs_getattr(o->ex, o->n, &o->attr);
 	o->have_attr = err == 0;
 out:
-	/* LOOKUP and READ record themselves: the name looked up, the range read */
-	if (onfs_callrec_on && c->proc != NFSPROC3_LOOKUP && c->proc != NFSPROC3_READ)
+	/* these record themselves: the name looked up, the range read, the cookie */
+	if (onfs_callrec_on && c->proc != NFSPROC3_LOOKUP && c->proc != NFSPROC3_READ &&
+	    c->proc != NFSPROC3_READDIR && c->proc != NFSPROC3_READDIRPLUS)
 		record(c, o, NULL, err, false, 0, 0);
 	return err;
 }
@@ -1440,6 +1441,9 @@ out_fail:
 	status = onfs_errmap_nfs3(err);
 	ok = xdr_nfsstat3(xdrs, &status) && xdr_post_op_attr(xdrs, &dattr);
 out:
+	/* the range of a listing: the cookie it starts at and the client's count */
+	if (onfs_callrec_on)
+		record(c, &dir, NULL, err, true, cookie, count);
 	obj_put(&dir);
 	return ok;
 }
