@@ -970,6 +970,7 @@ static int run_nfs(const char *wl, const char *path)
  * Trace format (tests/bench/boot-trace.txt): one call per line,
  *   LOOKUP PATH | GETATTR PATH | ACCESS PATH | READLINK PATH | READ PATH OFFSET COUNT
  *   | READDIR PATH 0 COUNT | READDIRPLUS PATH 0 COUNT
+ *   | FSSTAT PATH | FSINFO PATH | PATHCONF PATH
  * PATH is absolute within the export; "#" starts a comment. A READDIR(PLUS)
  * line is one whole listing: calls of COUNT bytes (READDIRPLUS: dircount
  * COUNT / 8, as Linux asks) from cookie 0, following the cookies to eof. LOOKUP PATH
@@ -1136,6 +1137,21 @@ static int run_replay(const char *trace, const char *rootdir)
 			to_nfs(&a.object, &h);
 			a.access = ACCESS3_READ | ACCESS3_LOOKUP | ACCESS3_EXECUTE;
 			sync_wait(&s, rpc_nfs3_access_async(rpc, sync_cb, &a, &s), "ACCESS");
+		} else if (strcmp(op, "FSSTAT") == 0) {
+			FSSTAT3args a;
+
+			to_nfs(&a.fsroot, &h);
+			sync_wait(&s, rpc_nfs3_fsstat_async(rpc, sync_cb, &a, &s), "FSSTAT");
+		} else if (strcmp(op, "FSINFO") == 0) {
+			FSINFO3args a;
+
+			to_nfs(&a.fsroot, &h);
+			sync_wait(&s, rpc_nfs3_fsinfo_async(rpc, sync_cb, &a, &s), "FSINFO");
+		} else if (strcmp(op, "PATHCONF") == 0) {
+			PATHCONF3args a;
+
+			to_nfs(&a.object, &h);
+			sync_wait(&s, rpc_nfs3_pathconf_async(rpc, sync_cb, &a, &s), "PATHCONF");
 		} else if (strcmp(op, "READLINK") == 0) {
 			READLINK3args a;
 
@@ -1692,7 +1708,8 @@ static void usage(FILE *f)
 		"  remove DIR          REMOVE of --count files made before the clock (ops/s)\n"
 		"  copyup DIR          1-byte FILE_SYNC WRITE to every regular file (files/s)\n"
 		"  copyup-big FILE     1-byte FILE_SYNC WRITE to one file (file MB/s)\n"
-		"  replay TRACE [DIR]  replay a LOOKUP/GETATTR/ACCESS/READLINK/READ/READDIR(PLUS) trace\n"
+		"  replay TRACE [DIR]  replay a trace of LOOKUP, GETATTR, ACCESS, READLINK, READ,\n"
+		"                      READDIR(PLUS), FSSTAT, FSINFO, PATHCONF calls\n"
 		"                      one call at a time, DIR as its / (seconds until done)\n"
 		"  instances DIR       per-client instances of an export with path = DIR/{name}:\n"
 		"                      --count new names DIR/ro-N (MNT + GETATTR), then DIR/rw-N\n"

@@ -189,8 +189,9 @@ read -r NONCE <$K/nonce
 $B rm -f $K/nonce
 # The end mark in the server's record: a name no root has.
 $B stat /.ovlnfsd-boot-done-$NONCE >/dev/null 2>&1
-echo "guest: default target reached, uptime $($B cut -d' ' -f1 /proc/uptime) s"
-systemd-analyze time 2>&1 | $B sed 's/^/guest: /'
+us=$(systemctl show --value -p ActiveEnterTimestampMonotonic default.target)
+echo "guest: systemd reached default.target $((us / 1000)) ms after the kernel started; uptime now $($B cut -d' ' -f1 /proc/uptime) s"
+systemctl list-jobs --no-legend 2>&1 | $B sed 's/^/guest: job still running: /'
 systemctl --failed --no-legend --plain 2>&1 | $B sed 's/^/guest: failed unit: /'
 echo
 echo "KC-$NONCE RESULT test 0"
@@ -223,10 +224,11 @@ awk '{ print $5 }' "$ROOT/record.boot" | LC_ALL=C sort -u |
 	while IFS= read -r p; do
 		{ [ -e "$L$p" ] || [ -L "$L$p" ]; } && printf '%s\n' "$p"
 	done >"$ROOT/inlower"
-kver=$(uname -r)
+kver=$(sed -n 's/^guest.sh: kernel \([^ ,]*\),.*/\1/p' "$ROOT/guest.out")
+accel=$(sed -n 's/^guest.sh: .* accel \([^ ,]*\),.*/\1/p' "$ROOT/guest.out")
 {
 	echo "# Boot trace RECORDED from a real diskless boot, by tests/bench/record-trace.sh"
-	echo "# on $(date -u +%Y-%m-%d): Linux $kver (qemu, $( [ -w /dev/kvm ] && echo KVM || echo TCG)) booting a"
+	echo "# on $(date -u +%Y-%m-%d): Linux ${kver:-?} (qemu, ${accel:-?}, 2 vCPUs) booting a"
 	echo "# debootstrapped Debian $SUITE root (--variant=minbase --include=$INCLUDE)"
 	echo "# served by ovlnfsd over NFSv3/TCP, from the mount of the root until systemd"
 	echo "# reached its default target; recorded by the server (OVLNFSD_RECORD_CALLS)."
@@ -242,7 +244,8 @@ kver=$(uname -r)
 			next
 		}
 		if (op != "GETATTR" && op != "ACCESS" && op != "READLINK" && op != "READ" &&
-		    op != "READDIR" && op != "READDIRPLUS") { drop[op " (not replayed)"]++; next }
+		    op != "READDIR" && op != "READDIRPLUS" && op != "FSSTAT" && op != "FSINFO" &&
+		    op != "PATHCONF") { drop[op " (a change: not replayed)"]++; next }
 		if (st != 0) { drop[op " (status " st ")"]++; next }
 		if (!(path in ok)) { drop[op " (made by the boot)"]++; next }
 		if (op == "READ") { print op " " path " " $7 " " $8; kept[op]++; next }
@@ -252,22 +255,29 @@ kver=$(uname -r)
 		}
 		print op " " path; kept[op]++
 	}
+	# "k=v" of an array, sorted by key, joined by sep
+	function list(a, sep,   k, ks, n, i, j, t, s) {
+		n = 0
+		for (k in a) ks[++n] = k
+		for (i = 2; i <= n; i++)
+			for (j = i; j > 1 && ks[j - 1] > ks[j]; j--) { t = ks[j]; ks[j] = ks[j - 1]; ks[j - 1] = t }
+		s = ""
+		for (i = 1; i <= n; i++) s = s (i > 1 ? sep : "") ks[i] "=" a[ks[i]]
+		return s
+	}
 	END {
 		n = 0; for (k in all) n += all[k]
-		s = ""; for (k in all) s = s " " k "=" all[k]
-		print "# The record: " n " NFS calls:" s > "/dev/stderr"
-		s = ""; for (k in kept) s = s " " k "=" kept[k]
-		print "# Replayed:" s > "/dev/stderr"
-		s = ""; for (k in cont) s = s " " k "=" cont[k]
-		if (s != "") print "# Continuations of a listing (the replay follows the cookies itself):" s > "/dev/stderr"
-		s = ""; for (k in drop) s = s "; " k "=" drop[k]
-		if (s != "") print "# Left out: " substr(s, 3) > "/dev/stderr"
+		m = 0; for (k in kept) m += kept[k]
+		print "# The record: " n " NFS calls: " list(all, " ") > "/dev/stderr"
+		print "# Replayed: " m " lines: " list(kept, " ") > "/dev/stderr"
+		if (length(cont)) print "# Continuations of a listing (the replay follows the cookies itself): " list(cont, " ") > "/dev/stderr"
+		if (length(drop)) print "# Left out: " list(drop, "; ") > "/dev/stderr"
 	}' "$ROOT/record.boot" 2>"$ROOT/counts" >"$ROOT/body"
-	fold -s -w 98 "$ROOT/counts" | sed 's/^\([^#]\)/#   \1/'
+	fold -s -w 98 "$ROOT/counts" | sed 's/ *$//; s/^\([^#]\)/#   \1/'
 	cat "$ROOT/body"
 } >"$OUT.tmp" || die "cannot write $OUT.tmp"
 mv "$OUT.tmp" "$OUT" || die "cannot write $OUT"
-grep -a '^guest: ' "$ROOT/console.log" | grep -E 'Startup|uptime' | sed 's/^guest: /# Guest: /' >"$ROOT/startup"
+grep -a '^guest: ' "$ROOT/console.log" | grep -E 'default.target|failed unit' | sed 's/^guest: /# Guest: /' >"$ROOT/startup"
 [ -s "$ROOT/startup" ] && { head -n 6 "$OUT"; cat "$ROOT/startup"; sed -n '7,$p' "$OUT"; } >"$OUT.tmp" && mv "$OUT.tmp" "$OUT"
 say "wrote $OUT: $(grep -vc '^#' "$OUT") calls"
 grep '^#' "$OUT" | sed 's/^/  /'
