@@ -81,6 +81,9 @@ LOOKUP /nope
 LOOKUP /ln
 READLINK /ln
 READDIRPLUS /d 0 8192
+FSSTAT /d
+FSINFO /
+PATHCONF /d/f
 EOF
 out=$(timeout $((60 * MULT)) "$NB" --port "$(cat "$T/port")" replay "$T/trace" 2>&1) ||
 	bad "nfsbench replay failed: $out"
@@ -113,6 +116,9 @@ expect 1 "LOOKUP /nope 2"
 expect 1 "LOOKUP /ln 0"
 expect 1 "READLINK /ln 0"
 expect 1 "READDIRPLUS /d 0 0 8192"
+expect 1 "FSSTAT /d 0"
+expect 1 "PATHCONF /d/f 0"
+grep -qxF "FSINFO / 0" "$T/calls" && ok "FSINFO / recorded" || bad "no 'FSINFO / 0' line"
 expect 1 "LOOKUP /esc/a%20b 0"
 expect 1 "LOOKUP /esc/p%25c 0"
 # the replay's order is the record's
