@@ -29,6 +29,7 @@
 #include <uv.h>
 
 #include "ovlnfsd/access.h"
+#include "ovlnfsd/callrec.h"
 #include "ovlnfsd/common.h"
 #include "ovlnfsd/config.h"
 #include "ovlnfsd/basewatch.h"
@@ -424,6 +425,16 @@ int main(int argc, char **argv)
 	if (onfs_log_verbosity > ONFS_LOG_DEBUG)
 		onfs_log_verbosity = ONFS_LOG_DEBUG;
 
+	/* the call recorder (callrec.c): a debugging aid, off unless asked for */
+	if (getenv(ONFS_CALLREC_ENV) && *getenv(ONFS_CALLREC_ENV)) {
+		if (onfs_callrec_open(getenv(ONFS_CALLREC_ENV), err, sizeof(err)) < 0) {
+			onfs_err("%s", err);
+			goto out_cfg;
+		}
+		onfs_warn("recording every NFS call to %s (%s)", getenv(ONFS_CALLREC_ENV),
+			  ONFS_CALLREC_ENV);
+	}
+
 	if (cfg.demo && onfs_demo_setup(DEMO_DIR, &cfg, err, sizeof(err)) < 0) {
 		onfs_err("demo: %s", err);
 		goto out_cfg;
@@ -540,6 +551,7 @@ out_exports:
 		onfs_export_close(m.srv.exports[--opened]);
 	onfs_access_cleanup();
 out_cfg:
+	onfs_callrec_close();
 	onfs_config_free(&cfg);
 	return ret;
 }

@@ -28,6 +28,7 @@
 
 #include "nfs3.h"
 #include "ovlnfsd/access.h"
+#include "ovlnfsd/callrec.h"
 #include "ovlnfsd/common.h"
 #include "ovlnfsd/errmap.h"
 #include "ovlnfsd/overlay.h"
@@ -74,6 +75,21 @@ static void obj_put(struct nfs3_obj *o)
 }
 
 /*
+ * The call recorder (callrec.c), when on: one line for this call's object
+ * o (name: a LOOKUP's name in it). A non-directory reached only through
+ * its handle has no known path ("" is the root's): recorded as unresolved.
+ */
+static void record(const struct onfs_call *c, const struct nfs3_obj *o, const char *name,
+		   int err, bool has_range, uint64_t offset, uint32_t count)
+{
+	const struct onfs_node *n = o->n;
+
+	if (n && !*onfs_node_path(n) && !(o->have_attr && S_ISDIR(o->attr.mode)))
+		n = NULL;
+	onfs_callrec_put(c, o->ex, n, name, onfs_errmap_nfs3(err), has_range, offset, count);
+}
+
+/*
  * Handle -> export -> node -> attributes. A wrong length or version is
  * BADHANDLE; an unknown export, a failed MAC or a vanished object STALE.
  */
@@ -113,6 +129,10 @@ static int obj_get(struct onfs_call *c, const nfs_fh3 *fh, struct nfs3_obj *o)
 	err = onfs_getattr(o->ex, o->n, &o->attr);
 	o->have_attr = err == 0;
 out:
+	/* these record themselves: the name looked up, the range read, the cookie */
+	if (onfs_callrec_on && c->proc != NFSPROC3_LOOKUP && c->proc != NFSPROC3_READ &&
+	    c->proc != NFSPROC3_READDIR && c->proc != NFSPROC3_READDIRPLUS)
+		record(c, o, NULL, err, false, 0, 0);
 	return err;
 }
 
@@ -447,7 +467,8 @@ static bool nfs3_getattr_cached(struct onfs_call *c, void *args, XDR *xdrs)
 	 * instance (if any) the handle names, and a call is counted into its
 	 * instance there (instance.c), which the loop must not wait for.
 	 */
-	if (!ex || onfs_export_templated(ex) || onfs_access_check(c, ex) < 0 ||
+	/* recording: every call to a worker, which writes the record (callrec.c) */
+	if (onfs_callrec_on || !ex || onfs_export_templated(ex) || onfs_access_check(c, ex) < 0 ||
 	    onfs_node_from_fh_cached(ex, data, len, &n) < 0)
 		return false;
 	hit = onfs_getattr_cached(ex, n, &at);
@@ -530,6 +551,8 @@ static bool nfs3_lookup(struct onfs_call *c, void *args, XDR *xdrs)
 	}
 	if (err == 0)
 		err = obj_lookup(&dir, a->what.name, &o);
+	if (onfs_callrec_on)
+		record(c, &dir, dir.n ? a->what.name : NULL, err, false, 0, 0);
 	res.status = onfs_errmap_nfs3(err);
 	if (res.status == NFS3_OK) {
 		fill_fh(o.n, &res.LOOKUP3res_u.resok.object);
@@ -646,6 +669,8 @@ static bool nfs3_read(struct onfs_call *c, void *args, XDR *xdrs)
 		n = onfs_read(o.ex, o.n, a->offset, buf, count, &eof);
 		err = n < 0 ? (int)n : 0;
 	}
+	if (onfs_callrec_on)
+		record(c, &o, NULL, err, true, a->offset, a->count);
 	res.status = onfs_errmap_nfs3(err);
 	fill_post_op(&o, &res.READ3res_u.resok.file_attributes);
 	if (res.status != NFS3_OK) {
@@ -1416,6 +1441,9 @@ out_fail:
 	status = onfs_errmap_nfs3(err);
 	ok = xdr_nfsstat3(xdrs, &status) && xdr_post_op_attr(xdrs, &dattr);
 out:
+	/* the range of a listing: the cookie it starts at and the client's count */
+	if (onfs_callrec_on)
+		record(c, &dir, NULL, err, true, cookie, count);
 	obj_put(&dir);
 	return ok;
 }

@@ -9,9 +9,12 @@
 # looked up once (the client's dentry cache); a file read again gets a
 # GETATTR (close-to-open revalidation).
 #
-# It is not a recording of a real boot (none could be recorded here); it is
-# checked in as tests/bench/boot-trace.txt and replayed by run.sh.
-#   bash tests/bench/mktrace.sh [ROOT] > tests/bench/boot-trace.txt
+# It is not a recording of a real boot: that is tests/bench/boot-trace.txt,
+# recorded by record-trace.sh. This one is checked in as
+# tests/bench/boot-trace-synthetic.txt, the fallback run.sh replays (with
+# the files copied from this machine's /) when the recorded trace's Debian
+# root is not cached here.
+#   bash tests/bench/mktrace.sh [ROOT] > tests/bench/boot-trace-synthetic.txt
 set -u
 R=${1:-/}
 R=${R%/}

@@ -438,6 +438,8 @@ static void copy_rd(void *data, struct sync *s)
 	l->eof = res->READDIR3res_u.resok.reply.eof;
 }
 
+static uint64_t list_calls;   /* READDIR(PLUS) calls made by list_dir */
+
 /* One whole listing; returns the number of entries. Bounded by a deadline. */
 static uint64_t list_dir(const struct fh *dir, bool plus, struct listing *l, double deadline)
 {
@@ -467,6 +469,7 @@ static uint64_t list_dir(const struct fh *dir, bool plus, struct listing *l, dou
 			a.count = opt.maxcount;
 			sync_wait(&s, rpc_nfs3_readdir_async(rpc, sync_cb, &a, &s), "READDIR");
 		}
+		list_calls++;
 		if (s.nfs != NFS3_OK)
 			die("%s: NFS status %u", plus ? "READDIRPLUS" : "READDIR", s.nfs);
 		if (now() > deadline + LISTING_GRACE_S) {
@@ -966,7 +969,11 @@ static int run_nfs(const char *wl, const char *path)
 /*
  * Trace format (tests/bench/boot-trace.txt): one call per line,
  *   LOOKUP PATH | GETATTR PATH | ACCESS PATH | READLINK PATH | READ PATH OFFSET COUNT
- * PATH is absolute within the export; "#" starts a comment. LOOKUP PATH
+ *   | READDIR PATH 0 COUNT | READDIRPLUS PATH 0 COUNT
+ *   | FSSTAT PATH | FSINFO PATH | PATHCONF PATH
+ * PATH is absolute within the export; "#" starts a comment. A READDIR(PLUS)
+ * line is one whole listing: calls of COUNT bytes (READDIRPLUS: dircount
+ * COUNT / 8, as Linux asks) from cookie 0, following the cookies to eof. LOOKUP PATH
  * looks the last component up in the handle of its parent, which an earlier
  * line resolved (or which is resolved now, counted as extra LOOKUPs). The
  * calls go one at a time, like the single thread of a booting client;
@@ -1130,11 +1137,40 @@ static int run_replay(const char *trace, const char *rootdir)
 			to_nfs(&a.object, &h);
 			a.access = ACCESS3_READ | ACCESS3_LOOKUP | ACCESS3_EXECUTE;
 			sync_wait(&s, rpc_nfs3_access_async(rpc, sync_cb, &a, &s), "ACCESS");
+		} else if (strcmp(op, "FSSTAT") == 0) {
+			FSSTAT3args a;
+
+			to_nfs(&a.fsroot, &h);
+			sync_wait(&s, rpc_nfs3_fsstat_async(rpc, sync_cb, &a, &s), "FSSTAT");
+		} else if (strcmp(op, "FSINFO") == 0) {
+			FSINFO3args a;
+
+			to_nfs(&a.fsroot, &h);
+			sync_wait(&s, rpc_nfs3_fsinfo_async(rpc, sync_cb, &a, &s), "FSINFO");
+		} else if (strcmp(op, "PATHCONF") == 0) {
+			PATHCONF3args a;
+
+			to_nfs(&a.object, &h);
+			sync_wait(&s, rpc_nfs3_pathconf_async(rpc, sync_cb, &a, &s), "PATHCONF");
 		} else if (strcmp(op, "READLINK") == 0) {
 			READLINK3args a;
 
 			to_nfs(&a.symlink, &h);
 			sync_wait(&s, rpc_nfs3_readlink_async(rpc, sync_cb, &a, &s), "READLINK");
+		} else if ((strcmp(op, "READDIRPLUS") == 0 || strcmp(op, "READDIR") == 0) && n == 4) {
+			struct listing l = { 0 };
+			uint32_t maxc = opt.maxcount, dirc = opt.dircount;
+			uint64_t before = list_calls;
+
+			if (cnt >= 1024 && cnt <= 1048576) {
+				opt.maxcount = (uint32_t)cnt;
+				opt.dircount = (uint32_t)(cnt / 8);
+			}
+			list_dir(fh, op[7] == 'P', &l, t0 + opt.time);
+			opt.maxcount = maxc;
+			opt.dircount = dirc;
+			replay_calls += list_calls - before;
+			continue;
 		} else if (strcmp(op, "READ") == 0 && n == 4) {
 			READ3args a;
 
@@ -1672,7 +1708,8 @@ static void usage(FILE *f)
 		"  remove DIR          REMOVE of --count files made before the clock (ops/s)\n"
 		"  copyup DIR          1-byte FILE_SYNC WRITE to every regular file (files/s)\n"
 		"  copyup-big FILE     1-byte FILE_SYNC WRITE to one file (file MB/s)\n"
-		"  replay TRACE [DIR]  replay a LOOKUP/GETATTR/ACCESS/READLINK/READ trace file\n"
+		"  replay TRACE [DIR]  replay a trace of LOOKUP, GETATTR, ACCESS, READLINK, READ,\n"
+		"                      READDIR(PLUS), FSSTAT, FSINFO, PATHCONF calls\n"
 		"                      one call at a time, DIR as its / (seconds until done)\n"
 		"  instances DIR       per-client instances of an export with path = DIR/{name}:\n"
 		"                      --count new names DIR/ro-N (MNT + GETATTR), then DIR/rw-N\n"

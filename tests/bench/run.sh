@@ -14,7 +14,11 @@
 # --instances N: per-client instances (ovlnfsd only) with N names each
 # read-only and written (1000; 0: skip). Environment: BENCH_BIG_MB (size of
 # the big files, 1024), BENCH_SCRATCH,
-# BENCH_OUT, ONFS_SERVER, NFSBENCH.
+# BENCH_OUT, ONFS_SERVER, NFSBENCH, ONFS_BENCH_TRACE (a boot trace to replay
+# instead of tests/bench/boot-trace.txt, its files copied from this
+# machine's /). The recorded boot trace's data set is the Debian root
+# record-trace.sh caches; without it the boot storm replays the synthetic
+# trace (boot-trace-synthetic.txt, from mktrace.sh) and says so.
 #
 # Every process it starts is recorded by PID and stopped on exit.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
@@ -24,7 +28,11 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 server=${ONFS_SERVER:-$top/build/server/ovlnfsd}
 nfsbench=${NFSBENCH:-$top/build/tests/bench/nfsbench}
 scratch=${BENCH_SCRATCH:-/var/tmp/ovlnfsd-bench}
-trace=$top/tests/bench/boot-trace.txt
+# the boot storm's trace: recorded from a real boot (record-trace.sh), its
+# data set the Debian root it was recorded from; without that root's cached
+# tarball, the synthetic trace (mktrace.sh) over this machine's files
+trace=${ONFS_BENCH_TRACE:-$top/tests/bench/boot-trace.txt}
+synth_trace=$top/tests/bench/boot-trace-synthetic.txt
 out=${BENCH_OUT:-$top/bench-results/$(date -u +%Y%m%d-%H%M%S)}
 reps=3
 wtime=10          # time bound per workload (s)
@@ -37,7 +45,7 @@ summarize_only=0
 only=.            # extended regex: the workloads to run (names as in the table)
 ninst=1000        # per-client instances: new names per pass
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -198,16 +206,45 @@ if [ -z "${ONFS_BENCH_INNER:-}" ]; then
 		"$nfsbench" --local "$data/lower" mkfiles dir1m 1000000 f || exit 1
 		: > "$data/.dir1m"
 	fi
-	# the boot storm's tree: the files of the (synthetic) boot trace, copied
-	# from this machine's root (NOENT probes stay missing)
-	if [ -s "$trace" ] && [ ! -e "$data/.bootroot" ]; then
-		echo "== copying the boot trace's files from / to $data/lower/bootroot"
-		awk '$1 !~ /^#/ { print substr($2, 2) }' "$trace" | sort -u > "$scratch/bootroot.list"
-		mkdir -p "$data/lower/bootroot" || exit 1
-		tar -C / --no-recursion -cf - -T "$scratch/bootroot.list" 2> /dev/null |
-			tar -C "$data/lower/bootroot" -xf - || exit 1
-		: > "$data/.bootroot"
+	# the boot storm's tree (lower/bootroot): the recorded trace's Debian
+	# root, whole (its listings are replayed too), from the tarball
+	# record-trace.sh caches; without it, the synthetic trace and its files
+	# copied from this machine's root (NOENT probes stay missing)
+	bootsrc=""
+	roottar=$(bash "$top/tests/bench/record-trace.sh" --tarball 2>/dev/null)
+	if [ -n "${ONFS_BENCH_TRACE:-}" ]; then
+		:
+	elif [ ! -s "$trace" ]; then
+		echo "== boot storm: no recorded trace $trace; the synthetic one instead"
+		trace=$synth_trace
+	elif [ ! -s "$roottar" ]; then
+		echo "== boot storm: the recorded trace's root $roottar is not cached"
+		echo "   (bash tests/bench/record-trace.sh builds it); the synthetic trace instead"
+		trace=$synth_trace
+	else
+		bootsrc=$roottar
 	fi
+	export ONFS_BENCH_TRACE=$trace
+	if [ -n "$bootsrc" ]; then
+		bstamp="tar $bootsrc"
+	else
+		bstamp="host / $(cksum < "$trace")"
+	fi
+	if [ -s "$trace" ] && [ "$(cat "$data/.bootroot" 2>/dev/null)" != "$bstamp" ]; then
+		rm -rf "$data/lower/bootroot" "$data/.bootroot"
+		mkdir -p "$data/lower/bootroot" || exit 1
+		if [ -n "$bootsrc" ]; then
+			echo "== unpacking the boot trace's root $bootsrc to $data/lower/bootroot"
+			tar --numeric-owner -C "$data/lower/bootroot" -xpf "$bootsrc" || exit 1
+		else
+			echo "== copying the boot trace's files from / to $data/lower/bootroot"
+			awk '$1 !~ /^#/ { print substr($2, 2) }' "$trace" | sort -u > "$scratch/bootroot.list"
+			tar -C / --no-recursion -cf - -T "$scratch/bootroot.list" 2> /dev/null |
+				tar -C "$data/lower/bootroot" -xf - || exit 1
+		fi
+		echo "$bstamp" > "$data/.bootroot"
+	fi
+	echo "== boot storm trace: $trace"
 	mkdir -p "$out" || exit 1
 	out=$(cd "$out" && pwd)
 	export ONFS_BENCH_INNER=1
