@@ -31,6 +31,7 @@
 #include "ovlnfsd/callrec.h"
 #include "ovlnfsd/common.h"
 #include "ovlnfsd/errmap.h"
+#include "ovlnfsd/nfs3enc.h"
 #include "ovlnfsd/overlay.h"
 #include "ovlnfsd/perm.h"
 #include "ovlnfsd/server.h"
@@ -1307,10 +1308,15 @@ static int readdir_cb(void *ctx, const struct onfs_dirent *de)
 {
 	struct dir_stream *ds = ctx;
 	size_t need = entry_head_size(de);
+	uint8_t *p;
 
 	if (need > ds->left)
 		return 1;
-	if (!encode_entry_head(ds->xdrs, de))
+	/* straight into the reply buffer (nfs3enc.c), else libtirpc's calls */
+	p = (uint8_t *)xdr_inline(ds->xdrs, (u_int)need);
+	if (p)
+		onfs_nfs3_put_entry(p, de->fileid, de->name, de->namelen, de->cookie);
+	else if (!encode_entry_head(ds->xdrs, de))
 		return -ONFS_ESERVERFAULT;
 	ds->left -= need;
 	ds->nentries++;
@@ -1330,6 +1336,7 @@ static int readdirplus_cb(void *ctx, const struct onfs_dirent *de)
 	post_op_attr attr;
 	post_op_fh3 fh;
 	size_t need = entry_head_size(de);
+	uint8_t *p;
 	int ret = 0;
 
 	memset(&o, 0, sizeof(o));
@@ -1360,8 +1367,14 @@ static int readdirplus_cb(void *ctx, const struct onfs_dirent *de)
 		ret = 1;
 		goto out;
 	}
-	if (!encode_entry_head(ds->xdrs, de) || !xdr_post_op_attr(ds->xdrs, &attr) ||
-	    !xdr_post_op_fh3(ds->xdrs, &fh)) {
+	/* straight into the reply buffer (nfs3enc.c), else libtirpc's calls */
+	p = (uint8_t *)xdr_inline(ds->xdrs, (u_int)need);
+	if (p) {
+		onfs_nfs3_put_entryplus(p, de->fileid, de->name, de->namelen, de->cookie,
+					attr.attributes_follow ? &attr.post_op_attr_u.attributes : NULL,
+					fh.handle_follows ? &fh.post_op_fh3_u.handle : NULL);
+	} else if (!encode_entry_head(ds->xdrs, de) || !xdr_post_op_attr(ds->xdrs, &attr) ||
+		   !xdr_post_op_fh3(ds->xdrs, &fh)) {
 		ret = -ONFS_ESERVERFAULT;
 		goto out;
 	}

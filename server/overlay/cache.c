@@ -117,11 +117,18 @@ void onfs_attr_store(struct onfs_export *ex, struct onfs_node *n, const struct o
 
 bool onfs_getattr_cached(struct onfs_export *ex, struct onfs_node *n, struct onfs_attr *a)
 {
+	return onfs_getattr_cached_at(ex, n, a, onfs_now_ns());
+}
+
+/* The same with the clock read by the caller (a listing reads it once per batch). */
+bool onfs_getattr_cached_at(struct onfs_export *ex, struct onfs_node *n, struct onfs_attr *a,
+			    uint64_t now)
+{
 	pthread_mutex_t *l = attr_lock(ex, n);
 	bool ok;
 
 	pthread_mutex_lock(l);
-	ok = n->cattr_ok && onfs_now_ns() - n->cattr_at < ONFS_ATTR_TTL_NS &&
+	ok = n->cattr_ok && now - n->cattr_at < ONFS_ATTR_TTL_NS &&
 	     onfs_gen_current(ex, n, &n->cattr_gen);
 	if (ok)
 		*a = n->cattr;

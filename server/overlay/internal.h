@@ -435,6 +435,9 @@ int onfs_path_next(const char **path, char comp[NAME_MAX + 1]);
 
 /* --- cache.c --- */
 uint64_t onfs_now_ns(void);
+/* onfs_getattr_cached with the caller's clock reading (a listing reads it per batch) */
+bool onfs_getattr_cached_at(struct onfs_export *ex, struct onfs_node *n, struct onfs_attr *a,
+			    uint64_t now);
 /* The generations to store with something about to be read from disk. */
 void onfs_gen_load(struct onfs_export *ex, const struct onfs_node *n, struct onfs_gen *g);
 bool onfs_gen_current(struct onfs_export *ex, const struct onfs_node *n, const struct onfs_gen *g);

@@ -659,10 +659,77 @@ TEST_IMPL(readdir_100k_entries)
 	return 0;
 }
 
+/*
+ * Repeated READDIRPLUS listings in replies of a few entries each: the
+ * second and later listings answer from the nodes the snapshot keeps
+ * (fetched in batches, a reply ending inside a batch), and must give every
+ * name once with the attributes GETATTR gives; a WRITE and a SETATTR made
+ * through the server show in the very next listing.
+ */
+#define REP_N 100
+TEST_IMPL(readdirplus_repeated_small_replies)
+{
+	struct env e;
+	struct tl_fh d, f7, f42;
+	char name[32];
+
+	tl_fixture_standard(&e.t);
+	env_start(&e);
+	ASSERT_NFS(tl_nfs_mkdir(&e.c, &e.root, "rep"), NFS3_OK);
+	ASSERT_NFS(tl_nfs_walk(&e.c, &e.root, "rep", &d, NULL), NFS3_OK);
+	for (int i = 0; i < REP_N; i++) {
+		snprintf(name, sizeof(name), "f%03d", i);
+		ASSERT_NFS(tl_nfs_create(&e.c, &d, name), NFS3_OK);
+	}
+	ASSERT_NFS(tl_nfs_lookup(&e.c, &d, "f007", &f7, NULL), NFS3_OK);
+	ASSERT_NFS(tl_nfs_lookup(&e.c, &d, "f042", &f42, NULL), NFS3_OK);
+	for (int round = 0; round < 4; round++) {
+		struct listing l;
+
+		if (round == 3) {
+			ASSERT_NFS(tl_nfs_write(&e.c, &f7, 0, "hello", 5), NFS3_OK);
+			ASSERT_NFS(tl_nfs_setattr_mode(&e.c, &f42, 0600), NFS3_OK);
+		}
+		/* maxcount 700: about 3 entries with attributes and handle per reply */
+		list_dir(&e.c, &d, true, 700, 700, REP_N + 8, true, &l);
+		ASSERTF(l.n == REP_N, "round %d: %zu names, want %d", round, l.n, REP_N);
+		ASSERTF(l.calls > REP_N / 8, "round %d: only %zu calls: replies not small", round,
+			l.calls);
+		for (size_t j = 0; j < l.n; j++) {
+			fattr3 ga;
+			int k = atoi(l.names[j] + 1);
+
+			ASSERTF(l.names[j][0] == 'f' && k >= 0 && k < REP_N,
+				"round %d: unexpected name '%s'", round, l.names[j]);
+			ASSERTF(l.has_attr[j] && l.fhs[j].len > 0,
+				"round %d: '%s' without attributes or handle", round, l.names[j]);
+			ASSERT_NFS(tl_nfs_getattr(&e.c, &l.fhs[j], &ga), NFS3_OK);
+			ASSERT_EQ(ga.fileid, l.attrs[j].fileid);
+			ASSERT_EQ(ga.size, l.attrs[j].size);
+			ASSERT_EQ(ga.mode, l.attrs[j].mode);
+			if (round == 3 && k == 7)
+				ASSERTF(l.attrs[j].size == 5, "'f007' size %llu after a 5-byte WRITE",
+					(unsigned long long)l.attrs[j].size);
+			if (round == 3 && k == 42)
+				ASSERTF((l.attrs[j].mode & 07777) == 0600,
+					"'f042' mode %o after SETATTR 0600", l.attrs[j].mode);
+		}
+		/* every name once */
+		qsort(l.names, l.n, sizeof(*l.names), cmp_str);
+		for (size_t j = 1; j < l.n; j++)
+			ASSERTF(strcmp(l.names[j - 1], l.names[j]) != 0, "round %d: '%s' twice",
+				round, l.names[j]);
+		listing_free(&l);
+	}
+	env_down(&e);
+	return 0;
+}
+
 static const struct tl_case cases[] = {
 	TEST_ENTRY(readdir_merged_union),
 	TEST_ENTRY(readdir_tiny_counts_many_calls),
 	TEST_ENTRY(readdirplus_fileid_equals_getattr),
+	TEST_ENTRY(readdirplus_repeated_small_replies),
 	TEST_ENTRY(readdir_bad_cookie_foreign_verifier),
 	TEST_ENTRY(readdir_errors),
 	TEST_ENTRY(readdir_cookie_survives_create_and_remove),
