@@ -7,8 +7,8 @@
  * (redirect_dir=on), and index whiteouts for removed origins.
  *
  * Pool workers only, under the owner's credentials, holding the export's
- * ns_lock for the whole change (copy-ups of file data happen before it is
- * taken). New objects are built in work/ with their owner and mode and
+ * ns_lock for the whole change (copy-ups of file data, and the new file
+ * of a CREATE, are made before it is taken). New objects are built in work/ with their owner and mode and
  * renamed into place, so a name never appears half made.
  */
 #include <dirent.h>
