@@ -65,7 +65,7 @@ static const char usage_text[] =
 	"  --export PATH         path clients mount (default /)\n"
 	"  --port-file FILE      write the bound port to FILE once listening\n"
 	"  --state-dir DIR       persistent state (default " ONFS_DEFAULT_STATE_DIR ")\n"
-	"  --threads N           worker threads (default 4)\n"
+	"  --threads N           worker threads (default 16)\n"
 	"  --max-record BYTES    largest RPC record accepted (default 1052672)\n"
 	"  --max-connections N   TCP connections held at once; beyond it the longest-idle\n"
 	"                        one is closed (default: 4096, lowered to fit the\n"
@@ -1491,7 +1491,7 @@ static int set_defaults(struct onfs_config *cfg)
 {
 	cfg->listen_host = strdup("127.0.0.1");
 	cfg->listen_port = ONFS_DEFAULT_PORT;
-	cfg->threads = 4;
+	cfg->threads = ONFS_DEFAULT_THREADS;
 	cfg->max_record = ONFS_DEFAULT_MAX_RECORD;
 	cfg->grace = -1;
 	cfg->base_check_interval = -1;

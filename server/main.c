@@ -441,7 +441,7 @@ int main(int argc, char **argv)
 	}
 
 	/* libuv sizes its pool on the first uv_queue_work; set it before any */
-	snprintf(threads, sizeof(threads), "%d", cfg.threads > 0 ? cfg.threads : 4);
+	snprintf(threads, sizeof(threads), "%d", cfg.threads > 0 ? cfg.threads : ONFS_DEFAULT_THREADS);
 	setenv("UV_THREADPOOL_SIZE", threads, 1);
 	/* a client that goes away must not kill the server mid-write */
 	signal(SIGPIPE, SIG_IGN);

@@ -1112,7 +1112,8 @@ int onfs_transport_start(struct onfs_server *srv, char *err, size_t errlen)
 	if (onfs_drc_new(NULL, &t->drc) < 0)
 		onfs_warn("no duplicate request cache: out of memory");
 	t->srv = srv;
-	t->pool_slots = srv->cfg && srv->cfg->threads > 0 ? (unsigned)srv->cfg->threads : 4;
+	t->pool_slots = srv->cfg && srv->cfg->threads > 0 ? (unsigned)srv->cfg->threads
+							    : ONFS_DEFAULT_THREADS;
 	t->fd_room = fit_fd_limit(cfg);
 	t->nlis = n;
 	srv->transport = t;

@@ -18,6 +18,13 @@
 #define ONFS_MAX_LOWER 64
 #define ONFS_DEFAULT_PORT 2049
 #define ONFS_DEFAULT_MAX_RECORD (1024 * 1024 + 4096)
+/*
+ * Worker threads. Sync-bound calls (CREATE, FILE_SYNC WRITE, COMMIT,
+ * copy-up) spend most of their time in fsync, and the filesystem's
+ * journal commits all fsyncs waiting at once together: more workers, more
+ * fsyncs per commit (docs/operating.md, "Worker threads").
+ */
+#define ONFS_DEFAULT_THREADS 16
 #define ONFS_DEFAULT_STATE_DIR "/var/lib/ovlnfsd"
 #define ONFS_DEFAULT_ANON_ID 65534
 

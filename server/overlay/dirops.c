@@ -7,8 +7,8 @@
  * (redirect_dir=on), and index whiteouts for removed origins.
  *
  * Pool workers only, under the owner's credentials, holding the export's
- * ns_lock for the whole change (copy-ups of file data happen before it is
- * taken). New objects are built in work/ with their owner and mode and
+ * ns_lock for the whole change (copy-ups of file data, and the new file
+ * of a CREATE, are made before it is taken). New objects are built in work/ with their owner and mode and
  * renamed into place, so a name never appears half made.
  */
 #include <dirent.h>
@@ -273,7 +273,8 @@ out_rm:
  * in the merged view). pfd is the upper directory.
  */
 static int place_new(struct onfs_export *ex, struct onfs_node *dir, int pfd, const char *name,
-		     const struct mk *m, const struct onfs_who *who, const struct onfs_attr *pattr)
+		     const struct mk *m, const struct onfs_who *who, const struct onfs_attr *pattr,
+		     char *prebuilt)
 {
 	char tmp[32];
 	int st, ret;
@@ -287,6 +288,13 @@ static int place_new(struct onfs_export *ex, struct onfs_node *dir, int pfd, con
 	over_wh = st == 1;
 	/* over a whiteout, or (index/redirects on, as the kernel) in a merged parent */
 	opaque = m->type == S_IFDIR && (over_wh || has_lower_part(ex, dir));
+	if (prebuilt && prebuilt[0]) {
+		/* built before ns_lock (create_common): it is ours from here */
+		snprintf(tmp, sizeof(tmp), "%s", prebuilt);
+		prebuilt[0] = '\0';
+		ret = 0;
+		goto built;
+	}
 	onfs_upper_tmpname(ex, tmp, sizeof(tmp));
 	if (m->link_src) {
 		/* LINK: a new name of the (copied-up) source inode */
@@ -302,6 +310,7 @@ static int place_new(struct onfs_export *ex, struct onfs_node *dir, int pfd, con
 	}
 	if (ret < 0)
 		return ret;
+built:
 	if (over_wh && m->type == S_IFDIR) {
 		/* exchange with the whiteout, then drop it from work/ */
 		ret = onfs_upper_rename(ex->work_fd, tmp, pfd, name, RENAME_EXCHANGE);
@@ -320,7 +329,8 @@ static int create_common(struct onfs_export *ex, struct onfs_node *dir, const ch
 			 struct onfs_node **out, struct onfs_wcc *dir_wcc)
 {
 	struct onfs_node *child = NULL, *fresh = NULL;
-	struct onfs_attr pattr;
+	struct onfs_attr pattr, early;
+	char pre[32] = "";
 	int pfd = -1, ret;
 
 	ret = check_name(name);
@@ -332,11 +342,30 @@ static int create_common(struct onfs_export *ex, struct onfs_node *dir, const ch
 		return -EEXIST;
 	if (ex->readonly)
 		return -EROFS;
+	/*
+	 * A new regular file is built in the work area before ns_lock: its
+	 * creation waits for the journal (behind the fsyncs of other
+	 * workers), and under the lock it held up every other namespace
+	 * change of the export. Only the rename into place needs the lock.
+	 * Its group came from the parent's attributes read here; should they
+	 * differ under the lock, it is dropped and built again there.
+	 */
+	if (m->type == S_IFREG && !m->link_src && ex->work_ok &&
+	    onfs_getattr(ex, dir, &early) == 0) {
+		onfs_upper_tmpname(ex, pre, sizeof(pre));
+		if (make_tmp(ex, m, who, &early, false, pre) < 0)
+			pre[0] = '\0';
+	}
 	pthread_mutex_lock(&ex->ns_lock);
 	/* the pre-op attributes, and the parent's setgid bit and group */
 	ret = onfs_getattr(ex, dir, &pattr);
 	if (ret < 0)
 		goto out;
+	if (pre[0] && (((pattr.mode ^ early.mode) & S_ISGID) ||
+		       ((pattr.mode & S_ISGID) && pattr.gid != early.gid))) {
+		onfs_upper_unlink(ex->work_fd, pre, 0);
+		pre[0] = '\0';
+	}
 	if (dir_wcc) {
 		dir_wcc->have_pre = true;
 		dir_wcc->pre_size = pattr.size;
@@ -357,7 +386,7 @@ static int create_common(struct onfs_export *ex, struct onfs_node *dir, const ch
 	ret = upper_dir(ex, dir, &pfd, &fresh);
 	if (ret < 0)
 		goto out;
-	ret = place_new(ex, fresh, pfd, name, m, who, &pattr);
+	ret = place_new(ex, fresh, pfd, name, m, who, &pattr, pre);
 	if (ret < 0)
 		goto out;
 	{
@@ -387,6 +416,8 @@ out:
 	onfs_changed_ns(ex); /* before the unlock: see struct onfs_gen */
 	onfs_wcc_post(ex, fresh ? fresh : dir, dir_wcc);
 	pthread_mutex_unlock(&ex->ns_lock);
+	if (pre[0]) /* not used: the name existed, or an error came first */
+		onfs_upper_unlink(ex->work_fd, pre, 0);
 	if (pfd >= 0)
 		close(pfd);
 	onfs_node_put(child);

@@ -726,6 +726,14 @@ TEST_IMPL(create_modes_and_errors)
 	ASSERT_NFS(w_create(&e.c, &d, "ex", EXCLUSIVE, NULL, "verf-one", &r), NFS3_OK);
 	ASSERT(r.has_fh && same_fh(&r.fh, &f));
 	ASSERT_NFS(w_create(&e.c, &d, "ex", EXCLUSIVE, NULL, "verf-two", &r), NFS3ERR_EXIST);
+	{
+		/* a CREATE builds its file in work/ before it knows whether the
+		 * name exists: none of those files may stay behind */
+		char wk[PATH_MAX];
+
+		tl_join(wk, sizeof(wk), e.t.work, "work");
+		ASSERT_EQ(tl_count_entries(wk), 0);
+	}
 	/* the client then sets the real times */
 	s = sattr_none();
 	s.mtime.set_it = SET_TO_SERVER_TIME;

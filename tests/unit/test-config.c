@@ -214,7 +214,7 @@ static void config_defaults_demo(void)
 	CHECK(cfg.listen_port == 2049);
 	CHECK(cfg.portmap_host == NULL);
 	CHECK(cfg.port_file == NULL);
-	CHECK(cfg.threads == 4);
+	CHECK(cfg.threads == ONFS_DEFAULT_THREADS);
 	CHECK(cfg.max_record == ONFS_DEFAULT_MAX_RECORD);
 	CHECK(!cfg.foreground && cfg.verbose == 0);
 	CHECK(cfg.nexports == 1);
