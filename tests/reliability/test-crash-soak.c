@@ -50,7 +50,6 @@
 #include "testlib.h"
 
 #define PROG_NFS 100003
-#define PROG_MOUNT 100005
 enum { P_GETATTR = 1, P_SETATTR = 2, P_LOOKUP = 3, P_READLINK = 5, P_READ = 6, P_WRITE = 7,
        P_CREATE = 8, P_MKDIR = 9, P_SYMLINK = 10, P_REMOVE = 12, P_RMDIR = 13, P_RENAME = 14,
        P_LINK = 15, P_COMMIT = 21 };
@@ -330,22 +329,11 @@ static void name_of(int i, char *buf, size_t len)
 static void clients_up(void)
 {
 	static const char *const src[NCLIENTS] = { "127.0.0.1", "127.0.0.2", "127.0.0.3" };
-	struct tl_buf b = { 0 };
-	struct tl_reply rep;
-	struct tl_rd rd;
 	struct fattr a;
-	uint8_t *rec;
 
 	for (int c = 0; c < NCLIENTS; c++)
 		fds[c] = connect_from(src[c], cur_port);
-	tl_put_call(&b, next_xid++, 2, PROG_MOUNT, 3, 1, TL_AUTH_SYS, 0, 0, 0);
-	tl_put_opaque(&b, "/", 1);
-	tl_tcp_call(fds[0], &b, &rec, &rep);
-	rd = (struct tl_rd){ rep.body, rep.body_len, 0, false };
-	ASSERT_EQ(tl_get_u32(&rd), 0);
-	rootlen = tl_get_opaque(&rd, rootfh, 64);
-	free(rec);
-	tl_buf_free(&b);
+	rootlen = tl_raw_mnt(fds[0], next_xid++, "/", rootfh, sizeof(rootfh));
 	ASSERT_EQ(lookup(rootfh, rootlen, "ns", nsfh, &nslen, &a), NFS3_OK);
 	for (int i = 0; i < NDATA; i++) {
 		char name[8];
