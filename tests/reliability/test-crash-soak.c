@@ -21,7 +21,8 @@
  *     and type, or STALE: never another object.
  * At the end the server is stopped and the kernel overlay mounts the
  * layers and shows the same names, types, modes, targets and data.
- * Default 50 kills; 1,000 with ONFS_LONG=1.
+ * Default 50 kills; 1,000 with ONFS_LONG=1; ONFS_CRASH_SOAK_KILLS=N sets
+ * the number (the ThreadSanitizer stage of tests/run-all.sh runs fewer).
  *
  * Runs as root in a forked test process; spawns and kills its own server
  * processes by PID (a cleanup kills the current one on failure).
@@ -717,8 +718,10 @@ static void umount_cleanup(void *arg)
 TEST_IMPL(crash_soak_kill9_random_points)
 {
 	const char *lv = getenv("ONFS_LONG"), *sv = getenv("ONFS_CRASH_SOAK_SEED");
+	const char *kv = getenv("ONFS_CRASH_SOAK_KILLS");
 	bool lng = lv && *lv && strcmp(lv, "0") != 0;
-	int want_kills = lng ? 1000 : 50, kills = 0, seq = 0, ops = 0, acked_kills = 0;
+	int want_kills = kv && atoi(kv) > 0 ? atoi(kv) : lng ? 1000 : 50;
+	int kills = 0, seq = 0, ops = 0, acked_kills = 0;
 	int verf_changes = 0;
 	unsigned seed = sv ? (unsigned)strtoul(sv, NULL, 0) : (unsigned)time(NULL);
 	struct tl_tree t;
