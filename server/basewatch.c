@@ -5,8 +5,9 @@
  * directory) is noticed without an operator's SIGHUP.
  *
  * Every [server] base_check_interval seconds (0: off) the loop takes a
- * snapshot of each plain export's configured lowers (a dup of each root's
- * fd and its path) and queues ONE job on the worker pool; a tick while the
+ * snapshot of the configured lowers of each plain export and templated
+ * line (a dup of each root's fd and its path) and queues ONE job on the
+ * worker pool; a tick while the
  * job runs is skipped. The job stats each path and the dup'd root: when
  * the path now names another directory than the one served, the loop
  * (after the job) logs one warning naming the export and the layer and
@@ -19,10 +20,18 @@
  * place) gets an info line and a cache flush.
  *
  * The timer and its bookkeeping are the loop's; the job touches only its
- * own snapshot (no export state), so a base move or a reload on the loop
- * never races it. The opens of a base move run on the loop, as SIGHUP's do.
+ * own snapshot (no export state).
+ *
+ * Base moves, the probe's and SIGHUP's (main.c), open the new lowers and
+ * wait for the export's calls to drain (up to 30 s): blocking work, so
+ * they run on the pool too (onfs_base_move), one at a time in the order
+ * asked (a FIFO owned by the loop), and base.c's own lock keeps them apart
+ * from a rebase or reset arriving through the control socket. No probe is
+ * taken while a move is queued or running (the snapshot reads the layers
+ * a move replaces).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +88,27 @@ static struct {
 	struct seen_held held[ONFS_MAX_EXPORTS][ONFS_MAX_LOWER];
 } bw;
 
+/* one base move: queued on the loop, run on a worker */
+struct base_move {
+	uv_work_t work;
+	struct base_move *next;
+	struct onfs_export *ex;
+	char *lower[ONFS_MAX_LOWER];
+	size_t n;
+	bool flush; /* flush the export's caches after (the probe's moves) */
+	int r;
+	char err[PATH_MAX + 128];
+	void (*done)(void *arg, struct onfs_export *ex, char *const *lower, size_t n, int r,
+		     const char *err);
+	void *arg;
+};
+
+static struct {
+	uv_loop_t *loop;
+	struct base_move *head, *tail; /* head: running (when running) */
+	bool running;
+} mv;
+
 static void snap_free(void)
 {
 	for (size_t i = 0; i < bw.nsnap; i++)
@@ -114,6 +144,123 @@ static bool same(const struct seen_id *a, const struct seen_id *b)
 	return a->valid == b->valid && (!a->valid || (a->dev == b->dev && a->ino == b->ino));
 }
 
+/* The probe's move ended (loop). */
+static void probe_moved(void *arg, struct onfs_export *ex, char *const *lower, size_t n, int r,
+			const char *err)
+{
+	(void)arg;
+	(void)lower;
+	(void)n;
+	if (r < 0)
+		onfs_warn("export '%s': cannot move to the replaced lower layers: %s; serving the "
+			  "old ones", onfs_export_name(ex), err);
+}
+
+static void move_work(uv_work_t *w)
+{
+	struct base_move *m = w->data;
+
+	m->r = m->n ? onfs_export_set_base(m->ex, m->lower, m->n, m->err, sizeof(m->err)) : 0;
+	if (m->flush)
+		onfs_layers_base_flush(m->ex);
+}
+
+static void move_free(struct base_move *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		free(m->lower[i]);
+	free(m);
+}
+
+static void move_next(void);
+
+static void move_after(uv_work_t *w, int status)
+{
+	struct base_move *m = w->data;
+
+	if (status < 0) {
+		m->r = -1;
+		snprintf(m->err, sizeof(m->err), "not run: %s", uv_strerror(status));
+	}
+	mv.running = false;
+	mv.head = m->next;
+	if (!mv.head)
+		mv.tail = NULL;
+	if (m->done)
+		m->done(m->arg, m->ex, m->lower, m->n, m->r, m->err);
+	move_free(m);
+	move_next();
+}
+
+static void move_next(void)
+{
+	while (mv.head && !mv.running) {
+		struct base_move *m = mv.head;
+
+		m->work.data = m;
+		if (uv_queue_work(mv.loop, &m->work, move_work, move_after) == 0) {
+			mv.running = true;
+			return;
+		}
+		mv.head = m->next;
+		if (!mv.head)
+			mv.tail = NULL;
+		if (m->done)
+			m->done(m->arg, m->ex, m->lower, m->n, -1, "the worker pool refused the job");
+		move_free(m);
+	}
+}
+
+int onfs_base_move(uv_loop_t *loop, struct onfs_export *ex, char *const *lower, size_t n,
+		   bool flush,
+		   void (*done)(void *arg, struct onfs_export *ex, char *const *lower, size_t n,
+				int r, const char *err),
+		   void *arg)
+{
+	struct base_move *m = calloc(1, sizeof(*m));
+
+	if (!m || n > ONFS_MAX_LOWER) {
+		free(m);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		m->lower[i] = strdup(lower[i]);
+		if (!m->lower[i]) {
+			m->n = i;
+			move_free(m);
+			return -1;
+		}
+	}
+	m->n = n;
+	m->ex = ex;
+	m->flush = flush;
+	m->done = done;
+	m->arg = arg;
+	mv.loop = loop;
+	if (mv.tail)
+		mv.tail->next = m;
+	else
+		mv.head = m;
+	mv.tail = m;
+	move_next();
+	return 0;
+}
+
+bool onfs_base_move_pending(const struct onfs_export *ex, char *const *lower, size_t n)
+{
+	for (const struct base_move *m = mv.head; m; m = m->next) {
+		size_t i;
+
+		if (m->ex != ex || (lower && m->n != n))
+			continue;
+		for (i = 0; lower && i < n && !strcmp(m->lower[i], lower[i]); i++)
+			;
+		if (!lower || i == n)
+			return true;
+	}
+	return false;
+}
+
 static void probe_done(uv_work_t *w, int status)
 {
 	struct onfs_server *srv = bw.srv;
@@ -125,9 +272,7 @@ static void probe_done(uv_work_t *w, int status)
 	for (size_t i = 0; i < bw.nsnap; i++) {
 		struct snap_export *s = &bw.snap[i];
 		char *paths[ONFS_MAX_LOWER];
-		char err[PATH_MAX + 128];
 		bool changed = false, flush = false;
-		int r;
 
 		if (srv->exports[s->idx] != s->ex)
 			continue;
@@ -169,15 +314,16 @@ static void probe_done(uv_work_t *w, int status)
 				  (unsigned long long)l->held.ino);
 		}
 		if (!changed) {
-			if (flush)
+			/* a line's instances are flushed under their locks: on a worker */
+			if (flush && onfs_export_templated(s->ex))
+				(void)onfs_base_move(srv->loop, s->ex, NULL, 0, true, NULL, NULL);
+			else if (flush)
 				onfs_export_caches_flush(s->ex);
 			continue;
 		}
-		r = onfs_export_set_base(s->ex, paths, s->n, err, sizeof(err));
-		if (r < 0)
-			onfs_warn("export '%s': cannot move to the replaced lower layers: %s; "
-				  "serving the old ones", onfs_export_name(s->ex), err);
-		onfs_export_caches_flush(s->ex);
+		if (onfs_base_move(srv->loop, s->ex, paths, s->n, true, probe_moved, NULL) < 0)
+			onfs_warn("export '%s': cannot move to the replaced lower layers: out of "
+				  "memory; serving the old ones", onfs_export_name(s->ex));
 	}
 out:
 	snap_free();
@@ -188,8 +334,8 @@ static void tick(uv_timer_t *t)
 	struct onfs_server *srv = t->data;
 	size_t nex = __atomic_load_n(&srv->nexports, __ATOMIC_ACQUIRE);
 
-	if (bw.busy || srv->stopping || nex == 0)
-		return; /* one job at a time: this tick is skipped */
+	if (bw.busy || mv.head || srv->stopping || nex == 0)
+		return; /* one job at a time, none during a move: this tick is skipped */
 	bw.snap = calloc(nex, sizeof(*bw.snap));
 	if (!bw.snap)
 		return;

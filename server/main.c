@@ -6,7 +6,9 @@
  * after the loop has drained). Never serves a request itself and never
  * blocks once the loop runs, except that a reload opens the exports added
  * to the config file (layer checks, work area scrub) on the loop thread:
- * a rare, operator-triggered pause.
+ * a rare, operator-triggered pause. A new lowerdir (a base move, which
+ * waits for the export's calls to drain) goes to the worker pool
+ * (basewatch.c, onfs_base_move).
  *
  * SIGHUP re-reads the -c file: the access rules of exports that keep their
  * name and layers are replaced atomically (access.c), new exports are
@@ -165,6 +167,42 @@ static bool lowers_only_differ(const struct onfs_export_conf *a, const struct on
 	return !onfs_config_layers_differ(&t, b);
 }
 
+/*
+ * A base move asked by a reload ended (loop thread): the export serves the
+ * new lowers (moved or waiting for its pinned upper), so the config records
+ * them and the next reload compares against them; on failure it keeps the
+ * old ones, and the same file reloaded tries again.
+ */
+static void base_moved(void *arg, struct onfs_export *ex, char *const *lower, size_t n, int r,
+		       const char *err)
+{
+	struct main_state *m = arg;
+	struct onfs_export_conf *oe = conf_by_name(m->cfg, onfs_export_name(ex));
+	char *copy[ONFS_MAX_LOWER] = { 0 };
+
+	if (r < 0) {
+		onfs_warn("reload: export '%s': new lowerdir not taken: %s; serving it unchanged",
+			  onfs_export_name(ex), err);
+		return;
+	}
+	if (!oe)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		copy[i] = strdup(lower[i]);
+		if (!copy[i]) {
+			for (size_t k = 0; k < i; k++)
+				free(copy[k]);
+			onfs_err("reload: export '%s': out of memory recording its new lowerdir",
+				 oe->name);
+			return;
+		}
+	}
+	for (size_t i = 0; i < oe->nlower; i++)
+		free(oe->lowerdir[i]);
+	memcpy(oe->lowerdir, copy, sizeof(oe->lowerdir));
+	oe->nlower = n;
+}
+
 /* SIGHUP: see the comment at the top. Loop thread. */
 static void reload(struct main_state *m)
 {
@@ -233,27 +271,27 @@ static void reload(struct main_state *m)
 			continue;
 		}
 		if (onfs_config_layers_differ(oe, ne) && lowers_only_differ(oe, ne)) {
-			/* a base update: moved now, or waiting for a pinned upper (base.c) */
-			int r = onfs_export_set_base(m->srv.exports[j], ne->lowerdir, ne->nlower,
-						     err, sizeof(err));
-
-			if (r < 0) {
-				onfs_warn("reload: export '%s': new lowerdir not taken: %s; serving "
-					  "it unchanged", oe->name, err);
+			/*
+			 * A base update: moved, or left waiting for a pinned upper
+			 * (base.c), on a worker; the config records the new lowers
+			 * once the move has taken them (base_moved).
+			 */
+			if (onfs_base_move_pending(m->srv.exports[j], ne->lowerdir, ne->nlower)) {
+				onfs_info("reload: export '%s': its move to the new lowerdir is "
+					  "still running", oe->name);
+			} else if (onfs_base_move(&m->loop, m->srv.exports[j], ne->lowerdir,
+						  ne->nlower, false, base_moved, m) < 0) {
+				onfs_warn("reload: export '%s': new lowerdir not taken: out of "
+					  "memory; serving it unchanged", oe->name);
 				continue;
 			}
-			for (size_t i = 0; i < oe->nlower; i++)
-				free(oe->lowerdir[i]);
-			memcpy(oe->lowerdir, ne->lowerdir, sizeof(oe->lowerdir));
-			oe->nlower = ne->nlower;
-			memset(ne->lowerdir, 0, sizeof(ne->lowerdir));
-			ne->nlower = 0;
 		} else if (onfs_config_layers_differ(oe, ne)) {
 			onfs_warn("reload: export '%s': path, layers or owner changed: restart "
 				  "needed; serving it unchanged", oe->name);
 			continue;
 		}
-		onfs_layers_base_probe(m->srv.exports[j]);
+		if (!onfs_base_move_pending(m->srv.exports[j], NULL, 0))
+			onfs_layers_base_probe(m->srv.exports[j]); /* else the move records it */
 		take_rules(oe, ne);
 		if (publish_rules(m->srv.exports[j], oe) < 0)
 			onfs_err("reload: export '%s': out of memory; old rules kept", oe->name);

@@ -46,7 +46,8 @@ int onfs_instance_reset(struct onfs_export *ex, char *err, size_t errlen);
 int onfs_layers_commit(struct onfs_export *ex, const char *layers_dir, const char *layer,
 		       char *err, size_t errlen);
 /*
- * Base moves (server/overlay/base.c). set_base (SIGHUP, loop thread):
+ * Base moves (server/overlay/base.c). set_base (SIGHUP and the base probe,
+ * on a worker through basewatch.c's onfs_base_move):
  * lowerdir of a plain export changed; moved at once when its upper holds
  * nothing, else pinned to the old base with the new one waiting. 0 moved,
  * 1 pinned, -1 with err (kept as it is). rebase: the upper's entries that
@@ -62,11 +63,13 @@ unsigned onfs_layers_base_version(struct onfs_export *ex, bool *pinned);
 /* The root identities of the lowers changed since the record (a base replaced in place)? Logged. */
 void onfs_layers_base_probe(struct onfs_export *ex);
 /*
- * Loop: a plain export's configured lowers (not committed ones), top first:
- * a dup of each root's fd (-1: none) and a copy of its path, both the
- * caller's. Returns how many; 0 for templates and instances.
+ * Loop: the configured lowers (not committed ones) of a plain export or a
+ * templated line, top first: a dup of each root's fd (-1: none) and a copy
+ * of its path, both the caller's. Returns how many; 0 for instances.
  */
 size_t onfs_layers_base_snapshot(struct onfs_export *ex, int *fds, char **paths, size_t max);
+/* Worker: flush the caches of a plain export, or of every instance of a line. */
+void onfs_layers_base_flush(struct onfs_export *ex);
 /* The upper directory (NULL: none) and work directory of an export. */
 const char *onfs_instance_upper(const struct onfs_export *ex);
 const char *onfs_instance_work(const struct onfs_export *ex);

@@ -21,8 +21,10 @@
  * New lowers must lie on filesystems the export already uses (handles
  * carry a filesystem index); anything else needs a restart, as before.
  *
- * Threads: set_base on the loop thread (SIGHUP), like the reload's opening
- * of new exports; rebase and apply on pool workers (control socket).
+ * Threads: pool workers only - set_base through basewatch.c's move queue
+ * (SIGHUP, the base probe), rebase and reset through the control socket.
+ * base_mu makes each of them whole against the others (pend[] and the
+ * layers they change); it is taken before any export's inst_lock.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -36,6 +38,16 @@
 
 #include "ovlnfsd/ctl.h"
 #include "internal.h"
+
+static pthread_mutex_t base_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void onfs_base_lock(bool on)
+{
+	if (on)
+		pthread_mutex_lock(&base_mu);
+	else
+		pthread_mutex_unlock(&base_mu);
+}
 
 static void free_layers(struct onfs_layer *a, size_t n)
 {
@@ -343,10 +355,25 @@ static int line_set_base(struct onfs_export *line, char *err, size_t errlen)
 	return pinned ? 1 : 0;
 }
 
+static int set_base(struct onfs_export *ex, char *const *lowerdir, size_t nlower, char *err,
+		    size_t errlen);
+
 int onfs_export_set_base(struct onfs_export *ex, char *const *lowerdir, size_t nlower,
 			 char *err, size_t errlen)
 {
+	int r;
+
+	onfs_base_lock(true);
+	r = set_base(ex, lowerdir, nlower, err, errlen);
+	onfs_base_lock(false);
+	return r;
+}
+
+static int set_base(struct onfs_export *ex, char *const *lowerdir, size_t nlower, char *err,
+		    size_t errlen)
+{
 	size_t i;
+	int r;
 
 	if (ex->line) {
 		snprintf(err, errlen, "'%s' is an instance: its line's lowerdir moves it", ex->name);
@@ -371,14 +398,30 @@ int onfs_export_set_base(struct onfs_export *ex, char *const *lowerdir, size_t n
 	ex->npend = nlower;
 	if (ex->tmpl)
 		return line_set_base(ex, err, errlen);
+	/*
+	 * Look at the upper only once no call is inside: a copy-up in flight
+	 * makes its first entry while we wait, and that entry was made against
+	 * the old base.
+	 */
+	pthread_mutex_lock(&ex->inst_lock);
+	if (!onfs_quiesce(ex, true)) {
+		pthread_mutex_unlock(&ex->inst_lock);
+		snprintf(err, errlen, "'%s': calls did not drain within 30 s", ex->name);
+		return -1;
+	}
 	if (upper_has_content(ex)) {
+		atomic_store(&ex->quiesce, false);
+		pthread_mutex_unlock(&ex->inst_lock);
 		onfs_warn("export '%s': new lowerdir (top '%s') waits: its upper holds changes made "
 			  "against base version %u, which it keeps until `ovlnfsctl reset` or "
 			  "`ovlnfsctl rebase --force`", ex->name, lowerdir[0],
 			  atomic_load(&ex->base_version));
 		return 1;
 	}
-	return onfs_base_apply(ex, true, err, errlen) < 0 ? -1 : 0;
+	r = onfs_base_apply(ex, false, err, errlen);
+	atomic_store(&ex->quiesce, false);
+	pthread_mutex_unlock(&ex->inst_lock);
+	return r < 0 ? -1 : 0;
 }
 
 unsigned onfs_layers_base_version(struct onfs_export *ex, bool *pinned)
@@ -401,10 +444,10 @@ size_t onfs_layers_base_snapshot(struct onfs_export *ex, int *fds, char **paths,
 {
 	size_t n = 0;
 
-	if (ex->tmpl || ex->line)
-		return 0;
+	if (ex->line)
+		return 0; /* an instance: its line is probed */
 	for (size_t i = first_lower(ex); i < ex->nlayers && n < max; i++) {
-		/* a dup, not the layer's fd: a base move on the loop may close that one */
+		/* a dup, not the layer's fd: a base move may close that one */
 		fds[n] = ex->layers[i].fd >= 0 ? fcntl(ex->layers[i].fd, F_DUPFD_CLOEXEC, 0) : -1;
 		paths[n] = strdup(ex->layers[i].path);
 		if (!paths[n]) {
@@ -415,6 +458,28 @@ size_t onfs_layers_base_snapshot(struct onfs_export *ex, int *fds, char **paths,
 		n++;
 	}
 	return n;
+}
+
+void onfs_layers_base_flush(struct onfs_export *ex)
+{
+	struct onfs_export **insts;
+	size_t n;
+
+	if (!ex->tmpl) {
+		onfs_export_caches_flush(ex);
+		return;
+	}
+	insts = calloc(65536, sizeof(*insts));
+	if (!insts)
+		return;
+	n = onfs_instance_list(ex, insts, 65536);
+	for (size_t i = 0; i < n; i++) {
+		pthread_mutex_lock(&insts[i]->inst_lock);
+		if (insts[i]->nodes) /* a dormant instance has no caches */
+			onfs_export_caches_flush(insts[i]);
+		pthread_mutex_unlock(&insts[i]->inst_lock);
+	}
+	free(insts);
 }
 
 /* --- rebase: what the upper shadows of a change between the bases --- */
@@ -486,8 +551,22 @@ static void rb_walk(struct rb_ctx *c, int dfd, const char *rel, int depth)
 	closedir(d);
 }
 
+static int rebase(struct onfs_export *ex, bool force, bool json, struct onfs_buf *out,
+		  char *err, size_t errlen);
+
 int onfs_layers_rebase(struct onfs_export *ex, bool force, bool json, struct onfs_buf *out,
 		       char *err, size_t errlen)
+{
+	int r;
+
+	onfs_base_lock(true);
+	r = rebase(ex, force, json, out, err, errlen);
+	onfs_base_lock(false);
+	return r;
+}
+
+static int rebase(struct onfs_export *ex, bool force, bool json, struct onfs_buf *out,
+		  char *err, size_t errlen)
 {
 	size_t first;
 	struct rb_ctx c = { .ex = ex, .json = json, .out = out };

@@ -272,26 +272,49 @@ void onfs_node_cache_flush(struct onfs_export *ex)
 
 /* --- decoding --- */
 
-/* Which layer on filesystem fsidx holds this real path? Longest root wins. */
+static int real_path_of(int fd, char *real, size_t cap);
+
+/*
+ * Which layer on filesystem fsidx holds this real path? Longest root wins.
+ * The layers' roots are compared by the paths they had when opened; when
+ * none matches, by where their descriptors are now: a layer directory
+ * renamed while served (a base replaced in place, the old tree kept for an
+ * export pinned to it) still holds its objects.
+ */
 static const struct onfs_layer *layer_of(const struct onfs_export *ex, uint8_t fsidx,
 					 const char *real, const char **rel)
 {
 	const struct onfs_layer *best = NULL;
 	size_t bestlen = 0;
+	char *now = NULL;
 
-	for (size_t i = 0; i < ex->nlayers; i++) {
-		const struct onfs_layer *l = &ex->layers[i];
-		size_t n = strlen(l->real);
+	for (int pass = 0; pass < 2 && !best; pass++) {
+		if (pass == 1 && !(now = malloc(PATH_MAX)))
+			break;
+		for (size_t i = 0; i < ex->nlayers; i++) {
+			const struct onfs_layer *l = &ex->layers[i];
+			const char *root = l->real;
+			size_t n;
 
-		if (l->fsidx != fsidx || n < bestlen)
-			continue;
-		if (strcmp(l->real, "/") == 0)
-			n = 0;
-		if (strncmp(real, l->real, n) == 0 && (real[n] == '/' || real[n] == '\0')) {
-			best = l;
-			bestlen = n;
+			if (l->fsidx != fsidx)
+				continue;
+			if (pass == 1 && (l->fd < 0 || real_path_of(l->fd, now, PATH_MAX) < 0 ||
+					  !strcmp(now, l->real)))
+				continue; /* unchanged: pass 0 said no */
+			if (pass == 1)
+				root = now;
+			n = strlen(root);
+			if (n < bestlen)
+				continue;
+			if (strcmp(root, "/") == 0)
+				n = 0;
+			if (strncmp(real, root, n) == 0 && (real[n] == '/' || real[n] == '\0')) {
+				best = l;
+				bestlen = n;
+			}
 		}
 	}
+	free(now);
 	if (best) {
 		*rel = real + bestlen;
 		while (**rel == '/')

@@ -1101,7 +1101,20 @@ static int inst_freeze(struct onfs_export *ex, char *err, size_t errlen)
 
 static int instance_reset(struct onfs_export *ex, char *err, size_t errlen);
 
+static int reset_any(struct onfs_export *ex, char *err, size_t errlen);
+
+/* Whole against a base move or rebase (base.c's lock): a waiting base goes with the reset. */
 int onfs_instance_reset(struct onfs_export *ex, char *err, size_t errlen)
+{
+	int ret;
+
+	onfs_base_lock(true);
+	ret = reset_any(ex, err, errlen);
+	onfs_base_lock(false);
+	return ret;
+}
+
+static int reset_any(struct onfs_export *ex, char *err, size_t errlen)
 {
 	int ret;
 

@@ -294,6 +294,8 @@ int onfs_commit_find(struct onfs_export *ex, const struct onfs_ident *id, struct
 /* Move to the waiting base (pend[]); quiesced by the caller or here (lock: take inst_lock). */
 int onfs_base_apply(struct onfs_export *ex, bool lock, char *err, size_t errlen);
 void onfs_base_free(struct onfs_export *ex);
+/* The process-wide lock of base moves, rebases and resets (taken before any inst_lock). */
+void onfs_base_lock(bool on);
 /* instance.c: a templated line's lock (its instances and inst_new's copy of its layers) */
 void onfs_inst_line_lock(struct onfs_export *line, bool lock);
 /* At open: the fixed root identity of an earlier base move, if recorded. */

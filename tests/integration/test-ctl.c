@@ -25,7 +25,8 @@
  *                    read holds one version), pinned uppers, rebase; the
  *                    same for the instances of a templated line
  *   base replaced    a lower renamed over in place: the periodic probe logs it
- *                    once and serves the new tree
+ *                    once and serves the new tree; for a templated line the
+ *                    instance with an empty upper moves, a written one stays
  */
 #include <dirent.h>
 #include <errno.h>
@@ -1460,11 +1461,12 @@ TEST_IMPL(ctl_base_update)
 			ASSERT(pthread_create(&th[i], NULL, bu_main, &cl[i]) == 0);
 		usleep(300000);
 	}
-	/* the base update: the config now names v2 everywhere */
+	/* the base update: the config now names v2 everywhere (moved on workers, one by one) */
 	ASSERT(kill(e.s.pid, SIGHUP) == 0);
 	for (int i = 0; i < 100; i++) {
 		ASSERT_EQ(ctl(&e, &out, "--json", "list", NULL), 0);
-		if (json_version(out, "ro") == 2)
+		if (json_version(out, "ro") == 2 && json_version(out, "empty") == 2 &&
+		    strstr(out, "\"base_pinned\": true"))
 			break;
 		free(out);
 		out = NULL;
@@ -1642,8 +1644,9 @@ TEST_IMPL(ctl_base_update_instances)
 	ASSERT(kill(e.s.pid, SIGHUP) == 0);
 	for (int i = 0; i < 100; i++) {
 		ASSERT_EQ(ctl(&e, &out, "--json", "list", NULL), 0);
-		if (json_version(out, "farm") == 2)
-			break;
+		if (json_version(out, "farm") == 2 && json_version(out, "farm/127.0.0.2") == 2 &&
+		    strstr(out, "\"base_pinned\": true"))
+			break; /* the line and its instances moved (on a worker) */
 		free(out);
 		out = NULL;
 		usleep(50000);
@@ -1794,6 +1797,71 @@ TEST_IMPL(ctl_base_replaced)
 	return 0;
 }
 
+/*
+ * The lower of a templated line renamed over in place: the probe moves the
+ * line as a SIGHUP with a new lowerdir does - the instance whose upper is
+ * empty reads the new tree, the one that wrote stays on the old base.
+ */
+TEST_IMPL(ctl_base_replaced_template)
+{
+	struct cenv e;
+	struct tl_client a, b;
+	struct tl_fh root_a, root_b, fh;
+	char fresh[PATH_MAX + 8], away[PATH_MAX + 8], needle[PATH_MAX + 96], clients[PATH_MAX];
+	int i;
+
+	memset(&e, 0, sizeof(e));
+	tl_tree_new(&e.t, 1);
+	tl_write(e.t.lower[0], "f", "old-f", 0644);
+	tl_join(e.conf, sizeof(e.conf), e.t.root, "ovlnfsd.conf");
+	tl_join(clients, sizeof(clients), e.t.root, "clients");
+	ASSERT(mkdir(clients, 0755) == 0);
+	{
+		FILE *f = fopen(e.conf, "w");
+
+		ASSERT(f);
+		fprintf(f, "[server]\nbase_check_interval = 1\n"
+			"[export farm]\npath = /\nlowerdir = %s\nupperdir = %s/{client}/upper\n"
+			"workdir = %s/{client}/work\nsquash = none\n", e.t.lower[0], clients,
+			clients);
+		ASSERT(fclose(f) == 0);
+	}
+	cenv_server(&e);
+	mount_as(&e, &a, "127.0.0.2", &root_a);
+	mount_as(&e, &b, "127.0.0.3", &root_b);
+	ASSERT_EQ(tl_nfs_lookup(&a, &root_a, "f", &fh, NULL), NFS3_OK);
+	expect_read(&a, &fh, "old-f");
+	ASSERT_EQ(tl_nfs_create(&b, &root_b, "mine"), NFS3_OK); /* b's upper: changes */
+	ASSERT_EQ(tl_nfs_lookup(&b, &root_b, "f", &fh, NULL), NFS3_OK);
+	expect_read(&b, &fh, "old-f");
+
+	FMT(fresh, "%s.new", e.t.lower[0]);
+	FMT(away, "%s.old", e.t.lower[0]);
+	ASSERT(mkdir(fresh, 0755) == 0);
+	tl_write(fresh, "f", "new-content-f", 0644);
+	ASSERT(rename(e.t.lower[0], away) == 0);
+	ASSERT(rename(fresh, e.t.lower[0]) == 0);
+
+	FMT(needle, "export 'farm': lower layer '%s' was replaced in place", e.t.lower[0]);
+	for (i = 0; i < 200 && log_count(&e.s, "instance(s) moved, 1 pinned") == 0; i++)
+		usleep(50000);
+	ASSERTF(log_count(&e.s, needle) == 1, "no warning '%s' within 10 s", needle);
+	ASSERTF(log_count(&e.s, "1 instance(s) moved, 1 pinned") == 1,
+		"the line's move: not one instance moved and one pinned");
+	ASSERT_EQ(tl_nfs_lookup(&a, &root_a, "f", &fh, NULL), NFS3_OK);
+	expect_read(&a, &fh, "new-content-f");
+	ASSERT_EQ(tl_nfs_lookup(&b, &root_b, "f", &fh, NULL), NFS3_OK);
+	expect_read(&b, &fh, "old-f");
+	sleep(3); /* three more probes: the state is unchanged, nothing more is said */
+	ASSERT_EQ(log_count(&e.s, needle), 1);
+
+	tl_client_close(&a);
+	tl_client_close(&b);
+	tl_server_stop(&e.s);
+	tl_tree_free(&e.t);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tl_case cases[] = {
@@ -1812,6 +1880,7 @@ int main(int argc, char **argv)
 		TEST_ENTRY(ctl_reset_plain_kill9),
 		TEST_ENTRY(ctl_base_update_instances),
 		TEST_ENTRY(ctl_base_replaced),
+		TEST_ENTRY(ctl_base_replaced_template),
 	};
 
 	return tl_run(argc, argv, cases, TL_ARRAY_SIZE(cases));

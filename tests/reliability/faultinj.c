@@ -18,7 +18,10 @@
  *           openw (an open for writing or creating), or "any"; pwrite,
  *           openat, renameat, mkdirat also name their libc variants
  *           (pwrite64, open, open64, openat64, rename, renameat2, mkdir)
- *   ERRNO   EIO, ENOSPC, EDQUOT, EROFS or a number
+ *   ERRNO   EIO, ENOSPC, EDQUOT, EROFS or a number; or STALLms (e.g.
+ *           STALL3000): the call is held that long, then runs (a slow
+ *           disk, not a failure; logged as "fault OP STALL PATH" before
+ *           the wait)
  *   AFTER   matching calls let through before the first failure
  *   COUNT   failures to inject, then calls pass again (0: no end)
  *   PREFIX  directories whose files the rule covers (a descriptor's path
@@ -52,6 +55,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 enum {
@@ -118,6 +122,8 @@ static int parse_errno(const char *s)
 		return EDQUOT;
 	if (!strcmp(s, "EROFS"))
 		return EROFS;
+	if (!strncmp(s, "STALL", 5) && atoi(s + 5) > 0)
+		return -atoi(s + 5); /* negative: milliseconds to hold the call */
 	return atoi(s) > 0 ? atoi(s) : EIO;
 }
 
@@ -133,6 +139,8 @@ static const char *errno_name(int e)
 	case EROFS:
 		return "EROFS";
 	default:
+		if (e < 0)
+			return "STALL";
 		return "errno";
 	}
 }
@@ -278,7 +286,8 @@ static void log_fault(unsigned op, int err, const char *path)
 
 /*
  * Should this call fail? The path is worked out only when a rule names
- * the operation. Returns the errno to fail with, or 0.
+ * the operation. Returns the errno to fail with, or 0 (after holding the
+ * call for a STALL rule).
  */
 static int should_fail(unsigned op, int fd, int dirfd, const char *name)
 {
@@ -311,6 +320,13 @@ static int should_fail(unsigned op, int fd, int dirfd, const char *name)
 	pthread_mutex_unlock(&lock);
 	if (ret)
 		log_fault(op, ret, path);
+	if (ret < 0) {
+		struct timespec ts = { -ret / 1000, (long)(-ret % 1000) * 1000000L };
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		ret = 0;
+	}
 	return ret;
 }
 

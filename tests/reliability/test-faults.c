@@ -31,6 +31,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -430,17 +432,13 @@ static void umount_mnt(void *arg)
 
 /* ---------- the case ---------- */
 
-static void start_server(struct tl_server *s, bool with_shim)
+/* Start a server under the shim: with -o opts, or (opts NULL) with extra arguments. */
+static void start_shimmed(struct tl_server *s, const char *opts, const char *const *extra)
 {
 	const char *shim = getenv("ONFS_FAULTINJ");
-	char opts[8192], asan[1024];
+	char asan[1024];
 	const char *old_asan = getenv("ASAN_OPTIONS");
 
-	tl_tree_opts(&t, true, opts, sizeof(opts));
-	if (!with_shim) {
-		tl_server_start(s, t.root, t.state, opts, NULL, NULL);
-		return;
-	}
 	ASSERTF(shim && *shim, "ONFS_FAULTINJ (the fault injection shim) is not set");
 	ASSERTF(access(shim, R_OK) == 0, "ONFS_FAULTINJ '%s': %s", shim, strerror(errno));
 	setenv("LD_PRELOAD", shim, 1);
@@ -450,12 +448,23 @@ static void start_server(struct tl_server *s, bool with_shim)
 	snprintf(asan, sizeof(asan), "%s%sverify_asan_link_order=0", old_asan ? old_asan : "",
 		 old_asan && *old_asan ? ":" : "");
 	setenv("ASAN_OPTIONS", asan, 1);
-	tl_server_start(s, t.root, t.state, opts, NULL, NULL);
+	tl_server_start(s, t.root, t.state, opts, NULL, extra);
 	unsetenv("LD_PRELOAD");
 	if (old_asan)
 		setenv("ASAN_OPTIONS", old_asan, 1);
 	else
 		unsetenv("ASAN_OPTIONS");
+}
+
+static void start_server(struct tl_server *s, bool with_shim)
+{
+	char opts[8192];
+
+	tl_tree_opts(&t, true, opts, sizeof(opts));
+	if (with_shim)
+		start_shimmed(s, opts, NULL);
+	else
+		tl_server_start(s, t.root, t.state, opts, NULL, NULL);
 }
 
 /* Arm one fault, run one call, expect want; nothing half made; bystander served. */
@@ -687,10 +696,154 @@ TEST_IMPL(faults_eio_enospc_mid_copyup_and_write)
 	return 0;
 }
 
+/* ---------- a base move while a slow copy-up is in flight ---------- */
+
+#define STALL_MS 3000
+/* a bystander's call that takes longer than this was held by a blocked loop */
+#define BYSTANDER_BOUND_S 1.5
+
+struct slow_writer {
+	int port;
+	int status;
+};
+
+static void *slow_writer_main(void *arg)
+{
+	struct slow_writer *w = arg;
+	struct tl_client c;
+	struct tl_fh root, fh;
+
+	tl_client_connect(&c, w->port);
+	w->status = -1;
+	if (tl_mnt(&c, "/a", &root, NULL, NULL, 0) == MNT3_OK &&
+	    tl_nfs_lookup(&c, &root, "f", &fh, NULL) == NFS3_OK)
+		w->status = tl_nfs_write(&c, &fh, 0, "X", 1); /* the copy-up is held STALL_MS */
+	tl_client_close(&c);
+	return NULL;
+}
+
+static void base_conf(const char *conf, const char *lower)
+{
+	FILE *f = fopen(conf, "w");
+
+	ASSERT(f != NULL);
+	fprintf(f, "[export a]\npath = /a\nlowerdir = %s\nupperdir = %s\nworkdir = %s\n"
+		"squash = none\n[export b]\npath = /b\nlowerdir = %s\n", lower, t.upper, t.work,
+		lower);
+	ASSERT(fclose(f) == 0);
+}
+
+static bool log_has(const struct tl_server *s, const char *what)
+{
+	char *txt = NULL;
+	bool yes;
+
+	if (tl_read_file(s->log, &txt) < 0)
+		return false;
+	yes = strstr(txt, what) != NULL;
+	free(txt);
+	return yes;
+}
+
+/*
+ * A base move (a new lowerdir + SIGHUP) waits for the export's calls to
+ * drain, so it runs on a worker: while it waits behind a first WRITE whose
+ * copy-up the shim holds for 3 s (a slow disk, not a fault), another
+ * client is served on another export without delay; a server that drained
+ * on its loop answered nobody for those 3 s. And the move decides only
+ * after the drain: the copy-up gave /a's upper content made against the
+ * old base, so /a is pinned to it (never moved under the new file), while
+ * /b, with no upper, moves.
+ */
+TEST_IMPL(faults_base_move_off_the_loop)
+{
+	struct tl_server s;
+	struct tl_client b;
+	struct tl_fh root_b, fh;
+	struct slow_writer w;
+	pthread_t th;
+	char v2[PATH_MAX], conf[PATH_MAX], rule[2 * PATH_MAX], buf[16];
+	const char *extra[] = { "-c", conf, NULL };
+	double t0, worst = 0;
+	uint32_t got;
+	bool eof;
+	int served = 0;
+
+	tl_tree_new(&t, 1);
+	tl_join(ctl, sizeof(ctl), t.root, "faults.ctl");
+	tl_join(faultlog, sizeof(faultlog), t.root, "faults.log");
+	tl_join(v2, sizeof(v2), t.root, "base-v2");
+	tl_join(conf, sizeof(conf), t.root, "ovlnfsd.conf");
+	tl_write(t.lower[0], "f", "old-base", 0666);
+	ASSERT(mkdir(v2, 0755) == 0);
+	tl_write(v2, "f", "new-base", 0666);
+	base_conf(conf, t.lower[0]);
+	start_shimmed(&s, NULL, extra);
+	tl_client_connect(&b, s.port);
+	ASSERT_EQ(tl_mnt(&b, "/b", &root_b, NULL, NULL, 0), MNT3_OK);
+	/* the first call into the work area (the copy-up's) is held STALL_MS */
+	snprintf(rule, sizeof(rule), "any STALL%d 0 1 %s\n", STALL_MS, t.work);
+	fault_set(rule);
+	w.port = s.port;
+	ASSERT(pthread_create(&th, NULL, slow_writer_main, &w) == 0);
+	t0 = tl_now();
+	while (faults_fired() == 0) {
+		ASSERTF(tl_now() - t0 < 10, "the copy-up never reached the work area");
+		usleep(10000);
+	}
+	/* the base update, while the copy-up is held */
+	base_conf(conf, v2);
+	ASSERT(kill(s.pid, SIGHUP) == 0);
+	t0 = tl_now();
+	while (tl_now() - t0 < STALL_MS / 1000.0 * 0.8) {
+		double c0 = tl_now(), d;
+		int st = tl_nfs_lookup(&b, &root_b, "f", &fh, NULL);
+
+		d = tl_now() - c0;
+		ASSERTF(st == NFS3_OK || st == NFS3ERR_STALE || st == NFS3ERR_JUKEBOX,
+			"bystander LOOKUP on /b: %s", tl_nfsstat_name(st));
+		worst = d > worst ? d : worst;
+		served++;
+		usleep(20000);
+	}
+	printf("# %d bystander LOOKUPs during the held copy-up and the move's drain, slowest "
+	       "%.1f ms\n", served, worst * 1e3);
+	ASSERTF(worst < BYSTANDER_BOUND_S,
+		"a bystander waited %.2f s: the base move blocked the loop", worst);
+	ASSERT(pthread_join(th, NULL) == 0);
+	ASSERTF(w.status == NFS3_OK, "the held WRITE: %s", tl_nfsstat_name(w.status));
+	/* /a: its upper got content during the drain, so it stays on the old base */
+	t0 = tl_now();
+	while (!log_has(&s, "export 'a': new lowerdir") || !log_has(&s, "export 'b': moved")) {
+		ASSERTF(tl_now() - t0 < 30, "the moves never ended (server log)");
+		usleep(50000);
+	}
+	ASSERTF(!log_has(&s, "export 'a': moved"), "/a moved under its copied-up file");
+	{
+		struct tl_client a;
+		struct tl_fh root_a, fa;
+
+		tl_client_connect(&a, s.port);
+		ASSERT_EQ(tl_mnt(&a, "/a", &root_a, NULL, NULL, 0), MNT3_OK);
+		ASSERT_EQ(tl_nfs_lookup(&a, &root_a, "f", &fa, NULL), NFS3_OK);
+		ASSERT_EQ(tl_nfs_read(&a, &fa, 0, 8, buf, &got, &eof), NFS3_OK);
+		ASSERTF(got == 8 && !memcmp(buf, "Xld-base", 8), "/a f: '%.*s'", (int)got, buf);
+		tl_client_close(&a);
+	}
+	ASSERT_EQ(tl_nfs_lookup(&b, &root_b, "f", &fh, NULL), NFS3_OK);
+	ASSERT_EQ(tl_nfs_read(&b, &fh, 0, 8, buf, &got, &eof), NFS3_OK);
+	ASSERTF(got == 8 && !memcmp(buf, "new-base", 8), "/b f: '%.*s'", (int)got, buf);
+	tl_client_close(&b);
+	tl_server_stop(&s);
+	tl_tree_free(&t);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tl_case cases[] = {
 		TEST_ENTRY_TIMEOUT(faults_eio_enospc_mid_copyup_and_write, 900),
+		TEST_ENTRY_TIMEOUT(faults_base_move_off_the_loop, 120),
 	};
 
 	return tl_run(argc, argv, cases, TL_ARRAY_SIZE(cases));
