@@ -56,26 +56,6 @@ struct env {
 
 static uint32_t next_xid = 0x51000;
 
-/* MNT "/" over raw RPC: the root handle. */
-static void raw_mnt(int fd, uint8_t *fh, uint32_t *fhlen)
-{
-	struct tl_buf b = { 0 };
-	struct tl_reply r;
-	uint8_t *rec;
-	struct tl_rd rd;
-
-	tl_put_call(&b, next_xid++, 2, PROG_MOUNT, 3, 1, TL_AUTH_SYS, 0, 0, 0);
-	tl_put_opaque(&b, "/", 1);
-	tl_tcp_call(fd, &b, &rec, &r);
-	ASSERTF(r.accepted && r.accept_stat == TL_SUCCESS, "MNT: accept_stat %u", r.accept_stat);
-	rd = (struct tl_rd){ r.body, r.body_len, 0, false };
-	ASSERT_EQ(tl_get_u32(&rd), 0); /* MNT3_OK */
-	*fhlen = tl_get_opaque(&rd, fh, 64);
-	ASSERT(!rd.bad && *fhlen > 0 && *fhlen <= 64);
-	free(rec);
-	tl_buf_free(&b);
-}
-
 /* The standard fixture; with many, "many/" holds MANY_FILES names in the lower. */
 static void env_up(struct env *e, bool many, const char *const *extra)
 {
@@ -92,7 +72,7 @@ static void env_up(struct env *e, bool many, const char *const *extra)
 	tl_server_start(&e->s, e->t.root, e->t.state, opts, NULL, extra);
 	e->fd = tl_tcp_connect(e->s.port);
 	ASSERTF(e->fd >= 0, "connect: %s", strerror(-e->fd));
-	raw_mnt(e->fd, e->root, &e->rootlen);
+	e->rootlen = tl_raw_mnt(e->fd, next_xid++, "/", e->root, sizeof(e->root));
 }
 
 static void env_down(struct env *e)
@@ -100,34 +80,6 @@ static void env_down(struct env *e)
 	close(e->fd);
 	tl_server_stop(&e->s);
 	tl_tree_free(&e->t);
-}
-
-/* Send a record, read the reply record whole. Returns its length. */
-static size_t tcp_rpc(int fd, const struct tl_buf *b, uint8_t **rec)
-{
-	ssize_t n;
-
-	ASSERT(tl_tcp_send_record(fd, b->p, b->len) == 0);
-	n = tl_tcp_recv_record(fd, rec, 30000);
-	ASSERTF(n > 0, "no reply: %s", n < 0 ? strerror((int)-n) : "eof");
-	return (size_t)n;
-}
-
-/* The accepted SUCCESS reply's NFS status. */
-static uint32_t nfs_status(const uint8_t *rec, size_t len, uint32_t xid)
-{
-	struct tl_reply r;
-	struct tl_rd rd;
-	uint32_t st;
-
-	ASSERT(tl_reply_parse(rec, len, &r) == 0);
-	ASSERT_EQ(r.xid, xid);
-	ASSERTF(r.accepted && r.accept_stat == TL_SUCCESS, "accept_stat %u (accepted %d)",
-		r.accept_stat, r.accepted);
-	rd = (struct tl_rd){ r.body, r.body_len, 0, false };
-	st = tl_get_u32(&rd);
-	ASSERT(!rd.bad);
-	return st;
 }
 
 /* The accept_stat of a reply (asserts MSG_ACCEPTED). */
@@ -179,8 +131,8 @@ static uint32_t lookup(struct env *e, const char *name, uint8_t *fh, uint32_t *f
 
 	tl_put_call(&b, xid, 2, PROG_NFS, 3, P_LOOKUP, TL_AUTH_SYS, 0, 0, 0);
 	put_diropargs(&b, e->root, e->rootlen, name, (uint32_t)strlen(name));
-	n = tcp_rpc(e->fd, &b, &rec);
-	st = nfs_status(rec, n, xid);
+	n = tl_tcp_rpc(e->fd, &b, &rec, 30000);
+	st = tl_nfs_status(rec, n, xid);
 	if (st == NFS3_OK && fh) {
 		struct tl_reply r;
 		struct tl_rd rd;
@@ -200,13 +152,8 @@ static uint32_t lookup(struct env *e, const char *name, uint8_t *fh, uint32_t *f
 static size_t expect_status(int fd, const struct tl_buf *b, uint32_t want, uint8_t **out,
 			    const char *what)
 {
-	uint32_t xid;
-	size_t n;
-	uint32_t st;
-
-	memcpy(&xid, b->p, 4);
-	n = tcp_rpc(fd, b, out);
-	st = nfs_status(*out, n, ntohl(xid));
+	size_t n = tl_tcp_rpc(fd, b, out, 30000);
+	uint32_t st = tl_nfs_status(*out, n, tl_buf_xid(b));
 	ASSERTF(st == want, "%s: status %u, want %u", what, st, want);
 	return n;
 }
@@ -333,14 +280,14 @@ TEST_IMPL(drc_udp_keyed_by_source_port)
 	put_create(&e, &b, xid, "udpfile", 7);
 	n1 = udp_rpc(u1, &b, r1, sizeof(r1));
 	ASSERTF(n1 > 0, "UDP CREATE: %s", strerror((int)-n1));
-	ASSERT_EQ(nfs_status(r1, (size_t)n1, xid), NFS3_OK);
+	ASSERT_EQ(tl_nfs_status(r1, (size_t)n1, xid), NFS3_OK);
 	/* the same socket retransmits: the original reply */
 	n2 = udp_rpc(u1, &b, r2, sizeof(r2));
 	ASSERT(n2 == n1 && memcmp(r1, r2, (size_t)n1) == 0);
 	/* another source port is another client: the call runs, EXIST */
 	n3 = udp_rpc(u2, &b, r3, sizeof(r3));
 	ASSERTF(n3 > 0, "UDP CREATE from another port: %s", strerror((int)-n3));
-	ASSERT_EQ(nfs_status(r3, (size_t)n3, xid), NFS3ERR_EXIST);
+	ASSERT_EQ(tl_nfs_status(r3, (size_t)n3, xid), NFS3ERR_EXIST);
 	close(u1);
 	close(u2);
 	tl_buf_free(&b);
@@ -423,9 +370,9 @@ TEST_IMPL(drc_retransmit_while_running_waits)
 		ASSERTF(n > 0, "no reply on connection B");
 		nb = (size_t)n;
 	}
-	ASSERT_EQ(nfs_status(ra, na, xid), NFS3_OK);
-	ASSERTF(nfs_status(rb, nb, xid) == NFS3_OK,
-		"the retransmit ran a second time (status %u)", nfs_status(rb, nb, xid));
+	ASSERT_EQ(tl_nfs_status(ra, na, xid), NFS3_OK);
+	ASSERTF(tl_nfs_status(rb, nb, xid) == NFS3_OK,
+		"the retransmit ran a second time (status %u)", tl_nfs_status(rb, nb, xid));
 	ASSERT(na == nb && memcmp(ra, rb, na) == 0);
 	free(ra);
 	free(rb);
@@ -463,21 +410,21 @@ TEST_IMPL(xdr_name_with_nul_is_garbage)
 	/* "upfile\0x" would decode as "upfile" */
 	tl_put_call(&b, next_xid++, 2, PROG_NFS, 3, P_LOOKUP, TL_AUTH_SYS, 0, 0, 0);
 	put_diropargs(&b, e.root, e.rootlen, "upfile\0x", 8);
-	n = tcp_rpc(e.fd, &b, &rec);
+	n = tl_tcp_rpc(e.fd, &b, &rec, 30000);
 	ASSERT_EQ(accept_stat(rec, n), TL_GARBAGE_ARGS);
 	free(rec);
 	tl_buf_free(&b);
 	/* a trailing NUL too */
 	tl_put_call(&b, next_xid++, 2, PROG_NFS, 3, P_REMOVE, TL_AUTH_SYS, 0, 0, 0);
 	put_diropargs(&b, e.root, e.rootlen, "upfile\0", 7);
-	n = tcp_rpc(e.fd, &b, &rec);
+	n = tl_tcp_rpc(e.fd, &b, &rec, 30000);
 	ASSERT_EQ(accept_stat(rec, n), TL_GARBAGE_ARGS);
 	free(rec);
 	tl_buf_free(&b);
 	ASSERT_EQ(lookup(&e, "upfile", NULL, NULL), NFS3_OK);
 	/* CREATE "a\0b" must not create "a" */
 	put_create(&e, &b, next_xid++, "a\0b", 3);
-	n = tcp_rpc(e.fd, &b, &rec);
+	n = tl_tcp_rpc(e.fd, &b, &rec, 30000);
 	ASSERT_EQ(accept_stat(rec, n), TL_GARBAGE_ARGS);
 	free(rec);
 	tl_buf_free(&b);
@@ -486,7 +433,7 @@ TEST_IMPL(xdr_name_with_nul_is_garbage)
 	tl_put_call(&b, next_xid++, 2, PROG_NFS, 3, P_RENAME, TL_AUTH_SYS, 0, 0, 0);
 	put_diropargs(&b, e.root, e.rootlen, "small", 5);
 	put_diropargs(&b, e.root, e.rootlen, "x\0y", 3);
-	n = tcp_rpc(e.fd, &b, &rec);
+	n = tl_tcp_rpc(e.fd, &b, &rec, 30000);
 	ASSERT_EQ(accept_stat(rec, n), TL_GARBAGE_ARGS);
 	free(rec);
 	tl_buf_free(&b);
@@ -494,7 +441,7 @@ TEST_IMPL(xdr_name_with_nul_is_garbage)
 	/* MOUNT's path: "/\0etc" is not "/" */
 	tl_put_call(&b, next_xid++, 2, PROG_MOUNT, 3, 1, TL_AUTH_SYS, 0, 0, 0);
 	tl_put_opaque(&b, "/\0etc", 5);
-	n = tcp_rpc(e.fd, &b, &rec);
+	n = tl_tcp_rpc(e.fd, &b, &rec, 30000);
 	ASSERT_EQ(accept_stat(rec, n), TL_GARBAGE_ARGS);
 	free(rec);
 	tl_buf_free(&b);
@@ -519,14 +466,14 @@ TEST_IMPL(xdr_length_bounds)
 	xid = next_xid++;
 	tl_put_call(&b, xid, 2, PROG_NFS, 3, P_LOOKUP, TL_AUTH_SYS, 0, 0, 0);
 	put_diropargs(&b, e.root, e.rootlen, name, 300);
-	n = tcp_rpc(e.fd, &b, &rec);
-	ASSERT_EQ(nfs_status(rec, n, xid), NFS3ERR_NAMETOOLONG);
+	n = tl_tcp_rpc(e.fd, &b, &rec, 30000);
+	ASSERT_EQ(tl_nfs_status(rec, n, xid), NFS3ERR_NAMETOOLONG);
 	free(rec);
 	tl_buf_free(&b);
 	/* above the wire bound (1024), bytes present: GARBAGE_ARGS */
 	tl_put_call(&b, next_xid++, 2, PROG_NFS, 3, P_LOOKUP, TL_AUTH_SYS, 0, 0, 0);
 	put_diropargs(&b, e.root, e.rootlen, name, 1025);
-	n = tcp_rpc(e.fd, &b, &rec);
+	n = tl_tcp_rpc(e.fd, &b, &rec, 30000);
 	ASSERT_EQ(accept_stat(rec, n), TL_GARBAGE_ARGS);
 	free(rec);
 	tl_buf_free(&b);
@@ -539,7 +486,7 @@ TEST_IMPL(xdr_length_bounds)
 	tl_put_u32(&b, 2); /* FILE_SYNC */
 	tl_put_u32(&b, 0x7ffffff0);
 	tl_put_bytes(&b, "0123456789abcdef", 16);
-	n = tcp_rpc(e.fd, &b, &rec);
+	n = tl_tcp_rpc(e.fd, &b, &rec, 30000);
 	ASSERT_EQ(accept_stat(rec, n), TL_GARBAGE_ARGS);
 	free(rec);
 	tl_buf_free(&b);
@@ -550,7 +497,7 @@ TEST_IMPL(xdr_length_bounds)
 		tl_put_u32(&b, 0); /* sattr3: nothing set */
 	tl_put_u32(&b, 0x40000000);
 	tl_put_bytes(&b, name, 64);
-	n = tcp_rpc(e.fd, &b, &rec);
+	n = tl_tcp_rpc(e.fd, &b, &rec, 30000);
 	ASSERT_EQ(accept_stat(rec, n), TL_GARBAGE_ARGS);
 	free(rec);
 	tl_buf_free(&b);

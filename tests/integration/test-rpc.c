@@ -46,25 +46,6 @@ static void call_ok(int fd, struct tl_buf *req, uint8_t **rec, struct tl_reply *
 		r->accept_stat, r->reject_stat, r->auth_stat);
 }
 
-/* MNT "/" over raw RPC: the root handle. */
-static void raw_mnt(int fd, const char *path, uint8_t *fh, uint32_t *fhlen)
-{
-	struct tl_buf b = { 0 };
-	struct tl_reply r;
-	uint8_t *rec;
-	struct tl_rd rd;
-
-	tl_put_call(&b, next_xid++, 2, PROG_MOUNT, 3, 1, TL_AUTH_SYS, 0, 0, 0);
-	tl_put_opaque(&b, path, (uint32_t)strlen(path));
-	call_ok(fd, &b, &rec, &r, "MNT");
-	rd = (struct tl_rd){ r.body, r.body_len, 0, false };
-	ASSERT_EQ(tl_get_u32(&rd), 0); /* MNT3_OK */
-	*fhlen = tl_get_opaque(&rd, fh, 64);
-	ASSERT(!rd.bad && *fhlen > 0 && *fhlen <= 64);
-	free(rec);
-	tl_buf_free(&b);
-}
-
 static void env_up(struct env *e)
 {
 	char opts[8192];
@@ -74,7 +55,7 @@ static void env_up(struct env *e)
 	tl_server_start(&e->s, e->t.root, e->t.state, opts, NULL, NULL);
 	e->fd = tl_tcp_connect(e->s.port);
 	ASSERTF(e->fd >= 0, "connect: %s", strerror(-e->fd));
-	raw_mnt(e->fd, "/", e->root, &e->rootlen);
+	e->rootlen = tl_raw_mnt(e->fd, next_xid++, "/", e->root, sizeof(e->root));
 }
 
 static void env_down(struct env *e)

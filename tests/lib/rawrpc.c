@@ -388,3 +388,61 @@ void tl_tcp_call(int fd, const struct tl_buf *req, uint8_t **rec, struct tl_repl
 	ASSERTF(tl_reply_parse(*rec, (size_t)n, r) == 0, "malformed reply record (%zd bytes)",
 		n);
 }
+
+size_t tl_tcp_rpc(int fd, const struct tl_buf *req, uint8_t **rec, int timeout_ms)
+{
+	ssize_t n;
+
+	ASSERTF(tl_tcp_send_record(fd, req->p, req->len) == 0, "send failed");
+	n = tl_tcp_recv_record(fd, rec, timeout_ms);
+	ASSERTF(n > 0, "no reply: %s", n < 0 ? strerror((int)-n) : "eof");
+	return (size_t)n;
+}
+
+uint32_t tl_buf_xid(const struct tl_buf *b)
+{
+	uint32_t x;
+
+	ASSERT(b->len >= 4);
+	memcpy(&x, b->p, 4);
+	return ntohl(x);
+}
+
+uint32_t tl_nfs_status(const uint8_t *rec, size_t len, uint32_t xid)
+{
+	struct tl_reply r;
+	struct tl_rd rd;
+	uint32_t st;
+
+	ASSERTF(tl_reply_parse(rec, len, &r) == 0, "malformed reply record (%zu bytes)", len);
+	ASSERT_EQ(r.xid, xid);
+	ASSERTF(r.accepted && r.accept_stat == TL_SUCCESS, "accept_stat %u (accepted %d)",
+		r.accept_stat, r.accepted);
+	rd = (struct tl_rd){ r.body, r.body_len, 0, false };
+	st = tl_get_u32(&rd);
+	ASSERT(!rd.bad);
+	return st;
+}
+
+uint32_t tl_raw_mnt(int fd, uint32_t xid, const char *path, uint8_t *fh, uint32_t cap)
+{
+	struct tl_buf b = { 0 };
+	struct tl_reply r;
+	struct tl_rd rd;
+	uint8_t *rec;
+	uint32_t len;
+
+	tl_put_call(&b, xid, 2, 100005 /* MOUNT */, 3, 1 /* MNT */, TL_AUTH_SYS, 0, 0, 0);
+	tl_put_opaque(&b, path, (uint32_t)strlen(path));
+	tl_tcp_call(fd, &b, &rec, &r);
+	ASSERTF(r.accepted && r.accept_stat == TL_SUCCESS,
+		"MNT %s: accepted %d accept_stat %u reject_stat %u auth_stat %u", path, r.accepted,
+		r.accept_stat, r.reject_stat, r.auth_stat);
+	rd = (struct tl_rd){ r.body, r.body_len, 0, false };
+	ASSERTF(tl_get_u32(&rd) == 0, "MNT %s: not MNT3_OK", path);
+	len = tl_get_opaque(&rd, fh, cap);
+	ASSERTF(!rd.bad && len > 0 && len <= cap, "MNT %s: handle of %u bytes", path, len);
+	free(rec);
+	tl_buf_free(&b);
+	return len;
+}

@@ -102,4 +102,26 @@ ssize_t tl_udp_call(int port, const void *req, size_t len, uint8_t *reply, size_
 /* Call over an existing TCP connection and parse the reply (asserts). */
 void tl_tcp_call(int fd, const struct tl_buf *req, uint8_t **rec, struct tl_reply *r);
 
+/*
+ * Send req over TCP and read its reply record whole within timeout_ms
+ * (asserts that one came). Returns its length; *rec is malloc'd.
+ */
+size_t tl_tcp_rpc(int fd, const struct tl_buf *req, uint8_t **rec, int timeout_ms);
+
+/* The xid of a built call record (its first word). */
+uint32_t tl_buf_xid(const struct tl_buf *b);
+
+/*
+ * The NFS status (the first word of the body) of an accepted SUCCESS reply
+ * to xid; asserts that the record is one.
+ */
+uint32_t tl_nfs_status(const uint8_t *rec, size_t len, uint32_t xid);
+
+/*
+ * MOUNT v3 MNT of path over an existing TCP connection (AUTH_SYS root,
+ * the given xid); asserts MNT3_OK and a handle of 1..cap bytes, which it
+ * copies into fh. Returns the handle's length.
+ */
+uint32_t tl_raw_mnt(int fd, uint32_t xid, const char *path, uint8_t *fh, uint32_t cap);
+
 #endif

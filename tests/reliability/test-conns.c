@@ -34,7 +34,6 @@
 #include "testlib.h"
 
 #define PROG_NFS 100003
-#define PROG_MOUNT 100005
 #define P_NULL 0
 #define P_GETATTR 1
 #define P_LOOKUP 3
@@ -85,25 +84,6 @@ static void raise_nofile(unsigned want)
 			    (unsigned long long)rl.rlim_max, want);
 }
 
-static void raw_mnt(int fd, uint8_t *fh, uint32_t *fhlen)
-{
-	struct tl_buf b = { 0 };
-	struct tl_reply r;
-	uint8_t *rec;
-	struct tl_rd rd;
-
-	tl_put_call(&b, next_xid++, 2, PROG_MOUNT, 3, 1, TL_AUTH_SYS, 0, 0, 0);
-	tl_put_opaque(&b, "/", 1);
-	tl_tcp_call(fd, &b, &rec, &r);
-	ASSERTF(r.accepted && r.accept_stat == TL_SUCCESS, "MNT: accept_stat %u", r.accept_stat);
-	rd = (struct tl_rd){ r.body, r.body_len, 0, false };
-	ASSERT_EQ(tl_get_u32(&rd), 0);
-	*fhlen = tl_get_opaque(&rd, fh, 64);
-	ASSERT(!rd.bad && *fhlen > 0 && *fhlen <= 64);
-	free(rec);
-	tl_buf_free(&b);
-}
-
 static void env_up(struct env *e, const char *const *extra)
 {
 	char opts[8192];
@@ -120,7 +100,7 @@ static void env_up(struct env *e, const char *const *extra)
 	tl_server_start(&e->s, e->t.root, e->t.state, opts, NULL, extra);
 	e->fd = tl_tcp_connect(e->s.port);
 	ASSERTF(e->fd >= 0, "connect: %s", strerror(-e->fd));
-	raw_mnt(e->fd, e->root, &e->rootlen);
+	e->rootlen = tl_raw_mnt(e->fd, next_xid++, "/", e->root, sizeof(e->root));
 }
 
 static void env_down(struct env *e)

@@ -29,7 +29,6 @@
 #include "testlib.h"
 
 #define PROG_NFS 100003
-#define PROG_MOUNT 100005
 #define P_LOOKUP 3
 #define P_CREATE 8
 #define P_REMOVE 12
@@ -76,25 +75,6 @@ static int connect_from(const char *src, int port)
 	return fd;
 }
 
-static void raw_mnt(int fd, uint8_t *fh, uint32_t *fhlen)
-{
-	struct tl_buf b = { 0 };
-	struct tl_reply r;
-	uint8_t *rec;
-	struct tl_rd rd;
-
-	tl_put_call(&b, next_xid++, 2, PROG_MOUNT, 3, 1, TL_AUTH_SYS, 0, 0, 0);
-	tl_put_opaque(&b, "/", 1);
-	tl_tcp_call(fd, &b, &rec, &r);
-	ASSERTF(r.accepted && r.accept_stat == TL_SUCCESS, "MNT: accept_stat %u", r.accept_stat);
-	rd = (struct tl_rd){ r.body, r.body_len, 0, false };
-	ASSERT_EQ(tl_get_u32(&rd), 0);
-	*fhlen = tl_get_opaque(&rd, fh, 64);
-	ASSERT(!rd.bad && *fhlen > 0 && *fhlen <= 64);
-	free(rec);
-	tl_buf_free(&b);
-}
-
 static void env_up(struct env *e, bool many, const char *const *extra)
 {
 	char opts[8192], rel[64];
@@ -110,7 +90,7 @@ static void env_up(struct env *e, bool many, const char *const *extra)
 	tl_server_start(&e->s, e->t.root, e->t.state, opts, NULL, extra);
 	e->fd = tl_tcp_connect(e->s.port);
 	ASSERTF(e->fd >= 0, "connect: %s", strerror(-e->fd));
-	raw_mnt(e->fd, e->root, &e->rootlen);
+	e->rootlen = tl_raw_mnt(e->fd, next_xid++, "/", e->root, sizeof(e->root));
 }
 
 static void env_down(struct env *e)
@@ -118,39 +98,6 @@ static void env_down(struct env *e)
 	close(e->fd);
 	tl_server_stop(&e->s);
 	tl_tree_free(&e->t);
-}
-
-static size_t tcp_rpc(int fd, const struct tl_buf *b, uint8_t **rec)
-{
-	ssize_t n;
-
-	ASSERT(tl_tcp_send_record(fd, b->p, b->len) == 0);
-	n = tl_tcp_recv_record(fd, rec, 60000);
-	ASSERTF(n > 0, "no reply: %s", n < 0 ? strerror((int)-n) : "eof");
-	return (size_t)n;
-}
-
-static uint32_t nfs_status(const uint8_t *rec, size_t len, uint32_t xid)
-{
-	struct tl_reply r;
-	struct tl_rd rd;
-	uint32_t st;
-
-	ASSERT(tl_reply_parse(rec, len, &r) == 0);
-	ASSERT_EQ(r.xid, xid);
-	ASSERTF(r.accepted && r.accept_stat == TL_SUCCESS, "accept_stat %u", r.accept_stat);
-	rd = (struct tl_rd){ r.body, r.body_len, 0, false };
-	st = tl_get_u32(&rd);
-	ASSERT(!rd.bad);
-	return st;
-}
-
-static uint32_t xid_of(const struct tl_buf *b)
-{
-	uint32_t x;
-
-	memcpy(&x, b->p, 4);
-	return ntohl(x);
 }
 
 static void put_remove(struct env *e, struct tl_buf *b, uint32_t xid, const char *name)
@@ -184,8 +131,8 @@ static void put_create_excl(struct env *e, struct tl_buf *b, uint32_t xid, const
 static uint32_t call_status(int fd, const struct tl_buf *b)
 {
 	uint8_t *rec;
-	size_t n = tcp_rpc(fd, b, &rec);
-	uint32_t st = nfs_status(rec, n, xid_of(b));
+	size_t n = tl_tcp_rpc(fd, b, &rec, 60000);
+	uint32_t st = tl_nfs_status(rec, n, tl_buf_xid(b));
 
 	free(rec);
 	return st;
@@ -218,11 +165,11 @@ static int storm_same_client(struct env *e, const struct tl_buf *b, const uint8_
 
 		for (int k = 0; k < 1 + (i & 1); k++) {
 			uint8_t *rec;
-			size_t n = tcp_rpc(fd, b, &rec);
+			size_t n = tl_tcp_rpc(fd, b, &rec, 60000);
 
 			ASSERTF(n == olen && memcmp(rec, orig, n) == 0,
 				"%s: replay %d on a new connection differs from the original reply"
-				" (status %u)", what, i, nfs_status(rec, n, xid_of(b)));
+				" (status %u)", what, i, tl_nfs_status(rec, n, tl_buf_xid(b)));
 			free(rec);
 			replays++;
 		}
@@ -252,8 +199,8 @@ TEST_IMPL(drc_storm_after_completion)
 
 	/* REMOVE */
 	put_remove(&e, &rm, next_xid++, "upfile");
-	olen = tcp_rpc(e.fd, &rm, &orig);
-	ASSERT_EQ(nfs_status(orig, olen, xid_of(&rm)), NFS3_OK);
+	olen = tl_tcp_rpc(e.fd, &rm, &orig, 60000);
+	ASSERT_EQ(tl_nfs_status(orig, olen, tl_buf_xid(&rm)), NFS3_OK);
 	put_create_excl(&e, &mk, next_xid++, "upfile", 1);
 	ASSERT_EQ(call_status(e.fd, &mk), NFS3_OK);
 	tl_buf_free(&mk);
@@ -265,8 +212,8 @@ TEST_IMPL(drc_storm_after_completion)
 
 	/* RENAME */
 	put_rename(&e, &rn, next_xid++, "small", "renamed");
-	olen = tcp_rpc(e.fd, &rn, &orig);
-	ASSERT_EQ(nfs_status(orig, olen, xid_of(&rn)), NFS3_OK);
+	olen = tl_tcp_rpc(e.fd, &rn, &orig, 60000);
+	ASSERT_EQ(tl_nfs_status(orig, olen, tl_buf_xid(&rn)), NFS3_OK);
 	put_create_excl(&e, &mk, next_xid++, "small", 2);
 	ASSERT_EQ(call_status(e.fd, &mk), NFS3_OK);
 	tl_buf_free(&mk);
@@ -279,8 +226,8 @@ TEST_IMPL(drc_storm_after_completion)
 
 	/* CREATE EXCLUSIVE */
 	put_create_excl(&e, &cx, next_xid++, "excl", 0x1122334455667788ull);
-	olen = tcp_rpc(e.fd, &cx, &orig);
-	ASSERT_EQ(nfs_status(orig, olen, xid_of(&cx)), NFS3_OK);
+	olen = tl_tcp_rpc(e.fd, &cx, &orig, 60000);
+	ASSERT_EQ(tl_nfs_status(orig, olen, tl_buf_xid(&cx)), NFS3_OK);
 	put_remove(&e, &rm2, next_xid++, "excl");
 	ASSERT_EQ(call_status(e.fd, &rm2), NFS3_OK);
 	replays += storm_same_client(&e, &cx, orig, olen, "CREATE EXCLUSIVE");
@@ -379,9 +326,9 @@ TEST_IMPL(drc_storm_while_in_progress)
 		ssize_t r = tl_tcp_recv_record(fds[i], &rec, 60000);
 
 		ASSERTF(r > 0, "no reply on storm connection %d", i);
-		ASSERTF(nfs_status(rec, (size_t)r, xid_of(&rm)) == NFS3_OK,
+		ASSERTF(tl_nfs_status(rec, (size_t)r, tl_buf_xid(&rm)) == NFS3_OK,
 			"storm connection %d: REMOVE ran again (status %u)", i,
-			nfs_status(rec, (size_t)r, xid_of(&rm)));
+			tl_nfs_status(rec, (size_t)r, tl_buf_xid(&rm)));
 		if (!orig) {
 			orig = rec;
 			olen = (size_t)r;
@@ -395,9 +342,9 @@ TEST_IMPL(drc_storm_while_in_progress)
 		ssize_t r = tl_tcp_recv_record(other, &rec, 60000);
 
 		ASSERTF(r > 0, "no reply to 127.0.0.2");
-		ASSERTF(nfs_status(rec, (size_t)r, xid_of(&rm)) == NFS3ERR_NOENT,
+		ASSERTF(tl_nfs_status(rec, (size_t)r, tl_buf_xid(&rm)) == NFS3ERR_NOENT,
 			"127.0.0.2 got status %u: replayed, not executed afresh",
-			nfs_status(rec, (size_t)r, xid_of(&rm)));
+			tl_nfs_status(rec, (size_t)r, tl_buf_xid(&rm)));
 		free(rec);
 	}
 	for (int i = 1; i < BACKLOG; i++) {

@@ -35,7 +35,6 @@
 #include "testlib.h"
 
 #define PROG_NFS 100003
-#define PROG_MOUNT 100005
 #define P_GETATTR 1
 #define P_READDIRPLUS 17
 #define NFS3_OK 0
@@ -138,25 +137,6 @@ static void build_tree(const char *dir, unsigned n)
 }
 
 /* ---------- RPC ---------- */
-
-static void mnt(int fd, uint8_t *fh, uint32_t *len)
-{
-	struct tl_buf b = { 0 };
-	struct tl_reply r;
-	struct tl_rd rd;
-	uint8_t *rec;
-
-	tl_put_call(&b, next_xid++, 2, PROG_MOUNT, 3, 1, TL_AUTH_SYS, 0, 0, 0);
-	tl_put_opaque(&b, "/", 1);
-	tl_tcp_call(fd, &b, &rec, &r);
-	ASSERT(r.accepted && r.accept_stat == TL_SUCCESS);
-	rd = (struct tl_rd){ r.body, r.body_len, 0, false };
-	ASSERT_EQ(tl_get_u32(&rd), 0);
-	*len = tl_get_opaque(&rd, fh, FH_MAX);
-	ASSERT(!rd.bad && *len > 0 && *len <= FH_MAX);
-	free(rec);
-	tl_buf_free(&b);
-}
 
 struct fattr {
 	uint32_t type;
@@ -369,7 +349,7 @@ TEST_IMPL(handles_million_walk_and_decode)
 	tl_server_start(&s, t.root, t.state, opts, NULL, NULL);
 	fd = tl_tcp_connect(s.port);
 	ASSERT(fd >= 0);
-	mnt(fd, root, &rootlen);
+	rootlen = tl_raw_mnt(fd, next_xid++, "/", root, sizeof(root));
 	rss0 = rss_kib(s.pid, "VmRSS:");
 
 	/* the walk: the root (the directories), then each directory */

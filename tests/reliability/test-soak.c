@@ -32,7 +32,6 @@
 #include "testlib.h"
 
 #define PROG_NFS 100003
-#define PROG_MOUNT 100005
 #define P_GETATTR 1
 #define P_LOOKUP 3
 #define P_READ 6
@@ -99,25 +98,6 @@ static long rss_kib(pid_t pid)
 		kib = strtol(p + 6, NULL, 10);
 	free(txt);
 	return kib;
-}
-
-static void mnt(int fd, uint8_t *fh, uint32_t *fhlen)
-{
-	struct tl_buf b = { 0 };
-	struct tl_reply r;
-	struct tl_rd rd;
-	uint8_t *rec;
-
-	tl_put_call(&b, next_xid++, 2, PROG_MOUNT, 3, 1, TL_AUTH_SYS, 0, 0, 0);
-	tl_put_opaque(&b, "/rw", 3);
-	tl_tcp_call(fd, &b, &rec, &r);
-	ASSERTF(r.accepted && r.accept_stat == TL_SUCCESS, "MNT: accept_stat %u", r.accept_stat);
-	rd = (struct tl_rd){ r.body, r.body_len, 0, false };
-	ASSERT_EQ(tl_get_u32(&rd), 0);
-	*fhlen = tl_get_opaque(&rd, fh, 64);
-	ASSERT(!rd.bad && *fhlen > 0);
-	free(rec);
-	tl_buf_free(&b);
 }
 
 static void lookup(int fd, const uint8_t *dir, uint32_t dirlen, const char *name, uint8_t *fh,
@@ -335,7 +315,7 @@ TEST_IMPL(soak_sixteen_clients_with_reloads)
 		memset(&cl[c], 0, sizeof(cl[c]));
 		cl[c].fd = tl_tcp_connect(s.port);
 		ASSERTF(cl[c].fd >= 0, "client %d: connect", c);
-		mnt(cl[c].fd, root, &rootlen);
+		rootlen = tl_raw_mnt(cl[c].fd, next_xid++, "/rw", root, sizeof(root));
 		snprintf(name, sizeof(name), "f%02d", c);
 		lookup(cl[c].fd, root, rootlen, name, cl[c].fh, &cl[c].fhlen);
 		cl[c].model = malloc(FSIZE + MAXIO);
