@@ -717,10 +717,17 @@ static void ini_header(struct ini_state *st, char *start)
  */
 static void check_syntax(struct ini_state *st, const char *line)
 {
-	const char *t = line + strspn(line, " \t\r\n");
+	const char *t = line;
 	int saved_ex_in_server = st->in_server;
 	struct onfs_export_conf *saved_ex = st->ex;
 
+	/*
+	 * Blank as libinih sees it: isspace(), so \v and \f too. Skipping
+	 * only " \t\r\n" made --check-config refuse a line of "\v" that the
+	 * loader (libinih) takes for empty (found by fuzz-config).
+	 */
+	while (*t && isspace((unsigned char)*t))
+		t++;
 	if (!*t || *t == ';' || *t == '#' || st->cont)
 		return;
 	if (*t == '[' ? strchr(t, ']') != NULL : strpbrk(t, "=:") != NULL)

@@ -30,7 +30,10 @@
 
 struct onfs_node_cache {
 	pthread_mutex_t lock;
+	/* a bucket's entries are packed at its front: slot[b][0] is set iff any is */
 	struct onfs_node *slot[CACHE_BUCKETS][CACHE_WAYS]; /* counted references */
+	/* bit b set iff bucket b may hold an entry: a flush visits only those */
+	uint64_t used[CACHE_BUCKETS / 64];
 };
 
 static void put_be16(uint8_t *p, uint16_t v)
@@ -210,10 +213,10 @@ void onfs_node_cache_put(struct onfs_export *ex, struct onfs_node *n)
 {
 	struct onfs_node_cache *c = ex->nodes;
 	struct onfs_node *old, **s;
-	size_t w;
+	size_t b = bucket_of(n->fh.data, n->fh.len), w;
 
 	pthread_mutex_lock(&c->lock);
-	s = c->slot[bucket_of(n->fh.data, n->fh.len)];
+	s = c->slot[b];
 	for (w = 0; w < CACHE_WAYS - 1; w++)
 		if (s[w] && s[w]->fh.len == n->fh.len &&
 		    memcmp(s[w]->fh.data, n->fh.data, n->fh.len) == 0)
@@ -221,6 +224,7 @@ void onfs_node_cache_put(struct onfs_export *ex, struct onfs_node *n)
 	old = s[w];
 	memmove(s + 1, s, w * sizeof(*s));
 	s[0] = onfs_node_get(n);
+	c->used[b / 64] |= UINT64_C(1) << (b % 64);
 	pthread_mutex_unlock(&c->lock);
 	onfs_node_put(old);
 }
@@ -246,28 +250,40 @@ void onfs_node_cache_drop(struct onfs_export *ex, const struct onfs_fh *fh)
 
 /*
  * Forget every cached node: after a directory moves, the paths of the
- * nodes below it are wrong. Rare (directory renames), and only costs
- * re-resolution.
+ * nodes below it are wrong. Rare (directory renames, base moves, commits),
+ * and only costs re-resolution. The references are dropped outside the
+ * lock in batches on the stack: no allocation (a 128 KiB array per flush
+ * was an mmap and munmap each time), no failure path.
  */
+#define FLUSH_BATCH 64
+
 void onfs_node_cache_flush(struct onfs_export *ex)
 {
 	struct onfs_node_cache *c = ex->nodes;
-	struct onfs_node **all = malloc(sizeof(c->slot));
-	size_t k = 0;
+	struct onfs_node *batch[FLUSH_BATCH];
+	size_t i = 0, k;
 
-	pthread_mutex_lock(&c->lock);
-	for (size_t b = 0; b < CACHE_BUCKETS; b++)
-		for (size_t w = 0; w < CACHE_WAYS; w++) {
-			if (c->slot[b][w] && all)
-				all[k++] = c->slot[b][w];
-			else if (c->slot[b][w])
-				onfs_node_put(c->slot[b][w]); /* no memory: put under the lock */
-			c->slot[b][w] = NULL;
+	/* only the buckets marked used: the cost follows the entries, not the table */
+	do {
+		k = 0;
+		pthread_mutex_lock(&c->lock);
+		for (; i < ONFS_ARRAY_SIZE(c->used); i++) {
+			while (c->used[i] && k + CACHE_WAYS <= FLUSH_BATCH) {
+				size_t b = i * 64 + (size_t)__builtin_ctzll(c->used[i]);
+
+				for (size_t w = 0; w < CACHE_WAYS && c->slot[b][w]; w++) {
+					batch[k++] = c->slot[b][w];
+					c->slot[b][w] = NULL;
+				}
+				c->used[i] &= c->used[i] - 1;
+			}
+			if (c->used[i])
+				break; /* the batch is full: drop it, then go on here */
 		}
-	pthread_mutex_unlock(&c->lock);
-	for (size_t i = 0; i < k; i++)
-		onfs_node_put(all[i]);
-	free(all);
+		pthread_mutex_unlock(&c->lock);
+		for (size_t j = 0; j < k; j++)
+			onfs_node_put(batch[j]);
+	} while (i < ONFS_ARRAY_SIZE(c->used));
 }
 
 /* --- decoding --- */

@@ -8,7 +8,8 @@
  * replays the corpus.
  *
  * Input: byte 0 selects what the rest is:
- *   0  an INI file (written to a temporary file, then loaded and checked)
+ *   0  an INI file (written to a memfd, then loaded and checked through
+ *      its /proc/self/fd name: no disk file, no writeback per input)
  *   1  an overlay option string ("lowerdir=...,upperdir=...,workdir=...")
  *   2  a host:port value
  *   3  a command line, arguments separated by NUL bytes; -c/--config and
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "ovlnfsd/common.h"
@@ -30,12 +32,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char conf_path[64];
-
-static void remove_conf(void)
-{
-	if (conf_path[0])
-		unlink(conf_path);
-}
+static int conf_fd = -1;
 
 static void count_report(void *ctx, const char *msg)
 {
@@ -51,25 +48,27 @@ static void fuzz_file(const uint8_t *p, size_t len)
 	char err[1024];
 	size_t nreport = 0;
 	int r1, r2;
-	FILE *f;
 
-	if (!conf_path[0]) {
-		int fd;
-
-		snprintf(conf_path, sizeof(conf_path), "/tmp/onfs-fuzz-conf-XXXXXX");
-		fd = mkstemp(conf_path);
-		if (fd < 0)
+	if (conf_fd < 0) {
+		/*
+		 * One memory file for the whole run, opened by the loader by
+		 * name like any file: a temporary file on disk cost a
+		 * truncate and a writeback per input.
+		 */
+		conf_fd = memfd_create("onfs-fuzz-conf", MFD_CLOEXEC);
+		if (conf_fd < 0)
 			abort();
-		close(fd);
-		atexit(remove_conf);
+		snprintf(conf_path, sizeof(conf_path), "/proc/self/fd/%d", conf_fd);
 	}
-	f = fopen(conf_path, "w");
-	if (!f)
+	if (ftruncate(conf_fd, 0) < 0)
 		abort();
-	if (len && fwrite(p, 1, len, f) != len)
-		abort();
-	if (fclose(f) != 0)
-		abort();
+	for (size_t off = 0; off < len;) {
+		ssize_t w = pwrite(conf_fd, p + off, len - off, (off_t)off);
+
+		if (w <= 0)
+			abort();
+		off += (size_t)w;
+	}
 
 	memset(&cfg, 0, sizeof(cfg));
 	err[0] = '\0';
