@@ -442,21 +442,19 @@ static bool nfs3_getattr(struct onfs_call *c, void *args, XDR *xdrs)
 }
 
 /*
- * GETATTR on the loop thread from memory: the handle's node in the node
- * cache and its attributes fresh in the attribute cache (no change made
- * through the export since, read at most 1 s ago). Anything else - not
- * cached, a bad handle, a client this export refuses - goes to a worker,
- * which answers (and refills the caches) the usual way.
+ * GETATTR and ACCESS on the loop thread from memory: the handle's node in
+ * the node cache and its attributes fresh in the attribute cache (no
+ * change made through the export since, read at most 1 s ago). Anything
+ * else - not cached, a bad handle, a client this export refuses - goes to a
+ * worker, which answers (and refills the caches) the usual way.
  */
-static bool nfs3_getattr_cached(struct onfs_call *c, void *args, XDR *xdrs)
+static bool attr_cached(struct onfs_call *c, const nfs_fh3 *fh, struct onfs_export **exp,
+			struct onfs_attr *at)
 {
-	GETATTR3args *a = args;
-	const uint8_t *data = (const uint8_t *)a->object.data.data_val;
-	size_t len = a->object.data.data_len;
+	const uint8_t *data = (const uint8_t *)fh->data.data_val;
+	size_t len = fh->data.data_len;
 	struct onfs_export *ex;
 	struct onfs_node *n;
-	struct onfs_attr at;
-	GETATTR3res res;
 	uint16_t id;
 	bool hit;
 
@@ -472,9 +470,20 @@ static bool nfs3_getattr_cached(struct onfs_call *c, void *args, XDR *xdrs)
 	if (onfs_callrec_on || !ex || onfs_export_templated(ex) || onfs_access_check(c, ex) < 0 ||
 	    onfs_node_from_fh_cached(ex, data, len, &n) < 0)
 		return false;
-	hit = onfs_getattr_cached(ex, n, &at);
+	hit = onfs_getattr_cached(ex, n, at);
 	onfs_node_put(n);
-	if (!hit)
+	*exp = ex;
+	return hit;
+}
+
+static bool nfs3_getattr_cached(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	GETATTR3args *a = args;
+	struct onfs_export *ex;
+	struct onfs_attr at;
+	GETATTR3res res;
+
+	if (!attr_cached(c, &a->object, &ex, &at))
 		return false;
 	memset(&res, 0, sizeof(res));
 	res.status = NFS3_OK;
@@ -591,6 +600,27 @@ static bool nfs3_access(struct onfs_call *c, void *args, XDR *xdrs)
 	ok = xdr_ACCESS3res(xdrs, &res);
 	obj_put(&o);
 	return ok;
+}
+
+/* ACCESS from memory (see attr_cached): the same answer as nfs3_access's. */
+static bool nfs3_access_cached(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	ACCESS3args *a = args;
+	ACCESS3res res;
+	struct onfs_export *ex;
+	struct onfs_attr at;
+	struct onfs_cred cred;
+
+	if (!attr_cached(c, &a->object, &ex, &at))
+		return false;
+	memset(&res, 0, sizeof(res));
+	res.status = NFS3_OK;
+	effective_cred(c, ex, &cred);
+	res.ACCESS3res_u.resok.access =
+		onfs_perm_access(&at, &cred, onfs_access_readonly(ex), a->access);
+	res.ACCESS3res_u.resok.obj_attributes.attributes_follow = TRUE;
+	fill_fattr3(&at, &res.ACCESS3res_u.resok.obj_attributes.post_op_attr_u.attributes);
+	return xdr_ACCESS3res(xdrs, &res);
 }
 
 /* --- 5 READLINK --- */
@@ -1631,7 +1661,9 @@ static const struct onfs_proc nfs3_procs[] = {
 			       .run_cached = nfs3_getattr_cached },
 	[NFSPROC3_SETATTR] = NFS3_PROC("SETATTR", nfs3_setattr, SETATTR3args, NULL),
 	[NFSPROC3_LOOKUP] = NFS3_PROC("LOOKUP", nfs3_lookup, LOOKUP3args, NULL),
-	[NFSPROC3_ACCESS] = NFS3_PROC("ACCESS", nfs3_access, ACCESS3args, NULL),
+	[NFSPROC3_ACCESS] = { .name = "ACCESS", .xdr_args = (xdrproc_t)xdr_ACCESS3args,
+			      .args_size = sizeof(ACCESS3args), .run = nfs3_access,
+			      .run_cached = nfs3_access_cached },
 	[NFSPROC3_READLINK] = NFS3_PROC("READLINK", nfs3_readlink, READLINK3args,
 					nfs3_readlink_size),
 	[NFSPROC3_READ] = NFS3_PROC("READ", nfs3_read, READ3args, NULL),

@@ -156,6 +156,24 @@ TEST_IMPL(change_through_server_shows_at_once)
 	en = find(ents, n, "f00");
 	ASSERT(en && en->has_attr);
 	ASSERT_EQ(en->attr.mode & 07777, 0600);
+	/* ACCESS, answered from memory once warm, follows a mode change at once */
+	{
+		const uint32_t want = ACCESS3_READ | ACCESS3_EXECUTE;
+		uint32_t g = 0;
+
+		for (int i = 0; i < 2; i++) { /* the second from the warm caches */
+			ASSERT_NFS(tl_nfs_access(&e.a, &f00, want, &g), NFS3_OK);
+			ASSERTF(!(g & ACCESS3_EXECUTE), "EXECUTE granted on mode 0600 (call %d)", i);
+		}
+		ASSERT_NFS(tl_nfs_setattr_mode(&e.b, &fb, 0755), NFS3_OK);
+		for (int i = 0; i < 2; i++) {
+			ASSERT_NFS(tl_nfs_access(&e.a, &f00, want, &g), NFS3_OK);
+			ASSERTF(g & ACCESS3_EXECUTE, "EXECUTE not granted on mode 0755 (call %d)", i);
+		}
+		ASSERT_NFS(tl_nfs_setattr_mode(&e.b, &fb, 0600), NFS3_OK);
+		ASSERT_NFS(tl_nfs_access(&e.a, &f00, want, &g), NFS3_OK);
+		ASSERTF(!(g & ACCESS3_EXECUTE), "EXECUTE still granted after the change back to 0600");
+	}
 	/* CREATE, many in a row: each listing in between has every one so far
 	 * (changes inside one timestamp tick of the directory) */
 	for (int i = 0; i < 20; i++) {
