@@ -54,6 +54,7 @@ CACHE=${KC_DEBROOT_CACHE:-/var/tmp}
 TARBALL=$CACHE/ovlnfsd-bootroot-$KEY.tar
 say() { echo "record-trace: $*"; }
 die() { echo "record-trace: FAIL: $*" >&2; exit 1; }
+. "$TOP/tests/kclient/common.sh"
 
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -75,53 +76,14 @@ if [ "${ONFS_RECTRACE_NETNS:-}" != 1 ]; then
 	for c in unshare ip flock tar timeout awk; do
 		command -v $c >/dev/null || die "$c missing"
 	done
-	if [ ! -s "$TARBALL" ]; then
-		if ! command -v debootstrap >/dev/null; then
-			say "installing debootstrap (apt-get)"
-			DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -q --no-install-recommends debootstrap >/dev/null 2>&1 ||
-				die "debootstrap missing and apt-get install debootstrap failed"
-		fi
-		MIRROR=${KC_DEBIAN_MIRROR:-$(apt-get indextargets --format '$(SITE) $(RELEASE) $(COMPONENT) $(TARGET_OF)' 2>/dev/null |
-			awk -v s=$SUITE '$2 == s && $3 == "main" && $4 == "deb" { print $1; exit }')}
-		[ -n "$MIRROR" ] || die "no $SUITE main source in apt's indexes (run apt-get update, or set KC_DEBIAN_MIRROR)"
-		mkdir -p "$CACHE" || die "cannot create the cache directory $CACHE"
-		exec 9>"$CACHE/ovlnfsd-bootroot.lock" || die "cannot open $CACHE/ovlnfsd-bootroot.lock"
-		flock -w 1800 9 || die "another run kept $CACHE/ovlnfsd-bootroot.lock for 30 min"
-		if [ ! -s "$TARBALL" ]; then
-			B=$(mktemp -d "$CACHE/ovlnfsd-bootroot-build.XXXXXX") || exit 1
-			trap 'rm -rf "$B"' EXIT
-			say "building the root: debootstrap --variant=minbase --include=$INCLUDE $SUITE from $MIRROR"
-			if ! timeout -k 10 1800 debootstrap --variant=minbase --include=$INCLUDE $SUITE "$B/root" "$MIRROR" \
-				>"$B/debootstrap.log" 2>&1; then
-				tail -n 15 "$B/debootstrap.log" | sed 's/^/  debootstrap: /'
-				die "debootstrap of $SUITE from $MIRROR failed (no network to the mirror?)"
-			fi
-			# The guest has no DNS: a host resolv.conf would make lookups wait.
-			rm -f "$B/root/etc/resolv.conf" "$B/root"/var/cache/apt/archives/*.deb
-			printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$B/root/etc/hosts"
-			echo kcboot >"$B/root/etc/hostname"
-			tar --numeric-owner -C "$B/root" -cf "$B/root.tar" . || die "cannot write $B/root.tar"
-			mv "$B/root.tar" "$TARBALL" || die "cannot write $TARBALL"
-			rm -rf "$B"
-			trap - EXIT
-			say "cached as $TARBALL ($(du -h "$TARBALL" | cut -f1))"
-		fi
-		exec 9>&-
-	fi
+	kc_debroot "$TARBALL" $SUITE $INCLUDE kcboot 1800 die
 	ONFS_RECTRACE_NETNS=1 exec unshare -n bash "$0" --inner -s "$SERVER" -o "$OUT"
 fi
 
 # --- in the namespace --------------------------------------------------------------
 ip link set lo up || die "cannot bring up lo in the network namespace"
 umask 022
-ROOT=$(mktemp -d "${KC_TMPDIR:-/var/tmp}/ovlnfsd-rectrace.XXXXXX") || exit 1
-SRV_PID=""
-cleanup() {
-	if [ -n "$SRV_PID" ]; then kill "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null; fi
-	if [ "${KC_KEEP:-0}" = 1 ]; then say "kept $ROOT"; else rm -rf "$ROOT"; fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+kc_scratch ovlnfsd-rectrace
 
 L=$ROOT/lower
 mkdir -p "$L" "$ROOT/upper" "$ROOT/work" "$ROOT/state"

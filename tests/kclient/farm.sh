@@ -49,6 +49,7 @@ skip() {
 	exit 77
 }
 say() { echo "kclient-farm: $*"; }
+. "$HERE/common.sh"
 
 [ -x "$SERVER" ] || { echo "farm.sh: no ovlnfsd binary at $SERVER (use -s)" >&2; exit 64; }
 [ "$(id -u)" = 0 ] || skip "needs root (a root filesystem owned by root, trusted.overlay.* xattrs)"
@@ -56,14 +57,7 @@ say() { echo "kclient-farm: $*"; }
 gout=$(bash "$GUEST" -n 2>&1) || skip "$gout"
 
 umask 022
-ROOT=$(mktemp -d "${KC_TMPDIR:-/var/tmp}/ovlnfsd-farm.XXXXXX") || exit 1
-SRV_PID=""
-cleanup() {
-	if [ -n "$SRV_PID" ]; then kill "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null; fi
-	if [ "${KC_KEEP:-0}" = 1 ]; then say "kept $ROOT"; else rm -rf "$ROOT"; fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+kc_scratch ovlnfsd-farm
 FAILED=0
 bad() { say "FAIL: $*"; FAILED=1; }
 

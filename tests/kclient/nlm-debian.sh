@@ -68,6 +68,7 @@ skip() {
 	exit 77
 }
 say() { echo "kclient-nlm-debian: $*"; }
+. "$HERE/common.sh"
 T0=${KC_NLMDEB_T0:-$(date +%s)}
 el() { echo "$(($(date +%s) - T0)) s"; }
 
@@ -89,66 +90,7 @@ if [ "${KC_NLMDEB_NETNS:-}" != 1 ]; then
 		command -v $c >/dev/null || skip "$c missing (util-linux, iproute2, tar, dpkg, coreutils)"
 	done
 
-	mirror() { # the first bookworm main source of apt's configuration
-		local m
-		m=$(apt-get indextargets --format '$(SITE) $(RELEASE) $(COMPONENT) $(TARGET_OF)' 2>/dev/null |
-			awk -v s=$SUITE '$2 == s && $3 == "main" && $4 == "deb" { print $1; exit }')
-		[ -n "$m" ] && { echo "$m"; return; }
-		# No index downloaded yet: read the sources themselves (one-line and deb822).
-		m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-			awk -v s=$SUITE '$1 == "deb" { i = 2; if ($2 ~ /^\[/) while ($i !~ /\]$/) i++;
-				if ($2 ~ /^\[/) i++; if ($(i + 1) == s) for (j = i + 2; j <= NF; j++)
-				if ($j == "main") { print $i; exit } }')
-		[ -n "$m" ] && { echo "$m"; return; }
-		for f in /etc/apt/sources.list.d/*.sources; do
-			[ -r "$f" ] || continue
-			awk -v s=$SUITE 'BEGIN { RS = ""; FS = "\n" }
-				{ u = ""; ok = 0; c = 0; d = 1
-				  for (i = 1; i <= NF; i++) {
-					if ($i ~ /^URIs:/) { split($i, a, /[ \t]+/); u = a[2] }
-					if ($i ~ /^Suites:/) { n = split($i, a, /[ \t]+/); for (k = 2; k <= n; k++) if (a[k] == s) ok = 1 }
-					if ($i ~ /^Components:/) { n = split($i, a, /[ \t]+/); for (k = 2; k <= n; k++) if (a[k] == "main") c = 1 }
-					if ($i ~ /^Types:/ && $i !~ /[ \t]deb([ \t]|$)/) d = 0
-					if ($i ~ /^Enabled:[ \t]*no/) d = 0 }
-				  if (u != "" && ok && c && d) { print u; exit } }' "$f"
-		done | head -n 1
-	}
-
-	if [ ! -s "$TARBALL" ]; then
-		if ! command -v debootstrap >/dev/null; then
-			say "installing debootstrap (apt-get)"
-			DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -q --no-install-recommends debootstrap >/dev/null 2>&1 ||
-				skip "debootstrap missing and apt-get install debootstrap failed"
-		fi
-		MIRROR=${KC_DEBIAN_MIRROR:-$(mirror)}
-		[ -n "$MIRROR" ] || skip "no $SUITE main source in the apt configuration (set KC_DEBIAN_MIRROR)"
-		mkdir -p "$CACHE" || skip "cannot create the cache directory $CACHE"
-		# One builder at a time (two runs side by side); the second then finds the tarball.
-		exec 9>"$CACHE/ovlnfsd-debroot.lock" || skip "cannot open $CACHE/ovlnfsd-debroot.lock"
-		flock -w 1200 9 || skip "another run kept $CACHE/ovlnfsd-debroot.lock for 20 min"
-		if [ ! -s "$TARBALL" ]; then
-			B=$(mktemp -d "$CACHE/ovlnfsd-debroot-build.XXXXXX") || exit 1
-			trap 'rm -rf "$B"' EXIT
-			say "building the Debian root: debootstrap --variant=minbase --include=$INCLUDE $SUITE from $MIRROR"
-			if ! timeout -k 10 1200 debootstrap --variant=minbase --include=$INCLUDE $SUITE "$B/root" "$MIRROR" \
-				>"$B/debootstrap.log" 2>&1; then
-				tail -n 15 "$B/debootstrap.log" | sed 's/^/  debootstrap: /'
-				skip "debootstrap of $SUITE from $MIRROR failed (no network to the mirror?)"
-			fi
-			# The guest has no DNS: a resolv.conf from the host would make every
-			# name lookup of statd and mount.nfs wait for a nameserver that
-			# never answers.
-			rm -f "$B/root/etc/resolv.conf" "$B/root"/var/cache/apt/archives/*.deb
-			printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$B/root/etc/hosts"
-			echo kcdebian >"$B/root/etc/hostname"
-			tar --numeric-owner -C "$B/root" -cf "$B/root.tar" . || skip "cannot write $B/root.tar"
-			mv "$B/root.tar" "$TARBALL" || skip "cannot write $TARBALL"
-			rm -rf "$B"
-			trap - EXIT
-			say "cached as $TARBALL ($(du -h "$TARBALL" | cut -f1), $(el))"
-		fi
-		exec 9>&-
-	fi
+	kc_debroot "$TARBALL" $SUITE $INCLUDE kcdebian 1200 skip
 	# Everything below runs in a private network namespace: port 111 is ours.
 	KC_NLMDEB_NETNS=1 KC_NLMDEB_T0=$T0 exec unshare -n bash "$0" -s "$SERVER"
 fi
@@ -157,14 +99,7 @@ fi
 ip link set lo up || skip "cannot bring up lo in the network namespace"
 MULT=${ONFS_TEST_TIMEOUT_MULT:-1}
 umask 022
-ROOT=$(mktemp -d "${KC_TMPDIR:-/var/tmp}/ovlnfsd-kclient-nlmdeb.XXXXXX") || exit 1
-SRV_PID=""
-cleanup() {
-	if [ -n "$SRV_PID" ]; then kill "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null; fi
-	if [ "${KC_KEEP:-0}" = 1 ]; then say "kept $ROOT"; else rm -rf "$ROOT"; fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+kc_scratch ovlnfsd-kclient-nlmdeb
 FAILED=0
 bad() { say "FAIL: $*"; FAILED=1; }
 

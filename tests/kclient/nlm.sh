@@ -36,6 +36,7 @@ skip() {
 	exit 77
 }
 say() { echo "kclient-nlm: $*"; }
+. "$HERE/common.sh"
 
 [ -x "$SERVER" ] || { echo "nlm.sh: no ovlnfsd binary at $SERVER (use -s)" >&2; exit 64; }
 [ "$(id -u)" = 0 ] || skip "needs root (a network namespace, port 111 inside it, overlay xattrs)"
@@ -54,14 +55,7 @@ fi
 ip link set lo up || skip "cannot bring up lo in the network namespace"
 
 MULT=${ONFS_TEST_TIMEOUT_MULT:-1}
-ROOT=$(mktemp -d "${KC_TMPDIR:-/var/tmp}/ovlnfsd-kclient-nlm.XXXXXX") || exit 1
-SRV_PID=""
-cleanup() {
-	if [ -n "$SRV_PID" ]; then kill "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null; fi
-	if [ "${KC_KEEP:-0}" = 1 ]; then say "kept $ROOT"; else rm -rf "$ROOT"; fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+kc_scratch ovlnfsd-kclient-nlm
 
 mkdir -p "$ROOT"/{l/bin,u,w,state}
 cc -static -O2 -o "$ROOT/l/bin/nlmguest" "$HERE/nlmguest.c" ||
