@@ -1709,6 +1709,19 @@ static int log_count(const struct tl_server *s, const char *needle)
 	return n;
 }
 
+/* A new image built next to the lower (its f holding content), renamed over its path. */
+static void replace_in_place(const char *lower, const char *content, const char *away_suffix)
+{
+	char fresh[PATH_MAX + 8], away[PATH_MAX + 16];
+
+	FMT(fresh, "%s.new", lower);
+	FMT(away, "%s%s", lower, away_suffix);
+	ASSERT(mkdir(fresh, 0755) == 0);
+	tl_write(fresh, "f", content, 0644);
+	ASSERT(rename(lower, away) == 0);
+	ASSERT(rename(fresh, lower) == 0);
+}
+
 /*
  * A lower directory replaced in place (a new tree renamed over the old
  * path) under a mounted client: the periodic probe (base_check_interval = 1)
@@ -1721,7 +1734,7 @@ TEST_IMPL(ctl_base_replaced)
 	struct cenv e;
 	struct tl_client a;
 	struct tl_fh root, fh_old, fh_new;
-	char fresh[PATH_MAX + 8], away[PATH_MAX + 8], needle[PATH_MAX + 96];
+	char needle[PATH_MAX + 96];
 	char buf[64];
 	uint32_t n = 0;
 	bool eof;
@@ -1746,12 +1759,7 @@ TEST_IMPL(ctl_base_replaced)
 	expect_read(&a, &fh_old, "old-f");
 
 	/* the new image built next to the old one, then renamed over its path */
-	FMT(fresh, "%s.new", e.t.lower[0]);
-	FMT(away, "%s.old", e.t.lower[0]);
-	ASSERT(mkdir(fresh, 0755) == 0);
-	tl_write(fresh, "f", "new-content-f", 0644);
-	ASSERT(rename(e.t.lower[0], away) == 0);
-	ASSERT(rename(fresh, e.t.lower[0]) == 0);
+	replace_in_place(e.t.lower[0], "new-content-f", ".old");
 
 	FMT(needle, "export 'plain': lower layer '%s' was replaced in place", e.t.lower[0]);
 	for (i = 0; i < 200 && log_count(&e.s, needle) == 0; i++)
@@ -1769,11 +1777,7 @@ TEST_IMPL(ctl_base_replaced)
 		"old handle: status %d, '%.*s'", st, (int)n, buf);
 
 	/* replaced again: said again, once */
-	ASSERT(mkdir(fresh, 0755) == 0);
-	tl_write(fresh, "f", "third", 0644);
-	FMT(away, "%s.old2", e.t.lower[0]);
-	ASSERT(rename(e.t.lower[0], away) == 0);
-	ASSERT(rename(fresh, e.t.lower[0]) == 0);
+	replace_in_place(e.t.lower[0], "third", ".old2");
 	for (i = 0; i < 200 && log_count(&e.s, needle) < 2; i++)
 		usleep(50000);
 	ASSERT_EQ(log_count(&e.s, needle), 2);
@@ -1807,7 +1811,7 @@ TEST_IMPL(ctl_base_replaced_template)
 	struct cenv e;
 	struct tl_client a, b;
 	struct tl_fh root_a, root_b, fh;
-	char fresh[PATH_MAX + 8], away[PATH_MAX + 8], needle[PATH_MAX + 96], clients[PATH_MAX];
+	char needle[PATH_MAX + 96], clients[PATH_MAX];
 	int i;
 
 	memset(&e, 0, sizeof(e));
@@ -1835,12 +1839,7 @@ TEST_IMPL(ctl_base_replaced_template)
 	ASSERT_EQ(tl_nfs_lookup(&b, &root_b, "f", &fh, NULL), NFS3_OK);
 	expect_read(&b, &fh, "old-f");
 
-	FMT(fresh, "%s.new", e.t.lower[0]);
-	FMT(away, "%s.old", e.t.lower[0]);
-	ASSERT(mkdir(fresh, 0755) == 0);
-	tl_write(fresh, "f", "new-content-f", 0644);
-	ASSERT(rename(e.t.lower[0], away) == 0);
-	ASSERT(rename(fresh, e.t.lower[0]) == 0);
+	replace_in_place(e.t.lower[0], "new-content-f", ".old");
 
 	FMT(needle, "export 'farm': lower layer '%s' was replaced in place", e.t.lower[0]);
 	for (i = 0; i < 200 && log_count(&e.s, "instance(s) moved, 1 pinned") == 0; i++)
