@@ -20,6 +20,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <rpc/rpc.h>
 #include <uv.h>
 
@@ -350,8 +352,35 @@ static bool dispatch_cached(struct onfs_call *c)
 	return true;
 }
 
+/*
+ * Workers run a little below the loop's priority (nice +ONFS_WORKER_NICE
+ * relative to the process). The loop is the one thread every client
+ * passes through: when workers copying 1 MiB WRITEs keep both CPUs busy,
+ * an equal share left the loop waiting its turn for tens of milliseconds,
+ * and every other client's GETATTR with it. A worker waiting for the disk
+ * is not runnable, so this costs no I/O parallelism. Linux sets nice per
+ * thread; where it cannot be raised, nothing changes.
+ */
+#define ONFS_WORKER_NICE 5
+
+static void worker_priority(void)
+{
+	static __thread bool done;
+	int now;
+
+	if (done)
+		return;
+	done = true;
+	errno = 0;
+	now = getpriority(PRIO_PROCESS, 0); /* this thread's, on Linux */
+	if (now == -1 && errno != 0)
+		return;
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), now + ONFS_WORKER_NICE);
+}
+
 static void work_cb(uv_work_t *req)
 {
+	worker_priority();
 	onfs_dispatch_run(ONFS_CONTAINER_OF(req, struct onfs_call, work));
 }
 

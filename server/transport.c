@@ -64,6 +64,15 @@
 #define ONFS_SWEEP_MS 500
 #define ONFS_STOP_GRACE_MS 4000 /* below main.c's 5 s grace */
 #define ONFS_READ_BUF (64 * 1024)
+/*
+ * Bytes one connection may bring in per turn of the loop before it yields:
+ * its reading pauses and resumes before the next poll, so the loop goes
+ * round the other ready sockets first. libuv reads a readable stream up to
+ * 32 times per wake-up; with records read in place that was up to tens of
+ * MiB of WRITE payload copied from one client while another's GETATTR,
+ * already in its socket, waited for the loop.
+ */
+#define ONFS_TURN_BUDGET (256 * 1024)
 #define ONFS_BACKLOG 128
 #define ONFS_BIND_TRIES 32
 
@@ -104,6 +113,11 @@ struct onfs_conn {
 	struct onfs_call *wait_head, *wait_tail;
 	struct onfs_conn *rr_next;  /* t->rr ring of connections with calls waiting */
 	bool in_rr;
+	/* the loop-turn budget (ONFS_TURN_BUDGET) */
+	uint64_t turn;              /* t->turn when turn_bytes was last reset */
+	size_t turn_bytes;          /* bytes read in that turn */
+	bool yielded;               /* on t->yielded: reading resumes next turn */
+	struct onfs_conn *yield_next;
 };
 
 struct onfs_transport {
@@ -133,6 +147,12 @@ struct onfs_transport {
 	struct onfs_conn *rr_head, *rr_tail;
 	uv_work_cb work_cb;
 	uv_after_work_cb after_cb;
+	/* turns of the loop, counted before each poll; connections that used
+	 * their budget wait on t->yielded for the next one */
+	uv_prepare_t turn_prepare;
+	bool prepare_open;
+	uint64_t turn;
+	struct onfs_conn *yielded;
 	char rbuf[ONFS_READ_BUF];      /* shared: reads are copied out at once */
 };
 
@@ -141,6 +161,7 @@ static const uint8_t zero_pad[4];
 static void transport_maybe_finish(struct onfs_transport *t);
 static void conn_close(struct onfs_conn *conn);
 static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void conn_yield_maybe(struct onfs_conn *conn);
 
 struct onfs_call_pool *onfs_transport_pool(struct onfs_server *srv)
 {
@@ -571,6 +592,14 @@ static void conn_close(struct onfs_conn *conn)
 		return;
 	conn->closing = true;
 	conn->reading = false;
+	if (conn->yielded) {
+		struct onfs_conn **pp = &t->yielded;
+
+		while (*pp != conn)
+			pp = &(*pp)->yield_next;
+		*pp = conn->yield_next;
+		conn->yielded = false;
+	}
 	conn_unlink(t, conn);
 	t->nconns--;
 	/* pending writes complete with UV_ECANCELED before conn_closed */
@@ -594,13 +623,53 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		conn_close(conn);
 		return;
 	}
-	if (nread > 0)
+	if (nread > 0) {
 		conn_touch(conn);
-	if (nread > 0 && buf->base != conn->t->rbuf) {
-		conn_filled(conn, (size_t)nread);
-		return;
+		if (conn->turn != conn->t->turn) {
+			conn->turn = conn->t->turn;
+			conn->turn_bytes = 0;
+		}
+		conn->turn_bytes += (size_t)nread;
 	}
-	conn_feed(conn, (const uint8_t *)buf->base, (size_t)nread, false);
+	if (nread > 0 && buf->base != conn->t->rbuf)
+		conn_filled(conn, (size_t)nread);
+	else
+		conn_feed(conn, (const uint8_t *)buf->base, (size_t)nread, false);
+	conn_yield_maybe(conn);
+}
+
+/* Its budget for this turn used up: pause reading until the next turn. */
+static void conn_yield_maybe(struct onfs_conn *conn)
+{
+	struct onfs_transport *t = conn->t;
+
+	if (conn->closing || !conn->reading || conn->turn_bytes < ONFS_TURN_BUDGET ||
+	    !t->prepare_open)
+		return;
+	uv_read_stop((uv_stream_t *)&conn->tcp);
+	conn->reading = false;
+	if (!conn->yielded) {
+		conn->yielded = true;
+		conn->yield_next = t->yielded;
+		t->yielded = conn;
+	}
+}
+
+/* Before each poll: a new turn; the connections that yielded read again. */
+static void turn_prepare_cb(uv_prepare_t *h)
+{
+	struct onfs_transport *t = ONFS_CONTAINER_OF(h, struct onfs_transport, turn_prepare);
+	struct onfs_conn *conn;
+
+	t->turn++;
+	while ((conn = t->yielded) != NULL) {
+		t->yielded = conn->yield_next;
+		conn->yield_next = NULL;
+		conn->yielded = false;
+		/* conn_put may have resumed it already; the caps still apply */
+		if (!conn->closing && !conn->reading && !conn->feeding && !t->stopping)
+			conn_resume(conn);
+	}
 }
 
 /*
@@ -1141,6 +1210,13 @@ int onfs_transport_start(struct onfs_server *srv, char *err, size_t errlen)
 		t->sweep_open = true;
 		uv_timer_start(&t->sweep_timer, sweep_cb, ONFS_SWEEP_MS, ONFS_SWEEP_MS);
 	}
+	/* without it (cannot fail in practice) connections never yield */
+	if (uv_prepare_init(srv->loop, &t->turn_prepare) == 0) {
+		t->open_handles++;
+		t->prepare_open = true;
+		uv_prepare_start(&t->turn_prepare, turn_prepare_cb);
+		uv_unref((uv_handle_t *)&t->turn_prepare);
+	}
 	srv->port = ports[0];
 	for (i = 0; i < n; i++)
 		onfs_info("listening on %s (tcp, udp)", t->lis[i].name);
@@ -1231,6 +1307,16 @@ void onfs_transport_stop(struct onfs_server *srv)
 	if (t->sweep_open) {
 		t->sweep_open = false;
 		close_handle(t, (uv_handle_t *)&t->sweep_timer);
+	}
+	if (t->prepare_open) {
+		t->prepare_open = false;
+		close_handle(t, (uv_handle_t *)&t->turn_prepare);
+	}
+	while (t->yielded) { /* they stay paused: stopping reads no more */
+		conn = t->yielded;
+		t->yielded = conn->yield_next;
+		conn->yield_next = NULL;
+		conn->yielded = false;
 	}
 	if (uv_timer_init(srv->loop, &t->stop_timer) == 0) {
 		t->open_handles++;

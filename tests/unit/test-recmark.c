@@ -284,7 +284,7 @@ static void recmark_lazy_allocation(void)
 /*
  * Reading in place: a 200 KiB record, its head fed through a buffer, the
  * rest written straight into the space onfs_recmark_space offers. The
- * space never runs past the fragment, the buffer grows to at most 8 times
+ * space never runs past the fragment, the buffer grows to at most 16 times
  * what arrived, and the record comes out intact, followed by a small one
  * fed the usual way.
  */
@@ -316,7 +316,7 @@ static void recmark_in_place(void)
 		if (room == 0)
 			break;
 		CHECK(room <= LEN - have);
-		CHECK(rm.cap <= 8 * have || rm.cap <= 2 * LEN);
+		CHECK(rm.cap <= 16 * have || rm.cap <= 2 * LEN);
 		if (room > 30000)
 			room = 30000; /* a short read */
 		memcpy(p, want + have, room);
