@@ -577,6 +577,62 @@ static bool nfs3_lookup(struct onfs_call *c, void *args, XDR *xdrs)
 	return ok;
 }
 
+/*
+ * LOOKUP on the loop thread from memory: the directory as attr_cached
+ * finds it (node cache, fresh attributes, the client's access to the
+ * export), the same search permission check as nfs3_lookup's, the name in
+ * the lookup cache (dcache.c: no namespace change made through the export
+ * since the worker's lookup, at most 0.9 s ago) and the child's node and
+ * fresh attributes in the caches. The reply is the one nfs3_lookup would
+ * build from the same state. "." and "..", names the lookup refuses, and
+ * anything not cached go to a worker, which refills the caches.
+ */
+static bool nfs3_lookup_cached(struct onfs_call *c, void *args, XDR *xdrs)
+{
+	LOOKUP3args *a = args;
+	const char *name = a->what.name;
+	size_t len = name ? strlen(name) : 0;
+	struct onfs_export *ex;
+	struct onfs_attr dat, oat;
+	struct onfs_node *n = NULL;
+	struct onfs_cred cred;
+	LOOKUP3res res;
+	int err;
+	bool ok;
+
+	if (len == 0 || len > NAME_MAX || strchr(name, '/') || dot_or_dotdot(name) ||
+	    !attr_cached(c, &a->what.dir, &ex, &dat) || !S_ISDIR(dat.mode))
+		return false;
+	effective_cred(c, ex, &cred);
+	err = onfs_perm_check(&dat, &cred, ONFS_MAY_EXEC);
+	if (err == 0) {
+		err = onfs_lookup_cached(ex, (const uint8_t *)a->what.dir.data.data_val,
+					 a->what.dir.data.data_len, name, &n);
+		if (err == -EAGAIN)
+			return false;
+	}
+	if (err == 0 && !onfs_getattr_cached(ex, n, &oat)) {
+		onfs_node_put(n);
+		return false;
+	}
+	memset(&res, 0, sizeof(res));
+	res.status = onfs_errmap_nfs3(err);
+	if (res.status == NFS3_OK) {
+		fill_fh(n, &res.LOOKUP3res_u.resok.object);
+		res.LOOKUP3res_u.resok.obj_attributes.attributes_follow = TRUE;
+		fill_fattr3(&oat, &res.LOOKUP3res_u.resok.obj_attributes.post_op_attr_u.attributes);
+		res.LOOKUP3res_u.resok.dir_attributes.attributes_follow = TRUE;
+		fill_fattr3(&dat, &res.LOOKUP3res_u.resok.dir_attributes.post_op_attr_u.attributes);
+	} else {
+		res.LOOKUP3res_u.resfail.dir_attributes.attributes_follow = TRUE;
+		fill_fattr3(&dat, &res.LOOKUP3res_u.resfail.dir_attributes.post_op_attr_u.attributes);
+	}
+	ok = xdr_LOOKUP3res(xdrs, &res);
+	if (n)
+		onfs_node_put(n);
+	return ok;
+}
+
 /* --- 4 ACCESS --- */
 
 static bool nfs3_access(struct onfs_call *c, void *args, XDR *xdrs)
@@ -1660,7 +1716,9 @@ static const struct onfs_proc nfs3_procs[] = {
 			       .args_size = sizeof(GETATTR3args), .run = nfs3_getattr,
 			       .run_cached = nfs3_getattr_cached },
 	[NFSPROC3_SETATTR] = NFS3_PROC("SETATTR", nfs3_setattr, SETATTR3args, NULL),
-	[NFSPROC3_LOOKUP] = NFS3_PROC("LOOKUP", nfs3_lookup, LOOKUP3args, NULL),
+	[NFSPROC3_LOOKUP] = { .name = "LOOKUP", .xdr_args = (xdrproc_t)xdr_LOOKUP3args,
+			      .args_size = sizeof(LOOKUP3args), .run = nfs3_lookup,
+			      .run_cached = nfs3_lookup_cached },
 	[NFSPROC3_ACCESS] = { .name = "ACCESS", .xdr_args = (xdrproc_t)xdr_ACCESS3args,
 			      .args_size = sizeof(ACCESS3args), .run = nfs3_access,
 			      .run_cached = nfs3_access_cached },

@@ -175,6 +175,18 @@ int onfs_lookup(struct onfs_export *ex, struct onfs_node *dir, const char *name,
  */
 int onfs_walk(struct onfs_export *ex, const char *path, struct onfs_node **out);
 
+/*
+ * A lookup answered from the lookup cache (dcache.c), touching memory only
+ * (the loop thread may call it): dfh is the directory's handle (checked
+ * by the caller, its node in the node cache). 0 and the child's node when
+ * a lookup since the last namespace change made through the export, at
+ * most 0.9 s ago, found it and the node cache still has it; -ENOENT when
+ * such a lookup found no such name; -EAGAIN when nothing is known (ask
+ * onfs_lookup on a worker). "." and ".." are never cached.
+ */
+int onfs_lookup_cached(struct onfs_export *ex, const uint8_t *dfh, size_t dlen, const char *name,
+		       struct onfs_node **out);
+
 /* --- attributes and data (inode.c) --- */
 
 int onfs_getattr(struct onfs_export *ex, struct onfs_node *n, struct onfs_attr *attr);

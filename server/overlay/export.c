@@ -429,7 +429,9 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 	ex->readonly = !ex->has_upper || !ex->work_ok;
 	ex->locks = onfs_lock_table_new((enum onfs_locking)conf->locking, free);
 	if (!ex->locks || onfs_node_cache_new(&ex->nodes) < 0 ||
-	    onfs_dir_cache_new(&ex->dirs) < 0) {
+	    onfs_dir_cache_new(&ex->dirs) < 0 ||
+	    /* a templated line's calls go to its instances, on workers */
+	    (!conf->tmpl && onfs_dcache_new(&ex->dcache) < 0)) {
 		fail(err, errlen, "out of memory");
 		goto out_free;
 	}
@@ -470,6 +472,7 @@ void onfs_export_close(struct onfs_export *ex)
 		close(ex->tmpl_parent_fd);
 	onfs_dir_cache_free(ex->dirs);
 	onfs_node_cache_free(ex->nodes);
+	onfs_dcache_free(ex->dcache);
 	onfs_lock_table_free(ex->locks);
 	onfs_attr_destroy_locks(ex);
 	onfs_idmap_close(ex);

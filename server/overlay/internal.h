@@ -116,6 +116,7 @@ struct onfs_gen {
 struct onfs_node_cache; /* handle.c */
 struct onfs_idmap;      /* idmap.c */
 struct onfs_dir_cache;  /* readdir.c */
+struct onfs_dcache;     /* dcache.c */
 
 struct onfs_export {
 	char *name;          /* owned */
@@ -162,6 +163,7 @@ struct onfs_export {
 	char xattr_prefix[20]; /* "trusted.overlay." or "user.overlay." */
 	struct onfs_node_cache *nodes; /* owned */
 	struct onfs_dir_cache *dirs;   /* owned */
+	struct onfs_dcache *dcache;    /* owned; NULL for per-client instances */
 	/*
 	 * Per-client instances (instance.c). A templated line's own object
 	 * (tmpl set) never serves: it holds the shared lowers and the line's
@@ -245,6 +247,15 @@ struct onfs_node {
 	uint64_t top_ino;         /* inode number of parts[0] when looked up, 0 unknown */
 	uint64_t born;            /* monotonic ns of the lookup that made it */
 	unsigned born_dgen;       /* ex->gen_dirs loaded before that lookup read */
+	/*
+	 * ex->gen_ns loaded before that lookup read (born_gen_ok: a merged
+	 * lookup made it): a lookup in this directory is cached (dcache.c)
+	 * only while gen_ns is still that, i.e. its parts are not outdated by
+	 * a namespace change made through the export since (a copy-up of the
+	 * directory, a move of it or of an ancestor).
+	 */
+	unsigned born_gen;
+	bool born_gen_ok;
 	struct onfs_attr cattr;
 	uint8_t nparts;
 	struct onfs_part parts[]; /* top layer first */
@@ -465,6 +476,16 @@ void onfs_attr_destroy_locks(struct onfs_export *ex);
 /* --- readdir.c --- */
 /* The cookie of a name: a keyed 63-bit hash, never 0, 1 or 2. */
 uint64_t onfs_readdir_cookie(const uint8_t key[16], const char *name, size_t len);
+/*
+ * dcache.c: the lookup cache. store: what a lookup of name in dir found
+ * (child, or NULL for ENOENT), with ex->gen_ns and the monotonic time
+ * both loaded before that lookup read the disk.
+ */
+int onfs_dcache_new(struct onfs_dcache **out);
+void onfs_dcache_free(struct onfs_dcache *d);
+size_t onfs_dcache_size(void);
+void onfs_dcache_store(struct onfs_export *ex, const struct onfs_node *dir, const char *name,
+		       const struct onfs_node *child, unsigned gen_ns, uint64_t born);
 int onfs_dir_cache_new(struct onfs_dir_cache **out);
 void onfs_dir_cache_free(struct onfs_dir_cache *c);
 void onfs_dir_cache_flush(struct onfs_dir_cache *c);

@@ -176,7 +176,8 @@ static void use_index_copy(struct onfs_export *ex, struct found *f, const struct
 
 static int make_node(struct onfs_export *ex, const char *path, struct found *f, size_t nf,
 		     const struct onfs_ident *id, bool id_lower, uint64_t ino, bool impure,
-		     bool wh_xattr, bool cache, unsigned dgen, struct onfs_node **out)
+		     bool wh_xattr, bool cache, unsigned dgen, unsigned ngen,
+		     struct onfs_node **out)
 {
 	struct onfs_node *n = calloc(1, sizeof(*n) + nf * sizeof(struct onfs_part));
 
@@ -194,6 +195,8 @@ static int make_node(struct onfs_export *ex, const char *path, struct found *f, 
 	n->top_ino = f[0].st.st_ino;
 	n->born = onfs_now_ns();
 	n->born_dgen = dgen;
+	n->born_gen = ngen;
+	n->born_gen_ok = true;
 	n->ident = *id;
 	n->ident_lower = id_lower;
 	n->fileid = onfs_export_fileid(ex, id->fsidx, ino);
@@ -278,6 +281,7 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 	char *path = NULL;
 	/* the path is as good as the parent's: see onfs_export.gen_dirs */
 	unsigned dgen = dir->born_dgen;
+	unsigned ngen = atomic_load_explicit(&ex->gen_ns, memory_order_acquire);
 	int ret = 0;
 
 	cur = strdup(name);
@@ -472,7 +476,8 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 	}
 	if (top_st)
 		*top_st = f[0].st;
-	ret = make_node(ex, path, f, nf, &id, id_lower, ino, impure, wh_xattr, cache, dgen, out);
+	ret = make_node(ex, path, f, nf, &id, id_lower, ino, impure, wh_xattr, cache, dgen, ngen,
+			out);
 	if (ret == 0 && cache && ex->idmap)
 		onfs_idmap_record(ex, &id, &dir->ident, name);
 out:
@@ -490,6 +495,7 @@ int onfs_root(struct onfs_export *ex, struct onfs_node **out)
 	size_t i, nf = 0, idl, fidl = 0;
 	bool impure = false, wh_xattr = false;
 	unsigned dgen = atomic_load_explicit(&ex->gen_dirs, memory_order_acquire);
+	unsigned ngen = atomic_load_explicit(&ex->gen_ns, memory_order_acquire);
 	int ret;
 
 	/* MOUNT and the walks start here: the owner's credentials */
@@ -530,7 +536,7 @@ int onfs_root(struct onfs_export *ex, struct onfs_node **out)
 	/* after a base move the root keeps its first identity (base.c) */
 	ret = make_node(ex, "", f, nf, ex->root_fixed ? &ex->root_ident : &id, true,
 			ex->root_fixed ? ex->root_ino : f[fidl].st.st_ino, impure, wh_xattr, true,
-			dgen, out);
+			dgen, ngen, out);
 out:
 	free_found(f, nf);
 	return ret;
@@ -540,6 +546,9 @@ int onfs_lookup(struct onfs_export *ex, struct onfs_node *dir, const char *name,
 		struct onfs_node **out)
 {
 	size_t len = strlen(name);
+	uint64_t born;
+	unsigned gen;
+	int ret;
 
 	if (len == 0 || strchr(name, '/'))
 		return -EACCES;
@@ -556,7 +565,6 @@ int onfs_lookup(struct onfs_export *ex, struct onfs_node *dir, const char *name,
 		const char *slash = strrchr(dir->path, '/');
 		size_t pl = slash ? (size_t)(slash - dir->path) : 0;
 		char *parent;
-		int ret;
 
 		if (dir->path[0] == '\0' || pl == 0)
 			return onfs_root(ex, out);
@@ -567,7 +575,19 @@ int onfs_lookup(struct onfs_export *ex, struct onfs_node *dir, const char *name,
 		free(parent);
 		return ret;
 	}
-	return lookup_child(ex, dir, name, true, NULL, NULL, NULL, out);
+	/*
+	 * For the lookup cache: the generation and the time BEFORE the disk
+	 * reads, and only in a directory node no namespace change has
+	 * outdated (else the answer of a stale node would be kept for others).
+	 */
+	gen = atomic_load_explicit(&ex->gen_ns, memory_order_acquire);
+	if (!ex->dcache || !dir->born_gen_ok || dir->born_gen != gen)
+		return lookup_child(ex, dir, name, true, NULL, NULL, NULL, out);
+	born = onfs_now_ns();
+	ret = lookup_child(ex, dir, name, true, NULL, NULL, NULL, out);
+	if (ret == 0 || ret == -ENOENT)
+		onfs_dcache_store(ex, dir, name, ret == 0 ? *out : NULL, gen, born);
+	return ret;
 }
 
 bool onfs_lower_has(struct onfs_export *ex, struct onfs_node *dir, const char *name)

@@ -296,10 +296,212 @@ TEST_IMPL(listing_handles_stay_valid)
 	return 0;
 }
 
+/*
+ * A LOOKUP twice: the first fills the lookup cache on a worker, the second
+ * may come from memory on the loop thread; both must give the same
+ * handle and attributes, or the same status.
+ */
+static int lookup2(struct tl_client *c, const struct tl_fh *dir, const char *name,
+		   struct tl_fh *fh, fattr3 *at)
+{
+	struct tl_fh f1, f2;
+	fattr3 a1, a2;
+	int s1, s2;
+
+	memset(&f1, 0, sizeof(f1));
+	memset(&f2, 0, sizeof(f2));
+	memset(&a1, 0, sizeof(a1));
+	memset(&a2, 0, sizeof(a2));
+	s1 = tl_nfs_lookup(c, dir, name, &f1, &a1);
+	s2 = tl_nfs_lookup(c, dir, name, &f2, &a2);
+	ASSERTF(s1 == s2, "LOOKUP '%s': %s, then %s", name, tl_nfsstat_name(s1),
+		tl_nfsstat_name(s2));
+	if (s1 == NFS3_OK) {
+		ASSERT_EQ(f1.len, f2.len);
+		ASSERT(memcmp(f1.data, f2.data, f1.len) == 0);
+		ASSERT_EQ(a1.fileid, a2.fileid);
+		ASSERT_EQ(a1.size, a2.size);
+		ASSERT_EQ(a1.mode, a2.mode);
+		ASSERT_EQ(a1.nlink, a2.nlink);
+		ASSERT_EQ(a1.mtime.seconds, a2.mtime.seconds);
+		ASSERT_EQ(a1.mtime.nseconds, a2.mtime.nseconds);
+		ASSERT_EQ(a1.ctime.nseconds, a2.ctime.nseconds);
+		if (fh)
+			*fh = f2;
+		if (at)
+			*at = a2;
+	}
+	return s2;
+}
+
+static bool fh_eq(const struct tl_fh *a, const struct tl_fh *b)
+{
+	return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
+}
+
+/*
+ * The lookup cache (names and "no such name") never answers A with what
+ * was true before a change B made through the server.
+ */
+TEST_IMPL(lookup_cache_through_server)
+{
+	struct env e;
+	struct tl_fh fa, fb, f06, sub;
+	fattr3 at, at2;
+
+	env_up(&e);
+	/* negative, then CREATE by B: A sees the name at once */
+	ASSERT_NFS(lookup2(&e.a, &e.da, "born", NULL, NULL), NFS3ERR_NOENT);
+	ASSERT_NFS(tl_nfs_create(&e.b, &e.db, "born"), NFS3_OK);
+	ASSERT_NFS(tl_nfs_lookup(&e.b, &e.db, "born", &fb, NULL), NFS3_OK);
+	ASSERT_NFS(lookup2(&e.a, &e.da, "born", &fa, NULL), NFS3_OK);
+	ASSERT(fh_eq(&fa, &fb));
+	/* positive, then REMOVE by B (a lower file and the new one) */
+	ASSERT_NFS(lookup2(&e.a, &e.da, "f05", NULL, NULL), NFS3_OK);
+	ASSERT_NFS(tl_nfs_remove(&e.b, &e.db, "f05"), NFS3_OK);
+	ASSERT_NFS(tl_nfs_lookup(&e.a, &e.da, "f05", NULL, NULL), NFS3ERR_NOENT);
+	ASSERT_NFS(tl_nfs_remove(&e.b, &e.db, "born"), NFS3_OK);
+	ASSERT_NFS(tl_nfs_lookup(&e.a, &e.da, "born", NULL, NULL), NFS3ERR_NOENT);
+	/* RENAME by B: the old name gone, the new one the same object */
+	ASSERT_NFS(lookup2(&e.a, &e.da, "f06", &f06, &at), NFS3_OK);
+	ASSERT_NFS(lookup2(&e.a, &e.da, "g06", NULL, NULL), NFS3ERR_NOENT);
+	ASSERT_NFS(tl_nfs_rename(&e.b, &e.db, "f06", &e.db, "g06"), NFS3_OK);
+	ASSERT_NFS(tl_nfs_lookup(&e.a, &e.da, "f06", NULL, NULL), NFS3ERR_NOENT);
+	ASSERT_NFS(tl_nfs_lookup(&e.a, &e.da, "g06", &fa, &at2), NFS3_OK);
+	ASSERT(fh_eq(&fa, &f06));
+	ASSERT_EQ(at2.fileid, at.fileid);
+	/* a rename over an existing name: the name now gives the moved object */
+	ASSERT_NFS(lookup2(&e.a, &e.da, "f09", &fb, NULL), NFS3_OK);
+	ASSERT_NFS(tl_nfs_rename(&e.b, &e.db, "g06", &e.db, "f09"), NFS3_OK);
+	ASSERT_NFS(tl_nfs_lookup(&e.a, &e.da, "f09", &fa, NULL), NFS3_OK);
+	ASSERT(fh_eq(&fa, &f06));
+	ASSERT(!fh_eq(&fa, &fb));
+	/* copy-up (WRITE to a lower file): the same handle, the new attributes */
+	ASSERT_NFS(lookup2(&e.a, &e.da, "f07", &fa, &at), NFS3_OK);
+	ASSERT_EQ(at.size, 5);
+	ASSERT_NFS(tl_nfs_lookup(&e.b, &e.db, "f07", &fb, NULL), NFS3_OK);
+	ASSERT_NFS(tl_nfs_write(&e.b, &fb, 5, "-up", 3), NFS3_OK);
+	ASSERT_NFS(tl_nfs_lookup(&e.a, &e.da, "f07", &fb, &at2), NFS3_OK);
+	ASSERT(fh_eq(&fa, &fb));
+	ASSERT_EQ(at2.fileid, at.fileid);
+	ASSERT_EQ(at2.size, 8);
+	ASSERT_NFS(lookup2(&e.a, &e.da, "f07", NULL, &at2), NFS3_OK);
+	ASSERT_EQ(at2.size, 8);
+	/* a name in a directory B creates, then renames away and back */
+	ASSERT_NFS(tl_nfs_mkdir(&e.b, &e.db, "sub"), NFS3_OK);
+	ASSERT_NFS(lookup2(&e.a, &e.da, "sub", &sub, NULL), NFS3_OK);
+	ASSERT_NFS(lookup2(&e.a, &sub, "x", NULL, NULL), NFS3ERR_NOENT);
+	ASSERT_NFS(tl_nfs_lookup(&e.b, &e.db, "sub", &fb, NULL), NFS3_OK);
+	ASSERT_NFS(tl_nfs_create(&e.b, &fb, "x"), NFS3_OK);
+	ASSERT_NFS(tl_nfs_lookup(&e.a, &sub, "x", NULL, NULL), NFS3_OK);
+	ASSERT_NFS(tl_nfs_rename(&e.b, &e.db, "sub", &e.db, "sub2"), NFS3_OK);
+	ASSERT_NFS(tl_nfs_lookup(&e.a, &e.da, "sub", NULL, NULL), NFS3ERR_NOENT);
+	ASSERT_NFS(tl_nfs_lookup(&e.a, &e.da, "sub2", &fa, NULL), NFS3_OK);
+	ASSERT(fh_eq(&fa, &sub));
+	ASSERT_NFS(tl_nfs_lookup(&e.a, &sub, "x", NULL, NULL), NFS3_OK);
+	env_down(&e);
+	return 0;
+}
+
+/* Poll A's LOOKUP of name in dir until it answers want or the bound passes. */
+static double poll_lookup(struct tl_client *c, const struct tl_fh *dir, const char *name, int want)
+{
+	double t0 = tl_now();
+	int st;
+
+	for (;;) {
+		st = tl_nfs_lookup(c, dir, name, NULL, NULL);
+		if (st == want)
+			return tl_now() - t0;
+		ASSERTF(tl_now() - t0 < DISK_BOUND_S, "LOOKUP '%s' still %s after %.0f s", name,
+			tl_nfsstat_name(st), DISK_BOUND_S);
+		poll(NULL, 0, 20);
+	}
+}
+
+/* Names added or removed directly on the layers show within the bound. */
+TEST_IMPL(lookup_cache_on_disk_within_bound)
+{
+	struct env e;
+	char path[4096];
+
+	env_up(&e);
+	/* keep the negative answers cached and fresh while the disk changes */
+	ASSERT_NFS(lookup2(&e.a, &e.da, "disk-lower", NULL, NULL), NFS3ERR_NOENT);
+	ASSERT_NFS(lookup2(&e.a, &e.da, "disk-upper", NULL, NULL), NFS3ERR_NOENT);
+	ASSERT_NFS(lookup2(&e.a, &e.da, "f08", NULL, NULL), NFS3_OK);
+	tl_write(e.t.lower[0], "d/disk-lower", "x", 0644);
+	printf("# LOOKUP saw a name created in the lower after %.3f s\n",
+	       poll_lookup(&e.a, &e.da, "disk-lower", NFS3_OK));
+	tl_mkdir(e.t.upper, "d", 0755);
+	tl_write(e.t.upper, "d/disk-upper", "y", 0644);
+	printf("# LOOKUP saw a name created in the upper after %.3f s\n",
+	       poll_lookup(&e.a, &e.da, "disk-upper", NFS3_OK));
+	tl_join(path, sizeof(path), e.t.lower[0], "d/f08");
+	ASSERT(unlink(path) == 0);
+	printf("# LOOKUP saw a name removed from the lower after %.3f s\n",
+	       poll_lookup(&e.a, &e.da, "f08", NFS3ERR_NOENT));
+	env_down(&e);
+	return 0;
+}
+
+/* Search permission is checked on the cached path too, per caller. */
+TEST_IMPL(lookup_cache_permission)
+{
+	struct env e;
+	struct tl_client c;
+	struct tl_fh priv, f;
+	char path[4096];
+
+	tl_tree_new(&e.t, 1);
+	tl_mkdir(e.t.lower[0], "d", 0755);
+	tl_mkdir(e.t.lower[0], "d/priv", 0700);
+	tl_write(e.t.lower[0], "d/priv/x", "secret", 0644);
+	tl_join(path, sizeof(path), e.t.lower[0], "d/priv");
+	ASSERT(chown(path, 0, 0) == 0);
+	{
+		char opts[8192];
+
+		tl_tree_opts(&e.t, true, opts, sizeof(opts));
+		tl_server_start(&e.s, e.t.root, e.t.state, opts, NULL, NULL);
+	}
+	tl_client_mount(&e.a, e.s.port, "/", &e.ra);
+	tl_client_mount(&c, e.s.port, "/", &e.rb);
+	ASSERT_NFS(tl_nfs_lookup(&e.a, &e.ra, "d", &e.da, NULL), NFS3_OK);
+	tl_client_set_ids(&c, 1000, 1000);
+	ASSERT_NFS(tl_nfs_lookup(&c, &e.rb, "d", &e.db, NULL), NFS3_OK);
+	/* root fills the caches: the directory, the name, the child */
+	ASSERT_NFS(lookup2(&e.a, &e.da, "priv", &priv, NULL), NFS3_OK);
+	ASSERT_NFS(lookup2(&e.a, &priv, "x", &f, NULL), NFS3_OK);
+	ASSERT_NFS(lookup2(&e.a, &priv, "none", NULL, NULL), NFS3ERR_NOENT);
+	/* uid 1000 has no search permission: ACCES, every time, either name */
+	for (int i = 0; i < 3; i++) {
+		ASSERT_NFS(tl_nfs_lookup(&c, &priv, "x", NULL, NULL), NFS3ERR_ACCES);
+		ASSERT_NFS(tl_nfs_lookup(&c, &priv, "none", NULL, NULL), NFS3ERR_ACCES);
+	}
+	/* root still gets the answers */
+	ASSERT_NFS(lookup2(&e.a, &priv, "x", NULL, NULL), NFS3_OK);
+	/* search permission for others (root's SETATTR): uid 1000 gets in */
+	ASSERT_NFS(tl_nfs_setattr_mode(&e.a, &priv, 0711), NFS3_OK);
+	ASSERT_NFS(lookup2(&c, &priv, "x", NULL, NULL), NFS3_OK);
+	ASSERT_NFS(lookup2(&c, &priv, "none", NULL, NULL), NFS3ERR_NOENT);
+	/* and taken away again: ACCES at once */
+	ASSERT_NFS(tl_nfs_setattr_mode(&e.a, &priv, 0700), NFS3_OK);
+	ASSERT_NFS(tl_nfs_lookup(&c, &priv, "x", NULL, NULL), NFS3ERR_ACCES);
+	tl_client_close(&c);
+	tl_client_close(&e.a);
+	tl_server_stop(&e.s);
+	tl_tree_free(&e.t);
+	return 0;
+}
+
 static const struct tl_case cases[] = {
 	TEST_ENTRY(change_through_server_shows_at_once),
 	TEST_ENTRY(change_on_disk_shows_within_bound),
 	TEST_ENTRY(listing_handles_stay_valid),
+	TEST_ENTRY(lookup_cache_through_server),
+	TEST_ENTRY(lookup_cache_on_disk_within_bound),
+	TEST_ENTRY(lookup_cache_permission),
 };
 
 int main(int argc, char **argv)
