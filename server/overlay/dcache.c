@@ -26,12 +26,13 @@
 #include "internal.h"
 #include "ovlnfsd/siphash.h"
 
-#define DC_BUCKETS 2048
+/* as many entries as the node cache has nodes: a positive hit needs both */
+#define DC_BUCKETS 4096
 #define DC_WAYS 4
-/* a handle of a 24-byte kernel file handle (ext4 and tmpfs use 8 and 12) */
-#define DC_FH 40
-/* most names a boot or a build looks up; longer ones go to a worker */
-#define DC_NAME 48
+/* handles of kernel file handles up to 22 bytes (ext4 8, xfs 8-16, btrfs 20) */
+#define DC_FH 36
+/* names up to 39 bytes (the recorded boot's longest is 30); longer: a worker */
+#define DC_NAME 40
 
 struct dc_entry {
 	uint64_t born;  /* monotonic ns loaded before the lookup read; 0: empty */
@@ -43,6 +44,7 @@ struct dc_entry {
 	uint8_t cfh[DC_FH];
 	char name[DC_NAME];
 };
+_Static_assert(sizeof(struct dc_entry) == 128, "an entry is two cache lines");
 
 struct onfs_dcache {
 	pthread_mutex_t lock;
