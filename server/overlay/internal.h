@@ -248,11 +248,13 @@ struct onfs_node {
 	uint64_t born;            /* monotonic ns of the lookup that made it */
 	unsigned born_dgen;       /* ex->gen_dirs loaded before that lookup read */
 	/*
-	 * ex->gen_ns loaded before that lookup read (born_gen_ok: a merged
-	 * lookup made it): a lookup in this directory is cached (dcache.c)
-	 * only while gen_ns is still that, i.e. its parts are not outdated by
-	 * a namespace change made through the export since (a copy-up of the
-	 * directory, a move of it or of an ancestor).
+	 * ex->gen_ns loaded before that lookup read; born_gen_ok: a merged
+	 * lookup made it in a parent that was itself current (the root, or a
+	 * born_gen_ok parent whose born_gen was still current then). A
+	 * lookup in this directory is cached (dcache.c) only while gen_ns is
+	 * still born_gen: its parts are not outdated by a namespace change
+	 * made through the export since (a copy-up of the directory or of an
+	 * ancestor, a move of one of them).
 	 */
 	unsigned born_gen;
 	bool born_gen_ok;

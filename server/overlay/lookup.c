@@ -176,7 +176,7 @@ static void use_index_copy(struct onfs_export *ex, struct found *f, const struct
 
 static int make_node(struct onfs_export *ex, const char *path, struct found *f, size_t nf,
 		     const struct onfs_ident *id, bool id_lower, uint64_t ino, bool impure,
-		     bool wh_xattr, bool cache, unsigned dgen, unsigned ngen,
+		     bool wh_xattr, bool cache, unsigned dgen, unsigned ngen, bool ngen_ok,
 		     struct onfs_node **out)
 {
 	struct onfs_node *n = calloc(1, sizeof(*n) + nf * sizeof(struct onfs_part));
@@ -196,7 +196,7 @@ static int make_node(struct onfs_export *ex, const char *path, struct found *f, 
 	n->born = onfs_now_ns();
 	n->born_dgen = dgen;
 	n->born_gen = ngen;
-	n->born_gen_ok = true;
+	n->born_gen_ok = ngen_ok;
 	n->ident = *id;
 	n->ident_lower = id_lower;
 	n->fileid = onfs_export_fileid(ex, id->fsidx, ino);
@@ -282,6 +282,8 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 	/* the path is as good as the parent's: see onfs_export.gen_dirs */
 	unsigned dgen = dir->born_dgen;
 	unsigned ngen = atomic_load_explicit(&ex->gen_ns, memory_order_acquire);
+	/* likewise its parts: found in the parent's, which may be outdated */
+	bool ngen_ok = dir->born_gen_ok && dir->born_gen == ngen;
 	int ret = 0;
 
 	cur = strdup(name);
@@ -477,7 +479,7 @@ static int lookup_child(struct onfs_export *ex, const struct onfs_node *dir, con
 	if (top_st)
 		*top_st = f[0].st;
 	ret = make_node(ex, path, f, nf, &id, id_lower, ino, impure, wh_xattr, cache, dgen, ngen,
-			out);
+			ngen_ok, out);
 	if (ret == 0 && cache && ex->idmap)
 		onfs_idmap_record(ex, &id, &dir->ident, name);
 out:
@@ -536,7 +538,7 @@ int onfs_root(struct onfs_export *ex, struct onfs_node **out)
 	/* after a base move the root keeps its first identity (base.c) */
 	ret = make_node(ex, "", f, nf, ex->root_fixed ? &ex->root_ident : &id, true,
 			ex->root_fixed ? ex->root_ino : f[fidl].st.st_ino, impure, wh_xattr, true,
-			dgen, ngen, out);
+			dgen, ngen, true, out);
 out:
 	free_found(f, nf);
 	return ret;
