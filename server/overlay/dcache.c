@@ -74,11 +74,6 @@ void onfs_dcache_free(struct onfs_dcache *d)
 	free(d);
 }
 
-size_t onfs_dcache_size(void)
-{
-	return sizeof(struct onfs_dcache);
-}
-
 /* Keyed (clients choose names): the directory handle's MAC and the name. */
 static size_t bucket_of(const struct onfs_export *ex, const uint8_t *dfh, size_t dlen,
 			const char *name, size_t nlen)

@@ -485,7 +485,6 @@ uint64_t onfs_readdir_cookie(const uint8_t key[16], const char *name, size_t len
  */
 int onfs_dcache_new(struct onfs_dcache **out);
 void onfs_dcache_free(struct onfs_dcache *d);
-size_t onfs_dcache_size(void);
 void onfs_dcache_store(struct onfs_export *ex, const struct onfs_node *dir, const char *name,
 		       const struct onfs_node *child, unsigned gen_ns, uint64_t born);
 int onfs_dir_cache_new(struct onfs_dir_cache **out);
