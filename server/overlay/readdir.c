@@ -19,6 +19,12 @@
  *
  * Snapshots are kept in a small per-export cache keyed by the directory's
  * identity and rebuilt when its change state differs. Pool workers only.
+ *
+ * A big directory of one part (a single layer) is streamed instead: its
+ * entries as getdents64 gives them, each one's cookie the part's own
+ * d_off with bit 63 set (stream_list). No snapshot is built and none is
+ * kept: a snapshot of such a directory could keep no nodes anyway, and
+ * building one meant reading every name on every listing.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -49,6 +55,15 @@
 #define COOKIE_DOTDOT 2
 #define COOKIE_FIRST 3
 #define COOKIE_MAX 0x7fffffffffffffffULL
+/* a streamed listing's cookie: the part's d_off (never negative) | this */
+#define COOKIE_STREAM (1ULL << 63)
+/*
+ * A one-part directory at least this big (st_size: bytes on ext4 and xfs,
+ * 20 per entry on tmpfs) is streamed: more entries than SNAP_NODES_MAX
+ * with names of any length on ext4. OVLNFSD_TEST_STREAM_MIN_BYTES
+ * overrides it, so that the tests can stream small directories.
+ */
+#define STREAM_MIN_BYTES (1u << 20)
 
 /*
  * 16 bytes per entry (a 1,000,000-entry listing must fit in a few tens of
@@ -103,6 +118,7 @@ struct snap {
 
 struct onfs_dir_cache {
 	atomic_long held; /* nodes held by all snapshots */
+	uint64_t stream_min; /* STREAM_MIN_BYTES, or the test override */
 	pthread_mutex_t lock;
 	struct snap *slot[DIR_CACHE_SLOTS]; /* counted references */
 	uint64_t used[DIR_CACHE_SLOTS];
@@ -112,9 +128,11 @@ struct onfs_dir_cache {
 int onfs_dir_cache_new(struct onfs_dir_cache **out)
 {
 	struct onfs_dir_cache *c = calloc(1, sizeof(*c));
+	const char *v = getenv("OVLNFSD_TEST_STREAM_MIN_BYTES");
 
 	if (!c)
 		return -ENOMEM;
+	c->stream_min = v && *v ? strtoull(v, NULL, 10) : STREAM_MIN_BYTES;
 	pthread_mutex_init(&c->lock, NULL);
 	*out = c;
 	return 0;
@@ -777,6 +795,134 @@ static void entry_plus(struct onfs_export *ex, struct onfs_node *dir, const int 
 }
 
 /*
+ * The node and attributes of a streamed entry: a lookup in the open
+ * directory parts whose stat gives the attributes too, as for a new entry
+ * of a snapshot (entry_plus); nothing is kept. -ENOENT: the name is not in
+ * the merged view (gone, or a whiteout).
+ */
+static int stream_entry(struct onfs_export *ex, struct onfs_node *dir, const int *fds,
+			const bool *xwh, const char *name, struct onfs_node **np,
+			struct onfs_attr *at, bool *have_attr)
+{
+	struct onfs_node *n;
+	struct onfs_gen b, g;
+	struct stat st;
+	int ret;
+
+	onfs_gen_begin(ex, &b);
+	ret = onfs_lookup_at(ex, dir, fds, xwh, name, false, &st, &n);
+	if (ret < 0)
+		return ret;
+	*have_attr = (onfs_gen_since(ex, n, &b, &g) && onfs_attr_from_stat(ex, n, &st, &g, at)) ||
+		     onfs_getattr(ex, n, at) == 0;
+	*np = n;
+	return 0;
+}
+
+/*
+ * A streamed listing from cookie (0-2: from the start) over the
+ * directory's part fds[nfd - 1]: the entries getdents64 gives after the
+ * position the cookie names, each one's cookie its d_off with bit 63 set.
+ * d_off is the filesystem's own resumable position (ext4: the name's hash;
+ * what knfsd hands out as cookies), so entries created or removed between
+ * calls do not move the others.
+ *
+ * That part is the directory's only one when the listing starts. When the
+ * directory has become merged since (an upper part made by a copy-up or a
+ * create in it), the listing goes on over its bottom part, the one it
+ * began in (lower layers do not change), and every name is looked up in
+ * the merged view: a whiteout or a removal drops it, a copied-up name is
+ * listed as its upper object. Names that only the new upper part holds
+ * were created after the listing began; NFS does not promise them.
+ *
+ * The getdents64 buffer is small: what a call reads and cannot send is
+ * read again by the next call.
+ */
+static int stream_list(struct onfs_export *ex, struct onfs_node *dir, const int *fds,
+		       size_t nfd, uint64_t cookie, bool plus, bool impure, onfs_readdir_cb cb,
+		       void *ctx, bool *eof)
+{
+	enum { BUFSZ = 8192 };
+	int fd = fds[nfd - 1];
+	uint8_t layer = dir->parts[nfd - 1].layer;
+	bool merged = nfd > 1, wh_xattr;
+	bool xwh[ONFS_MAX_LAYERS] = { false };
+	off_t pos = cookie > COOKIE_DOTDOT ? (off_t)(cookie & ~COOKIE_STREAM) : 0;
+	char *buf;
+	int ret = 0;
+
+	for (size_t i = 0; i < nfd; i++)
+		xwh[i] = ovl_opaque(ex, fds[i]) == 'x';
+	wh_xattr = xwh[nfd - 1];
+	if (lseek(fd, pos, SEEK_SET) < 0)
+		return errno == EINVAL ? -ONFS_EBADCOOKIE : -errno;
+	buf = malloc(BUFSZ);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		long n = syscall(SYS_getdents64, fd, buf, BUFSZ);
+
+		if (n <= 0) {
+			ret = n < 0 ? -errno : 0;
+			*eof = n == 0;
+			break;
+		}
+		for (long off = 0; off < n;) {
+			struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + off);
+			const char *name = d->d_name;
+			size_t len = strlen(name);
+			struct onfs_dirent de;
+			struct onfs_node *node = NULL;
+			struct onfs_attr at;
+			bool have_attr = false, isdir;
+
+			off += d->d_reclen;
+			if (name[0] == '.' && (len == 1 || (len == 2 && name[1] == '.')))
+				continue;
+			/* the whiteout test of read_part; a lookup (below) makes its own */
+			if (!merged && !plus &&
+			    (d->d_type == DT_CHR || d->d_type == DT_UNKNOWN ||
+			     (wh_xattr && d->d_type == DT_REG))) {
+				struct stat st;
+
+				if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+				    onfs_is_whiteout(ex, fd, name, &st, wh_xattr))
+					continue;
+			}
+			isdir = d->d_type == DT_DIR || d->d_type == DT_UNKNOWN;
+			/*
+			 * fileid as entry_fileid finds it: an upper entry that may
+			 * carry an origin (an impure part, or a directory) is
+			 * looked up, every other one is its native number
+			 */
+			if (plus || merged ||
+			    (ONFS_LAYER_WAS_UPPER(ex, layer) && (impure || isdir))) {
+				ret = stream_entry(ex, dir, fds, xwh, name, &node, &at, &have_attr);
+				if (ret == -ENOENT)
+					continue; /* gone since getdents64, or hidden */
+				/* any other failure: the entry without attributes */
+			}
+			de = (struct onfs_dirent){ .name = name, .namelen = len,
+						   .cookie = (uint64_t)d->d_off | COOKIE_STREAM };
+			de.fileid = node ? node->fileid
+					 : onfs_export_fileid(ex, ex->layers[layer].fsidx, d->d_ino);
+			if (plus) {
+				de.plus = true;
+				de.node = node;
+				de.attr = have_attr ? &at : NULL;
+			}
+			ret = cb(ctx, &de);
+			onfs_node_put(node);
+			if (ret != 0)
+				goto out;
+		}
+	}
+out:
+	free(buf);
+	return ret < 0 ? ret : 0;
+}
+
+/*
  * Kept nodes are fetched this many at a time; the attribute cache's clock
  * is read once per batch, so an attribute may be served for the time it
  * takes to encode that many entries beyond ONFS_ATTR_TTL_NS (microseconds).
@@ -794,7 +940,8 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 	struct snap *s = NULL;
 	bool xwh[ONFS_MAX_LAYERS] = { false };
 	bool impure = false;
-	uint64_t change = 0, key, newest = 0;
+	uint64_t change = 0, key, newest = 0, size = 0;
+	bool stream;
 	struct onfs_gen dgen;
 	struct timespec real;
 	unsigned g0 = 0;
@@ -808,8 +955,6 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 	*eof = false;
 	if (!S_ISDIR(dir->type))
 		return -ENOTDIR;
-	if (cookie > COOKIE_MAX)
-		return -ONFS_EBADCOOKIE;
 	/* before the reads: a change of this directory through the export
 	 * bumps its slot afterwards, so a snapshot keyed by it is rebuilt */
 	onfs_gen_load(ex, dir, &dgen);
@@ -830,6 +975,7 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 		change = change * 1000003 ^ ((uint64_t)st.st_mtim.tv_sec * 1000000000ULL + (uint64_t)st.st_mtim.tv_nsec);
 		change = change * 1000003 ^ ((uint64_t)st.st_ctim.tv_sec * 1000000000ULL + (uint64_t)st.st_ctim.tv_nsec);
 		change = change * 1000003 ^ (uint64_t)st.st_size;
+		size = (uint64_t)st.st_size;
 		if (ts_ns(&st.st_mtim) > newest)
 			newest = ts_ns(&st.st_mtim);
 		if (ts_ns(&st.st_ctim) > newest)
@@ -843,8 +989,14 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 		goto out;
 	}
 
-	s = cache_get(ex->dirs, &dir->ident, key);
-	if (!s) {
+	/*
+	 * A listing that started streamed goes on streamed (its cookies say
+	 * so); a new one streams a big directory of one part.
+	 */
+	stream = nfd > 0 && ((cookie & COOKIE_STREAM) ||
+		 (cookie <= COOKIE_DOTDOT && nfd == 1 && size >= ex->dirs->stream_min));
+	s = stream ? NULL : cache_get(ex->dirs, &dir->ident, key);
+	if (!s && !stream) {
 		clock_gettime(CLOCK_REALTIME, &real);
 		ret = snap_build(ex, dir, fds, key, &s);
 		if (ret < 0)
@@ -874,16 +1026,6 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 		if (ret != 0)
 			goto out_stop;
 	}
-	/* first entry whose cookie is greater than the one we resume from */
-	lo = 0;
-	hi = s->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (s->ents[mid].cookie <= cookie)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	for (i = 0; i < nfd; i++) {
 		/* a committed layer (commit.c) keeps the marks it had as the upper */
 		if (ONFS_LAYER_WAS_UPPER(ex, dir->parts[i].layer)) {
@@ -893,6 +1035,20 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 			impure = impure ||
 				 (onfs_fs_getxattr(fds[i], an, v, sizeof(v)) >= 1 && v[0] == 'y');
 		}
+	}
+	if (stream) {
+		ret = stream_list(ex, dir, fds, nfd, cookie, plus, impure, cb, ctx, eof);
+		goto out;
+	}
+	/* first entry whose cookie is greater than the one we resume from */
+	lo = 0;
+	hi = s->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->ents[mid].cookie <= cookie)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
 	if (plus) {
 		g0 = snap_nodes_begin(ex, s);
