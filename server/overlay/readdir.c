@@ -820,6 +820,119 @@ static int stream_entry(struct onfs_export *ex, struct onfs_node *dir, const int
 }
 
 /*
+ * The lookups of a streamed READDIRPLUS are two system calls per entry
+ * (fstatat, name_to_handle_at) and nearly all of its time; they are
+ * independent, so they are done in batches by the worker and one helper
+ * thread together, each taking the next entry of the batch until none is
+ * left. The helper serves one batch at a time, process-wide; a listing
+ * that finds it busy (or cannot start it) does its batch alone.
+ */
+#define STREAM_BATCH 32
+
+struct stream_ent {
+	const char *name;  /* in the getdents64 buffer */
+	uint64_t cookie;
+	uint64_t ino;
+	bool isdir;
+	int ret;           /* stream_entry's */
+	struct onfs_node *node;
+	struct onfs_attr at;
+	bool have_attr;
+};
+
+struct stream_batch {
+	struct onfs_export *ex;
+	struct onfs_node *dir;
+	const int *fds;
+	const bool *xwh;
+	struct stream_ent *e;
+	size_t n;
+	atomic_size_t next; /* the next entry to take */
+};
+
+static struct {
+	pthread_once_t once;
+	pthread_mutex_t lock;
+	pthread_cond_t posted, done;
+	struct stream_batch *batch; /* posted, not yet finished; under lock */
+	bool taken;                 /* the helper has begun on batch */
+	bool up;                    /* the thread runs */
+} helper = { .once = PTHREAD_ONCE_INIT, .lock = PTHREAD_MUTEX_INITIALIZER,
+	     .posted = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
+
+static void batch_run(struct stream_batch *b)
+{
+	size_t i;
+
+	while ((i = atomic_fetch_add(&b->next, 1)) < b->n) {
+		struct stream_ent *e = &b->e[i];
+
+		e->ret = stream_entry(b->ex, b->dir, b->fds, b->xwh, e->name, &e->node, &e->at,
+				      &e->have_attr);
+	}
+}
+
+static void *helper_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&helper.lock);
+	for (;;) {
+		struct stream_batch *b;
+
+		while (!helper.batch || helper.taken)
+			pthread_cond_wait(&helper.posted, &helper.lock);
+		b = helper.batch;
+		helper.taken = true;
+		pthread_mutex_unlock(&helper.lock);
+		/* the export owner's credentials, as the worker has them */
+		if (onfs_owner_enter(b->ex) == 0)
+			batch_run(b);
+		pthread_mutex_lock(&helper.lock);
+		helper.batch = NULL;
+		helper.taken = false;
+		pthread_cond_broadcast(&helper.done);
+	}
+	return NULL;
+}
+
+static void helper_start(void)
+{
+	pthread_attr_t a;
+	pthread_t t;
+
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	helper.up = pthread_create(&t, &a, helper_main, NULL) == 0;
+	pthread_attr_destroy(&a);
+}
+
+/* The lookups of b's entries, with the helper when it is free. */
+static void batch_lookup(struct stream_batch *b)
+{
+	bool posted = false;
+
+	pthread_once(&helper.once, helper_start);
+	if (helper.up && b->n > 1) {
+		pthread_mutex_lock(&helper.lock);
+		if (!helper.batch) {
+			helper.batch = b;
+			posted = true;
+			pthread_cond_signal(&helper.posted);
+		}
+		pthread_mutex_unlock(&helper.lock);
+	}
+	batch_run(b);
+	if (!posted)
+		return;
+	pthread_mutex_lock(&helper.lock);
+	if (helper.batch == b && !helper.taken)
+		helper.batch = NULL; /* all done before the helper woke */
+	while (helper.batch == b)
+		pthread_cond_wait(&helper.done, &helper.lock);
+	pthread_mutex_unlock(&helper.lock);
+}
+
+/*
  * A streamed listing from cookie (0-2: from the start) over the
  * directory's part fds[nfd - 1]: the entries getdents64 gives after the
  * position the cookie names, each one's cookie its d_off with bit 63 set.
@@ -848,7 +961,9 @@ static int stream_list(struct onfs_export *ex, struct onfs_node *dir, const int 
 	bool merged = nfd > 1, wh_xattr;
 	bool xwh[ONFS_MAX_LAYERS] = { false };
 	off_t pos = cookie > COOKIE_DOTDOT ? (off_t)(cookie & ~COOKIE_STREAM) : 0;
+	struct stream_ent *e;
 	char *buf;
+	size_t k = 0, j;
 	int ret = 0;
 
 	for (size_t i = 0; i < nfd; i++)
@@ -857,8 +972,11 @@ static int stream_list(struct onfs_export *ex, struct onfs_node *dir, const int 
 	if (lseek(fd, pos, SEEK_SET) < 0)
 		return errno == EINVAL ? -ONFS_EBADCOOKIE : -errno;
 	buf = malloc(BUFSZ);
-	if (!buf)
-		return -ENOMEM;
+	e = calloc(STREAM_BATCH, sizeof(*e));
+	if (!buf || !e) {
+		ret = -ENOMEM;
+		goto out;
+	}
 	for (;;) {
 		long n = syscall(SYS_getdents64, fd, buf, BUFSZ);
 
@@ -868,56 +986,79 @@ static int stream_list(struct onfs_export *ex, struct onfs_node *dir, const int 
 			break;
 		}
 		for (long off = 0; off < n;) {
-			struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + off);
-			const char *name = d->d_name;
-			size_t len = strlen(name);
-			struct onfs_dirent de;
-			struct onfs_node *node = NULL;
-			struct onfs_attr at;
-			bool have_attr = false, isdir;
+			/* the next batch of entries of this buffer */
+			for (k = 0; off < n && k < STREAM_BATCH;) {
+				struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + off);
+				const char *name = d->d_name;
+				size_t len = strlen(name);
 
-			off += d->d_reclen;
-			if (name[0] == '.' && (len == 1 || (len == 2 && name[1] == '.')))
-				continue;
-			/* the whiteout test of read_part; a lookup (below) makes its own */
-			if (!merged && !plus &&
-			    (d->d_type == DT_CHR || d->d_type == DT_UNKNOWN ||
-			     (wh_xattr && d->d_type == DT_REG))) {
-				struct stat st;
-
-				if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-				    onfs_is_whiteout(ex, fd, name, &st, wh_xattr))
+				off += d->d_reclen;
+				if (name[0] == '.' && (len == 1 || (len == 2 && name[1] == '.')))
 					continue;
+				/* the whiteout test of read_part; a lookup makes its own */
+				if (!merged && !plus &&
+				    (d->d_type == DT_CHR || d->d_type == DT_UNKNOWN ||
+				     (wh_xattr && d->d_type == DT_REG))) {
+					struct stat st;
+
+					if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+					    onfs_is_whiteout(ex, fd, name, &st, wh_xattr))
+						continue;
+				}
+				e[k++] = (struct stream_ent){
+					.name = name, .cookie = (uint64_t)d->d_off | COOKIE_STREAM,
+					.ino = d->d_ino,
+					.isdir = d->d_type == DT_DIR || d->d_type == DT_UNKNOWN };
 			}
-			isdir = d->d_type == DT_DIR || d->d_type == DT_UNKNOWN;
-			/*
-			 * fileid as entry_fileid finds it: an upper entry that may
-			 * carry an origin (an impure part, or a directory) is
-			 * looked up, every other one is its native number
-			 */
-			if (plus || merged ||
-			    (ONFS_LAYER_WAS_UPPER(ex, layer) && (impure || isdir))) {
-				ret = stream_entry(ex, dir, fds, xwh, name, &node, &at, &have_attr);
-				if (ret == -ENOENT)
-					continue; /* gone since getdents64, or hidden */
-				/* any other failure: the entry without attributes */
+			if (plus || merged) {
+				struct stream_batch b = { .ex = ex, .dir = dir, .fds = fds, .xwh = xwh,
+							  .e = e, .n = k };
+
+				atomic_init(&b.next, 0);
+				batch_lookup(&b);
+			} else if (ONFS_LAYER_WAS_UPPER(ex, layer)) {
+				/*
+				 * fileid as entry_fileid finds it: an upper entry that
+				 * may carry an origin (an impure part, or a directory)
+				 * is looked up, every other one is its native number
+				 */
+				for (j = 0; j < k; j++)
+					if (impure || e[j].isdir)
+						e[j].ret = stream_entry(ex, dir, fds, xwh, e[j].name,
+									&e[j].node, &e[j].at,
+									&e[j].have_attr);
 			}
-			de = (struct onfs_dirent){ .name = name, .namelen = len,
-						   .cookie = (uint64_t)d->d_off | COOKIE_STREAM };
-			de.fileid = node ? node->fileid
-					 : onfs_export_fileid(ex, ex->layers[layer].fsidx, d->d_ino);
-			if (plus) {
-				de.plus = true;
-				de.node = node;
-				de.attr = have_attr ? &at : NULL;
+			for (j = 0; j < k; j++) {
+				struct onfs_dirent de;
+
+				/* gone since getdents64, or hidden in the merged view;
+				 * any other failure: the entry without attributes */
+				if (e[j].ret == -ENOENT)
+					continue;
+				de = (struct onfs_dirent){
+					.name = e[j].name, .namelen = strlen(e[j].name),
+					.cookie = e[j].cookie,
+					.fileid = e[j].node ? e[j].node->fileid
+							    : onfs_export_fileid(ex, ex->layers[layer].fsidx,
+										 e[j].ino) };
+				if (plus) {
+					de.plus = true;
+					de.node = e[j].node;
+					de.attr = e[j].have_attr ? &e[j].at : NULL;
+				}
+				ret = cb(ctx, &de);
+				onfs_node_put(e[j].node);
+				e[j].node = NULL;
+				if (ret != 0)
+					goto out;
 			}
-			ret = cb(ctx, &de);
-			onfs_node_put(node);
-			if (ret != 0)
-				goto out;
+			k = 0;
 		}
 	}
 out:
+	for (j = 0; e && j < k; j++)
+		onfs_node_put(e[j].node);
+	free(e);
 	free(buf);
 	return ret < 0 ? ret : 0;
 }
