@@ -10,7 +10,7 @@
  * name exactly once even when names come and go between calls, and costs
  * a binary search, not a rescan (a 100k-entry directory lists in linear
  * time overall). Cookies 1 and 2 are "." and ".."; 0 is the start; bit 63
- * is never set.
+ * is never set in a hash cookie (a streamed listing's cookies have it).
  *
  * The cookie verifier is 4 bytes naming the directory and 4 bytes of its
  * change state. A cookie with a foreign verifier cannot be resumed
@@ -24,7 +24,9 @@
  * entries as getdents64 gives them, each one's cookie the part's own
  * d_off with bit 63 set (stream_list). No snapshot is built and none is
  * kept: a snapshot of such a directory could keep no nodes anyway, and
- * building one meant reading every name on every listing.
+ * building one meant reading and sorting every name on every listing.
+ * A cookie's bit 63 decides how a listing goes on, so a listing never
+ * mixes the two kinds.
  */
 #include <dirent.h>
 #include <errno.h>
