@@ -846,6 +846,31 @@ TEST_IMPL(readdir_stream_one_part)
 		free(seen);
 	}
 
+	/* a streamed cookie keeps the verifier rules: a foreign verifier is
+	 * BAD_COOKIE, a zero one is accepted */
+	{
+		struct tl_dirpage pg;
+		uint8_t zero[8] = { 0 }, verf[8], bad[8];
+		uint64_t mid;
+
+		ASSERT_NFS(tl_nfs_readdir(&e.c, &d, 0, zero, 300, &pg), NFS3_OK);
+		ASSERTF(pg.n > 2 && !pg.eof, "READDIR count 300: %zu entries, eof %d", pg.n, pg.eof);
+		mid = pg.e[pg.n - 1].cookie;
+		memcpy(verf, pg.verf, 8);
+		tl_dirpage_free(&pg);
+		ASSERTF(mid & STREAM_COOKIE, "cookie %#llx not streamed", (unsigned long long)mid);
+		ASSERT_NFS(tl_nfs_readdirplus(&e.c, &d, mid, verf, 512, 1024, &pg), NFS3_OK);
+		tl_dirpage_free(&pg);
+		ASSERT_NFS(tl_nfs_readdir(&e.c, &d, mid, zero, 300, &pg), NFS3_OK);
+		tl_dirpage_free(&pg);
+		memcpy(bad, verf, 8);
+		for (int i = 0; i < 4; i++)
+			bad[i] ^= 0x5a;
+		ASSERT_NFS(tl_nfs_readdir(&e.c, &d, mid, bad, 300, &pg), NFS3ERR_BAD_COOKIE);
+		ASSERT_NFS(tl_nfs_readdirplus(&e.c, &d, mid, bad, 512, 1024, &pg),
+			   NFS3ERR_BAD_COOKIE);
+	}
+
 	/* the upper-only directory: a, sub; the whiteout hidden */
 	for (int plus = 0; plus < 2; plus++) {
 		uint8_t verf[8] = { 0 };
