@@ -36,8 +36,7 @@ static const char *write_conf(const char *name, const char *text)
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	f = fopen(path, "w");
 	if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
-		fprintf(stderr, "FAIL: cannot write %s\n", path);
-		failures++;
+		FAIL("cannot write %s", path);
 	}
 	return path;
 }
@@ -50,9 +49,8 @@ static void check_msg(const struct seen *s, int i, const char *path, int line, c
 	snprintf(want, sizeof(want), "%s:%d:", path, line);
 	if (i >= s->n || strncmp(s->msgs[i], want, strlen(want)) != 0 ||
 	    !strstr(s->msgs[i], what)) {
-		fprintf(stderr, "FAIL: error %d: want '%s ... %s', got '%s'\n", i, want, what,
-			i < s->n ? s->msgs[i] : "(none)");
-		failures++;
+		FAIL("error %d: want '%s ... %s', got '%s'", i, want, what,
+		     i < s->n ? s->msgs[i] : "(none)");
 	}
 }
 

@@ -18,26 +18,8 @@
 
 #include "ovlnfsd/config.h"
 #include "ovlnfsd/server.h"
+#include "unit.h"
 
-static int failures;
-
-#define CHECK(c)                                                                 \
-	do {                                                                     \
-		if (!(c)) {                                                      \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #c); \
-			failures++;                                              \
-		}                                                                \
-	} while (0)
-
-#define CHECK_STR(got, want)                                                     \
-	do {                                                                     \
-		const char *_g = (got), *_w = (want);                            \
-		if (!_g || strcmp(_g, _w)) {                                     \
-			fprintf(stderr, "FAIL %s:%d: %s = '%s', want '%s'\n",    \
-				__FILE__, __LINE__, #got, _g ? _g : "(null)", _w); \
-			failures++;                                              \
-		}                                                                \
-	} while (0)
 
 /* Parse a NULL-terminated argument list; returns parse_args' result. */
 static int parse(struct onfs_config *cfg, char *err, size_t errlen, ...)
@@ -64,17 +46,11 @@ static int parse(struct onfs_config *cfg, char *err, size_t errlen, ...)
 		char _e[512];                                                    \
 		const char *_w[] = words;                                        \
 		int _r = parse(&_c, _e, sizeof(_e), __VA_ARGS__, NULL);          \
-		if (_r != -1) {                                                  \
-			fprintf(stderr, "FAIL %s:%d: parse returned %d, want -1\n", \
-				__FILE__, __LINE__, _r);                         \
-			failures++;                                              \
-		}                                                                \
+		if (_r != -1)                                                    \
+			FAIL("parse returned %d, want -1", _r);                  \
 		for (size_t _i = 0; _i < sizeof(_w) / sizeof(_w[0]); _i++) {    \
-			if (!strstr(_e, _w[_i])) {                               \
-				fprintf(stderr, "FAIL %s:%d: error '%s' lacks '%s'\n", \
-					__FILE__, __LINE__, _e, _w[_i]);         \
-				failures++;                                      \
-			}                                                        \
+			if (!strstr(_e, _w[_i]))                                 \
+				FAIL("error '%s' lacks '%s'", _e, _w[_i]);       \
 		}                                                                \
 		onfs_config_free(&_c);                                           \
 	} while (0)
@@ -109,9 +85,7 @@ static void config_hostport_forms(void)
 		CHECK(onfs_config_parse_hostport(good[i].in, &host, &port) == 0);
 		CHECK_STR(host, good[i].host);
 		if (port != good[i].port) {
-			fprintf(stderr, "FAIL: '%s' port %d want %d\n", good[i].in, port,
-				good[i].port);
-			failures++;
+			FAIL("'%s' port %d want %d", good[i].in, port, good[i].port);
 		}
 		free(host);
 	}
@@ -120,9 +94,8 @@ static void config_hostport_forms(void)
 		int port = -1;
 
 		if (onfs_config_parse_hostport(bad[i], &host, &port) != -1) {
-			fprintf(stderr, "FAIL: '%s' accepted as host '%s' port %d\n", bad[i],
-				host ? host : "(null)", port);
-			failures++;
+			FAIL("'%s' accepted as host '%s' port %d", bad[i],
+			     host ? host : "(null)", port);
 			free(host);
 		}
 	}
@@ -176,11 +149,9 @@ static void check_opts_fail(const char *opts, const char *word)
 	char err[256] = "";
 
 	if (onfs_config_parse_overlay_opts(opts, &ec, err, sizeof(err)) != -1) {
-		fprintf(stderr, "FAIL: -o '%s' accepted\n", opts);
-		failures++;
+		FAIL("-o '%s' accepted", opts);
 	} else if (!strstr(err, word)) {
-		fprintf(stderr, "FAIL: -o '%s': error '%s' lacks '%s'\n", opts, err, word);
-		failures++;
+		FAIL("-o '%s': error '%s' lacks '%s'", opts, err, word);
 	}
 	/* a failed parse leaves nothing allocated in ec */
 	CHECK(ec.nlower == 0 && ec.upperdir == NULL && ec.workdir == NULL);
@@ -424,8 +395,7 @@ static const char *conf_file(const char *text)
 	snprintf(path, sizeof(path), "%s/c%d.conf", conf_dir, ++conf_seq);
 	f = fopen(path, "w");
 	if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
-		fprintf(stderr, "FAIL: cannot write %s\n", path);
-		failures++;
+		FAIL("cannot write %s", path);
 	}
 	return path;
 }
@@ -441,19 +411,15 @@ static void check_conf_fails(int srcline, const char *text, int line, const char
 
 	memset(&cfg, 0, sizeof(cfg));
 	if (onfs_config_load_file(path, &cfg, err, sizeof(err)) != -1) {
-		fprintf(stderr, "FAIL test-config.c:%d: config loaded, want an error\n", srcline);
-		failures++;
+		unit_fail(__FILE__, srcline, "config loaded, want an error");
 	}
 	snprintf(want, sizeof(want), "%s:%d:", path, line);
 	if (!strstr(err, want)) {
-		fprintf(stderr, "FAIL test-config.c:%d: error '%s' lacks '%s'\n", srcline, err, want);
-		failures++;
+		unit_fail(__FILE__, srcline, "error '%s' lacks '%s'", err, want);
 	}
 	for (size_t i = 0; i < nwords; i++) {
 		if (!strstr(err, words[i])) {
-			fprintf(stderr, "FAIL test-config.c:%d: error '%s' lacks '%s'\n", srcline, err,
-				words[i]);
-			failures++;
+			unit_fail(__FILE__, srcline, "error '%s' lacks '%s'", err, words[i]);
 		}
 	}
 	onfs_config_free(&cfg);
@@ -750,10 +716,5 @@ int main(void)
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", conf_dir);
 		CHECK(system(cmd) == 0);
 	}
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("ok config (all checks passed)\n");
-	return 0;
+	return unit_finish("config");
 }

@@ -21,16 +21,6 @@
 #include "ovlnfsd/template.h"
 #include "unit.h"
 
-#define CHECK_STR(got, want)                                                     \
-	do {                                                                     \
-		const char *_g = (got), *_w = (want);                            \
-		if (!_g || strcmp(_g, _w)) {                                     \
-			fprintf(stderr, "FAIL %s:%d: %s = '%s', want '%s'\n",    \
-				__FILE__, __LINE__, #got, _g ? _g : "(null)", _w); \
-			failures++;                                              \
-		}                                                                \
-	} while (0)
-
 static void template_kinds(void)
 {
 	char bad[64];
@@ -164,28 +154,21 @@ static void check_conf(int srcline, const char *path, int line, const char *cons
 	r = onfs_config_load_file(path, &cfg, err, sizeof(err));
 	if (line == 0) {
 		if (r != 0) {
-			fprintf(stderr, "FAIL test-template.c:%d: want loaded, got '%s'\n", srcline,
-				err);
-			failures++;
+			unit_fail(__FILE__, srcline, "want loaded, got '%s'", err);
 		}
 		onfs_config_free(&cfg);
 		return;
 	}
 	if (r != -1) {
-		fprintf(stderr, "FAIL test-template.c:%d: config loaded, want an error\n", srcline);
-		failures++;
+		unit_fail(__FILE__, srcline, "config loaded, want an error");
 	}
 	snprintf(want, sizeof(want), "%s:%d:", path, line);
 	if (!strstr(err, want)) {
-		fprintf(stderr, "FAIL test-template.c:%d: error '%s' lacks '%s'\n", srcline, err,
-			want);
-		failures++;
+		unit_fail(__FILE__, srcline, "error '%s' lacks '%s'", err, want);
 	}
 	for (size_t i = 0; i < nwords; i++)
 		if (!strstr(err, words[i])) {
-			fprintf(stderr, "FAIL test-template.c:%d: error '%s' lacks '%s'\n", srcline,
-				err, words[i]);
-			failures++;
+			unit_fail(__FILE__, srcline, "error '%s' lacks '%s'", err, words[i]);
 		}
 	onfs_config_free(&cfg);
 }
