@@ -6,7 +6,6 @@
  * Single-threaded test process; no network. Only the demo case touches
  * files, in its own directory under /tmp, removed at the end.
  */
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,26 +17,8 @@
 
 #include "ovlnfsd/config.h"
 #include "ovlnfsd/server.h"
-#include "unit.h"
+#include "conf.h"
 
-
-/* Parse a NULL-terminated argument list; returns parse_args' result. */
-static int parse(struct onfs_config *cfg, char *err, size_t errlen, ...)
-{
-	char *argv[32] = { "ovlnfsd" };
-	int argc = 1;
-	va_list ap;
-	char *a;
-
-	memset(cfg, 0, sizeof(*cfg));
-	err[0] = '\0';
-	va_start(ap, errlen);
-	while ((a = va_arg(ap, char *)) != NULL && argc < 31)
-		argv[argc++] = a;
-	va_end(ap);
-	argv[argc] = NULL;
-	return onfs_config_parse_args(argc, argv, cfg, err, errlen);
-}
 
 /* The parse fails and its message contains every given word. */
 #define CHECK_FAILS(words, ...)                                                  \
@@ -383,53 +364,8 @@ static void config_demo_setup_builds_once(void)
 
 /* --- the config file (-c) --- */
 
-static char conf_dir[] = "/tmp/onfs-test-config-XXXXXX";
-static int conf_seq;
-
-/* Write text to a new file in conf_dir; returns its path (static buffer). */
-static const char *conf_file(const char *text)
-{
-	static char path[256];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/c%d.conf", conf_dir, ++conf_seq);
-	f = fopen(path, "w");
-	if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
-		FAIL("cannot write %s", path);
-	}
-	return path;
-}
-
 /* Loading text fails; the message holds "FILE:LINE:" and every word. */
-static void check_conf_fails(int srcline, const char *text, int line, const char *const *words,
-			     size_t nwords)
-{
-	struct onfs_config cfg;
-	char err[1024] = "";
-	char want[300];
-	const char *path = conf_file(text);
-
-	memset(&cfg, 0, sizeof(cfg));
-	if (onfs_config_load_file(path, &cfg, err, sizeof(err)) != -1) {
-		unit_fail(__FILE__, srcline, "config loaded, want an error");
-	}
-	snprintf(want, sizeof(want), "%s:%d:", path, line);
-	if (!strstr(err, want)) {
-		unit_fail(__FILE__, srcline, "error '%s' lacks '%s'", err, want);
-	}
-	for (size_t i = 0; i < nwords; i++) {
-		if (!strstr(err, words[i])) {
-			unit_fail(__FILE__, srcline, "error '%s' lacks '%s'", err, words[i]);
-		}
-	}
-	onfs_config_free(&cfg);
-}
-
-#define CONF_FAILS(text, line, ...)                                                \
-	do {                                                                       \
-		const char *const _w[] = { __VA_ARGS__ };                          \
-		check_conf_fails(__LINE__, text, line, _w, sizeof(_w) / sizeof(_w[0])); \
-	} while (0)
+#define CONF_FAILS(text, line, ...) CONF(conf_file(text), line, __VA_ARGS__)
 
 static void config_file_full(void)
 {
@@ -701,20 +637,13 @@ int main(void)
 	config_errors_name_the_option();
 	config_help_and_version_exit_zero();
 	config_demo_setup_builds_once();
-	if (!mkdtemp(conf_dir)) {
-		perror("mkdtemp");
+	if (conf_dir_make("test-config") < 0)
 		return 1;
-	}
 	config_file_full();
 	config_file_defaults();
 	config_file_errors();
 	config_file_argv();
 	config_layers_differ();
-	{
-		char cmd[300];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", conf_dir);
-		CHECK(system(cmd) == 0);
-	}
+	conf_dir_remove();
 	return unit_finish("config");
 }
