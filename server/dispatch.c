@@ -343,6 +343,7 @@ static bool dispatch_cached(struct onfs_call *c)
 	if (ok)
 		c->reply_len = xdr_getpos(&xdrs);
 	xdr_destroy(&xdrs);
+	onfs_call_leave(c); /* an instance it entered; a worker enters again */
 	if (!ok) {
 		c->auth_deny = 0;
 		return false;

@@ -103,6 +103,22 @@ struct onfs_export *onfs_call_export(struct onfs_call *c, uint16_t id, int *err)
 	return ex;
 }
 
+struct onfs_export *onfs_call_export_cached(struct onfs_call *c, uint16_t id)
+{
+	struct onfs_export *ex = onfs_server_export_by_id(c->srv, id);
+	struct onfs_client_id who;
+
+	if (ex)
+		return onfs_export_templated(ex) ? NULL : ex;
+	if (c->inst)
+		return NULL;
+	call_who(c, &who);
+	if (onfs_instance_try_enter_id(id, &who, &ex) < 0)
+		return NULL;
+	c->inst = ex;
+	return ex;
+}
+
 int onfs_call_mount_instance(struct onfs_call *c, struct onfs_export *line, const char *name,
 			     struct onfs_export **out)
 {

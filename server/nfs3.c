@@ -460,15 +460,16 @@ static bool attr_cached(struct onfs_call *c, const nfs_fh3 *fh, struct onfs_expo
 
 	if (len == 0 || len > ONFS_FH_MAX || !data || onfs_fh_export_id(data, len, &id) < 0)
 		return false;
-	ex = onfs_server_export_by_id(c->srv, id);
-	/*
-	 * Per-client instances go to a worker: who the caller is decides which
-	 * instance (if any) the handle names, and a call is counted into its
-	 * instance there (instance.c), which the loop must not wait for.
-	 */
 	/* recording: every call to a worker, which writes the record (callrec.c) */
-	if (onfs_callrec_on || !ex || onfs_export_templated(ex) || onfs_access_check(c, ex) < 0 ||
-	    onfs_node_from_fh_cached(ex, data, len, &n) < 0)
+	if (onfs_callrec_on)
+		return false;
+	/*
+	 * A plain export, or the caller's own per-client instance when it is
+	 * live (counted in until the call ends; anything that would wait - a
+	 * dormant instance, a reset under way - goes to a worker).
+	 */
+	ex = onfs_call_export_cached(c, id);
+	if (!ex || onfs_access_check(c, ex) < 0 || onfs_node_from_fh_cached(ex, data, len, &n) < 0)
 		return false;
 	hit = onfs_getattr_cached(ex, n, at);
 	onfs_node_put(n);

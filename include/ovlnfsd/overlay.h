@@ -103,6 +103,15 @@ int onfs_instance_enter_id(uint16_t id, const struct onfs_client_id *who, bool f
 			   struct onfs_export **out);
 void onfs_instance_leave(struct onfs_export *ex);
 /*
+ * Loop thread: the same, for reads only and without ever waiting: the
+ * instance is counted in only if it is live and no reset, rebase or
+ * deactivation is under way; -EAGAIN otherwise, and for {name} lines
+ * (their membership test takes the line's lock): the caller then queues
+ * the call for a worker, which takes the usual way.
+ */
+int onfs_instance_try_enter_id(uint16_t id, const struct onfs_client_id *who,
+			       struct onfs_export **out);
+/*
  * A call into a plain export counts itself in (a reset or commit waits for
  * it to leave, with onfs_instance_leave); -EAGAIN when one ran for 2 s.
  */

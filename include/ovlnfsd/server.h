@@ -154,6 +154,14 @@ struct onfs_export *onfs_server_export_by_id(struct onfs_server *srv, uint16_t i
  * -EXDEV for a second handle of another instance in one call.
  */
 struct onfs_export *onfs_call_export(struct onfs_call *c, uint16_t id, int *err);
+/*
+ * Loop thread (run_cached): the same without waiting, for calls answered
+ * from memory. A plain export is not counted in (its caches are flushed
+ * under a reset, never freed); an instance is (c->inst, left by
+ * onfs_call_leave), since an idle one is deactivated and its caches
+ * freed. NULL: let a worker answer.
+ */
+struct onfs_export *onfs_call_export_cached(struct onfs_call *c, uint16_t id);
 /* MNT of a templated line (mount.c); name: the {name} component or NULL. */
 int onfs_call_mount_instance(struct onfs_call *c, struct onfs_export *line, const char *name,
 			     struct onfs_export **out);

@@ -897,6 +897,28 @@ int onfs_instance_enter_id(uint16_t id, const struct onfs_client_id *who, bool f
 	return 0;
 }
 
+int onfs_instance_try_enter_id(uint16_t id, const struct onfs_client_id *who,
+			       struct onfs_export **out)
+{
+	struct onfs_export *ex = atomic_load(&by_id[id]);
+
+	if (!ex || !ex->line || !ex->line->tmpl)
+		return -ESTALE;
+	if (ex->line->tmpl->kind == ONFS_TMPL_NAME)
+		return -EAGAIN;
+	if (!belongs(ex, who))
+		return -ESTALE;
+	/* inst_enter's check, once: quiesce raised or not live means a wait */
+	atomic_fetch_add(&ex->active, 1);
+	if (atomic_load(&ex->quiesce) || !atomic_load(&ex->live)) {
+		atomic_fetch_sub(&ex->active, 1);
+		return -EAGAIN;
+	}
+	atomic_store(&ex->last_use, now_s());
+	*out = ex;
+	return 0;
+}
+
 static int machine_value(const struct onfs_client_id *who, char *out, size_t cap)
 {
 	if (!onfs_tmpl_value_ok(who->machine, who->machine_len) || who->machine_len >= cap)

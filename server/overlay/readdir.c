@@ -10,7 +10,7 @@
  * name exactly once even when names come and go between calls, and costs
  * a binary search, not a rescan (a 100k-entry directory lists in linear
  * time overall). Cookies 1 and 2 are "." and ".."; 0 is the start; bit 63
- * is never set.
+ * is never set in a hash cookie (a streamed listing's cookies have it).
  *
  * The cookie verifier is 4 bytes naming the directory and 4 bytes of its
  * change state. A cookie with a foreign verifier cannot be resumed
@@ -19,6 +19,14 @@
  *
  * Snapshots are kept in a small per-export cache keyed by the directory's
  * identity and rebuilt when its change state differs. Pool workers only.
+ *
+ * A big directory of one part (a single layer) is streamed instead: its
+ * entries as getdents64 gives them, each one's cookie the part's own
+ * d_off with bit 63 set (stream_list). No snapshot is built and none is
+ * kept: a snapshot of such a directory could keep no nodes anyway, and
+ * building one meant reading and sorting every name on every listing.
+ * A cookie's bit 63 decides how a listing goes on, so a listing never
+ * mixes the two kinds.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -49,6 +57,15 @@
 #define COOKIE_DOTDOT 2
 #define COOKIE_FIRST 3
 #define COOKIE_MAX 0x7fffffffffffffffULL
+/* a streamed listing's cookie: the part's d_off (never negative) | this */
+#define COOKIE_STREAM (1ULL << 63)
+/*
+ * A one-part directory at least this big (st_size: bytes on ext4 and xfs,
+ * 20 per entry on tmpfs) is streamed: more entries than SNAP_NODES_MAX
+ * with names of any length on ext4. OVLNFSD_TEST_STREAM_MIN_BYTES
+ * overrides it, so that the tests can stream small directories.
+ */
+#define STREAM_MIN_BYTES (1u << 20)
 
 /*
  * 16 bytes per entry (a 1,000,000-entry listing must fit in a few tens of
@@ -103,6 +120,7 @@ struct snap {
 
 struct onfs_dir_cache {
 	atomic_long held; /* nodes held by all snapshots */
+	uint64_t stream_min; /* STREAM_MIN_BYTES, or the test override */
 	pthread_mutex_t lock;
 	struct snap *slot[DIR_CACHE_SLOTS]; /* counted references */
 	uint64_t used[DIR_CACHE_SLOTS];
@@ -112,9 +130,11 @@ struct onfs_dir_cache {
 int onfs_dir_cache_new(struct onfs_dir_cache **out)
 {
 	struct onfs_dir_cache *c = calloc(1, sizeof(*c));
+	const char *v = getenv("OVLNFSD_TEST_STREAM_MIN_BYTES");
 
 	if (!c)
 		return -ENOMEM;
+	c->stream_min = v && *v ? strtoull(v, NULL, 10) : STREAM_MIN_BYTES;
 	pthread_mutex_init(&c->lock, NULL);
 	*out = c;
 	return 0;
@@ -777,6 +797,275 @@ static void entry_plus(struct onfs_export *ex, struct onfs_node *dir, const int 
 }
 
 /*
+ * The node and attributes of a streamed entry: a lookup in the open
+ * directory parts whose stat gives the attributes too, as for a new entry
+ * of a snapshot (entry_plus); nothing is kept. -ENOENT: the name is not in
+ * the merged view (gone, or a whiteout).
+ */
+static int stream_entry(struct onfs_export *ex, struct onfs_node *dir, const int *fds,
+			const bool *xwh, const char *name, struct onfs_node **np,
+			struct onfs_attr *at, bool *have_attr)
+{
+	struct onfs_node *n;
+	struct onfs_gen b, g;
+	struct stat st;
+	int ret;
+
+	onfs_gen_begin(ex, &b);
+	ret = onfs_lookup_at(ex, dir, fds, xwh, name, false, &st, &n);
+	if (ret < 0)
+		return ret;
+	*have_attr = (onfs_gen_since(ex, n, &b, &g) && onfs_attr_from_stat(ex, n, &st, &g, at)) ||
+		     onfs_getattr(ex, n, at) == 0;
+	*np = n;
+	return 0;
+}
+
+/*
+ * The lookups of a streamed READDIRPLUS are two system calls per entry
+ * (fstatat, name_to_handle_at) and nearly all of its time; they are
+ * independent, so they are done in batches by the worker and one helper
+ * thread together, each taking the next entry of the batch until none is
+ * left. The helper serves one batch at a time, process-wide; a listing
+ * that finds it busy (or cannot start it) does its batch alone.
+ */
+#define STREAM_BATCH 32
+
+struct stream_ent {
+	const char *name;  /* in the getdents64 buffer */
+	uint64_t cookie;
+	uint64_t ino;
+	bool isdir;
+	int ret;           /* stream_entry's */
+	struct onfs_node *node;
+	struct onfs_attr at;
+	bool have_attr;
+};
+
+struct stream_batch {
+	struct onfs_export *ex;
+	struct onfs_node *dir;
+	const int *fds;
+	const bool *xwh;
+	struct stream_ent *e;
+	size_t n;
+	atomic_size_t next; /* the next entry to take */
+};
+
+static struct {
+	pthread_once_t once;
+	pthread_mutex_t lock;
+	pthread_cond_t posted, done;
+	struct stream_batch *batch; /* posted, not yet finished; under lock */
+	bool taken;                 /* the helper has begun on batch */
+	bool up;                    /* the thread runs */
+} helper = { .once = PTHREAD_ONCE_INIT, .lock = PTHREAD_MUTEX_INITIALIZER,
+	     .posted = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
+
+static void batch_run(struct stream_batch *b)
+{
+	size_t i;
+
+	while ((i = atomic_fetch_add(&b->next, 1)) < b->n) {
+		struct stream_ent *e = &b->e[i];
+
+		e->ret = stream_entry(b->ex, b->dir, b->fds, b->xwh, e->name, &e->node, &e->at,
+				      &e->have_attr);
+	}
+}
+
+static void *helper_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&helper.lock);
+	for (;;) {
+		struct stream_batch *b;
+
+		while (!helper.batch || helper.taken)
+			pthread_cond_wait(&helper.posted, &helper.lock);
+		b = helper.batch;
+		helper.taken = true;
+		pthread_mutex_unlock(&helper.lock);
+		/* the export owner's credentials, as the worker has them */
+		if (onfs_owner_enter(b->ex) == 0)
+			batch_run(b);
+		pthread_mutex_lock(&helper.lock);
+		helper.batch = NULL;
+		helper.taken = false;
+		pthread_cond_broadcast(&helper.done);
+	}
+	return NULL;
+}
+
+static void helper_start(void)
+{
+	pthread_attr_t a;
+	pthread_t t;
+
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	helper.up = pthread_create(&t, &a, helper_main, NULL) == 0;
+	pthread_attr_destroy(&a);
+}
+
+/* The lookups of b's entries, with the helper when it is free. */
+static void batch_lookup(struct stream_batch *b)
+{
+	bool posted = false;
+
+	pthread_once(&helper.once, helper_start);
+	if (helper.up && b->n > 1) {
+		pthread_mutex_lock(&helper.lock);
+		if (!helper.batch) {
+			helper.batch = b;
+			posted = true;
+			pthread_cond_signal(&helper.posted);
+		}
+		pthread_mutex_unlock(&helper.lock);
+	}
+	batch_run(b);
+	if (!posted)
+		return;
+	pthread_mutex_lock(&helper.lock);
+	if (helper.batch == b && !helper.taken)
+		helper.batch = NULL; /* all done before the helper woke */
+	while (helper.batch == b)
+		pthread_cond_wait(&helper.done, &helper.lock);
+	pthread_mutex_unlock(&helper.lock);
+}
+
+/*
+ * A streamed listing from cookie (0-2: from the start) over the
+ * directory's part fds[nfd - 1]: the entries getdents64 gives after the
+ * position the cookie names, each one's cookie its d_off with bit 63 set.
+ * d_off is the filesystem's own resumable position (ext4: the name's hash;
+ * what knfsd hands out as cookies), so entries created or removed between
+ * calls do not move the others.
+ *
+ * That part is the directory's only one when the listing starts. When the
+ * directory has become merged since (an upper part made by a copy-up or a
+ * create in it), the listing goes on over its bottom part, the one it
+ * began in (lower layers do not change), and every name is looked up in
+ * the merged view: a whiteout or a removal drops it, a copied-up name is
+ * listed as its upper object. Names that only the new upper part holds
+ * were created after the listing began; NFS does not promise them.
+ *
+ * The getdents64 buffer is small: what a call reads and cannot send is
+ * read again by the next call.
+ */
+static int stream_list(struct onfs_export *ex, struct onfs_node *dir, const int *fds,
+		       size_t nfd, uint64_t cookie, bool plus, bool impure, onfs_readdir_cb cb,
+		       void *ctx, bool *eof)
+{
+	enum { BUFSZ = 8192 };
+	int fd = fds[nfd - 1];
+	uint8_t layer = dir->parts[nfd - 1].layer;
+	bool merged = nfd > 1, wh_xattr;
+	bool xwh[ONFS_MAX_LAYERS] = { false };
+	off_t pos = cookie > COOKIE_DOTDOT ? (off_t)(cookie & ~COOKIE_STREAM) : 0;
+	struct stream_ent *e;
+	char *buf;
+	size_t k = 0, j;
+	int ret = 0;
+
+	for (size_t i = 0; i < nfd; i++)
+		xwh[i] = ovl_opaque(ex, fds[i]) == 'x';
+	wh_xattr = xwh[nfd - 1];
+	if (lseek(fd, pos, SEEK_SET) < 0)
+		return errno == EINVAL ? -ONFS_EBADCOOKIE : -errno;
+	buf = malloc(BUFSZ);
+	e = calloc(STREAM_BATCH, sizeof(*e));
+	if (!buf || !e) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		long n = syscall(SYS_getdents64, fd, buf, BUFSZ);
+
+		if (n <= 0) {
+			ret = n < 0 ? -errno : 0;
+			*eof = n == 0;
+			break;
+		}
+		for (long off = 0; off < n;) {
+			/* the next batch of entries of this buffer */
+			for (k = 0; off < n && k < STREAM_BATCH;) {
+				struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + off);
+				const char *name = d->d_name;
+				size_t len = strlen(name);
+
+				off += d->d_reclen;
+				if (name[0] == '.' && (len == 1 || (len == 2 && name[1] == '.')))
+					continue;
+				/* the whiteout test of read_part; a lookup makes its own */
+				if (!merged && !plus &&
+				    (d->d_type == DT_CHR || d->d_type == DT_UNKNOWN ||
+				     (wh_xattr && d->d_type == DT_REG))) {
+					struct stat st;
+
+					if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+					    onfs_is_whiteout(ex, fd, name, &st, wh_xattr))
+						continue;
+				}
+				e[k++] = (struct stream_ent){
+					.name = name, .cookie = (uint64_t)d->d_off | COOKIE_STREAM,
+					.ino = d->d_ino,
+					.isdir = d->d_type == DT_DIR || d->d_type == DT_UNKNOWN };
+			}
+			if (plus || merged) {
+				struct stream_batch b = { .ex = ex, .dir = dir, .fds = fds, .xwh = xwh,
+							  .e = e, .n = k };
+
+				atomic_init(&b.next, 0);
+				batch_lookup(&b);
+			} else if (ONFS_LAYER_WAS_UPPER(ex, layer)) {
+				/*
+				 * fileid as entry_fileid finds it: an upper entry that
+				 * may carry an origin (an impure part, or a directory)
+				 * is looked up, every other one is its native number
+				 */
+				for (j = 0; j < k; j++)
+					if (impure || e[j].isdir)
+						e[j].ret = stream_entry(ex, dir, fds, xwh, e[j].name,
+									&e[j].node, &e[j].at,
+									&e[j].have_attr);
+			}
+			for (j = 0; j < k; j++) {
+				struct onfs_dirent de;
+
+				/* gone since getdents64, or hidden in the merged view;
+				 * any other failure: the entry without attributes */
+				if (e[j].ret == -ENOENT)
+					continue;
+				de = (struct onfs_dirent){
+					.name = e[j].name, .namelen = strlen(e[j].name),
+					.cookie = e[j].cookie,
+					.fileid = e[j].node ? e[j].node->fileid
+							    : onfs_export_fileid(ex, ex->layers[layer].fsidx,
+										 e[j].ino) };
+				if (plus) {
+					de.plus = true;
+					de.node = e[j].node;
+					de.attr = e[j].have_attr ? &e[j].at : NULL;
+				}
+				ret = cb(ctx, &de);
+				onfs_node_put(e[j].node);
+				e[j].node = NULL;
+				if (ret != 0)
+					goto out;
+			}
+			k = 0;
+		}
+	}
+out:
+	for (j = 0; e && j < k; j++)
+		onfs_node_put(e[j].node);
+	free(e);
+	free(buf);
+	return ret < 0 ? ret : 0;
+}
+
+/*
  * Kept nodes are fetched this many at a time; the attribute cache's clock
  * is read once per batch, so an attribute may be served for the time it
  * takes to encode that many entries beyond ONFS_ATTR_TTL_NS (microseconds).
@@ -794,7 +1083,8 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 	struct snap *s = NULL;
 	bool xwh[ONFS_MAX_LAYERS] = { false };
 	bool impure = false;
-	uint64_t change = 0, key, newest = 0;
+	uint64_t change = 0, key, newest = 0, size = 0;
+	bool stream;
 	struct onfs_gen dgen;
 	struct timespec real;
 	unsigned g0 = 0;
@@ -808,8 +1098,6 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 	*eof = false;
 	if (!S_ISDIR(dir->type))
 		return -ENOTDIR;
-	if (cookie > COOKIE_MAX)
-		return -ONFS_EBADCOOKIE;
 	/* before the reads: a change of this directory through the export
 	 * bumps its slot afterwards, so a snapshot keyed by it is rebuilt */
 	onfs_gen_load(ex, dir, &dgen);
@@ -830,6 +1118,7 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 		change = change * 1000003 ^ ((uint64_t)st.st_mtim.tv_sec * 1000000000ULL + (uint64_t)st.st_mtim.tv_nsec);
 		change = change * 1000003 ^ ((uint64_t)st.st_ctim.tv_sec * 1000000000ULL + (uint64_t)st.st_ctim.tv_nsec);
 		change = change * 1000003 ^ (uint64_t)st.st_size;
+		size = (uint64_t)st.st_size;
 		if (ts_ns(&st.st_mtim) > newest)
 			newest = ts_ns(&st.st_mtim);
 		if (ts_ns(&st.st_ctim) > newest)
@@ -843,8 +1132,14 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 		goto out;
 	}
 
-	s = cache_get(ex->dirs, &dir->ident, key);
-	if (!s) {
+	/*
+	 * A listing that started streamed goes on streamed (its cookies say
+	 * so); a new one streams a big directory of one part.
+	 */
+	stream = nfd > 0 && ((cookie & COOKIE_STREAM) ||
+		 (cookie <= COOKIE_DOTDOT && nfd == 1 && size >= ex->dirs->stream_min));
+	s = stream ? NULL : cache_get(ex->dirs, &dir->ident, key);
+	if (!s && !stream) {
 		clock_gettime(CLOCK_REALTIME, &real);
 		ret = snap_build(ex, dir, fds, key, &s);
 		if (ret < 0)
@@ -874,16 +1169,6 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 		if (ret != 0)
 			goto out_stop;
 	}
-	/* first entry whose cookie is greater than the one we resume from */
-	lo = 0;
-	hi = s->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (s->ents[mid].cookie <= cookie)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	for (i = 0; i < nfd; i++) {
 		/* a committed layer (commit.c) keeps the marks it had as the upper */
 		if (ONFS_LAYER_WAS_UPPER(ex, dir->parts[i].layer)) {
@@ -893,6 +1178,20 @@ static int readdir_common(struct onfs_export *ex, struct onfs_node *dir, uint64_
 			impure = impure ||
 				 (onfs_fs_getxattr(fds[i], an, v, sizeof(v)) >= 1 && v[0] == 'y');
 		}
+	}
+	if (stream) {
+		ret = stream_list(ex, dir, fds, nfd, cookie, plus, impure, cb, ctx, eof);
+		goto out;
+	}
+	/* first entry whose cookie is greater than the one we resume from */
+	lo = 0;
+	hi = s->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->ents[mid].cookie <= cookie)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
 	if (plus) {
 		g0 = snap_nodes_begin(ex, s);

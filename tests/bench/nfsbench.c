@@ -1125,38 +1125,34 @@ static int run_replay(const char *trace, const char *rootdir)
 		if (!fh)
 			continue;
 		struct fh h = *fh;
+		nfs_fh3 nh;
+		int queued;
 
+		/*
+		 * One call on the handle (every *3args starts with it), waited
+		 * for below. libnfs encodes the arguments when it queues the
+		 * call (the issue_* functions rely on it too), so arguments
+		 * that end with their branch are enough.
+		 */
+		to_nfs(&nh, &h);
 		if (strcmp(op, "GETATTR") == 0) {
-			GETATTR3args a;
-
-			to_nfs(&a.object, &h);
-			sync_wait(&s, rpc_nfs3_getattr_async(rpc, sync_cb, &a, &s), "GETATTR");
+			queued = rpc_nfs3_getattr_async(rpc, sync_cb, &(GETATTR3args){ nh }, &s);
 		} else if (strcmp(op, "ACCESS") == 0) {
-			ACCESS3args a;
+			ACCESS3args a = { nh, ACCESS3_READ | ACCESS3_LOOKUP | ACCESS3_EXECUTE };
 
-			to_nfs(&a.object, &h);
-			a.access = ACCESS3_READ | ACCESS3_LOOKUP | ACCESS3_EXECUTE;
-			sync_wait(&s, rpc_nfs3_access_async(rpc, sync_cb, &a, &s), "ACCESS");
+			queued = rpc_nfs3_access_async(rpc, sync_cb, &a, &s);
 		} else if (strcmp(op, "FSSTAT") == 0) {
-			FSSTAT3args a;
-
-			to_nfs(&a.fsroot, &h);
-			sync_wait(&s, rpc_nfs3_fsstat_async(rpc, sync_cb, &a, &s), "FSSTAT");
+			queued = rpc_nfs3_fsstat_async(rpc, sync_cb, &(FSSTAT3args){ nh }, &s);
 		} else if (strcmp(op, "FSINFO") == 0) {
-			FSINFO3args a;
-
-			to_nfs(&a.fsroot, &h);
-			sync_wait(&s, rpc_nfs3_fsinfo_async(rpc, sync_cb, &a, &s), "FSINFO");
+			queued = rpc_nfs3_fsinfo_async(rpc, sync_cb, &(FSINFO3args){ nh }, &s);
 		} else if (strcmp(op, "PATHCONF") == 0) {
-			PATHCONF3args a;
-
-			to_nfs(&a.object, &h);
-			sync_wait(&s, rpc_nfs3_pathconf_async(rpc, sync_cb, &a, &s), "PATHCONF");
+			queued = rpc_nfs3_pathconf_async(rpc, sync_cb, &(PATHCONF3args){ nh }, &s);
 		} else if (strcmp(op, "READLINK") == 0) {
-			READLINK3args a;
+			queued = rpc_nfs3_readlink_async(rpc, sync_cb, &(READLINK3args){ nh }, &s);
+		} else if (strcmp(op, "READ") == 0 && n == 4) {
+			READ3args a = { nh, off, (count3)cnt };
 
-			to_nfs(&a.symlink, &h);
-			sync_wait(&s, rpc_nfs3_readlink_async(rpc, sync_cb, &a, &s), "READLINK");
+			queued = rpc_nfs3_read_async(rpc, sync_cb, &a, &s);
 		} else if ((strcmp(op, "READDIRPLUS") == 0 || strcmp(op, "READDIR") == 0) && n == 4) {
 			struct listing l = { 0 };
 			uint32_t maxc = opt.maxcount, dirc = opt.dircount;
@@ -1171,16 +1167,10 @@ static int run_replay(const char *trace, const char *rootdir)
 			opt.dircount = dirc;
 			replay_calls += list_calls - before;
 			continue;
-		} else if (strcmp(op, "READ") == 0 && n == 4) {
-			READ3args a;
-
-			to_nfs(&a.file, &h);
-			a.offset = off;
-			a.count = (count3)cnt;
-			sync_wait(&s, rpc_nfs3_read_async(rpc, sync_cb, &a, &s), "READ");
 		} else {
 			die("replay: %s: bad line: %s", trace, line);
 		}
+		sync_wait(&s, queued, op);
 		replay_calls++;
 		if (s.nfs != NFS3_OK && s.nfs != NFS3ERR_NOENT)
 			die("replay: %s %s: NFS status %u", op, path, s.nfs);

@@ -101,13 +101,7 @@ EOF
 OVLNFSD_RECORD_CALLS=$ROOT/record "$SERVER" -c "$ROOT/ovlnfsd.conf" --listen 127.0.0.1:0 \
 	--port-file "$ROOT/port" --state-dir "$ROOT/state" >"$ROOT/server.log" 2>&1 &
 SRV_PID=$!
-for _ in $(seq 1 100); do
-	[ -s "$ROOT/port" ] && break
-	kill -0 "$SRV_PID" 2>/dev/null || break
-	sleep 0.1
-done
-[ -s "$ROOT/port" ] || { cat "$ROOT/server.log"; die "the server did not start"; }
-PORT=$(cat "$ROOT/port")
+kc_wait_port "$ROOT/port" "$SRV_PID" "$ROOT/server.log" die
 say "server pid $SRV_PID on 127.0.0.1:$PORT, recording to $ROOT/record"
 
 # The boot stage: sourced by the initramfs's /init (PID 1), see guest.sh -b.

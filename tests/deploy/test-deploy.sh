@@ -32,6 +32,7 @@ fails=0
 ok() { echo "ok: $*"; }
 bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 say() { echo "-- $*"; }
+. "$SRC/tests/kclient/common.sh" # kc_wait_port
 
 TMP=$(mktemp -d /tmp/onfs-deploy.XXXXXX)
 SRV_PID=
@@ -291,7 +292,7 @@ install_conf() { # SRCFILE NAME -> prints the path to give -c
 	in_root "/etc/ovlnfsd/$2"
 }
 # start_server NAME ARGS...: runs the layout's ovlnfsd in the background
-# (loopback, a free port) and waits for its port file; sets SRV_PID and port.
+# (loopback, a free port) and waits for its port file; sets SRV_PID and PORT.
 start_server() {
 	local name=$1
 	shift
@@ -299,15 +300,7 @@ start_server() {
 	"${RUN[@]}" "$(prog /usr/bin/ovlnfsd)" -f --listen 127.0.0.1:0 --port-file "$(in_root /srv/port)" \
 		"$@" >"$TMP/$name.log" 2>&1 &
 	SRV_PID=$!
-	for _ in $(seq 1 100); do
-		[ -s "$R/srv/port" ] && break
-		kill -0 "$SRV_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	port=$(cat "$R/srv/port" 2>/dev/null)
-	[ -n "$port" ] && return 0
-	cat "$TMP/$name.log"
-	bad "$name: the layout's server did not start"
+	kc_wait_port "$R/srv/port" "$SRV_PID" "$TMP/$name.log" "bad $name:" && return 0
 	kill "$SRV_PID" 2>/dev/null
 	wait "$SRV_PID" 2>/dev/null
 	SRV_PID=
@@ -330,7 +323,7 @@ mkdir -p "$R/var/lib/ovlnfsd"
 conf=$(install_conf "$D/demo.conf" demo.conf)
 if start_server demo.conf -c "$conf"; then
 	if [ -n "$have_nfs" ]; then
-		if nfs-cat "nfs://127.0.0.1/etc/motd?nfsport=$port&mountport=$port&version=3" >"$TMP/motd" 2>&1 &&
+		if nfs-cat "nfs://127.0.0.1/etc/motd?nfsport=$PORT&mountport=$PORT&version=3" >"$TMP/motd" 2>&1 &&
 			cmp -s "$TMP/motd" "$D/demo-base/etc/motd"; then
 			ok "the layout serves demo-base/ with -c deploy/demo.conf ($how; etc/motd read with nfs-cat, identical)"
 		else
@@ -359,7 +352,7 @@ if start_server ovlnfsd.conf -c "$conf" --portmap 127.0.0.1:0; then
 	grep -q "ready on .* $nexp export(s)" "$TMP/ovlnfsd.conf.log" ||
 		bad "deploy/ovlnfsd.conf: the server does not say it serves $nexp exports"
 	if [ -n "$have_nfs" ]; then
-		if nfs-ls "nfs://127.0.0.1/base?nfsport=$port&mountport=$port&version=3" >"$TMP/refused" 2>&1; then
+		if nfs-ls "nfs://127.0.0.1/base?nfsport=$PORT&mountport=$PORT&version=3" >"$TMP/refused" 2>&1; then
 			bad "deploy/ovlnfsd.conf: /base answered 127.0.0.1, which its clients list leaves out"
 		elif grep -q 'MNT3ERR_ACCES' "$TMP/refused"; then
 			ok "deploy/ovlnfsd.conf loads ($nexp exports) and /base refuses a client outside its list (MNT3ERR_ACCES)"

@@ -15,7 +15,11 @@
  *   {host}          instances by AUTH_SYS machine name; bad names refused
  *   bad templates   startup refusals naming the export and the value
  *   max_instances   MNT3ERR_ACCES beyond it, logged; nothing created
- *   idle_timeout    descriptors released, back on the next request
+ *   idle_timeout    descriptors released, back on the next request (a
+ *                   GETATTR, which a live instance answers on the loop)
+ *   cached attrs    GETATTR from an instance's caches: a change through
+ *                   another connection of the client shows at once, none in
+ *                   another client's instance; crossed handles STALE
  *   kernel overlay  an instance's upper mounted by Linux overlayfs over the
  *                   same lower shows the tree the client saw
  *   1,000 live      one client, 1,000 names, a file written in each
@@ -760,6 +764,7 @@ TEST_IMPL(instances_idle_release_and_come_back)
 	char p[PATH_MAX], buf[16];
 	uint32_t n;
 	bool eof;
+	fattr3 at;
 
 	ienv_tree(&e);
 	farm_start(&e, "{client}", "idle_timeout=1");
@@ -773,12 +778,66 @@ TEST_IMPL(instances_idle_release_and_come_back)
 		usleep(100000);
 	}
 	ASSERT(log_count(&e.s, "descriptors and caches released") >= 1);
+	/* a GETATTR (answered on the loop when the instance is live) of the
+	 * released one brings it back through a worker */
+	ASSERT(tl_nfs_getattr(&c, &f, &at) == NFS3_OK);
+	ASSERT(at.size == 4 && at.type == NF3REG);
 	/* the next request brings it back, same handles, same data */
 	ASSERT(tl_nfs_read(&c, &f, 0, sizeof(buf), buf, &n, &eof) == NFS3_OK);
 	ASSERT(n == 4 && memcmp(buf, "kept", 4) == 0);
 	ASSERT(tl_nfs_write(&c, &f, 4, "+more", 5) == NFS3_OK);
 	ASSERT(server_holds(&e.s, p));
 	tl_client_close(&c);
+	tl_server_stop(&e.s);
+	tl_tree_free(&e.t);
+	return 0;
+}
+
+/*
+ * GETATTR of a live instance is answered on the loop from its caches:
+ * a change made through another connection of the same client shows in
+ * the very next GETATTR, and nothing of it shows in another client's
+ * instance of the same lower file (whose attributes are cached too).
+ */
+TEST_IMPL(instances_cached_attrs_per_instance)
+{
+	struct ienv e;
+	struct tl_client a1, a2, b;
+	struct tl_fh ra1, ra2, rb, fa1, fa2, fb;
+	fattr3 at;
+
+	ienv_tree(&e);
+	farm_start(&e, "{client}", NULL);
+	mount_as(&e, &a1, "127.0.0.2", NULL, "/", &ra1);
+	mount_as(&e, &a2, "127.0.0.2", NULL, "/", &ra2);
+	mount_as(&e, &b, "127.0.0.3", NULL, "/", &rb);
+	ASSERT(tl_nfs_lookup(&a1, &ra1, "f", &fa1, NULL) == NFS3_OK);
+	ASSERT(tl_nfs_lookup(&a2, &ra2, "f", &fa2, NULL) == NFS3_OK);
+	ASSERT(tl_nfs_lookup(&b, &rb, "f", &fb, NULL) == NFS3_OK);
+	ASSERT(fa1.len == fa2.len && memcmp(fa1.data, fa2.data, fa1.len) == 0);
+	/* the caches warm: the same answer three times over */
+	for (int i = 0; i < 3; i++) {
+		ASSERT(tl_nfs_getattr(&a1, &fa1, &at) == NFS3_OK);
+		ASSERT(at.mode == 0644 && at.size == 6);
+		ASSERT(tl_nfs_getattr(&b, &fb, &at) == NFS3_OK);
+		ASSERT(at.mode == 0644 && at.size == 6);
+	}
+	/* changed through the other connection of the same client: copy-up */
+	ASSERT(tl_nfs_setattr_mode(&a2, &fa2, 0600) == NFS3_OK);
+	ASSERT(tl_nfs_write(&a2, &fa2, 0, "0123456789", 10) == NFS3_OK);
+	ASSERT(tl_nfs_getattr(&a1, &fa1, &at) == NFS3_OK);
+	ASSERTF(at.mode == 0600 && at.size == 10, "stale attributes after the change: mode %o size %llu",
+		(unsigned)at.mode, (unsigned long long)at.size);
+	/* the other instance still has the base's file */
+	ASSERT(tl_nfs_getattr(&b, &fb, &at) == NFS3_OK);
+	ASSERTF(at.mode == 0644 && at.size == 6, "another instance's change shows: mode %o size %llu",
+		(unsigned)at.mode, (unsigned long long)at.size);
+	/* and crossed handles stay STALE, cached or not */
+	ASSERT_EQ(tl_nfs_getattr(&b, &fa1, &at), NFS3ERR_STALE);
+	ASSERT_EQ(tl_nfs_getattr(&a1, &fb, &at), NFS3ERR_STALE);
+	tl_client_close(&a1);
+	tl_client_close(&a2);
+	tl_client_close(&b);
 	tl_server_stop(&e.s);
 	tl_tree_free(&e.t);
 	return 0;
@@ -1063,6 +1122,7 @@ static const struct tl_case cases[] = {
 	TEST_ENTRY(instances_bad_templates_refused_at_startup),
 	TEST_ENTRY(instances_max_instances),
 	TEST_ENTRY(instances_idle_release_and_come_back),
+	TEST_ENTRY(instances_cached_attrs_per_instance),
 	TEST_ENTRY(instances_upper_mounts_under_kernel_overlay),
 	TEST_ENTRY_TIMEOUT(instances_thousand_live, 300),
 	TEST_ENTRY(instances_sighup_adds_templated_export),

@@ -725,6 +725,328 @@ TEST_IMPL(readdirplus_repeated_small_replies)
 	return 0;
 }
 
+/*
+ * Streamed listings (big directories of one part; the tests lower the size
+ * bound to 0 through OVLNFSD_TEST_STREAM_MIN_BYTES so that small ones
+ * stream too). Cookies of the streamed path have bit 63 set: that is how
+ * these cases know they test it.
+ */
+#define STREAM_N 3000
+#define STREAM_COOKIE (1ULL << 63)
+
+/* One page; names (without "." and "..") appended to seen, counted in cnt. */
+static struct tl_dirpage stream_page(struct tl_client *c, const struct tl_fh *d, bool plus,
+				     uint64_t *cookie, uint8_t verf[8], bool *eof)
+{
+	struct tl_dirpage pg;
+	int st = plus ? tl_nfs_readdirplus(c, d, *cookie, verf, 512, 1024, &pg)
+		      : tl_nfs_readdir(c, d, *cookie, verf, 300, &pg);
+
+	ASSERTF(st == NFS3_OK, "%s at cookie %#llx: %s", plus ? "READDIRPLUS" : "READDIR",
+		(unsigned long long)*cookie, tl_nfsstat_name(st));
+	ASSERTF(pg.n > 0 || pg.eof, "no entry and no eof at cookie %#llx",
+		(unsigned long long)*cookie);
+	if (pg.n) {
+		*cookie = pg.e[pg.n - 1].cookie;
+		memcpy(verf, pg.verf, 8);
+	}
+	*eof = pg.eof;
+	return pg;
+}
+
+static int name_index(const char *n)
+{
+	char *end;
+	long v;
+
+	if (n[0] != 'f')
+		return -1;
+	v = strtol(n + 1, &end, 10);
+	return *end == 0 && v >= 0 && v < STREAM_N ? (int)v : -1;
+}
+
+/*
+ * A one-part lower directory of 3,000 names listed in replies of a few
+ * entries, resuming by cookie: every name on disk exactly once, nothing
+ * else, with READDIR and with READDIRPLUS; each READDIRPLUS handle is the
+ * handle LOOKUP gives and its attributes are GETATTR's. A one-part upper
+ * directory streams too: its whiteout stays hidden.
+ */
+TEST_IMPL(readdir_stream_one_part)
+{
+	struct env e;
+	struct tl_fh d, ud;
+	char p[PATH_MAX];
+
+	setenv("OVLNFSD_TEST_STREAM_MIN_BYTES", "0", 1);
+	tl_tree_new(&e.t, 1);
+	tl_mkdir(e.t.lower[0], "big", 0755);
+	tl_join(p, sizeof(p), e.t.lower[0], "big");
+	make_many(p, 0, STREAM_N, false);
+	tl_mkdir(e.t.upper, "ud", 0755);
+	tl_write(e.t.upper, "ud/a", "a", 0644);
+	tl_mkdir(e.t.upper, "ud/sub", 0755);
+	tl_whiteout(e.t.upper, "ud/gone");
+	env_start(&e);
+	ASSERT_NFS(tl_nfs_walk(&e.c, &e.root, "big", &d, NULL), NFS3_OK);
+	ASSERT_NFS(tl_nfs_walk(&e.c, &e.root, "ud", &ud, NULL), NFS3_OK);
+
+	for (int plus = 0; plus < 2; plus++) {
+		uint8_t *seen = calloc(STREAM_N, 1), verf[8] = { 0 };
+		uint64_t cookie = 0;
+		bool eof = false;
+		int calls = 0, nseen = 0;
+
+		ASSERT(seen != NULL);
+		while (!eof) {
+			struct tl_dirpage pg = stream_page(&e.c, &d, plus, &cookie, verf, &eof);
+
+			ASSERTF(++calls <= STREAM_N + 16, "no eof after %d calls", calls);
+			for (size_t i = 0; i < pg.n; i++) {
+				struct tl_dirent *x = &pg.e[i];
+				int k = name_index(x->name);
+
+				if (!strcmp(x->name, ".") || !strcmp(x->name, ".."))
+					continue;
+				ASSERTF(x->cookie & STREAM_COOKIE,
+					"'%s': cookie %#llx is not a streamed one", x->name,
+					(unsigned long long)x->cookie);
+				ASSERTF(k >= 0, "unexpected name '%s'", x->name);
+				ASSERTF(!seen[k], "'%s' listed twice", x->name);
+				seen[k] = 1;
+				nseen++;
+				if (plus) {
+					struct tl_fh lfh;
+					fattr3 la, ga;
+
+					ASSERTF(x->has_attr && x->has_fh, "'%s' without %s", x->name,
+						x->has_attr ? "handle" : "attributes");
+					ASSERT_NFS(tl_nfs_lookup(&e.c, &d, x->name, &lfh, &la), NFS3_OK);
+					ASSERTF(lfh.len == x->fh.len &&
+							memcmp(lfh.data, x->fh.data, lfh.len) == 0,
+						"'%s': READDIRPLUS handle differs from LOOKUP's",
+						x->name);
+					ASSERT_NFS(tl_nfs_getattr(&e.c, &x->fh, &ga), NFS3_OK);
+					ASSERT_EQ(ga.fileid, x->attr.fileid);
+					ASSERT_EQ(ga.fileid, x->fileid);
+					ASSERT_EQ(ga.mode, x->attr.mode);
+					ASSERT_EQ(ga.size, x->attr.size);
+					ASSERT_EQ(ga.nlink, x->attr.nlink);
+				} else {
+					fattr3 la;
+
+					ASSERT_NFS(tl_nfs_lookup(&e.c, &d, x->name, NULL, &la), NFS3_OK);
+					ASSERT_EQ(la.fileid, x->fileid);
+				}
+			}
+			tl_dirpage_free(&pg);
+		}
+		ASSERTF(nseen == STREAM_N, "%s listed %d of %d names",
+			plus ? "READDIRPLUS" : "READDIR", nseen, STREAM_N);
+		free(seen);
+	}
+
+	/* a streamed cookie keeps the verifier rules: a foreign verifier is
+	 * BAD_COOKIE, a zero one is accepted */
+	{
+		struct tl_dirpage pg;
+		uint8_t zero[8] = { 0 }, verf[8], bad[8];
+		uint64_t mid;
+
+		ASSERT_NFS(tl_nfs_readdir(&e.c, &d, 0, zero, 300, &pg), NFS3_OK);
+		ASSERTF(pg.n > 2 && !pg.eof, "READDIR count 300: %zu entries, eof %d", pg.n, pg.eof);
+		mid = pg.e[pg.n - 1].cookie;
+		memcpy(verf, pg.verf, 8);
+		tl_dirpage_free(&pg);
+		ASSERTF(mid & STREAM_COOKIE, "cookie %#llx not streamed", (unsigned long long)mid);
+		ASSERT_NFS(tl_nfs_readdirplus(&e.c, &d, mid, verf, 512, 1024, &pg), NFS3_OK);
+		tl_dirpage_free(&pg);
+		ASSERT_NFS(tl_nfs_readdir(&e.c, &d, mid, zero, 300, &pg), NFS3_OK);
+		tl_dirpage_free(&pg);
+		memcpy(bad, verf, 8);
+		for (int i = 0; i < 4; i++)
+			bad[i] ^= 0x5a;
+		ASSERT_NFS(tl_nfs_readdir(&e.c, &d, mid, bad, 300, &pg), NFS3ERR_BAD_COOKIE);
+		ASSERT_NFS(tl_nfs_readdirplus(&e.c, &d, mid, bad, 512, 1024, &pg),
+			   NFS3ERR_BAD_COOKIE);
+	}
+
+	/* the upper-only directory: a, sub; the whiteout hidden */
+	for (int plus = 0; plus < 2; plus++) {
+		uint8_t verf[8] = { 0 };
+		uint64_t cookie = 0;
+		bool eof = false, a = false, sub = false;
+		int calls = 0;
+
+		while (!eof) {
+			struct tl_dirpage pg = stream_page(&e.c, &ud, plus, &cookie, verf, &eof);
+
+			ASSERTF(++calls <= 16, "no eof after %d calls", calls);
+			for (size_t i = 0; i < pg.n; i++) {
+				struct tl_dirent *x = &pg.e[i];
+				fattr3 la;
+
+				if (!strcmp(x->name, ".") || !strcmp(x->name, ".."))
+					continue;
+				ASSERTF(!strcmp(x->name, "a") || !strcmp(x->name, "sub"),
+					"ud: unexpected name '%s'", x->name);
+				ASSERTF(x->cookie & STREAM_COOKIE, "ud/%s: cookie %#llx not streamed",
+					x->name, (unsigned long long)x->cookie);
+				ASSERTF(!(x->name[0] == 'a' ? a : sub), "ud/%s twice", x->name);
+				*(x->name[0] == 'a' ? &a : &sub) = true;
+				ASSERT_NFS(tl_nfs_lookup(&e.c, &ud, x->name, NULL, &la), NFS3_OK);
+				ASSERT_EQ(la.fileid, x->fileid);
+			}
+			tl_dirpage_free(&pg);
+		}
+		ASSERTF(a && sub, "ud listing: a %d, sub %d", a, sub);
+	}
+	env_down(&e);
+	return 0;
+}
+
+/*
+ * A streamed listing whose directory changes between calls and becomes
+ * merged (REMOVE and CREATE make its upper part, SETATTR copies a file
+ * up): the listing goes on from its cookie. Names listed before are not
+ * listed again, every surviving original name is listed exactly once,
+ * names removed before they were reached are not listed, the copied-up
+ * file comes with its new mode and the handle LOOKUP gives. A new listing
+ * of the now merged directory takes the snapshot path and lists the union.
+ */
+static void stream_becomes_merged(bool plus)
+{
+	enum { N = 600 };
+	struct env e;
+	struct tl_fh d;
+	char p[PATH_MAX];
+	uint8_t seen[N] = { 0 }, removed[N] = { 0 }, verf[8] = { 0 };
+	uint64_t cookie = 0;
+	bool eof = false;
+	int calls = 0, copied = -1, ncreated = 0;
+
+	setenv("OVLNFSD_TEST_STREAM_MIN_BYTES", "0", 1);
+	tl_tree_new(&e.t, 1);
+	tl_mkdir(e.t.lower[0], "big", 0755);
+	tl_join(p, sizeof(p), e.t.lower[0], "big");
+	make_many(p, 0, N, false);
+	env_start(&e);
+	ASSERT_NFS(tl_nfs_walk(&e.c, &e.root, "big", &d, NULL), NFS3_OK);
+
+	for (int round = 0; !eof; round++) {
+		struct tl_dirpage pg = stream_page(&e.c, &d, plus, &cookie, verf, &eof);
+
+		ASSERTF(++calls <= N + 16, "no eof after %d calls", calls);
+		for (size_t i = 0; i < pg.n; i++) {
+			struct tl_dirent *x = &pg.e[i];
+			int k = name_index(x->name);
+
+			if (!strcmp(x->name, ".") || !strcmp(x->name, ".."))
+				continue;
+			if (strncmp(x->name, "new", 3) == 0) {
+				ncreated++; /* created meanwhile: may or may not show */
+				continue;
+			}
+			ASSERTF(x->cookie & STREAM_COOKIE, "'%s': cookie %#llx not streamed",
+				x->name, (unsigned long long)x->cookie);
+			ASSERTF(k >= 0 && k < N, "unexpected name '%s'", x->name);
+			ASSERTF(!seen[k], "'%s' listed twice", x->name);
+			ASSERTF(!removed[k], "'%s' listed after its REMOVE", x->name);
+			ASSERTF(!plus || (x->has_attr && x->has_fh),
+				"'%s' without attributes or handle", x->name);
+			seen[k] = 1;
+			if (k == copied && !plus) {
+				fattr3 la;
+
+				ASSERT_NFS(tl_nfs_lookup(&e.c, &d, x->name, NULL, &la), NFS3_OK);
+				ASSERT_EQ(la.fileid, x->fileid);
+			} else if (k == copied) {
+				struct tl_fh lfh;
+
+				ASSERTF((x->attr.mode & 07777) == 0600,
+					"copied-up '%s' listed with mode %o", x->name, x->attr.mode);
+				ASSERT_NFS(tl_nfs_lookup(&e.c, &d, x->name, &lfh, NULL), NFS3_OK);
+				ASSERTF(lfh.len == x->fh.len &&
+						memcmp(lfh.data, x->fh.data, lfh.len) == 0,
+					"copied-up '%s': READDIRPLUS handle differs from LOOKUP's",
+					x->name);
+			}
+		}
+		tl_dirpage_free(&pg);
+		if (round == 2) {
+			/* remove 20 names not listed yet and 5 listed ones, create
+			 * 10, copy one unlisted file up (a mode change) */
+			int rm_unseen = 0, rm_seen = 0;
+
+			for (int k = 0; k < N; k++) {
+				char n[16];
+
+				if (seen[k] ? rm_seen >= 5 : (k % 7 != 0 || rm_unseen >= 20))
+					continue;
+				*(seen[k] ? &rm_seen : &rm_unseen) += 1;
+				snprintf(n, sizeof(n), "f%06d", k);
+				ASSERT_NFS(tl_nfs_remove(&e.c, &d, n), NFS3_OK);
+				removed[k] = 1;
+			}
+			ASSERTF(rm_unseen >= 20 && rm_seen >= 5, "removed %d unseen, %d seen",
+				rm_unseen, rm_seen);
+			for (int k = 0; k < 10; k++) {
+				char n[16];
+
+				snprintf(n, sizeof(n), "new%d", k);
+				ASSERT_NFS(tl_nfs_create(&e.c, &d, n), NFS3_OK);
+			}
+			for (int k = N - 1; k >= 0; k--) {
+				if (!seen[k] && !removed[k]) {
+					char n[16];
+					struct tl_fh fh;
+
+					snprintf(n, sizeof(n), "f%06d", k);
+					ASSERT_NFS(tl_nfs_lookup(&e.c, &d, n, &fh, NULL), NFS3_OK);
+					ASSERT_NFS(tl_nfs_setattr_mode(&e.c, &fh, 0600), NFS3_OK);
+					copied = k;
+					break;
+				}
+			}
+			ASSERTF(copied >= 0, "no unlisted name left after 3 pages");
+		}
+	}
+	ASSERTF(calls > 3, "the listing ended within %d calls: nothing changed mid-listing", calls);
+	for (int k = 0; k < N; k++)
+		ASSERTF(seen[k] || removed[k], "'f%06d' never listed", k);
+	printf("# %s: %d calls; %d of 10 names created mid-listing were listed\n",
+	       plus ? "READDIRPLUS" : "READDIR", calls, ncreated);
+
+	/* a new listing: the merged directory's snapshot, the union */
+	{
+		struct listing l;
+		size_t nnew = 0, nold = 0;
+
+		list_dir(&e.c, &d, true, 512, 1024, 2 * N, false, &l);
+		for (size_t i = 0; i < l.n; i++) {
+			int k = name_index(l.names[i]);
+
+			if (strncmp(l.names[i], "new", 3) == 0) {
+				nnew++;
+				continue;
+			}
+			ASSERTF(k >= 0 && !removed[k], "merged listing: unexpected '%s'", l.names[i]);
+			nold++;
+		}
+		ASSERTF(nnew == 10 && nold == N - 25, "merged listing: %zu new, %zu old (want 10, %d)",
+			nnew, nold, N - 25);
+		listing_free(&l);
+	}
+	env_down(&e);
+}
+
+TEST_IMPL(readdir_stream_becomes_merged)
+{
+	stream_becomes_merged(false);
+	stream_becomes_merged(true);
+	return 0;
+}
+
 static const struct tl_case cases[] = {
 	TEST_ENTRY(readdir_merged_union),
 	TEST_ENTRY(readdir_tiny_counts_many_calls),
@@ -735,6 +1057,8 @@ static const struct tl_case cases[] = {
 	TEST_ENTRY(readdir_cookie_survives_create_and_remove),
 	/* a bound for a stuck or quadratic server, not a speed check */
 	TEST_ENTRY_TIMEOUT(readdir_100k_entries, 400),
+	TEST_ENTRY(readdir_stream_one_part),
+	TEST_ENTRY(readdir_stream_becomes_merged),
 };
 
 int main(int argc, char **argv)

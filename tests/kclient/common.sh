@@ -1,7 +1,8 @@
-# tests/kclient/common.sh - what the kernel-client scripts share (farm.sh,
-# nlm.sh, nlm-debian.sh, and tests/bench/record-trace.sh): sourced with
-# `. "$HERE/common.sh"`, it defines functions and sets nothing else. The
-# caller defines say() (its own prefix) before calling them.
+# tests/kclient/common.sh - what the kernel-client scripts share (run.sh,
+# farm.sh, nlm.sh, nlm-debian.sh, and tests/bench/record-trace.sh and
+# tests/deploy/test-deploy.sh): sourced with `. "$HERE/common.sh"`, it
+# defines functions and sets nothing else. The caller defines say() (its
+# own prefix) before calling them.
 #
 #   kc_mirror SUITE
 #       The first SUITE `main` source of this machine's apt configuration:
@@ -21,6 +22,13 @@
 #       ROOT: a new directory $KC_TMPDIR/NAME.XXXXXX (default /var/tmp);
 #       SRV_PID empty. On exit the server whose PID is in SRV_PID is
 #       stopped and ROOT removed (kept with KC_KEEP=1); SIGINT/SIGTERM exit 1.
+#   kc_wait_port FILE PID [LOG [FAIL]]
+#       Waits up to 10 s (100 times 0.1 s) for the server PID, started with
+#       --port-file FILE, to write its port there, and sets PORT to it.
+#       Returns 1 as soon as PID has exited, or after the 10 s: then LOG
+#       (the server's output) is printed when given, and FAIL (a command,
+#       split into words: "die", "bad NAME:", ...) is called when given,
+#       with the reason, which names FILE. The server is left as it is.
 
 kc_mirror() {
 	local s=$1 m
@@ -80,6 +88,26 @@ kc_debroot() {
 		say "cached as $tarball ($(du -h "$tarball" | cut -f1))"
 	fi
 	exec 9>&-
+}
+
+kc_wait_port() {
+	local file=$1 pid=$2 log=${3:-} fail=${4:-}
+	for _ in $(seq 1 100); do
+		[ -s "$file" ] && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if [ -s "$file" ]; then
+		PORT=$(cat "$file")
+		return 0
+	fi
+	[ -n "$log" ] && cat "$log"
+	if kill -0 "$pid" 2>/dev/null; then
+		[ -n "$fail" ] && $fail "the server (pid $pid) wrote no port to $file in 10 s"
+	else
+		[ -n "$fail" ] && $fail "the server (pid $pid) exited before writing its port to $file"
+	fi
+	return 1
 }
 
 kc_cleanup() {

@@ -95,11 +95,7 @@ start_server() {
 	"$SERVER" -c "$ROOT/ovlnfsd.conf" --listen 127.0.0.1:0 --port-file "$ROOT/port" \
 		--state-dir "$ROOT/state" -f >>"$ROOT/server.log" 2>&1 &
 	SRV_PID=$!
-	for _ in $(seq 1 100); do
-		[ -s "$ROOT/port" ] && { PORT=$(cat "$ROOT/port"); return 0; }
-		kill -0 "$SRV_PID" 2>/dev/null || break
-		sleep 0.1
-	done
+	kc_wait_port "$ROOT/port" "$SRV_PID" && return 0
 	SRV_PID=""
 	return 1
 }

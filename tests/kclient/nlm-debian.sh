@@ -137,13 +137,7 @@ MPORT=9100 # the namespace is ours: any port is free
 	--metrics 127.0.0.1:$MPORT --port-file "$ROOT/port" --state-dir "$STATE" -f -v \
 	>>"$ROOT/server.log" 2>&1 &
 SRV_PID=$!
-for _ in $(seq 1 100); do
-	[ -s "$ROOT/port" ] && break
-	kill -0 "$SRV_PID" 2>/dev/null || break
-	sleep 0.1
-done
-[ -s "$ROOT/port" ] || { cat "$ROOT/server.log"; bad "server did not start"; exit 1; }
-PORT=$(cat "$ROOT/port")
+kc_wait_port "$ROOT/port" "$SRV_PID" "$ROOT/server.log" bad || exit 1
 say "server pid $SRV_PID on 127.0.0.1:$PORT, portmap on 127.0.0.1:111, metrics on :$MPORT (private namespace)"
 
 # metric PREFIX: the sum of the /metrics samples whose name and labels start

@@ -36,6 +36,7 @@ skip() {
 	exit 77
 }
 say() { echo "kclient-nlm: $*"; }
+die() { say "FAIL: $*"; exit 1; }
 . "$HERE/common.sh"
 
 [ -x "$SERVER" ] || { echo "nlm.sh: no ovlnfsd binary at $SERVER (use -s)" >&2; exit 64; }
@@ -66,13 +67,7 @@ echo "lower" >"$ROOT/l/README"
 	--portmap 127.0.0.1:111 --port-file "$ROOT/port" --state-dir "$ROOT/state" -f -v \
 	>>"$ROOT/server.log" 2>&1 &
 SRV_PID=$!
-for _ in $(seq 1 100); do
-	[ -s "$ROOT/port" ] && break
-	kill -0 "$SRV_PID" 2>/dev/null || break
-	sleep 0.1
-done
-[ -s "$ROOT/port" ] || { cat "$ROOT/server.log"; say "FAIL: server did not start"; exit 1; }
-PORT=$(cat "$ROOT/port")
+kc_wait_port "$ROOT/port" "$SRV_PID" "$ROOT/server.log" die || exit 1
 say "server pid $SRV_PID on 127.0.0.1:$PORT, portmap on 127.0.0.1:111 (private namespace)"
 
 rc=0

@@ -76,6 +76,7 @@ skip() {
 	exit 77
 }
 say() { echo "kclient-suite: $*"; }
+. "$HERE/common.sh"
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
@@ -201,16 +202,12 @@ mk_layers() {
 # --- server -------------------------------------------------------------------
 # start_server DIR [PORT]: sets SRV_PID and PORT.
 start_server() {
-	local d=$1 p=${2:-0} i
+	local d=$1 p=${2:-0}
 	rm -f "$d/port"
 	"$SERVER" -o "lowerdir=$d/l1:$d/l2,upperdir=$d/u,workdir=$d/w" --listen "127.0.0.1:$p" \
 		--port-file "$d/port" --state-dir "$d/state" -f >>"$d/server.log" 2>&1 &
 	SRV_PID=$!
-	for i in $(seq 1 100); do
-		[ -s "$d/port" ] && { PORT=$(cat "$d/port"); return 0; }
-		kill -0 "$SRV_PID" 2>/dev/null || break
-		sleep 0.1
-	done
+	kc_wait_port "$d/port" "$SRV_PID" && return 0
 	wait "$SRV_PID" 2>/dev/null
 	SRV_PID=""
 	return 1

@@ -14,16 +14,8 @@
 #include <string.h>
 
 #include "ovlnfsd/access.h"
+#include "unit.h"
 
-static int failures;
-
-#define CHECK(c)                                                                 \
-	do {                                                                     \
-		if (!(c)) {                                                      \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #c); \
-			failures++;                                              \
-		}                                                                \
-	} while (0)
 
 static struct sockaddr_storage sa_of(const char *addr, unsigned port)
 {
@@ -54,8 +46,7 @@ static bool match(const char *cidr, const char *addr)
 	struct sockaddr_storage ss = sa_of(addr, 1000);
 
 	if (onfs_cidr_parse(cidr, &c) != 0) {
-		fprintf(stderr, "FAIL: '%s' did not parse\n", cidr);
-		failures++;
+		FAIL("'%s' did not parse", cidr);
 		return false;
 	}
 	return onfs_cidr_match(&c, (struct sockaddr *)&ss);
@@ -76,16 +67,14 @@ static void access_cidr_parse(void)
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		if (onfs_cidr_parse(good[i], &c) != 0) {
-			fprintf(stderr, "FAIL: '%s' refused\n", good[i]);
-			failures++;
+			FAIL("'%s' refused", good[i]);
 		} else {
 			CHECK(strcmp(c.text, good[i]) == 0);
 		}
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		if (onfs_cidr_parse(bad[i], &c) != -EINVAL) {
-			fprintf(stderr, "FAIL: '%s' accepted\n", bad[i]);
-			failures++;
+			FAIL("'%s' accepted", bad[i]);
 		}
 	}
 	CHECK(onfs_cidr_parse("10.0.0.0/8", &c) == 0 && c.family == AF_INET && c.prefix == 8);
@@ -296,10 +285,5 @@ int main(void)
 	access_secure_port();
 	access_squash();
 	access_table();
-	if (failures) {
-		fprintf(stderr, "%d failure(s)\n", failures);
-		return 1;
-	}
-	printf("ok\n");
-	return 0;
+	return unit_finish("access");
 }

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "ovlnfsd/config.h"
-#include "unit.h"
+#include "conf.h"
 
 struct seen {
 	char msgs[32][512];
@@ -26,22 +26,6 @@ static void collect(void *ctx, const char *msg)
 	s->n++;
 }
 
-static char dir[] = "/tmp/onfs-checkconfig-XXXXXX";
-
-static const char *write_conf(const char *name, const char *text)
-{
-	static char path[256];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
-		fprintf(stderr, "FAIL: cannot write %s\n", path);
-		failures++;
-	}
-	return path;
-}
-
 /* msgs[i] starts with "PATH:LINE:" and contains what. */
 static void check_msg(const struct seen *s, int i, const char *path, int line, const char *what)
 {
@@ -50,9 +34,8 @@ static void check_msg(const struct seen *s, int i, const char *path, int line, c
 	snprintf(want, sizeof(want), "%s:%d:", path, line);
 	if (i >= s->n || strncmp(s->msgs[i], want, strlen(want)) != 0 ||
 	    !strstr(s->msgs[i], what)) {
-		fprintf(stderr, "FAIL: error %d: want '%s ... %s', got '%s'\n", i, want, what,
-			i < s->n ? s->msgs[i] : "(none)");
-		failures++;
+		FAIL("error %d: want '%s ... %s', got '%s'", i, want, what,
+		     i < s->n ? s->msgs[i] : "(none)");
 	}
 }
 
@@ -60,7 +43,7 @@ static void test_every_error(void)
 {
 	struct onfs_config cfg = { 0 };
 	struct seen s = { .n = 0 };
-	const char *p = write_conf("bad.conf",
+	const char *p = conf_write("bad.conf",
 		"[server]\n"                       /* 1 */
 		"listen = nowhere\n"               /* 2 */
 		"threads = 0\n"                    /* 3 */
@@ -98,7 +81,7 @@ static void test_valid_file(void)
 {
 	struct onfs_config cfg = { 0 };
 	struct seen s = { .n = 0 };
-	const char *p = write_conf("good.conf",
+	const char *p = conf_write("good.conf",
 		"[server]\nlisten = 0.0.0.0:2049\n"
 		"[export a]\npath = /a\nlowerdir = /l1:\n  /l2\nupperdir = /u\nworkdir = /w\n"
 		"[export b]\npath = /b\nlowerdir = /l1\nclients = 10.0.0.0/8\n");
@@ -116,7 +99,7 @@ static void test_missing_file(void)
 	struct seen s = { .n = 0 };
 	char p[300];
 
-	snprintf(p, sizeof(p), "%s/absent.conf", dir);
+	snprintf(p, sizeof(p), "%s/absent.conf", conf_dir);
 	CHECK_EQ(onfs_config_check_file(p, &cfg, collect, &s), 1);
 	CHECK(s.n == 1 && strstr(s.msgs[0], "absent.conf") && strstr(s.msgs[0], "No such file"));
 	onfs_config_free(&cfg);
@@ -131,7 +114,7 @@ static void test_vt_ff_blank(void)
 	struct onfs_config cfg = { 0 };
 	struct seen s = { .n = 0 };
 	char err[512];
-	const char *p = write_conf("vt.conf", "[export a]\npath = /a\n\v\nlowerdir = /l\n\f\n");
+	const char *p = conf_write("vt.conf", "[export a]\npath = /a\n\v\nlowerdir = /l\n\f\n");
 
 	CHECK_EQ(onfs_config_load_file(p, &cfg, err, sizeof(err)), 0);
 	onfs_config_free(&cfg);
@@ -146,7 +129,7 @@ static void test_loader_first_error(void)
 {
 	struct onfs_config cfg = { 0 };
 	char err[512];
-	const char *p = write_conf("two.conf", "[server]\nthreads = 0\nlisten = x\n"
+	const char *p = conf_write("two.conf", "[server]\nthreads = 0\nlisten = x\n"
 					       "[export a]\npath=/\nlowerdir=/l\n");
 
 	CHECK(onfs_config_load_file(p, &cfg, err, sizeof(err)) < 0);
@@ -159,7 +142,7 @@ static void test_portmap_off(void)
 {
 	struct onfs_config cfg = { 0 };
 	char err[512];
-	const char *p = write_conf("pm.conf", "[server]\nportmap = off\n"
+	const char *p = conf_write("pm.conf", "[server]\nportmap = off\n"
 					      "[export a]\npath=/\nlowerdir=/l\n");
 	char *argv1[] = { "ovlnfsd", "-c", (char *)p, NULL };
 	char *argv2[] = { "ovlnfsd", "-o", "lowerdir=/l", "--portmap", "off", NULL };
@@ -183,7 +166,7 @@ static void test_metrics_key(void)
 {
 	struct onfs_config cfg = { 0 };
 	char err[512];
-	const char *p = write_conf("m.conf", "[server]\nmetrics = 127.0.0.1:9469\n"
+	const char *p = conf_write("m.conf", "[server]\nmetrics = 127.0.0.1:9469\n"
 					     "[export a]\npath=/\nlowerdir=/l\n");
 	const char *bad = NULL;
 	char *argv1[] = { "ovlnfsd", "-c", (char *)p, NULL };
@@ -202,7 +185,7 @@ static void test_metrics_key(void)
 	CHECK(strstr(err, "--metrics") && strstr(err, "nowhere"));
 	onfs_config_free(&cfg);
 	memset(&cfg, 0, sizeof(cfg));
-	bad = write_conf("mbad.conf", "[server]\nmetrics = x:y\n[export a]\npath=/\nlowerdir=/l\n");
+	bad = conf_write("mbad.conf", "[server]\nmetrics = x:y\n[export a]\npath=/\nlowerdir=/l\n");
 	CHECK(onfs_config_load_file(bad, &cfg, err, sizeof(err)) < 0);
 	CHECK(strstr(err, ":2: [server] metrics: invalid address 'x:y'") != NULL);
 	onfs_config_free(&cfg);
@@ -210,10 +193,8 @@ static void test_metrics_key(void)
 
 int main(void)
 {
-	if (!mkdtemp(dir)) {
-		perror("mkdtemp");
+	if (conf_dir_make("checkconfig") < 0)
 		return 1;
-	}
 	test_every_error();
 	test_valid_file();
 	test_missing_file();
@@ -221,13 +202,6 @@ int main(void)
 	test_loader_first_error();
 	test_portmap_off();
 	test_metrics_key();
-	for (const char *const *f = (const char *const[]){ "bad.conf", "good.conf", "two.conf", "vt.conf", "pm.conf", "m.conf", "mbad.conf", NULL };
-	     *f; f++) {
-		char p[300];
-
-		snprintf(p, sizeof(p), "%s/%s", dir, *f);
-		unlink(p);
-	}
-	rmdir(dir);
+	conf_dir_remove();
 	return unit_finish("checkconfig");
 }

@@ -6,7 +6,6 @@
  * Single-threaded test process; no network. Only the demo case touches
  * files, in its own directory under /tmp, removed at the end.
  */
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,44 +17,8 @@
 
 #include "ovlnfsd/config.h"
 #include "ovlnfsd/server.h"
+#include "conf.h"
 
-static int failures;
-
-#define CHECK(c)                                                                 \
-	do {                                                                     \
-		if (!(c)) {                                                      \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #c); \
-			failures++;                                              \
-		}                                                                \
-	} while (0)
-
-#define CHECK_STR(got, want)                                                     \
-	do {                                                                     \
-		const char *_g = (got), *_w = (want);                            \
-		if (!_g || strcmp(_g, _w)) {                                     \
-			fprintf(stderr, "FAIL %s:%d: %s = '%s', want '%s'\n",    \
-				__FILE__, __LINE__, #got, _g ? _g : "(null)", _w); \
-			failures++;                                              \
-		}                                                                \
-	} while (0)
-
-/* Parse a NULL-terminated argument list; returns parse_args' result. */
-static int parse(struct onfs_config *cfg, char *err, size_t errlen, ...)
-{
-	char *argv[32] = { "ovlnfsd" };
-	int argc = 1;
-	va_list ap;
-	char *a;
-
-	memset(cfg, 0, sizeof(*cfg));
-	err[0] = '\0';
-	va_start(ap, errlen);
-	while ((a = va_arg(ap, char *)) != NULL && argc < 31)
-		argv[argc++] = a;
-	va_end(ap);
-	argv[argc] = NULL;
-	return onfs_config_parse_args(argc, argv, cfg, err, errlen);
-}
 
 /* The parse fails and its message contains every given word. */
 #define CHECK_FAILS(words, ...)                                                  \
@@ -64,17 +27,11 @@ static int parse(struct onfs_config *cfg, char *err, size_t errlen, ...)
 		char _e[512];                                                    \
 		const char *_w[] = words;                                        \
 		int _r = parse(&_c, _e, sizeof(_e), __VA_ARGS__, NULL);          \
-		if (_r != -1) {                                                  \
-			fprintf(stderr, "FAIL %s:%d: parse returned %d, want -1\n", \
-				__FILE__, __LINE__, _r);                         \
-			failures++;                                              \
-		}                                                                \
+		if (_r != -1)                                                    \
+			FAIL("parse returned %d, want -1", _r);                  \
 		for (size_t _i = 0; _i < sizeof(_w) / sizeof(_w[0]); _i++) {    \
-			if (!strstr(_e, _w[_i])) {                               \
-				fprintf(stderr, "FAIL %s:%d: error '%s' lacks '%s'\n", \
-					__FILE__, __LINE__, _e, _w[_i]);         \
-				failures++;                                      \
-			}                                                        \
+			if (!strstr(_e, _w[_i]))                                 \
+				FAIL("error '%s' lacks '%s'", _e, _w[_i]);       \
 		}                                                                \
 		onfs_config_free(&_c);                                           \
 	} while (0)
@@ -109,9 +66,7 @@ static void config_hostport_forms(void)
 		CHECK(onfs_config_parse_hostport(good[i].in, &host, &port) == 0);
 		CHECK_STR(host, good[i].host);
 		if (port != good[i].port) {
-			fprintf(stderr, "FAIL: '%s' port %d want %d\n", good[i].in, port,
-				good[i].port);
-			failures++;
+			FAIL("'%s' port %d want %d", good[i].in, port, good[i].port);
 		}
 		free(host);
 	}
@@ -120,9 +75,8 @@ static void config_hostport_forms(void)
 		int port = -1;
 
 		if (onfs_config_parse_hostport(bad[i], &host, &port) != -1) {
-			fprintf(stderr, "FAIL: '%s' accepted as host '%s' port %d\n", bad[i],
-				host ? host : "(null)", port);
-			failures++;
+			FAIL("'%s' accepted as host '%s' port %d", bad[i],
+			     host ? host : "(null)", port);
 			free(host);
 		}
 	}
@@ -176,11 +130,9 @@ static void check_opts_fail(const char *opts, const char *word)
 	char err[256] = "";
 
 	if (onfs_config_parse_overlay_opts(opts, &ec, err, sizeof(err)) != -1) {
-		fprintf(stderr, "FAIL: -o '%s' accepted\n", opts);
-		failures++;
+		FAIL("-o '%s' accepted", opts);
 	} else if (!strstr(err, word)) {
-		fprintf(stderr, "FAIL: -o '%s': error '%s' lacks '%s'\n", opts, err, word);
-		failures++;
+		FAIL("-o '%s': error '%s' lacks '%s'", opts, err, word);
 	}
 	/* a failed parse leaves nothing allocated in ec */
 	CHECK(ec.nlower == 0 && ec.upperdir == NULL && ec.workdir == NULL);
@@ -412,58 +364,8 @@ static void config_demo_setup_builds_once(void)
 
 /* --- the config file (-c) --- */
 
-static char conf_dir[] = "/tmp/onfs-test-config-XXXXXX";
-static int conf_seq;
-
-/* Write text to a new file in conf_dir; returns its path (static buffer). */
-static const char *conf_file(const char *text)
-{
-	static char path[256];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/c%d.conf", conf_dir, ++conf_seq);
-	f = fopen(path, "w");
-	if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
-		fprintf(stderr, "FAIL: cannot write %s\n", path);
-		failures++;
-	}
-	return path;
-}
-
 /* Loading text fails; the message holds "FILE:LINE:" and every word. */
-static void check_conf_fails(int srcline, const char *text, int line, const char *const *words,
-			     size_t nwords)
-{
-	struct onfs_config cfg;
-	char err[1024] = "";
-	char want[300];
-	const char *path = conf_file(text);
-
-	memset(&cfg, 0, sizeof(cfg));
-	if (onfs_config_load_file(path, &cfg, err, sizeof(err)) != -1) {
-		fprintf(stderr, "FAIL test-config.c:%d: config loaded, want an error\n", srcline);
-		failures++;
-	}
-	snprintf(want, sizeof(want), "%s:%d:", path, line);
-	if (!strstr(err, want)) {
-		fprintf(stderr, "FAIL test-config.c:%d: error '%s' lacks '%s'\n", srcline, err, want);
-		failures++;
-	}
-	for (size_t i = 0; i < nwords; i++) {
-		if (!strstr(err, words[i])) {
-			fprintf(stderr, "FAIL test-config.c:%d: error '%s' lacks '%s'\n", srcline, err,
-				words[i]);
-			failures++;
-		}
-	}
-	onfs_config_free(&cfg);
-}
-
-#define CONF_FAILS(text, line, ...)                                                \
-	do {                                                                       \
-		const char *const _w[] = { __VA_ARGS__ };                          \
-		check_conf_fails(__LINE__, text, line, _w, sizeof(_w) / sizeof(_w[0])); \
-	} while (0)
+#define CONF_FAILS(text, line, ...) CONF(conf_file(text), line, __VA_ARGS__)
 
 static void config_file_full(void)
 {
@@ -735,25 +637,13 @@ int main(void)
 	config_errors_name_the_option();
 	config_help_and_version_exit_zero();
 	config_demo_setup_builds_once();
-	if (!mkdtemp(conf_dir)) {
-		perror("mkdtemp");
+	if (conf_dir_make("test-config") < 0)
 		return 1;
-	}
 	config_file_full();
 	config_file_defaults();
 	config_file_errors();
 	config_file_argv();
 	config_layers_differ();
-	{
-		char cmd[300];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", conf_dir);
-		CHECK(system(cmd) == 0);
-	}
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("ok config (all checks passed)\n");
-	return 0;
+	conf_dir_remove();
+	return unit_finish("config");
 }

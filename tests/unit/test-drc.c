@@ -17,26 +17,7 @@
 
 #include "ovlnfsd/drc.h"
 #include "ovlnfsd/rpc.h"
-
-static int failures;
-static const char *current; /* the case running, for messages */
-
-#define CHECK(c)                                                                   \
-	do {                                                                       \
-		if (!(c)) {                                                        \
-			fprintf(stderr, "FAIL %s %s:%d: %s\n", current, __FILE__, __LINE__, #c); \
-			failures++;                                                \
-		}                                                                  \
-	} while (0)
-#define CHECK_EQ(a, b)                                                             \
-	do {                                                                       \
-		long long _a = (long long)(a), _b = (long long)(b);                \
-		if (_a != _b) {                                                    \
-			fprintf(stderr, "FAIL %s %s:%d: %s == %s: %lld != %lld\n", \
-				current, __FILE__, __LINE__, #a, #b, _a, _b);      \
-			failures++;                                                \
-		}                                                                  \
-	} while (0)
+#include "unit.h"
 
 #define NFS 100003
 #define REMOVE 12
@@ -448,7 +429,7 @@ static void call_secure_port(void)
 	CHECK(!onfs_call_secure_port(&c));
 }
 
-#define RUN(f) (current = #f, f())
+#define RUN(f) (unit_case = #f, f())
 
 int main(void)
 {
@@ -463,10 +444,5 @@ int main(void)
 	RUN(drc_byte_cap);
 	RUN(drc_many_entries);
 	RUN(call_secure_port);
-	if (failures) {
-		fprintf(stderr, "%d failure(s)\n", failures);
-		return 1;
-	}
-	printf("drc: all passed\n");
-	return 0;
+	return unit_finish("drc");
 }

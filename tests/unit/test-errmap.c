@@ -12,18 +12,8 @@
 #include "mount3.h"
 #include "ovlnfsd/common.h"
 #include "ovlnfsd/errmap.h"
+#include "unit.h"
 
-static int failures;
-
-#define CHECK_EQ(expr, want)                                                   \
-	do {                                                                   \
-		unsigned long long _g = (expr), _w = (want);                   \
-		if (_g != _w) {                                                \
-			fprintf(stderr, "FAIL %s:%d: %s = %llu, want %s = %llu\n", \
-				__FILE__, __LINE__, #expr, _g, #want, _w);     \
-			failures++;                                            \
-		}                                                              \
-	} while (0)
 
 struct row {
 	int err;
@@ -143,10 +133,5 @@ int main(void)
 	errmap_every_mount3_row();
 	errmap_unknown_is_io();
 	errmap_rfc_values();
-	if (failures) {
-		fprintf(stderr, "%d failure(s)\n", failures);
-		return 1;
-	}
-	printf("ok errmap\n");
-	return 0;
+	return unit_finish("errmap");
 }

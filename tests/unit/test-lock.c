@@ -209,5 +209,5 @@ int main(void)
 	random_walk();
 	waiters();
 	shares();
-	return unit_finish("test-lock");
+	return unit_finish("lock");
 }

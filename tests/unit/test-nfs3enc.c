@@ -18,17 +18,7 @@
 
 #include "nfs3.h"
 #include "ovlnfsd/nfs3enc.h"
-
-static int failures, checks;
-
-#define CHECK(c)                                                                   \
-	do {                                                                       \
-		checks++;                                                          \
-		if (!(c)) {                                                        \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #c); \
-			failures++;                                                \
-		}                                                                  \
-	} while (0)
+#include "unit.h"
 
 #define BUFSZ 4096
 static char ref[BUFSZ];
@@ -65,29 +55,31 @@ static void fill_attr(fattr3 *f, int kind)
 	f->ctime.nseconds = (uint32_t)rnd64();
 }
 
-/* rpcgen's bytes of a one-entry list; returns their length or 0 */
-static size_t ref_plus(entryplus3 *e)
+/* rpcgen's bytes of a one-entry list into ref; returns their length or 0 */
+static size_t ref_list(xdrproc_t proc, void *list)
 {
-	dirlistplus3 l = { .entries = e, .eof = TRUE };
 	XDR x;
 	size_t n;
 
 	xdrmem_create(&x, ref, BUFSZ, XDR_ENCODE);
-	n = xdr_dirlistplus3(&x, &l) ? xdr_getpos(&x) : 0;
+	n = proc(&x, list) ? xdr_getpos(&x) : 0;
 	xdr_destroy(&x);
 	return n;
 }
 
-static size_t ref_plain(entry3 *e)
+/*
+ * Our encoder wrote mine[0, end) (mine was 0xa5 before), its size function
+ * said sz; ref holds rpcgen's rn bytes, our entry and the list's 8-byte end.
+ */
+static void compare(const char *what, size_t rn, size_t sz, const uint8_t *end)
 {
-	dirlist3 l = { .entries = e, .eof = FALSE };
-	XDR x;
-	size_t n;
-
-	xdrmem_create(&x, ref, BUFSZ, XDR_ENCODE);
-	n = xdr_dirlist3(&x, &l) ? xdr_getpos(&x) : 0;
-	xdr_destroy(&x);
-	return n;
+	unit_case = what;
+	CHECK(rn > 8);
+	CHECK((size_t)(end - mine) == sz);
+	CHECK(sz + 8 == rn);
+	CHECK(memcmp(mine, ref, sz) == 0);
+	CHECK(mine[sz] == 0xa5); /* nothing written past the end */
+	unit_case = NULL;
 }
 
 static void one(size_t namelen, int attr_kind, int fh_len)
@@ -95,6 +87,8 @@ static void one(size_t namelen, int attr_kind, int fh_len)
 	char name[256], fhb[64];
 	entryplus3 e;
 	entry3 e3;
+	dirlistplus3 lp = { .entries = &e, .eof = TRUE };
+	dirlist3 l = { .entries = &e3, .eof = FALSE };
 	fattr3 *a = NULL;
 	nfs_fh3 *fh = NULL;
 	size_t rn, sz;
@@ -121,25 +115,18 @@ static void one(size_t namelen, int attr_kind, int fh_len)
 		fh = &e.name_handle.post_op_fh3_u.handle;
 	}
 
-	rn = ref_plus(&e);
-	CHECK(rn > 8);
+	rn = ref_list((xdrproc_t)xdr_dirlistplus3, &lp);
 	memset(mine, 0xa5, sizeof(mine));
 	sz = onfs_nfs3_entryplus_size(namelen, a, fh);
 	end = onfs_nfs3_put_entryplus(mine, e.fileid, name, namelen, e.cookie, a, fh);
-	CHECK((size_t)(end - mine) == sz);
-	CHECK(sz + 8 == rn);
-	CHECK(memcmp(mine, ref, sz) == 0);
-	CHECK(mine[sz] == 0xa5); /* nothing written past the end */
+	compare("entryplus", rn, sz, end);
 
 	e3 = (entry3){ .fileid = e.fileid, .name = name, .cookie = e.cookie };
-	rn = ref_plain(&e3);
+	rn = ref_list((xdrproc_t)xdr_dirlist3, &l);
 	memset(mine, 0xa5, sizeof(mine));
 	sz = onfs_nfs3_entry_size(namelen);
 	end = onfs_nfs3_put_entry(mine, e.fileid, name, namelen, e.cookie);
-	CHECK((size_t)(end - mine) == sz);
-	CHECK(sz + 8 == rn);
-	CHECK(memcmp(mine, ref, sz) == 0);
-	CHECK(mine[sz] == 0xa5);
+	compare("entry", rn, sz, end);
 }
 
 int main(void)
@@ -151,6 +138,5 @@ int main(void)
 	for (int fl = -1; fl <= 64; fl++)
 		one(1 + (size_t)fl % 7, 1, fl);
 	one(255, 0, 64);
-	printf("nfs3enc: %d checks, %d failures\n", checks, failures);
-	return failures ? 1 : 0;
+	return unit_finish("nfs3enc");
 }

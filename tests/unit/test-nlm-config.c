@@ -11,23 +11,7 @@
 
 #include "ovlnfsd/config.h"
 #include "ovlnfsd/lock.h"
-#include "unit.h"
-
-static char dir[] = "/tmp/onfs-nlmconf-XXXXXX";
-
-static const char *conf(const char *name, const char *text)
-{
-	static char path[256];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	if (f) {
-		fputs(text, f);
-		fclose(f);
-	}
-	return path;
-}
+#include "conf.h"
 
 static const char *base =
 	"[export a]\npath = /a\nlowerdir = /nonexistent-a\n%s\n"
@@ -43,7 +27,7 @@ static int load(const char *server, const char *exportkey, struct onfs_config *c
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->grace = -1;
 	err[0] = 0;
-	return onfs_config_load_file(conf("c.conf", text), cfg, err, errlen);
+	return onfs_config_load_file(conf_write("c.conf", text), cfg, err, errlen);
 }
 
 int main(void)
@@ -52,10 +36,8 @@ int main(void)
 	char err[512];
 	static const char *const modes[] = { "on", "off", "local" };
 
-	if (!mkdtemp(dir)) {
-		perror("mkdtemp");
+	if (conf_dir_make("nlmconf") < 0)
 		return 1;
-	}
 	for (int i = 0; i < 3; i++) {
 		char key[64];
 
@@ -104,7 +86,7 @@ int main(void)
 	}
 	/* --grace wins over the file's grace */
 	{
-		const char *path = conf("d.conf", "[server]\ngrace = 30\n[export a]\npath = /\n"
+		const char *path = conf_write("d.conf", "[server]\ngrace = 30\n[export a]\npath = /\n"
 					"lowerdir = /nonexistent\n");
 		char *argv[] = { "ovlnfsd", "-c", (char *)path, "--grace", "2", NULL };
 		char *argv2[] = { "ovlnfsd", "-c", (char *)path, NULL };
@@ -118,8 +100,6 @@ int main(void)
 		CHECK_EQ(cfg.grace, 30);
 		onfs_config_free(&cfg);
 	}
-	unlink(conf("c.conf", ""));
-	unlink(conf("d.conf", ""));
-	rmdir(dir);
-	return unit_finish("test-nlm-config");
+	conf_dir_remove();
+	return unit_finish("nlm-config");
 }

@@ -402,5 +402,5 @@ int main(void)
 		if (system(cmd) != 0)
 			fprintf(stderr, "warning: could not remove %s\n", root);
 	}
-	return unit_finish("test-overlay");
+	return unit_finish("overlay");
 }

@@ -99,5 +99,5 @@ int main(void)
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
 	if (system(cmd) != 0)
 		fprintf(stderr, "warning: cleanup failed\n");
-	return unit_finish("test-owner");
+	return unit_finish("owner");
 }

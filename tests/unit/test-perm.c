@@ -11,18 +11,8 @@
 #include <sys/stat.h>
 
 #include "ovlnfsd/perm.h"
+#include "unit.h"
 
-static int failures;
-
-#define CHECK_EQ(expr, want)                                                   \
-	do {                                                                   \
-		long long _g = (long long)(expr), _w = (long long)(want);      \
-		if (_g != _w) {                                                \
-			fprintf(stderr, "FAIL %s:%d: %s = %#llx, want %s = %#llx\n", \
-				__FILE__, __LINE__, #expr, _g, #want, _w);     \
-			failures++;                                            \
-		}                                                              \
-	} while (0)
 
 #define ALL (ONFS_ACCESS_READ | ONFS_ACCESS_LOOKUP | ONFS_ACCESS_MODIFY | \
 	     ONFS_ACCESS_EXTEND | ONFS_ACCESS_DELETE | ONFS_ACCESS_EXECUTE)
@@ -213,10 +203,5 @@ int main(void)
 	perm_readonly_export();
 	perm_symlink_and_others();
 	perm_groups_bounded();
-	if (failures) {
-		fprintf(stderr, "%d failure(s)\n", failures);
-		return 1;
-	}
-	printf("ok perm\n");
-	return 0;
+	return unit_finish("perm");
 }

@@ -12,25 +12,8 @@
 #include <string.h>
 
 #include "ovlnfsd/recmark.h"
+#include "unit.h"
 
-static int failures;
-
-#define CHECK(c)                                                                   \
-	do {                                                                       \
-		if (!(c)) {                                                        \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #c); \
-			failures++;                                                \
-		}                                                                  \
-	} while (0)
-#define CHECK_EQ(a, b)                                                             \
-	do {                                                                       \
-		long long _a = (long long)(a), _b = (long long)(b);                \
-		if (_a != _b) {                                                    \
-			fprintf(stderr, "FAIL %s:%d: %s == %s: %lld != %lld\n",    \
-				__FILE__, __LINE__, #a, #b, _a, _b);               \
-			failures++;                                                \
-		}                                                                  \
-	} while (0)
 
 /* A stream under construction and the records it should yield. */
 struct stream {
@@ -359,10 +342,5 @@ int main(void)
 	recmark_lazy_allocation();
 	recmark_in_place();
 	recmark_encode_bytes();
-	if (failures) {
-		fprintf(stderr, "%d failure(s)\n", failures);
-		return 1;
-	}
-	printf("recmark: all passed\n");
-	return 0;
+	return unit_finish("recmark");
 }

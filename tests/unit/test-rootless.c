@@ -174,5 +174,5 @@ int main(void)
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
 	if (system(cmd) != 0)
 		fprintf(stderr, "warning: cleanup failed\n");
-	return unit_finish("test-rootless");
+	return unit_finish("rootless");
 }

@@ -26,25 +26,8 @@
 #include "ovlnfsd/recmark.h"
 #include "ovlnfsd/rpc.h"
 #include "ovlnfsd/server.h"
+#include "unit.h"
 
-static int failures;
-
-#define CHECK(c)                                                                   \
-	do {                                                                       \
-		if (!(c)) {                                                        \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #c); \
-			failures++;                                                \
-		}                                                                  \
-	} while (0)
-#define CHECK_EQ(a, b)                                                             \
-	do {                                                                       \
-		long long _a = (long long)(a), _b = (long long)(b);                \
-		if (_a != _b) {                                                    \
-			fprintf(stderr, "FAIL %s:%d: %s == %s: %lld != %lld\n",    \
-				__FILE__, __LINE__, #a, #b, _a, _b);               \
-			failures++;                                                \
-		}                                                                  \
-	} while (0)
 
 /* ------------------------------------------------------------ building calls */
 
@@ -989,10 +972,5 @@ int main(void)
 	test_rpc_encode_replies();
 	test_rpc_loopback();
 	test_rpc_loopback_ipv6_portmap();
-	if (failures) {
-		fprintf(stderr, "%d failure(s)\n", failures);
-		return 1;
-	}
-	printf("rpc: all passed\n");
-	return 0;
+	return unit_finish("rpc");
 }

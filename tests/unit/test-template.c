@@ -10,7 +10,6 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,17 +18,7 @@
 
 #include "ovlnfsd/config.h"
 #include "ovlnfsd/template.h"
-#include "unit.h"
-
-#define CHECK_STR(got, want)                                                     \
-	do {                                                                     \
-		const char *_g = (got), *_w = (want);                            \
-		if (!_g || strcmp(_g, _w)) {                                     \
-			fprintf(stderr, "FAIL %s:%d: %s = '%s', want '%s'\n",    \
-				__FILE__, __LINE__, #got, _g ? _g : "(null)", _w); \
-			failures++;                                              \
-		}                                                                \
-	} while (0)
+#include "conf.h"
 
 static void template_kinds(void)
 {
@@ -129,73 +118,6 @@ static void template_overlap(void)
 
 /* --- config files --- */
 
-static char conf_dir[] = "/tmp/onfs-test-template-XXXXXX";
-static int conf_seq;
-
-static const char *conf_file(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static const char *conf_file(const char *fmt, ...)
-{
-	static char path[256];
-	va_list ap;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/c%d.conf", conf_dir, ++conf_seq);
-	f = fopen(path, "w");
-	if (!f) {
-		failures++;
-		return path;
-	}
-	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
-	va_end(ap);
-	if (fclose(f) != 0)
-		failures++;
-	return path;
-}
-
-static void check_conf(int srcline, const char *path, int line, const char *const *words,
-		       size_t nwords)
-{
-	struct onfs_config cfg;
-	char err[2048] = "", want[300];
-	int r;
-
-	memset(&cfg, 0, sizeof(cfg));
-	r = onfs_config_load_file(path, &cfg, err, sizeof(err));
-	if (line == 0) {
-		if (r != 0) {
-			fprintf(stderr, "FAIL test-template.c:%d: want loaded, got '%s'\n", srcline,
-				err);
-			failures++;
-		}
-		onfs_config_free(&cfg);
-		return;
-	}
-	if (r != -1) {
-		fprintf(stderr, "FAIL test-template.c:%d: config loaded, want an error\n", srcline);
-		failures++;
-	}
-	snprintf(want, sizeof(want), "%s:%d:", path, line);
-	if (!strstr(err, want)) {
-		fprintf(stderr, "FAIL test-template.c:%d: error '%s' lacks '%s'\n", srcline, err,
-			want);
-		failures++;
-	}
-	for (size_t i = 0; i < nwords; i++)
-		if (!strstr(err, words[i])) {
-			fprintf(stderr, "FAIL test-template.c:%d: error '%s' lacks '%s'\n", srcline,
-				err, words[i]);
-			failures++;
-		}
-	onfs_config_free(&cfg);
-}
-
-#define CONF(path, line, ...)                                                      \
-	do {                                                                       \
-		const char *const _w[] = { "", __VA_ARGS__ };                      \
-		check_conf(__LINE__, path, line, _w, sizeof(_w) / sizeof(_w[0])); \
-	} while (0)
-
 static void template_config_file(void)
 {
 	struct onfs_config cfg;
@@ -280,23 +202,6 @@ static void template_config_file(void)
 	CONF(p, 8, "path '/clients/x'", "can name the same directory");
 }
 
-static int parse(struct onfs_config *cfg, char *err, size_t errlen, ...)
-{
-	char *argv[32] = { "ovlnfsd" };
-	int argc = 1;
-	va_list ap;
-	char *a;
-
-	memset(cfg, 0, sizeof(*cfg));
-	err[0] = '\0';
-	va_start(ap, errlen);
-	while ((a = va_arg(ap, char *)) != NULL && argc < 31)
-		argv[argc++] = a;
-	va_end(ap);
-	argv[argc] = NULL;
-	return onfs_config_parse_args(argc, argv, cfg, err, errlen);
-}
-
 static void template_overlay_opts(void)
 {
 	struct onfs_config cfg;
@@ -337,12 +242,8 @@ static void template_overlay_opts(void)
 
 int main(void)
 {
-	char cmd[300];
-
-	if (!mkdtemp(conf_dir)) {
-		perror("mkdtemp");
+	if (conf_dir_make("test-template") < 0)
 		return 1;
-	}
 	template_kinds();
 	template_values();
 	template_client_value();
@@ -350,8 +251,6 @@ int main(void)
 	template_overlap();
 	template_config_file();
 	template_overlay_opts();
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", conf_dir);
-	if (system(cmd) != 0)
-		failures++;
-	return unit_finish("test-template");
+	conf_dir_remove();
+	return unit_finish("template");
 }

@@ -100,5 +100,5 @@ int main(void)
 		onfs_export_close(ex);
 	}
 	sh("rm -rf %s", root);
-	return unit_finish("test-workdir");
+	return unit_finish("workdir");
 }

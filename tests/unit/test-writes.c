@@ -316,5 +316,5 @@ int main(void)
 		if (system(cmd) != 0)
 			fprintf(stderr, "warning: cleanup failed\n");
 	}
-	return unit_finish("test-writes");
+	return unit_finish("writes");
 }

@@ -22,18 +22,7 @@
 
 #include "mount3.h"
 #include "nfs3.h"
-
-static int failures;
-static int checks;
-
-#define CHECK(c)                                                                   \
-	do {                                                                       \
-		checks++;                                                          \
-		if (!(c)) {                                                        \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #c); \
-			failures++;                                                \
-		}                                                                  \
-	} while (0)
+#include "unit.h"
 
 #define BUFSZ (256 * 1024)
 #define RT_FAIL ((size_t)-1) /* roundtrip_ failed */
@@ -903,10 +892,5 @@ int main(void)
 	test_commit();
 	test_fh_limits();
 	test_mount();
-	if (failures) {
-		fprintf(stderr, "xdr: %d of %d checks failed\n", failures, checks);
-		return 1;
-	}
-	printf("xdr: %d checks passed\n", checks);
-	return 0;
+	return unit_finish("xdr");
 }
