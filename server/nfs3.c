@@ -6,8 +6,10 @@
  * a stream while the directory is walked (rpcgen's list encoder recurses
  * once per entry); READ's payload leaves through the call's data buffer.
  *
- * Threads: NULL runs on the loop; every other procedure on a pool worker
- * (they all touch the filesystem).
+ * Threads: NULL runs on the loop; so do GETATTR, ACCESS and LOOKUP when
+ * the caches hold all they need (the *_cached variants: memory only, no
+ * system call, else they decline and the call is queued); every other
+ * procedure on a pool worker (they all touch the filesystem).
  * Never: frees its args (the dispatcher does), touches sockets or loop
  * objects, follows the client's identity into the kernel (permissions are
  * decided by perm.c against the merged attributes), or answers
