@@ -192,11 +192,15 @@ static int copy_data(int src, int dst, const struct stat *st, struct copy_progre
 	return 0;
 }
 
-/* Owner, mode (not for symlinks) and times of st onto work/tmp. */
-static int copy_attrs(struct onfs_export *ex, const char *tmp, const struct stat *st)
+/*
+ * Owner, mode (not for symlinks) and times of st onto name in dirfd (work/),
+ * or onto dirfd itself when name is "" (an unnamed regular file).
+ */
+static int copy_attrs(struct onfs_export *ex, int dirfd, const char *name, const struct stat *st)
 {
 	struct timespec ts[2] = { st->st_atim, st->st_mtim };
 	uint32_t u, g, m;
+	bool self = !*name;
 
 	if (ex->no_chown) {
 		/*
@@ -204,27 +208,31 @@ static int copy_attrs(struct onfs_export *ex, const char *tmp, const struct stat
 		 * them (an owner xattr copied from the lower wins), and make the
 		 * copy usable by the owner
 		 */
-		int fd = openat(ex->work_fd, tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		int fd = self ? dirfd : openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		bool have = fd >= 0 && onfs_owner_xattr_get(fd, &u, &g, &m) == 0;
-		if (fd >= 0)
+		mode_t mode = (st->st_mode | (S_ISDIR(st->st_mode) ? 0700 : 0600)) & 07777;
+
+		if (fd >= 0 && !self)
 			close(fd);
 		if (!S_ISLNK(st->st_mode) &&
-		    fchmodat(ex->work_fd, tmp,
-			     (st->st_mode | (S_ISDIR(st->st_mode) ? 0700 : 0600)) & 07777, 0) < 0)
+		    (self ? fchmod(dirfd, mode) : fchmodat(dirfd, name, mode, 0)) < 0)
 			return -errno;
 		if (!have && (S_ISREG(st->st_mode) || S_ISDIR(st->st_mode))) {
-			int ret = onfs_upper_set_owner(ex->work_fd, tmp, st->st_uid, st->st_gid,
+			int ret = onfs_upper_set_owner(dirfd, name, st->st_uid, st->st_gid,
 						       st->st_mode);
 			if (ret < 0)
 				return ret;
 		}
 	} else {
-		if (fchownat(ex->work_fd, tmp, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+		if ((self ? fchown(dirfd, st->st_uid, st->st_gid)
+			  : fchownat(dirfd, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW)) < 0)
 			return -errno;
-		if (!S_ISLNK(st->st_mode) && fchmodat(ex->work_fd, tmp, st->st_mode & 07777, 0) < 0)
+		if (!S_ISLNK(st->st_mode) &&
+		    (self ? fchmod(dirfd, st->st_mode & 07777)
+			  : fchmodat(dirfd, name, st->st_mode & 07777, 0)) < 0)
 			return -errno;
 	}
-	if (utimensat(ex->work_fd, tmp, ts, AT_SYMLINK_NOFOLLOW) < 0)
+	if ((self ? futimens(dirfd, ts) : utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW)) < 0)
 		return -errno;
 	return 0;
 }
@@ -271,7 +279,7 @@ static int copyup_dir_locked(struct onfs_export *ex, int pfd, const char *name,
 	fbl = onfs_upper_encode_fb(ex, &dir->ident, false, fb);
 	ret = onfs_upper_set_ovl(ex, dst, "origin", fb, fbl);
 	if (ret == 0)
-		ret = copy_attrs(ex, tmp, &st);
+		ret = copy_attrs(ex, ex->work_fd, tmp, &st);
 	if (ret == 0)
 		ret = onfs_upper_mark_impure(ex, pfd);
 	if (ret == 0)
@@ -383,17 +391,27 @@ static bool node_is_upper(const struct onfs_export *ex, const struct onfs_node *
 	return n->parts[0].layer == ONFS_LAYER_INDEX || ex->layers[n->parts[0].layer].upper;
 }
 
-/* Build work/tmp as a copy of the non-directory src (stat st). */
+/*
+ * Build a copy of the non-directory src (stat st) in work/: a regular file
+ * unnamed (O_TMPFILE, tmp set to ""), where the filesystem allows it, as
+ * the kernel does; otherwise, and for the other types, named tmp.
+ */
 static int build_tmp(struct onfs_export *ex, int src, const struct stat *st, bool with_data,
-		     const char *tmp, const char *path, int *dst_out)
+		     char *tmp, const char *path, int *dst_out)
 {
 	char target[PATH_MAX];
 	ssize_t tl;
 	int dst, ret = 0;
 
 	if (S_ISREG(st->st_mode)) {
-		dst = openat(ex->work_fd, tmp, O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC,
-			    ex->no_chown ? 0600 : 0); /* user.* xattrs need write access */
+		mode_t mode = ex->no_chown ? 0600 : 0; /* user.* xattrs need write access */
+
+		dst = onfs_upper_tmpfile(ex, mode);
+		if (dst >= 0)
+			tmp[0] = '\0';
+		else
+			dst = openat(ex->work_fd, tmp,
+				     O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, mode);
 		if (dst < 0)
 			return -errno;
 		if (with_data) {
@@ -673,7 +691,7 @@ int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
 	fbl = onfs_upper_encode_fb(ex, &cur->ident, false, fb);
 	ret = onfs_upper_set_ovl(ex, dst, "origin", fb, fbl);
 	if (ret == 0)
-		ret = copy_attrs(ex, tmp, &st);
+		ret = tmp[0] ? copy_attrs(ex, ex->work_fd, tmp, &st) : copy_attrs(ex, dst, "", &st);
 	if (ret < 0)
 		goto out;
 
@@ -701,7 +719,8 @@ int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
 	if (ret == 0)
 		ret = onfs_upper_mark_impure(ex, pfd);
 	if (ret == 0) {
-		ret = onfs_upper_rename(ex->work_fd, tmp, pfd, base, RENAME_NOREPLACE);
+		ret = tmp[0] ? onfs_upper_rename(ex->work_fd, tmp, pfd, base, RENAME_NOREPLACE)
+			     : onfs_upper_link_tmpfile(dst, pfd, base);
 		if (ret == -EEXIST)
 			ret = -ESTALE; /* removed (a whiteout) or replaced meanwhile */
 	}
@@ -725,13 +744,24 @@ int onfs_copyup(struct onfs_export *ex, struct onfs_node *n, bool with_data,
 			}
 		}
 		restore_times(pfd, &pst);
+		if (!tmp[0]) {
+			/*
+			 * The unnamed file's descriptor still has work/ as its
+			 * parent: a later fsync through it would make work/
+			 * durable, not the new name (ext4 without a journal
+			 * syncs the parent of a new entry). The WRITE that
+			 * follows gets a descriptor opened by the name.
+			 */
+			close(dst);
+			dst = openat(pfd, base, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		}
 		/* the fresh node: the same object, now upper (no walk) */
 		ret = upper_clone(ex, cur, ust.st_ino, &dst, out);
 	}
 	onfs_changed_ns(ex); /* before the unlock: see struct onfs_gen */
 	pthread_mutex_unlock(&ex->ns_lock);
 out:
-	if (have_tmp)
+	if (have_tmp && tmp[0])
 		onfs_upper_unlink(ex->work_fd, tmp, 0);
 	if (pfd >= 0)
 		close(pfd);

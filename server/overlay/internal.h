@@ -138,6 +138,7 @@ struct onfs_export {
 	 */
 	atomic_bool index_used;
 	atomic_uint tmp_counter; /* temp names "#%x" in work/ */
+	atomic_bool no_tmpfile;  /* work/ refused O_TMPFILE once: named temps only */
 	/*
 	 * Locks of the write path. ns_lock serialises namespace changes of the
 	 * export (create, remove, rename, link, the final rename of a copy-up);
@@ -384,6 +385,8 @@ void onfs_upper_index_name(const struct onfs_export *ex, const struct onfs_ident
 			   size_t cap);
 int onfs_upper_mark_impure(struct onfs_export *ex, int dirfd);
 #define ONFS_OWNER_XATTR "user.ovlnfsd.owner"
+int onfs_upper_tmpfile(struct onfs_export *ex, mode_t mode);
+int onfs_upper_link_tmpfile(int fd, int dirfd, const char *name);
 int onfs_upper_set_owner(int dirfd, const char *name, uint32_t uid, uint32_t gid, uint32_t mode);
 int onfs_owner_xattr_get(int fd, uint32_t *uid, uint32_t *gid, uint32_t *mode);
 

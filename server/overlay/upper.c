@@ -43,6 +43,45 @@ void onfs_upper_tmpname(struct onfs_export *ex, char *buf, size_t cap)
 	snprintf(buf, cap, "#%x", atomic_fetch_add(&ex->tmp_counter, 1));
 }
 
+/*
+ * An unnamed regular file in work/ (O_TMPFILE), as the kernel's copy-up
+ * makes one: no entry in work/ is written, so its fsync does not also
+ * write out work/ itself (without a journal, ext4 syncs a new entry's
+ * directory with the file), and a crash leaves nothing to scrub. -errno
+ * when work/'s filesystem has no O_TMPFILE: the caller uses a named temp.
+ */
+int onfs_upper_tmpfile(struct onfs_export *ex, mode_t mode)
+{
+	int fd;
+
+	if (atomic_load_explicit(&ex->no_tmpfile, memory_order_relaxed))
+		return -EOPNOTSUPP;
+	fd = openat(ex->work_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+	if (fd < 0) {
+		int err = errno;
+
+		if (err == EOPNOTSUPP || err == EISDIR || err == EINVAL)
+			atomic_store_explicit(&ex->no_tmpfile, true, memory_order_relaxed);
+		return traced(-err, "tmpfile", ".", NULL);
+	}
+	return fd;
+}
+
+/*
+ * Give the unnamed file fd its name in dirfd: linkat fails with EEXIST
+ * when the name exists, so it appears complete and never replaces
+ * anything (the rename's RENAME_NOREPLACE). Through /proc, which needs
+ * no CAP_DAC_READ_SEARCH (AT_EMPTY_PATH would).
+ */
+int onfs_upper_link_tmpfile(int fd, int dirfd, const char *name)
+{
+	char proc[64];
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	return traced(RET(linkat(AT_FDCWD, proc, dirfd, name, AT_SYMLINK_FOLLOW)), "link-tmpfile",
+		      name, NULL);
+}
+
 int onfs_upper_mkdir(int dirfd, const char *name, mode_t mode)
 {
 	return traced(RET(mkdirat(dirfd, name, mode)), "mkdir", name, NULL);

@@ -378,6 +378,9 @@ int onfs_workdir_setup(struct onfs_export *ex, const char *workdir, char *err, s
 	}
 	ex->work_fd = fd;
 	ex->work_ok = true;
+	/* tests: copy-ups through named temps, as where O_TMPFILE is missing */
+	if (getenv("OVLNFSD_TEST_NO_TMPFILE") && *getenv("OVLNFSD_TEST_NO_TMPFILE"))
+		atomic_store(&ex->no_tmpfile, true);
 	index_check_owner(ex, real);
 	atomic_store(&ex->index_used, !dir_empty(ex->index_fd));
 	mark_first_start(ex);
