@@ -41,6 +41,7 @@
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1558,6 +1559,63 @@ static int run_local(const char *wl, const char *path, const char *dest, const c
 		}
 		secs = now() - t0;
 		result("MB/s", (double)bytes / 1e6 / secs, n, secs, NULL);
+	} else if (strcmp(wl, "read-tcp") == 0) {
+		/*
+		 * The most one loopback TCP connection carries here: the file
+		 * in --size pieces, pread and send, to a child that receives
+		 * them into one buffer (what a READ costs without RPC or NFS).
+		 */
+		struct sockaddr_in sa = { .sin_family = AF_INET,
+					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t sl = sizeof(sa);
+		struct stat st;
+		uint64_t bytes = 0;
+		int lis = socket(AF_INET, SOCK_STREAM, 0), s, status;
+		pid_t child;
+
+		if (fstat(fd, &st) != 0 || (uint64_t)st.st_size < opt.size)
+			die("read-tcp: %s is smaller than one request", path);
+		if (lis < 0 || bind(lis, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+		    listen(lis, 1) != 0 || getsockname(lis, (struct sockaddr *)&sa, &sl) != 0)
+			die("read-tcp: listen: %s", strerror(errno));
+		child = fork();
+		if (child < 0)
+			die("fork: %s", strerror(errno));
+		if (child == 0) {
+			int c = socket(AF_INET, SOCK_STREAM, 0);
+			ssize_t r;
+
+			if (c < 0 || connect(c, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+				_exit(1);
+			while ((r = recv(c, buf, opt.size, 0)) > 0)
+				;
+			_exit(r < 0);
+		}
+		s = accept(lis, NULL, NULL);
+		close(lis);
+		if (s < 0)
+			die("read-tcp: accept: %s", strerror(errno));
+		uint64_t chunks = (uint64_t)st.st_size / opt.size;
+
+		t0 = now();
+		end = t0 + opt.time;
+		for (; n < opt.count && n < chunks && now() < end; n++) {
+			ssize_t r = pread(fd, buf, opt.size, (off_t)(n * opt.size));
+
+			if (r <= 0)
+				die("pread: %s", r < 0 ? strerror(errno) : "end of file");
+			for (ssize_t done = 0, w; done < r; done += w)
+				if ((w = send(s, buf + done, (size_t)(r - done), 0)) <= 0)
+					die("read-tcp: send: %s", strerror(errno));
+			bytes += (uint64_t)r;
+		}
+		shutdown(s, SHUT_WR);
+		if (waitpid(child, &status, 0) != child || !WIFEXITED(status) ||
+		    WEXITSTATUS(status) != 0)
+			die("read-tcp: the receiving child failed");
+		secs = now() - t0; /* until the last byte was received */
+		close(s);
+		result("MB/s", (double)bytes / 1e6 / secs, n, secs, NULL);
 	} else if (strcmp(wl, "write") == 0) {
 		uint64_t bytes = 0;
 		int w;
@@ -1693,6 +1751,8 @@ static void usage(FILE *f)
 		"  readdirplus DIR     whole listings, cookie loop (entries/s)\n"
 		"  readdir DIR         same with READDIR\n"
 		"  read FILE           READ --size requests over the file (MB/s)\n"
+		"  read-tcp FILE       (--local only) the file pread and sent over one loopback\n"
+		"                      TCP connection to a receiver, --size pieces (MB/s)\n"
 		"  write DIR           WRITE UNSTABLE --bytes to a new file + COMMIT (MB/s)\n"
 		"  create DIR          CREATE + 4 KiB FILE_SYNC WRITE (ops/s; removed after)\n"
 		"  remove DIR          REMOVE of --count files made before the clock (ops/s)\n"

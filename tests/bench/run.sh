@@ -348,6 +348,8 @@ run_all() {
 	shift 2
 	workloads | while read -r name depth wl path extra; do
 		[[ $name =~ $only ]] || continue
+		# nothing left dirty by the last workload competes for the disk
+		sync
 		# shellcheck disable=SC2086
 		timeout 900 "$nfsbench" "$@" --name "$name" --depth "$depth" --time "$wtime" \
 			$extra "$wl" "$path" 2>&1 | record "$srv" "$rep"
@@ -547,6 +549,8 @@ for rep in $(seq "$reps"); do
 				$L --name readdir-1m --count 1 readdir dir1m
 			fi
 			$L --name read-512k read big
+			# what one loopback TCP connection carries: READ's ceiling here
+			$L --name read-512k-tcp-limit read-tcp big
 			$L --name write-unstable-commit --bytes "${big_mb}M" write w
 			$L --name create-4k-sync-d32 --count "$ncreate" create w
 			$L --name remove-d32 --count "$ncreate" remove w

@@ -98,6 +98,15 @@ run getattr-latency --count 2000 latency stat.me
 run getattr-bind --bind 127.0.0.5 --count 500 getattr stat.me
 run replay --bind 127.0.0.6 replay "$tmp/trace" boot
 
+# the local TCP ceiling row: pread + send to a receiving child over loopback
+out=$($L --name read-tcp --size 256k read-tcp big 2>&1)
+if printf '%s\n' "$out" | grep -q '^RESULT .* value=[1-9][0-9.]* unit=MB/s ops=32 '; then
+	echo "ok read-tcp (local): $out"
+else
+	echo "FAIL read-tcp (local): $out"
+	fails=$((fails + 1))
+fi
+
 # the merged listing: 220 lower (20 hidden by whiteouts) + 200 upper, + . and ..
 want=402
 [ "$(id -u)" = 0 ] || want=422
