@@ -1,8 +1,9 @@
 /*
  * copyup.c - copying lower objects into the upper layer (docs/overlay.md, "Copy-up"):
- * parents first, each object built as a temp "#N" in work/ with its data
- * (holes kept), xattrs (overlay ones excepted), origin, owner, mode and
- * times, then renamed into place, so the name appears only when complete.
+ * parents first, each object built in work/ (a regular file unnamed, with
+ * O_TMPFILE; the others as a temp "#N") with its data (holes kept), xattrs
+ * (overlay ones excepted), origin, owner, mode and times, then linked or
+ * renamed into place, so the name appears only when complete.
  * Every copy-up is indexed (nfs_export=on): index/<hex origin> is a hard
  * link of a copied-up non-directory, or an empty directory whose upper
  * xattr names the copied-up directory.
