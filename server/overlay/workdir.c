@@ -247,6 +247,35 @@ static void index_check_owner(struct onfs_export *ex, const char *real)
 	}
 }
 
+/*
+ * May copy-ups build regular files unnamed (copyup.c)? Only if work/ has
+ * O_TMPFILE and such a file, once owned by a client, can be linked into
+ * place through /proc/self/fd (fs.protected_hardlinks, a security module
+ * or a missing /proc could refuse it). A refusal found here costs nothing;
+ * found at a copy-up it would fail that copy-up. Otherwise named temps.
+ */
+static void probe_tmpfile(struct onfs_export *ex)
+{
+	char name[32];
+	int fd = onfs_upper_tmpfile(ex, 0), r = 0;
+
+	if (fd < 0)
+		return; /* no O_TMPFILE here: no_tmpfile is set */
+	onfs_upper_tmpname(ex, name, sizeof(name));
+	if (!ex->no_chown && fchown(fd, 65534, 65534) < 0)
+		r = -errno;
+	if (r == 0)
+		r = onfs_upper_link_tmpfile(fd, ex->work_fd, name);
+	if (r < 0) {
+		onfs_info("export '%s': copy-ups use named temps in work/ (an unnamed file "
+			  "cannot be linked into place: %s)", ex->name, strerror(-r));
+		atomic_store(&ex->no_tmpfile, true);
+	} else {
+		onfs_upper_unlink(ex->work_fd, name, 0);
+	}
+	close(fd);
+}
+
 int onfs_workdir_renew(struct onfs_export *ex, char *why, size_t whylen)
 {
 	int wfd = openat(ex->work_fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -381,6 +410,8 @@ int onfs_workdir_setup(struct onfs_export *ex, const char *workdir, char *err, s
 	/* tests: copy-ups through named temps, as where O_TMPFILE is missing */
 	if (getenv("OVLNFSD_TEST_NO_TMPFILE") && *getenv("OVLNFSD_TEST_NO_TMPFILE"))
 		atomic_store(&ex->no_tmpfile, true);
+	else
+		probe_tmpfile(ex);
 	index_check_owner(ex, real);
 	atomic_store(&ex->index_used, !dir_empty(ex->index_fd));
 	mark_first_start(ex);
