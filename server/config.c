@@ -762,9 +762,12 @@ static char *cfg_reader(char *str, int num, void *stream)
 		return str;
 	}
 	memcpy(str, st->buf, (size_t)n + 1);
-	if (start[0] == ' ' || start[0] == '\t') {
-		char *t = start + strspn(start, " \t\r\n");
+	if (isspace((unsigned char)start[0])) {
+		/* indented as libinih sees it (isspace: \v and \f too) */
+		char *t = start;
 
+		while (*t && isspace((unsigned char)*t))
+			t++;
 		st->cont = *t && *t != ';' && *t != '#';
 	} else {
 		char *t = start;

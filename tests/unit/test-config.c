@@ -467,6 +467,36 @@ static void config_file_full(void)
 	onfs_config_free(&cfg);
 }
 
+/*
+ * A continuation line is indented with any blank libinih skips (isspace):
+ * \v and \f as well as space and tab. A lowerdir continued after "\f"
+ * was refused as "given twice" (the loader took it for a new line).
+ */
+static void config_continuation_blanks(void)
+{
+	struct onfs_config cfg;
+	char err[1024] = "";
+	const char *path = conf_file("[export a]\n"
+				     "path = /a\n"
+				     "lowerdir = /l/one:\n"
+				     "\f/l/two:\n"
+				     "\v\t/l/three\n");
+
+	memset(&cfg, 0, sizeof(cfg));
+	CHECK(onfs_config_load_file(path, &cfg, err, sizeof(err)) == 0);
+	if (err[0])
+		fprintf(stderr, "  (error: %s)\n", err);
+	CHECK(cfg.nexports == 1 && cfg.exports[0].nlower == 3);
+	if (cfg.nexports == 1 && cfg.exports[0].nlower == 3) {
+		CHECK_STR(cfg.exports[0].lowerdir[1], "/l/two");
+		CHECK_STR(cfg.exports[0].lowerdir[2], "/l/three");
+	}
+	onfs_config_free(&cfg);
+	/* a key that is not a list still may not go on */
+	CONF_FAILS("[export a]\npath=/\nlowerdir=/l\nupperdir=/u\n\f/x\n", 5, "upperdir",
+		   "given twice");
+}
+
 static void config_file_defaults(void)
 {
 	struct onfs_config cfg;
@@ -642,6 +672,7 @@ int main(void)
 	config_file_full();
 	config_file_defaults();
 	config_file_errors();
+	config_continuation_blanks();
 	config_file_argv();
 	config_layers_differ();
 	conf_dir_remove();
