@@ -655,6 +655,19 @@ static void conn_yield_maybe(struct onfs_conn *conn)
 	}
 }
 
+/* The first connection off t->yielded, or NULL when none is left. */
+static struct onfs_conn *yield_pop(struct onfs_transport *t)
+{
+	struct onfs_conn *conn = t->yielded;
+
+	if (conn) {
+		t->yielded = conn->yield_next;
+		conn->yield_next = NULL;
+		conn->yielded = false;
+	}
+	return conn;
+}
+
 /* Before each poll: a new turn; the connections that yielded read again. */
 static void turn_prepare_cb(uv_prepare_t *h)
 {
@@ -662,10 +675,7 @@ static void turn_prepare_cb(uv_prepare_t *h)
 	struct onfs_conn *conn;
 
 	t->turn++;
-	while ((conn = t->yielded) != NULL) {
-		t->yielded = conn->yield_next;
-		conn->yield_next = NULL;
-		conn->yielded = false;
+	while ((conn = yield_pop(t)) != NULL) {
 		/* conn_put may have resumed it already; the caps still apply */
 		if (!conn->closing && !conn->reading && !conn->feeding && !t->stopping)
 			conn_resume(conn);
@@ -1312,12 +1322,8 @@ void onfs_transport_stop(struct onfs_server *srv)
 		t->prepare_open = false;
 		close_handle(t, (uv_handle_t *)&t->turn_prepare);
 	}
-	while (t->yielded) { /* they stay paused: stopping reads no more */
-		conn = t->yielded;
-		t->yielded = conn->yield_next;
-		conn->yield_next = NULL;
-		conn->yielded = false;
-	}
+	while (yield_pop(t)) /* they stay paused: stopping reads no more */
+		;
 	if (uv_timer_init(srv->loop, &t->stop_timer) == 0) {
 		t->open_handles++;
 		t->timer_open = true;
