@@ -259,8 +259,12 @@ static void probe_tmpfile(struct onfs_export *ex)
 	char name[32];
 	int fd = onfs_upper_tmpfile(ex, 0), r = 0;
 
-	if (fd < 0)
-		return; /* no O_TMPFILE here: no_tmpfile is set */
+	if (fd < 0) {
+		onfs_info("export '%s': copy-ups use named temps in work/ (no O_TMPFILE: %s)",
+			  ex->name, strerror(-fd));
+		atomic_store(&ex->no_tmpfile, true);
+		return;
+	}
 	onfs_upper_tmpname(ex, name, sizeof(name));
 	if (!ex->no_chown && fchown(fd, 65534, 65534) < 0)
 		r = -errno;
