@@ -488,7 +488,7 @@ TEST_IMPL(faults_eio_enospc_mid_copyup_and_write)
 	struct tl_fh root, root_b, other_b, fh_acked, fh_small, fh_bigger, fh_cfs, fh_ren, fh, dir;
 	uint64_t bigger_size = long_mode() ? (100ull << 20) : (8ull << 20), size;
 	uint8_t *big, buf[CHUNK], v0[8], v1[8], v2[8];
-	char prefix[3 * PATH_MAX];
+	char prefix[3 * PATH_MAX], uprefix[3 * PATH_MAX];
 	int nfaults = 0;
 	double t0 = tl_now();
 
@@ -594,9 +594,15 @@ TEST_IMPL(faults_eio_enospc_mid_copyup_and_write)
 	EXPECT_FAULT(tl_nfs_setattr_mode(&a, &fh_cfs, 0600), NFS3ERR_IO,
 		     "copy-up (SETATTR), fsync of the copy EIO");
 	upper_absent("cfs", "copy-up of cfs");
-	fault_arm("renameat", "EIO", 0, 0, prefix);
+	/*
+	 * A regular file is built unnamed (O_TMPFILE) and linked into place,
+	 * so the link's target is in the upper directory; a named temp is
+	 * renamed from work/ (OVLNFSD_TEST_NO_TMPFILE, or no O_TMPFILE).
+	 */
+	snprintf(uprefix, sizeof(uprefix), "%s:%s", t.work, t.upper);
+	fault_arm("renameat,linkat", "EIO", 0, 0, uprefix);
 	EXPECT_FAULT(tl_nfs_setattr_mode(&a, &fh_ren, 0600), NFS3ERR_IO,
-		     "copy-up (SETATTR), rename into place EIO");
+		     "copy-up (SETATTR), link or rename into place EIO");
 	upper_absent("ren", "copy-up of ren");
 
 	/* namespace: CREATE and MKDIR (one in a lower directory: its copy-up first) */
