@@ -430,8 +430,8 @@ int onfs_export_open(const struct onfs_export_conf *conf, const char *state_dir,
 	ex->locks = onfs_lock_table_new((enum onfs_locking)conf->locking, free);
 	if (!ex->locks || onfs_node_cache_new(&ex->nodes) < 0 ||
 	    onfs_dir_cache_new(&ex->dirs) < 0 ||
-	    /* a templated line's calls go to its instances, on workers */
-	    (!conf->tmpl && onfs_dcache_new(&ex->dcache) < 0)) {
+	    /* a templated line's is shared by its instances (instance.c) */
+	    onfs_dcache_new(&ex->dcache) < 0) {
 		fail(err, errlen, "out of memory");
 		goto out_free;
 	}

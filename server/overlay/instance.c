@@ -190,6 +190,9 @@ static void inst_free(struct onfs_export *ex)
 	free(ex);
 }
 
+/* gen_ns of a new instance: see inst_new */
+static atomic_uint inst_gen_seed;
+
 /* A dormant instance of line for value, with export id id. */
 static int inst_new(struct onfs_inst_line *L, const char *value, uint16_t id,
 		    struct onfs_export **out)
@@ -213,6 +216,15 @@ static int inst_new(struct onfs_inst_line *L, const char *value, uint16_t id,
 		goto out_nomem;
 	ex->line = line;
 	ex->id = id;
+	/*
+	 * The line's lookup cache, shared by its instances: an entry's key is
+	 * a directory handle, and handles differ between instances (export
+	 * id, keyed MAC). gen_ns starts where no earlier instance of this
+	 * value can have left it, so that entries of a freed instance never
+	 * pass as this one's.
+	 */
+	ex->dcache = line->dcache;
+	atomic_init(&ex->gen_ns, atomic_fetch_add(&inst_gen_seed, 1u << 16));
 	/* the instance key: keyed hash of its value under the line's key */
 	memcpy(key_in + 2, value, vlen);
 	key_in[0] = 'i';

@@ -164,7 +164,7 @@ struct onfs_export {
 	char xattr_prefix[20]; /* "trusted.overlay." or "user.overlay." */
 	struct onfs_node_cache *nodes; /* owned */
 	struct onfs_dir_cache *dirs;   /* owned */
-	struct onfs_dcache *dcache;    /* owned; NULL for per-client instances */
+	struct onfs_dcache *dcache;    /* owned; an instance borrows its line's */
 	/*
 	 * Per-client instances (instance.c). A templated line's own object
 	 * (tmpl set) never serves: it holds the shared lowers and the line's

@@ -843,6 +843,56 @@ TEST_IMPL(instances_cached_attrs_per_instance)
 	return 0;
 }
 
+/*
+ * The lookup cache is shared by a line's instances: a name's answer in one
+ * instance is never another's, and a change through one connection of a
+ * client shows at once on its other connection (the same instance), while
+ * another client's instance keeps its own view.
+ */
+TEST_IMPL(instances_lookup_cache_per_instance)
+{
+	struct ienv e;
+	struct tl_client a1, a2, b;
+	struct tl_fh ra1, ra2, rb, fa, fb, x;
+
+	ienv_tree(&e);
+	farm_start(&e, "{client}", NULL);
+	mount_as(&e, &a1, "127.0.0.2", NULL, "/", &ra1);
+	mount_as(&e, &a2, "127.0.0.2", NULL, "/", &ra2);
+	mount_as(&e, &b, "127.0.0.3", NULL, "/", &rb);
+	/* twice each: the second answer may come from the cache */
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(tl_nfs_lookup(&a1, &ra1, "born", NULL, NULL), NFS3ERR_NOENT);
+		ASSERT_EQ(tl_nfs_lookup(&b, &rb, "born", NULL, NULL), NFS3ERR_NOENT);
+		ASSERT_EQ(tl_nfs_lookup(&a1, &ra1, "f", &fa, NULL), NFS3_OK);
+		ASSERT_EQ(tl_nfs_lookup(&b, &rb, "f", &fb, NULL), NFS3_OK);
+	}
+	ASSERT(fa.len != fb.len || memcmp(fa.data, fb.data, fa.len) != 0);
+	/* A's other connection creates and removes: A sees it at once, B never */
+	ASSERT_EQ(tl_nfs_create(&a2, &ra2, "born"), NFS3_OK);
+	ASSERT_EQ(tl_nfs_remove(&a2, &ra2, "f"), NFS3_OK);
+	ASSERT_EQ(tl_nfs_lookup(&a1, &ra1, "born", &x, NULL), NFS3_OK);
+	ASSERT_EQ(tl_nfs_lookup(&a1, &ra1, "f", NULL, NULL), NFS3ERR_NOENT);
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(tl_nfs_lookup(&b, &rb, "born", NULL, NULL), NFS3ERR_NOENT);
+		ASSERT_EQ(tl_nfs_lookup(&b, &rb, "f", &x, NULL), NFS3_OK);
+		ASSERT(x.len == fb.len && memcmp(x.data, fb.data, x.len) == 0);
+	}
+	/* and B's change is B's alone */
+	ASSERT_EQ(tl_nfs_create(&b, &rb, "only-b"), NFS3_OK);
+	ASSERT_EQ(tl_nfs_lookup(&b, &rb, "only-b", NULL, NULL), NFS3_OK);
+	ASSERT_EQ(tl_nfs_lookup(&a1, &ra1, "only-b", NULL, NULL), NFS3ERR_NOENT);
+	/* a directory handle of another instance is STALE, cached or not */
+	ASSERT_EQ(tl_nfs_lookup(&b, &ra1, "born", NULL, NULL), NFS3ERR_STALE);
+	ASSERT_EQ(tl_nfs_lookup(&a1, &rb, "f", NULL, NULL), NFS3ERR_STALE);
+	tl_client_close(&a1);
+	tl_client_close(&a2);
+	tl_client_close(&b);
+	tl_server_stop(&e.s);
+	tl_tree_free(&e.t);
+	return 0;
+}
+
 /* "name:size:content" lines of a tree, sorted by name (a small listing). */
 static void snapshot(const char *root, const char *rel, char *out, size_t cap)
 {
@@ -1123,6 +1173,7 @@ static const struct tl_case cases[] = {
 	TEST_ENTRY(instances_max_instances),
 	TEST_ENTRY(instances_idle_release_and_come_back),
 	TEST_ENTRY(instances_cached_attrs_per_instance),
+	TEST_ENTRY(instances_lookup_cache_per_instance),
 	TEST_ENTRY(instances_upper_mounts_under_kernel_overlay),
 	TEST_ENTRY_TIMEOUT(instances_thousand_live, 300),
 	TEST_ENTRY(instances_sighup_adds_templated_export),
