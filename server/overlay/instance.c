@@ -219,9 +219,9 @@ static int inst_new(struct onfs_inst_line *L, const char *value, uint16_t id,
 	/*
 	 * The line's lookup cache, shared by its instances: an entry's key is
 	 * a directory handle, and handles differ between instances (export
-	 * id, keyed MAC). gen_ns starts where no earlier instance of this
-	 * value can have left it, so that entries of a freed instance never
-	 * pass as this one's.
+	 * id, keyed MAC). gen_ns starts 65,536 above the previous new
+	 * instance's, so that the entries of a freed instance of the same
+	 * value (the same handles) do not pass as this one's in their 0.9 s.
 	 */
 	ex->dcache = line->dcache;
 	atomic_init(&ex->gen_ns, atomic_fetch_add(&inst_gen_seed, 1u << 16));
