@@ -793,6 +793,27 @@ TEST_IMPL(instances_idle_release_and_come_back)
 	return 0;
 }
 
+/* A {client} farm with two connections of 127.0.0.2 (a1, a2) and one of 127.0.0.3 (b). */
+static void farm3_up(struct ienv *e, struct tl_client *a1, struct tl_client *a2,
+		     struct tl_client *b, struct tl_fh *ra1, struct tl_fh *ra2, struct tl_fh *rb)
+{
+	ienv_tree(e);
+	farm_start(e, "{client}", NULL);
+	mount_as(e, a1, "127.0.0.2", NULL, "/", ra1);
+	mount_as(e, a2, "127.0.0.2", NULL, "/", ra2);
+	mount_as(e, b, "127.0.0.3", NULL, "/", rb);
+}
+
+static void farm3_down(struct ienv *e, struct tl_client *a1, struct tl_client *a2,
+		       struct tl_client *b)
+{
+	tl_client_close(a1);
+	tl_client_close(a2);
+	tl_client_close(b);
+	tl_server_stop(&e->s);
+	tl_tree_free(&e->t);
+}
+
 /*
  * GETATTR of a live instance is answered on the loop from its caches:
  * a change made through another connection of the same client shows in
@@ -806,11 +827,7 @@ TEST_IMPL(instances_cached_attrs_per_instance)
 	struct tl_fh ra1, ra2, rb, fa1, fa2, fb;
 	fattr3 at;
 
-	ienv_tree(&e);
-	farm_start(&e, "{client}", NULL);
-	mount_as(&e, &a1, "127.0.0.2", NULL, "/", &ra1);
-	mount_as(&e, &a2, "127.0.0.2", NULL, "/", &ra2);
-	mount_as(&e, &b, "127.0.0.3", NULL, "/", &rb);
+	farm3_up(&e, &a1, &a2, &b, &ra1, &ra2, &rb);
 	ASSERT(tl_nfs_lookup(&a1, &ra1, "f", &fa1, NULL) == NFS3_OK);
 	ASSERT(tl_nfs_lookup(&a2, &ra2, "f", &fa2, NULL) == NFS3_OK);
 	ASSERT(tl_nfs_lookup(&b, &rb, "f", &fb, NULL) == NFS3_OK);
@@ -835,11 +852,7 @@ TEST_IMPL(instances_cached_attrs_per_instance)
 	/* and crossed handles stay STALE, cached or not */
 	ASSERT_EQ(tl_nfs_getattr(&b, &fa1, &at), NFS3ERR_STALE);
 	ASSERT_EQ(tl_nfs_getattr(&a1, &fb, &at), NFS3ERR_STALE);
-	tl_client_close(&a1);
-	tl_client_close(&a2);
-	tl_client_close(&b);
-	tl_server_stop(&e.s);
-	tl_tree_free(&e.t);
+	farm3_down(&e, &a1, &a2, &b);
 	return 0;
 }
 
@@ -855,11 +868,7 @@ TEST_IMPL(instances_lookup_cache_per_instance)
 	struct tl_client a1, a2, b;
 	struct tl_fh ra1, ra2, rb, fa, fb, x;
 
-	ienv_tree(&e);
-	farm_start(&e, "{client}", NULL);
-	mount_as(&e, &a1, "127.0.0.2", NULL, "/", &ra1);
-	mount_as(&e, &a2, "127.0.0.2", NULL, "/", &ra2);
-	mount_as(&e, &b, "127.0.0.3", NULL, "/", &rb);
+	farm3_up(&e, &a1, &a2, &b, &ra1, &ra2, &rb);
 	/* twice each: the second answer may come from the cache */
 	for (int i = 0; i < 2; i++) {
 		ASSERT_EQ(tl_nfs_lookup(&a1, &ra1, "born", NULL, NULL), NFS3ERR_NOENT);
@@ -885,11 +894,7 @@ TEST_IMPL(instances_lookup_cache_per_instance)
 	/* a directory handle of another instance is STALE, cached or not */
 	ASSERT_EQ(tl_nfs_lookup(&b, &ra1, "born", NULL, NULL), NFS3ERR_STALE);
 	ASSERT_EQ(tl_nfs_lookup(&a1, &rb, "f", NULL, NULL), NFS3ERR_STALE);
-	tl_client_close(&a1);
-	tl_client_close(&a2);
-	tl_client_close(&b);
-	tl_server_stop(&e.s);
-	tl_tree_free(&e.t);
+	farm3_down(&e, &a1, &a2, &b);
 	return 0;
 }
 
