@@ -1486,6 +1486,39 @@ static int make_files(int base, bool whiteouts, const char *dir, const char *cou
 	return 0;
 }
 
+/*
+ * read-tcp's receiver: a child that connects to a loopback listener and
+ * receives into buf (--size bytes) until the end; the accepted socket.
+ */
+static int tcp_receiver(char *buf, pid_t *child)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+	int lis = socket(AF_INET, SOCK_STREAM, 0), s;
+
+	if (lis < 0 || bind(lis, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(lis, 1) != 0 ||
+	    getsockname(lis, (struct sockaddr *)&sa, &sl) != 0)
+		die("read-tcp: listen: %s", strerror(errno));
+	*child = fork();
+	if (*child < 0)
+		die("fork: %s", strerror(errno));
+	if (*child == 0) {
+		int c = socket(AF_INET, SOCK_STREAM, 0);
+		ssize_t r;
+
+		if (c < 0 || connect(c, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+			_exit(1);
+		while ((r = recv(c, buf, opt.size, 0)) > 0)
+			;
+		_exit(r < 0);
+	}
+	s = accept(lis, NULL, NULL);
+	close(lis);
+	if (s < 0)
+		die("read-tcp: accept: %s", strerror(errno));
+	return s;
+}
+
 static int run_local(const char *wl, const char *path, const char *dest, const char *pfx)
 {
 	int base = open(opt.local, O_RDONLY | O_DIRECTORY);
@@ -1542,79 +1575,45 @@ static int run_local(const char *wl, const char *path, const char *dest, const c
 		} while (listings < opt.count && now() < end);
 		secs = now() - t0;
 		result("entries/s", (double)n / secs, n, secs, NULL);
-	} else if (strcmp(wl, "read") == 0) {
-		struct stat st;
-		uint64_t bytes = 0;
-
-		if (fstat(fd, &st) != 0 || (uint64_t)st.st_size < opt.size)
-			die("read: %s is smaller than one request", path);
-		uint64_t chunks = (uint64_t)st.st_size / opt.size;
-
-		for (; n < opt.count && n < chunks && now() < end; n++) {
-			ssize_t r = pread(fd, buf, opt.size, (off_t)(n * opt.size));
-
-			if (r <= 0)
-				die("pread: %s", r < 0 ? strerror(errno) : "end of file");
-			bytes += (uint64_t)r;
-		}
-		secs = now() - t0;
-		result("MB/s", (double)bytes / 1e6 / secs, n, secs, NULL);
-	} else if (strcmp(wl, "read-tcp") == 0) {
+	} else if (strcmp(wl, "read") == 0 || strcmp(wl, "read-tcp") == 0) {
 		/*
-		 * The most one loopback TCP connection carries here: the file
-		 * in --size pieces, pread and send, to a child that receives
-		 * them into one buffer (what a READ costs without RPC or NFS).
+		 * read-tcp: each piece also sent over one loopback TCP
+		 * connection to a child that receives it into one buffer, the
+		 * most that connection carries here (a READ without RPC or NFS)
 		 */
-		struct sockaddr_in sa = { .sin_family = AF_INET,
-					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-		socklen_t sl = sizeof(sa);
+		bool tcp = wl[4] == '-';
 		struct stat st;
 		uint64_t bytes = 0;
-		int lis = socket(AF_INET, SOCK_STREAM, 0), s, status;
-		pid_t child;
+		pid_t child = -1;
+		int s = -1, status;
 
 		if (fstat(fd, &st) != 0 || (uint64_t)st.st_size < opt.size)
-			die("read-tcp: %s is smaller than one request", path);
-		if (lis < 0 || bind(lis, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-		    listen(lis, 1) != 0 || getsockname(lis, (struct sockaddr *)&sa, &sl) != 0)
-			die("read-tcp: listen: %s", strerror(errno));
-		child = fork();
-		if (child < 0)
-			die("fork: %s", strerror(errno));
-		if (child == 0) {
-			int c = socket(AF_INET, SOCK_STREAM, 0);
-			ssize_t r;
-
-			if (c < 0 || connect(c, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-				_exit(1);
-			while ((r = recv(c, buf, opt.size, 0)) > 0)
-				;
-			_exit(r < 0);
-		}
-		s = accept(lis, NULL, NULL);
-		close(lis);
-		if (s < 0)
-			die("read-tcp: accept: %s", strerror(errno));
+			die("%s: %s is smaller than one request", wl, path);
 		uint64_t chunks = (uint64_t)st.st_size / opt.size;
 
-		t0 = now();
-		end = t0 + opt.time;
+		if (tcp) {
+			s = tcp_receiver(buf, &child);
+			t0 = now();
+			end = t0 + opt.time;
+		}
 		for (; n < opt.count && n < chunks && now() < end; n++) {
 			ssize_t r = pread(fd, buf, opt.size, (off_t)(n * opt.size));
 
 			if (r <= 0)
 				die("pread: %s", r < 0 ? strerror(errno) : "end of file");
-			for (ssize_t done = 0, w; done < r; done += w)
+			for (ssize_t done = 0, w; s >= 0 && done < r; done += w)
 				if ((w = send(s, buf + done, (size_t)(r - done), 0)) <= 0)
 					die("read-tcp: send: %s", strerror(errno));
 			bytes += (uint64_t)r;
 		}
-		shutdown(s, SHUT_WR);
-		if (waitpid(child, &status, 0) != child || !WIFEXITED(status) ||
-		    WEXITSTATUS(status) != 0)
-			die("read-tcp: the receiving child failed");
-		secs = now() - t0; /* until the last byte was received */
-		close(s);
+		if (tcp) {
+			shutdown(s, SHUT_WR);
+			if (waitpid(child, &status, 0) != child || !WIFEXITED(status) ||
+			    WEXITSTATUS(status) != 0)
+				die("read-tcp: the receiving child failed");
+			close(s);
+		}
+		secs = now() - t0; /* read-tcp: until the last byte was received */
 		result("MB/s", (double)bytes / 1e6 / secs, n, secs, NULL);
 	} else if (strcmp(wl, "write") == 0) {
 		uint64_t bytes = 0;
