@@ -710,6 +710,14 @@ static void ini_header(struct ini_state *st, char *start)
 		 name);
 }
 
+/* Past the blanks as libinih skips them: isspace(), so \v and \f too. */
+static const char *skip_blank(const char *t)
+{
+	while (*t && isspace((unsigned char)*t))
+		t++;
+	return t;
+}
+
 /*
  * --check-config: libinih reports only the first syntax error, so lines
  * that are neither blank, a comment, a section, a continuation nor
@@ -717,7 +725,7 @@ static void ini_header(struct ini_state *st, char *start)
  */
 static void check_syntax(struct ini_state *st, const char *line)
 {
-	const char *t = line;
+	const char *t;
 	int saved_ex_in_server = st->in_server;
 	struct onfs_export_conf *saved_ex = st->ex;
 
@@ -726,8 +734,7 @@ static void check_syntax(struct ini_state *st, const char *line)
 	 * only " \t\r\n" made --check-config refuse a line of "\v" that the
 	 * loader (libinih) takes for empty (found by fuzz-config).
 	 */
-	while (*t && isspace((unsigned char)*t))
-		t++;
+	t = skip_blank(line);
 	if (!*t || *t == ';' || *t == '#' || st->cont)
 		return;
 	if (*t == '[' ? strchr(t, ']') != NULL : strpbrk(t, "=:") != NULL)
@@ -763,11 +770,9 @@ static char *cfg_reader(char *str, int num, void *stream)
 	}
 	memcpy(str, st->buf, (size_t)n + 1);
 	if (isspace((unsigned char)start[0])) {
-		/* indented as libinih sees it (isspace: \v and \f too) */
-		char *t = start;
+		/* indented as libinih sees it */
+		const char *t = skip_blank(start);
 
-		while (*t && isspace((unsigned char)*t))
-			t++;
 		st->cont = *t && *t != ';' && *t != '#';
 	} else {
 		char *t = start;

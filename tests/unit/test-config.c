@@ -367,10 +367,21 @@ static void config_demo_setup_builds_once(void)
 /* Loading text fails; the message holds "FILE:LINE:" and every word. */
 #define CONF_FAILS(text, line, ...) CONF(conf_file(text), line, __VA_ARGS__)
 
+/* Load the config file at path into cfg (zeroed first); the error printed on failure. */
+static bool load_ok(const char *path, struct onfs_config *cfg)
+{
+	char err[1024] = "";
+
+	memset(cfg, 0, sizeof(*cfg));
+	if (onfs_config_load_file(path, cfg, err, sizeof(err)) == 0)
+		return true;
+	fprintf(stderr, "  (error: %s)\n", err);
+	return false;
+}
+
 static void config_file_full(void)
 {
 	struct onfs_config cfg;
-	char err[1024] = "";
 	const struct onfs_export_conf *a, *b;
 	const char *path = conf_file(
 		"; a comment\n"
@@ -414,10 +425,7 @@ static void config_file_full(void)
 		"access = ro\n"
 		"squash = none\n");
 
-	memset(&cfg, 0, sizeof(cfg));
-	CHECK(onfs_config_load_file(path, &cfg, err, sizeof(err)) == 0);
-	if (err[0])
-		fprintf(stderr, "  (error: %s)\n", err);
+	CHECK(load_ok(path, &cfg));
 	CHECK_STR(cfg.listen_host, "0.0.0.0");
 	CHECK(cfg.listen_port == 2050);
 	CHECK_STR(cfg.portmap_host, "127.0.0.1");
@@ -475,17 +483,13 @@ static void config_file_full(void)
 static void config_continuation_blanks(void)
 {
 	struct onfs_config cfg;
-	char err[1024] = "";
 	const char *path = conf_file("[export a]\n"
 				     "path = /a\n"
 				     "lowerdir = /l/one:\n"
 				     "\f/l/two:\n"
 				     "\v\t/l/three\n");
 
-	memset(&cfg, 0, sizeof(cfg));
-	CHECK(onfs_config_load_file(path, &cfg, err, sizeof(err)) == 0);
-	if (err[0])
-		fprintf(stderr, "  (error: %s)\n", err);
+	CHECK(load_ok(path, &cfg));
 	CHECK(cfg.nexports == 1 && cfg.exports[0].nlower == 3);
 	if (cfg.nexports == 1 && cfg.exports[0].nlower == 3) {
 		CHECK_STR(cfg.exports[0].lowerdir[1], "/l/two");
@@ -500,11 +504,9 @@ static void config_continuation_blanks(void)
 static void config_file_defaults(void)
 {
 	struct onfs_config cfg;
-	char err[1024] = "";
 	const char *path = conf_file("[export only]\npath=/\nlowerdir=/l\n");
 
-	memset(&cfg, 0, sizeof(cfg));
-	CHECK(onfs_config_load_file(path, &cfg, err, sizeof(err)) == 0);
+	CHECK(load_ok(path, &cfg));
 	CHECK(cfg.nexports == 1);
 	/* default clients: loopback only */
 	CHECK(cfg.exports[0].nclients == 2);
