@@ -138,7 +138,7 @@ struct onfs_export {
 	 */
 	atomic_bool index_used;
 	atomic_uint tmp_counter; /* temp names "#%x" in work/ */
-	atomic_bool no_tmpfile;  /* work/ refused O_TMPFILE once: named temps only */
+	atomic_bool no_tmpfile;  /* set by workdir.c's probe: named temps only */
 	/*
 	 * Locks of the write path. ns_lock serialises namespace changes of the
 	 * export (create, remove, rename, link, the final rename of a copy-up);

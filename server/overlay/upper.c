@@ -48,7 +48,8 @@ void onfs_upper_tmpname(struct onfs_export *ex, char *buf, size_t cap)
  * makes one: no entry in work/ is written, so its fsync does not also
  * write out work/ itself (without a journal, ext4 syncs a new entry's
  * directory with the file), and a crash leaves nothing to scrub. -errno
- * when work/'s filesystem has no O_TMPFILE: the caller uses a named temp.
+ * on failure, -EOPNOTSUPP when the work area's probe (workdir.c) found
+ * none: the caller uses a named temp.
  */
 int onfs_upper_tmpfile(struct onfs_export *ex, mode_t mode)
 {
@@ -57,14 +58,7 @@ int onfs_upper_tmpfile(struct onfs_export *ex, mode_t mode)
 	if (atomic_load_explicit(&ex->no_tmpfile, memory_order_relaxed))
 		return -EOPNOTSUPP;
 	fd = openat(ex->work_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
-	if (fd < 0) {
-		int err = errno;
-
-		if (err == EOPNOTSUPP || err == EISDIR || err == EINVAL)
-			atomic_store_explicit(&ex->no_tmpfile, true, memory_order_relaxed);
-		return traced(-err, "tmpfile", ".", NULL);
-	}
-	return fd;
+	return fd >= 0 ? fd : traced(-errno, "tmpfile", ".", NULL);
 }
 
 /*

@@ -313,6 +313,7 @@ int onfs_workdir_setup(struct onfs_export *ex, const char *workdir, char *err, s
 {
 	char path[PATH_MAX + 32], real[PATH_MAX], why[PATH_MAX + 128];
 	int wfd, fd, ret;
+	const char *test_no_tmpfile;
 
 	if (!realpath(workdir, real)) {
 		snprintf(err, errlen, "workdir '%s': %s", workdir, strerror(errno));
@@ -412,7 +413,8 @@ int onfs_workdir_setup(struct onfs_export *ex, const char *workdir, char *err, s
 	ex->work_fd = fd;
 	ex->work_ok = true;
 	/* tests: copy-ups through named temps, as where O_TMPFILE is missing */
-	if (getenv("OVLNFSD_TEST_NO_TMPFILE") && *getenv("OVLNFSD_TEST_NO_TMPFILE"))
+	test_no_tmpfile = getenv("OVLNFSD_TEST_NO_TMPFILE");
+	if (test_no_tmpfile && *test_no_tmpfile)
 		atomic_store(&ex->no_tmpfile, true);
 	else
 		probe_tmpfile(ex);
