@@ -246,13 +246,46 @@ static void restore_times(int dirfd, const struct stat *st)
 }
 
 /*
+ * The index entry of a copied-up directory: an empty directory named after
+ * the lower's origin that names the upper copy dst (docs/overlay.md, "The
+ * index"). Built in work/ with its "upper" xattr and renamed into index/, so
+ * a kill never leaves an entry without one. Best effort, as the kernel's:
+ * an entry that exists already is kept.
+ */
+static void index_dir(struct onfs_export *ex, const struct onfs_ident *lower, int dst)
+{
+	char tmp[32], idx[2 * (21 + ONFS_FID_MAX) + 1];
+	uint8_t fb[21 + ONFS_FID_MAX];
+	struct onfs_ident uid = { 0 };
+	int ifd;
+
+	onfs_upper_index_name(ex, lower, idx, sizeof(idx));
+	if (!idx[0] || onfs_fs_name_to_ident(dst, "", &uid) < 0)
+		return;
+	uid.fsidx = ex->layers[0].fsidx;
+	onfs_upper_tmpname(ex, tmp, sizeof(tmp));
+	if (onfs_upper_mkdir(ex->work_fd, tmp, ex->no_chown ? 0700 : 0) < 0)
+		return;
+	ifd = openat(ex->work_fd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (ifd >= 0 &&
+	    onfs_upper_set_ovl(ex, ifd, "upper", fb, onfs_upper_encode_fb(ex, &uid, true, fb)) == 0 &&
+	    onfs_upper_rename(ex->work_fd, tmp, ex->index_fd, idx, RENAME_NOREPLACE) == 0) {
+		close(ifd);
+		return;
+	}
+	if (ifd >= 0)
+		close(ifd);
+	onfs_upper_unlink(ex->work_fd, tmp, AT_REMOVEDIR);
+}
+
+/*
  * Copy the directory `dir` (a merged node without an upper part) up as
  * name inside the upper directory pfd. Holds ns_lock (the caller's).
  */
 static int copyup_dir_locked(struct onfs_export *ex, int pfd, const char *name,
 			     struct onfs_node *dir)
 {
-	char tmp[32], idx[2 * (21 + ONFS_FID_MAX) + 1];
+	char tmp[32];
 	uint8_t fb[21 + ONFS_FID_MAX];
 	struct stat st, pst;
 	int src = -1, dst = -1, ret;
@@ -288,19 +321,7 @@ static int copyup_dir_locked(struct onfs_export *ex, int pfd, const char *name,
 	if (ret < 0)
 		goto out_tmp;
 	restore_times(pfd, &pst);
-	/* index: an empty directory naming the upper copy (docs/overlay.md, "The index") */
-	onfs_upper_index_name(ex, &dir->ident, idx, sizeof(idx));
-	if (idx[0] && onfs_upper_mkdir(ex->index_fd, idx, ex->no_chown ? 0700 : 0) == 0) {
-		struct onfs_ident uid = { 0 };
-		int ifd = openat(ex->index_fd, idx, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (ifd >= 0 && onfs_fs_name_to_ident(dst, "", &uid) == 0) {
-			uid.fsidx = ex->layers[0].fsidx;
-			fbl = onfs_upper_encode_fb(ex, &uid, true, fb);
-			onfs_upper_set_ovl(ex, ifd, "upper", fb, fbl);
-		}
-		if (ifd >= 0)
-			close(ifd);
-	}
+	index_dir(ex, &dir->ident, dst);
 	ret = 0;
 	goto out;
 out_tmp:

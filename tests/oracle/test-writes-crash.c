@@ -763,19 +763,8 @@ static void index_must_be_sane(const char *work, const char *when)
 			ASSERTF(xl == (ssize_t)n && memcmp(x, fb, n) == 0,
 				"%s: index/%s: its origin xattr is not its name", when, de->d_name);
 		} else if (S_ISDIR(st.st_mode)) {
+			/* built in work/ and renamed in: never without its upper xattr */
 			xl = lgetxattr(e, "trusted.overlay.upper", x, sizeof(x));
-			if (xl < 0 && errno == ENODATA) {
-				/*
-				 * Known: copy-up makes a directory's index entry in
-				 * place and then sets its upper xattr, so a kill in
-				 * between leaves it without one. The kernel drops such
-				 * an entry at mount as stale; ovlnfsd should build it
-				 * in work/ and rename it (reported, not hidden).
-				 */
-				printf("# NOTE: %s: index/%s: directory without an upper handle "
-				       "(copy-up killed between mkdir and setxattr)\n", when, de->d_name);
-				continue;
-			}
 			ASSERTF(xl >= 21 && x[1] == 0xfb && x[2] == xl && (x[3] & 4),
 				"%s: index/%s: not a valid upper handle", when, de->d_name);
 		} else {
