@@ -344,7 +344,8 @@ static void ct_diff(struct ctree *a, struct ctree *b, const char *moved, char *m
 			return;
 		}
 		if (!S_ISDIR(x->mode) && older(&x->mtime, &ops_start) &&
-		    !(moved && strcmp(x->path, moved) == 0) && (x->mtime.tv_sec != y->mtime.tv_sec || x->mtime.tv_nsec != y->mtime.tv_nsec)) {
+		    !(moved && strcmp(x->path, moved) == 0) &&
+		    (x->mtime.tv_sec != y->mtime.tv_sec || x->mtime.tv_nsec != y->mtime.tv_nsec)) {
 			snprintf(msg, len, "'%s': mtime %lld.%09ld/%lld.%09ld (no operation changed it)",
 				 x->path, (long long)x->mtime.tv_sec, x->mtime.tv_nsec,
 				 (long long)y->mtime.tv_sec, y->mtime.tv_nsec);
