@@ -263,19 +263,13 @@ static void index_dir(struct onfs_export *ex, const struct onfs_ident *lower, in
 	if (!idx[0] || onfs_fs_name_to_ident(dst, "", &uid) < 0)
 		return;
 	uid.fsidx = ex->layers[0].fsidx;
-	onfs_upper_tmpname(ex, tmp, sizeof(tmp));
-	if (onfs_upper_mkdir(ex->work_fd, tmp, ex->no_chown ? 0700 : 0) < 0)
+	ifd = onfs_upper_tmpdir(ex, tmp, sizeof(tmp));
+	if (ifd < 0)
 		return;
-	ifd = openat(ex->work_fd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (ifd >= 0 &&
-	    onfs_upper_set_ovl(ex, ifd, "upper", fb, onfs_upper_encode_fb(ex, &uid, true, fb)) == 0 &&
-	    onfs_upper_rename(ex->work_fd, tmp, ex->index_fd, idx, RENAME_NOREPLACE) == 0) {
-		close(ifd);
-		return;
-	}
-	if (ifd >= 0)
-		close(ifd);
-	onfs_upper_unlink(ex->work_fd, tmp, AT_REMOVEDIR);
+	if (onfs_upper_set_ovl(ex, ifd, "upper", fb, onfs_upper_encode_fb(ex, &uid, true, fb)) < 0 ||
+	    onfs_upper_rename(ex->work_fd, tmp, ex->index_fd, idx, RENAME_NOREPLACE) < 0)
+		onfs_upper_unlink(ex->work_fd, tmp, AT_REMOVEDIR);
+	close(ifd);
 }
 
 /*
@@ -298,14 +292,10 @@ static int copyup_dir_locked(struct onfs_export *ex, int pfd, const char *name,
 		ret = -errno;
 		goto out;
 	}
-	onfs_upper_tmpname(ex, tmp, sizeof(tmp));
-	ret = onfs_upper_mkdir(ex->work_fd, tmp, ex->no_chown ? 0700 : 0);
-	if (ret < 0)
-		goto out;
-	dst = openat(ex->work_fd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	dst = onfs_upper_tmpdir(ex, tmp, sizeof(tmp));
 	if (dst < 0) {
-		ret = -errno;
-		goto out_tmp;
+		ret = dst;
+		goto out;
 	}
 	ret = copy_xattrs(ex, src, dst);
 	if (ret < 0)

@@ -375,6 +375,7 @@ int onfs_upper_mkdir(int dirfd, const char *name, mode_t mode);
 int onfs_upper_unlink(int dirfd, const char *name, int flags);
 int onfs_upper_rename(int fdir, const char *from, int tdir, const char *to, unsigned flags);
 int onfs_upper_whiteout_tmp(struct onfs_export *ex, char *tmp, size_t cap);
+int onfs_upper_tmpdir(struct onfs_export *ex, char *tmp, size_t cap);
 int onfs_upper_setxattr(int fd, const char *name, const void *v, size_t len);
 int onfs_upper_set_ovl(struct onfs_export *ex, int fd, const char *attr, const void *v, size_t len);
 int onfs_upper_remove_ovl(struct onfs_export *ex, int fd, const char *attr);

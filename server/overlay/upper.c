@@ -104,6 +104,27 @@ int onfs_upper_whiteout_tmp(struct onfs_export *ex, char *tmp, size_t cap)
 	return ret;
 }
 
+/*
+ * An empty directory named tmp in work/ (mode 0, 0700 rootless), open
+ * (O_RDONLY) for its xattrs: the descriptor, or -errno with nothing left.
+ */
+int onfs_upper_tmpdir(struct onfs_export *ex, char *tmp, size_t cap)
+{
+	int fd, ret;
+
+	onfs_upper_tmpname(ex, tmp, cap);
+	ret = onfs_upper_mkdir(ex->work_fd, tmp, ex->no_chown ? 0700 : 0);
+	if (ret < 0)
+		return ret;
+	fd = openat(ex->work_fd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		onfs_upper_unlink(ex->work_fd, tmp, AT_REMOVEDIR);
+		return ret;
+	}
+	return fd;
+}
+
 int onfs_upper_setxattr(int fd, const char *name, const void *v, size_t len)
 {
 	char proc[64];
